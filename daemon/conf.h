@@ -1,0 +1,118 @@
+/*
+ * conf.h - the daemon's configuration, parsed with libconfuse.
+ *
+ * The config is read once at start and again on SIGHUP.  A parse yields a
+ * whole new struct config or an error; the running config is replaced
+ * only by a config that parsed and checked without error, so a bad edit
+ * never takes down a running daemon.
+ *
+ * (Named conf.h, not config.h, so that "config.h" always means the header
+ * autoconf generates.)
+ */
+#ifndef IPCQ_CONF_H
+#define IPCQ_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "ipcq.h"
+
+enum delivery_mode {
+	DELIVERY_AT_MOST_ONCE = 0,
+	DELIVERY_AT_LEAST_ONCE = 1,
+};
+
+/* One access rule: "user:NAME", "group:NAME", "uid:N", "gid:N" or "*",
+ * resolved to a numeric id when the config is loaded. */
+enum acl_kind {
+	ACL_ANY,
+	ACL_UID,
+	ACL_GID,
+};
+
+struct acl_rule {
+	enum acl_kind kind;
+	uint32_t id;
+};
+
+struct acl {
+	bool set;     /* false: the key was absent (use the default policy) */
+	size_t n;
+	struct acl_rule *rules;
+};
+
+struct queue_config {
+	char name[IPCQ_NAME_MAX + 1];
+	ipcq_geometry geo;          /* fields left 0 take the defaults */
+	enum delivery_mode delivery;
+	struct acl allow_send;
+	struct acl allow_recv;
+};
+
+enum log_level {
+	LOG_LEVEL_ERROR = 0,
+	LOG_LEVEL_WARNING,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG,
+};
+
+struct config {
+	char *source;               /* file it came from, or "(embedded defaults)" */
+	char namespace_[IPCQ_NAMESPACE_MAX + 1];
+	char *socket;               /* NULL: derived from the namespace */
+	bool auto_create;
+	enum log_level log_level;
+	uint32_t max_clients;       /* simultaneous control connections */
+	ipcq_geometry defaults;     /* every field set */
+	enum delivery_mode default_delivery;
+	size_t n_queues;
+	struct queue_config *queues;
+};
+
+/* The config used when no file exists (also shipped as etc/ipcbrokerd.conf). */
+extern const char config_embedded[];
+/* The name config_load() gives the embedded config in messages and source. */
+#define CONFIG_EMBEDDED_SOURCE "(embedded defaults)"
+
+/* Bounds of the values a config may set. */
+#define CONFIG_MAX_MSGS_MAX 65536
+#define CONFIG_MSG_SIZE_MAX (1u << 20)
+#define CONFIG_RING_SIZE_MIN (64ull << 10)
+#define CONFIG_RING_SIZE_MAX (64ull << 30)
+#define CONFIG_RING_PAGE 4096u
+/* max_payload must leave this much of the ring free: room for the
+ * message's 64-byte chunk header and its padding, with a page to spare. */
+#define CONFIG_RING_RESERVE 4096u
+/* A message's length travels in 32 bits (proto_msg_hdr.len). */
+#define CONFIG_MAX_PAYLOAD_MAX UINT32_MAX
+#define CONFIG_MAX_CLIENTS_MAX 1000000
+
+/* Parse path (or the embedded text when path is NULL).  On error, returns a
+ * negative errno and writes one message per problem, "FILE:LINE: what",
+ * to err (may be NULL).  Unknown keys, bad sizes, bad names, unknown users
+ * and groups, geometry outside sane bounds are all errors: -EINVAL; a file
+ * that cannot be read: the errno of the failure (-ENOENT, -EACCES...).
+ * Not thread-safe: libconfuse's scanner is global state. */
+int config_load(struct config **out, const char *path, FILE *err);
+void config_free(struct config *cfg);
+static inline void config_freep(struct config **p)
+{
+	if (*p)
+		config_free(*p);
+}
+#define _cleanup_config_ __attribute__((cleanup(config_freep)))
+
+/* The config of queue name, or NULL if the config does not name it. */
+const struct queue_config *config_find_queue(const struct config *cfg, const char *name);
+
+/* Geometry of q with the defaults filled in (q may be NULL). */
+ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q);
+
+/* Whether a peer with uid, primary gid and supplementary groups matches
+ * the rules. */
+bool acl_match(const struct acl *acl, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups);
+
+#endif /* IPCQ_CONF_H */

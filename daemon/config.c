@@ -1,0 +1,765 @@
+/*
+ * config.c - reading ipcbrokerd.conf with libconfuse.
+ *
+ * A load runs in two passes.  libconfuse parses the text, and callbacks
+ * attached to each option check every value as it is read, while the
+ * scanner still knows its line: sizes ("64M" or 65536), ranges, names,
+ * words, and access rules, whose user and group names are resolved to ids
+ * right there so that an unknown name is reported on its own line.  Then
+ * the tree is copied into a plain struct config that the rest of the
+ * daemon uses without libconfuse, and the checks that need the whole
+ * file run: a queue's geometry is only known once the defaults section
+ * has been read, wherever it stands in the file.  libconfuse keeps no
+ * line per value, so those checks report the line where the section
+ * ends.
+ *
+ * Nothing is changed until the whole file passed: config_load() hands out
+ * a new struct config or nothing.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <confuse.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "conf.h"
+#include "proto.h"
+#include "util.h"
+
+const char config_embedded[] =
+	"namespace = \"default\"\n"
+	"auto_create = true\n"
+	"log_level = \"info\"\n"
+	"max_clients = 4096\n"
+	"defaults {\n"
+	"\tmax_msgs = 10\n"
+	"\tmsg_size = 512\n"
+	"\tring_size = \"64M\"\n"
+	"\tmax_payload = \"16M\"\n"
+	"\tdelivery = \"at-most-once\"\n"
+	"}\n";
+
+/* getpwnam_r()/getgrnam_r() want a buffer of a size the system only hints
+ * at; it grows up to this before a lookup gives up. */
+#define LOOKUP_BUF_MAX (16u << 20)
+/* A config is a few kilobytes; refuse to read a runaway file whole. */
+#define CONFIG_FILE_MAX (16u << 20)
+
+static const char *const delivery_words[] = {
+	[DELIVERY_AT_MOST_ONCE] = "at-most-once",
+	[DELIVERY_AT_LEAST_ONCE] = "at-least-once",
+};
+
+static const char *const log_level_words[] = {
+	[LOG_LEVEL_ERROR] = "error",
+	[LOG_LEVEL_WARNING] = "warning",
+	[LOG_LEVEL_INFO] = "info",
+	[LOG_LEVEL_DEBUG] = "debug",
+};
+
+struct int_range {
+	const char *key;
+	long min;
+	long max;
+	long multiple_of;
+};
+
+static const struct int_range int_ranges[] = {
+	{ "max_msgs", 1, CONFIG_MAX_MSGS_MAX, 1 },
+	{ "msg_size", PROTO_MSG_SIZE_MIN, CONFIG_MSG_SIZE_MAX, 1 },
+	{ "ring_size", CONFIG_RING_SIZE_MIN, CONFIG_RING_SIZE_MAX, CONFIG_RING_PAGE },
+	{ "max_payload", 1, CONFIG_MAX_PAYLOAD_MAX, 1 },
+	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
+};
+
+/* Where messages go, and the file name they carry. */
+struct report {
+	FILE *out;
+	const char *source;
+};
+
+/* libconfuse's error and validation callbacks take no user pointer, so
+ * config_parse() points this at its report for the length of a parse.
+ * libconfuse's scanner is global state anyway: loads cannot run at once. */
+static struct report parse_report;
+
+static void cfg_freep(cfg_t **p)
+{
+	if (*p)
+		cfg_free(*p);
+}
+#define _cleanup_cfg_ __attribute__((cleanup(cfg_freep)))
+
+__attribute__((format(printf, 3, 0))) static void vreport(const struct report *rep, int line,
+                                                         const char *fmt, va_list ap)
+{
+	if (!rep->out)
+		return;
+	if (line > 0)
+		fprintf(rep->out, "%s:%d: ", rep->source, line);
+	else
+		fprintf(rep->out, "%s: ", rep->source);
+	vfprintf(rep->out, fmt, ap);
+	fputc('\n', rep->out);
+}
+
+__attribute__((format(printf, 3, 4))) static void report(const struct report *rep, int line,
+                                                        const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vreport(rep, line, fmt, ap);
+	va_end(ap);
+}
+
+/* libconfuse's error function: its messages and ours from the callbacks. */
+static void report_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	vreport(&parse_report, cfg ? cfg->line : 0, fmt, ap);
+}
+
+static int word_index(const char *const *words, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (strcmp(words[i], s) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
+static const char *skip_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+/* ---- values, checked as they are read ---- */
+
+static int parse_size_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	uint64_t v;
+	int r = parse_size(value, &v);
+
+	if (r == -ERANGE || (r == 0 && v > LONG_MAX)) {
+		cfg_error(cfg, "%s = \"%s\": too large", opt->name, value);
+		return -1;
+	}
+	if (r) {
+		cfg_error(cfg, "%s = \"%s\": not a size (a number, optionally with K, M or G)",
+		          opt->name, value);
+		return -1;
+	}
+	*(long *)result = (long)v;
+	return 0;
+}
+
+static const struct int_range *int_range_of(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(int_ranges); i++)
+		if (strcmp(int_ranges[i].key, key) == 0)
+			return &int_ranges[i];
+	return NULL;
+}
+
+static int validate_int_range(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const struct int_range *range = int_range_of(opt->name);
+	long v = cfg_opt_getnint(opt, 0);
+
+	assert(range);
+	if (v < range->min || v > range->max) {
+		cfg_error(cfg, "%s = %ld: out of range (%ld to %ld)", opt->name, v, range->min,
+		          range->max);
+		return -1;
+	}
+	if (v % range->multiple_of) {
+		cfg_error(cfg, "%s = %ld: not a multiple of %ld", opt->name, v, range->multiple_of);
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_namespace(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *ns = cfg_opt_getnstr(opt, 0);
+
+	if (proto_namespace_valid(ns))
+		return 0;
+	cfg_error(cfg, "namespace = \"%s\": not a valid name (letters, digits, '_' and '-', at most %d)",
+	          ns ? ns : "", IPCQ_NAMESPACE_MAX);
+	return -1;
+}
+
+static int validate_socket(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *path = cfg_opt_getnstr(opt, 0);
+
+	if (path && path[0] == '/' && strlen(path) < sizeof(((struct sockaddr_un *)NULL)->sun_path))
+		return 0;
+	cfg_error(cfg, "socket = \"%s\": not an absolute path shorter than %zu bytes",
+	          path ? path : "", sizeof(((struct sockaddr_un *)NULL)->sun_path));
+	return -1;
+}
+
+static int validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (word_index(log_level_words, ARRAY_SIZE(log_level_words), s) >= 0)
+		return 0;
+	cfg_error(cfg, "log_level = \"%s\": not one of error, warning, info, debug", s ? s : "");
+	return -1;
+}
+
+static int validate_delivery(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (word_index(delivery_words, ARRAY_SIZE(delivery_words), s) >= 0)
+		return 0;
+	cfg_error(cfg, "delivery = \"%s\": not one of at-most-once, at-least-once", s ? s : "");
+	return -1;
+}
+
+/* Runs when a queue section closes (the scanner is on its last line). */
+static int validate_queue_section(cfg_t *cfg, cfg_opt_t *opt)
+{
+	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	const char *name = cfg_title(sec);
+
+	if (proto_queue_name_valid(name))
+		return 0;
+	cfg_error(cfg, "queue \"%s\": not a valid queue name (letters, digits, '_', '-' and '.' "
+	               "but not first, at most %d)",
+	          name ? name : "", IPCQ_NAME_MAX);
+	return -1;
+}
+
+/* ---- access rules ---- */
+
+static int lookup_id(enum acl_kind kind, const char *name, uint32_t *id)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t size = 1024;
+
+	for (;;) {
+		struct passwd pw, *pwp = NULL;
+		struct group gr, *grp = NULL;
+		char *p = realloc(buf, size);
+		int r;
+
+		if (!p)
+			return -ENOMEM;
+		buf = p;
+		if (kind == ACL_UID)
+			r = getpwnam_r(name, &pw, buf, size, &pwp);
+		else
+			r = getgrnam_r(name, &gr, buf, size, &grp);
+		if (r == ERANGE && size < LOOKUP_BUF_MAX) {
+			size *= 2;
+			continue;
+		}
+		if (r)
+			return -r;
+		if (!pwp && !grp)
+			return -ENOENT;
+		*id = pwp ? (uint32_t)pwp->pw_uid : (uint32_t)grp->gr_gid;
+		return 0;
+	}
+}
+
+/* A decimal id; (uid_t)-1 is no id, so the largest is UINT32_MAX - 1. */
+static int parse_id(const char *s, uint32_t *id)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v >= UINT32_MAX)
+			return -ERANGE;
+	}
+	*id = (uint32_t)v;
+	return 0;
+}
+
+static int acl_rule_parse(const char *s, struct acl_rule *rule)
+{
+	const char *arg;
+
+	if (strcmp(s, "*") == 0) {
+		*rule = (struct acl_rule){ .kind = ACL_ANY };
+		return 0;
+	}
+	if ((arg = skip_prefix(s, "user:"))) {
+		rule->kind = ACL_UID;
+		return lookup_id(ACL_UID, arg, &rule->id);
+	}
+	if ((arg = skip_prefix(s, "group:"))) {
+		rule->kind = ACL_GID;
+		return lookup_id(ACL_GID, arg, &rule->id);
+	}
+	if ((arg = skip_prefix(s, "uid:"))) {
+		rule->kind = ACL_UID;
+		return parse_id(arg, &rule->id);
+	}
+	if ((arg = skip_prefix(s, "gid:"))) {
+		rule->kind = ACL_GID;
+		return parse_id(arg, &rule->id);
+	}
+	return -EINVAL;
+}
+
+/* Each list entry becomes a resolved struct acl_rule, freed by libconfuse
+ * with the tree. */
+static int acl_rule_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	_cleanup_free_ struct acl_rule *rule = calloc(1, sizeof(*rule));
+	int r;
+
+	if (!rule) {
+		cfg_error(cfg, "%s: %s", opt->name, strerror(ENOMEM));
+		return -1;
+	}
+	r = acl_rule_parse(value, rule);
+	if (r == -ENOENT)
+		cfg_error(cfg, "%s: \"%s\": no such %s", opt->name, value,
+		          rule->kind == ACL_UID ? "user" : "group");
+	else if (r == -EINVAL)
+		cfg_error(cfg, "%s: \"%s\": not user:NAME, group:NAME, uid:N, gid:N or *", opt->name,
+		          value);
+	else if (r)
+		cfg_error(cfg, "%s: \"%s\": %s", opt->name, value, strerror(-r));
+	if (r)
+		return -1;
+	*(struct acl_rule **)result = TAKE_PTR(rule);
+	return 0;
+}
+
+/* ---- the text ---- */
+
+static int read_file(const char *path, char **out)
+{
+	_cleanup_free_ char *buf = NULL;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0, cap = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n;
+
+		if (cap - len < 2) {
+			char *p;
+
+			if (cap >= CONFIG_FILE_MAX)
+				return -EFBIG;
+			cap = cap ? cap * 2 : 4096;
+			p = realloc(buf, cap);
+			if (!p)
+				return -ENOMEM;
+			buf = p;
+		}
+		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	/* libconfuse reads up to the first NUL and would ignore the rest */
+	if (strlen(buf) != len)
+		return -EILSEQ;
+	*out = TAKE_PTR(buf);
+	return 0;
+}
+
+/*
+ * Overwrite every comment ("# ...", "// ..." and C-style) with spaces,
+ * keeping newlines.  libconfuse 3.3 counts two extra lines for each "#"
+ * or "//" comment and one for each C-style one, so every line number
+ * after a comment would be wrong; it also refuses a comment inside a
+ * list.  Quoted strings are left alone, their escapes included, as
+ * libconfuse's scanner reads them.
+ */
+static void blank_comments(char *s)
+{
+	char quote = 0;
+
+	while (*s) {
+		if (quote) {
+			if (*s == '\\' && s[1])
+				s++;
+			else if (*s == quote)
+				quote = 0;
+			s++;
+		} else if (*s == '"' || *s == '\'') {
+			quote = *s++;
+		} else if (*s == '#' || (s[0] == '/' && s[1] == '/')) {
+			for (; *s && *s != '\n'; s++)
+				*s = ' ';
+		} else if (s[0] == '/' && s[1] == '*') {
+			for (; *s && !(s[0] == '*' && s[1] == '/'); s++)
+				if (*s != '\n')
+					*s = ' ';
+			for (int i = 0; i < 2 && *s; i++)
+				*s++ = ' ';
+		} else {
+			s++;
+		}
+	}
+}
+
+/* The text to parse: the file, or the embedded config. */
+static int config_text(const char *path, char **out)
+{
+	_cleanup_free_ char *text = NULL;
+
+	if (path) {
+		int r = read_file(path, &text);
+
+		if (r)
+			return r;
+	} else {
+		text = strdup(config_embedded);
+		if (!text)
+			return -ENOMEM;
+	}
+	blank_comments(text);
+	*out = TAKE_PTR(text);
+	return 0;
+}
+
+/* ---- parsing ---- */
+
+/* libconfuse's CFG_* initializers cannot attach a validating callback, and
+ * cfg_set_validate_func() would come too late for "defaults": cfg_init()
+ * instantiates that section at once from the options as they are then.
+ * So the callbacks are set here, with everything else about each key. */
+#define OPT_COUNT(key, defval, fl)                                              \
+	{                                                                       \
+		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
+		.validcb = validate_int_range,                                  \
+	}
+#define OPT_SIZE(key, defval, fl)                                               \
+	{                                                                       \
+		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
+		.parsecb = parse_size_cb, .validcb = validate_int_range,        \
+	}
+#define OPT_WORD(key, defval, fl, validate)                                      \
+	{                                                                        \
+		.name = (key), .type = CFGT_STR, .flags = (fl), .def.string = (defval), \
+		.validcb = (validate),                                           \
+	}
+#define OPT_ACL(key)                                                                  \
+	{                                                                             \
+		.name = (key), .type = CFGT_PTR, .flags = CFGF_LIST | CFGF_NODEFAULT, \
+		.parsecb = acl_rule_parse_cb, .freecb = free,                         \
+	}
+
+static int config_parse(cfg_t **out, const char *text, const struct report *rep)
+{
+	cfg_opt_t defaults_opts[] = {
+		OPT_COUNT("max_msgs", 10, CFGF_NONE),
+		OPT_SIZE("msg_size", 512, CFGF_NONE),
+		OPT_SIZE("ring_size", 64l << 20, CFGF_NONE),
+		OPT_SIZE("max_payload", 16l << 20, CFGF_NONE),
+		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
+		CFG_END(),
+	};
+	/* absent keys take the defaults section's values */
+	cfg_opt_t queue_opts[] = {
+		OPT_COUNT("max_msgs", 0, CFGF_NODEFAULT),
+		OPT_SIZE("msg_size", 0, CFGF_NODEFAULT),
+		OPT_SIZE("ring_size", 0, CFGF_NODEFAULT),
+		OPT_SIZE("max_payload", 0, CFGF_NODEFAULT),
+		OPT_WORD("delivery", NULL, CFGF_NODEFAULT, validate_delivery),
+		OPT_ACL("allow_send"),
+		OPT_ACL("allow_recv"),
+		CFG_END(),
+	};
+	cfg_opt_t root_opts[] = {
+		OPT_WORD("namespace", "default", CFGF_NONE, validate_namespace),
+		OPT_WORD("socket", NULL, CFGF_NODEFAULT, validate_socket),
+		CFG_BOOL("auto_create", cfg_true, CFGF_NONE),
+		OPT_WORD("log_level", "info", CFGF_NONE, validate_log_level),
+		OPT_COUNT("max_clients", 4096, CFGF_NONE),
+		CFG_SEC("defaults", defaults_opts, CFGF_NONE),
+		{
+			.name = "queue",
+			.type = CFGT_SEC,
+			.flags = CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES,
+			.subopts = queue_opts,
+			.validcb = validate_queue_section,
+		},
+		CFG_END(),
+	};
+	_cleanup_cfg_ cfg_t *tree = cfg_init(root_opts, CFGF_NONE);
+	int r;
+
+	if (!tree)
+		return -ENOMEM;
+	cfg_set_error_function(tree, report_cfg_error);
+
+	parse_report = *rep;
+	r = cfg_parse_buf(tree, text);
+	parse_report = (struct report){ 0 };
+	if (r != CFG_SUCCESS)
+		return -EINVAL;
+	*out = TAKE_PTR(tree);
+	return 0;
+}
+
+/* ---- the parsed tree into a struct config ---- */
+
+static ipcq_geometry geometry_with_defaults(ipcq_geometry geo, const ipcq_geometry *def)
+{
+	if (!geo.max_msgs)
+		geo.max_msgs = def->max_msgs;
+	if (!geo.msg_size)
+		geo.msg_size = def->msg_size;
+	if (!geo.ring_size)
+		geo.ring_size = def->ring_size;
+	if (!geo.max_payload)
+		geo.max_payload = def->max_payload;
+	return geo;
+}
+
+/* A key's value, or 0 when the section does not set it. */
+static long section_int(cfg_t *sec, const char *key)
+{
+	return cfg_size(sec, key) ? cfg_getint(sec, key) : 0;
+}
+
+/* The values were range-checked as they were read, so they fit. */
+static ipcq_geometry section_geometry(cfg_t *sec)
+{
+	return (ipcq_geometry){
+		.max_msgs = (uint32_t)section_int(sec, "max_msgs"),
+		.msg_size = (uint32_t)section_int(sec, "msg_size"),
+		.ring_size = (uint64_t)section_int(sec, "ring_size"),
+		.max_payload = (uint64_t)section_int(sec, "max_payload"),
+	};
+}
+
+static int section_delivery(cfg_t *sec, enum delivery_mode fallback)
+{
+	if (!cfg_size(sec, "delivery"))
+		return (int)fallback;
+	return word_index(delivery_words, ARRAY_SIZE(delivery_words), cfg_getstr(sec, "delivery"));
+}
+
+static int check_payload_fits(const struct report *rep, int line, const char *what,
+                              const ipcq_geometry *geo)
+{
+	if (geo->max_payload <= geo->ring_size - CONFIG_RING_RESERVE)
+		return 0;
+	report(rep, line, "%s: max_payload (%llu) must be at most ring_size - %u (%llu)", what,
+	       (unsigned long long)geo->max_payload, CONFIG_RING_RESERVE,
+	       (unsigned long long)(geo->ring_size - CONFIG_RING_RESERVE));
+	return -EINVAL;
+}
+
+static int acl_read(struct acl *acl, cfg_t *sec, const char *key)
+{
+	cfg_opt_t *opt = cfg_getopt(sec, key);
+	unsigned n = cfg_opt_size(opt);
+
+	/* an empty list is set and lets nobody in; an absent key is unset */
+	acl->set = opt->flags & CFGF_MODIFIED;
+	if (!n)
+		return 0;
+	acl->rules = calloc(n, sizeof(*acl->rules));
+	if (!acl->rules)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++)
+		acl->rules[i] = *(const struct acl_rule *)cfg_opt_getnptr(opt, i);
+	acl->n = n;
+	return 0;
+}
+
+static int queue_read(struct queue_config *q, cfg_t *sec, enum delivery_mode default_delivery)
+{
+	int r;
+
+	snprintf(q->name, sizeof(q->name), "%s", cfg_title(sec));
+	q->geo = section_geometry(sec);
+	r = section_delivery(sec, default_delivery);
+	if (r < 0)
+		return r;
+	q->delivery = (enum delivery_mode)r;
+	r = acl_read(&q->allow_send, sec, "allow_send");
+	if (r)
+		return r;
+	return acl_read(&q->allow_recv, sec, "allow_recv");
+}
+
+static int config_read_queues(struct config *cfg, cfg_t *tree, const struct report *rep)
+{
+	unsigned n = cfg_size(tree, "queue");
+	int r, failed = 0;
+
+	if (!n)
+		return 0;
+	cfg->queues = calloc(n, sizeof(*cfg->queues));
+	if (!cfg->queues)
+		return -ENOMEM;
+	cfg->n_queues = n;
+
+	for (unsigned i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(tree, "queue", i);
+		struct queue_config *q = &cfg->queues[i];
+		ipcq_geometry geo;
+		char what[sizeof("queue \"\"") + IPCQ_NAME_MAX];
+
+		r = queue_read(q, sec, cfg->default_delivery);
+		if (r)
+			return r;
+		geo = geometry_with_defaults(q->geo, &cfg->defaults);
+		snprintf(what, sizeof(what), "queue \"%s\"", q->name);
+		/* report every queue that does not fit, not just the first */
+		if (check_payload_fits(rep, sec->line, what, &geo))
+			failed = -EINVAL;
+	}
+	return failed;
+}
+
+static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep)
+{
+	cfg_t *defaults = cfg_getsec(tree, "defaults");
+	const char *socket_path = cfg_getstr(tree, "socket");
+	int r, q;
+
+	snprintf(cfg->namespace_, sizeof(cfg->namespace_), "%s", cfg_getstr(tree, "namespace"));
+	if (socket_path) {
+		cfg->socket = strdup(socket_path);
+		if (!cfg->socket)
+			return -ENOMEM;
+	}
+	cfg->auto_create = cfg_getbool(tree, "auto_create");
+	cfg->log_level = (enum log_level)word_index(log_level_words, ARRAY_SIZE(log_level_words),
+	                                            cfg_getstr(tree, "log_level"));
+	cfg->max_clients = (uint32_t)cfg_getint(tree, "max_clients");
+
+	cfg->defaults = section_geometry(defaults);
+	r = section_delivery(defaults, DELIVERY_AT_MOST_ONCE);
+	if (r < 0)
+		return r;
+	cfg->default_delivery = (enum delivery_mode)r;
+
+	/* on a bad defaults section go on: the queues' problems are worth
+	 * reporting in the same run */
+	r = check_payload_fits(rep, defaults->line, "defaults", &cfg->defaults);
+	q = config_read_queues(cfg, tree, rep);
+	return q ? q : r;
+}
+
+static int config_new(struct config **out, const char *source)
+{
+	_cleanup_config_ struct config *cfg = calloc(1, sizeof(*cfg));
+
+	if (!cfg)
+		return -ENOMEM;
+	cfg->source = strdup(source);
+	if (!cfg->source)
+		return -ENOMEM;
+	*out = TAKE_PTR(cfg);
+	return 0;
+}
+
+int config_load(struct config **out, const char *path, FILE *err)
+{
+	const struct report rep = { .out = err, .source = path ? path : CONFIG_EMBEDDED_SOURCE };
+	_cleanup_free_ char *text = NULL;
+	_cleanup_cfg_ cfg_t *tree = NULL;
+	_cleanup_config_ struct config *cfg = NULL;
+	int r;
+
+	r = config_text(path, &text);
+	if (r) {
+		report(&rep, 0, "%s", strerror(-r));
+		return r;
+	}
+	r = config_parse(&tree, text, &rep);
+	if (r)
+		return r;
+	r = config_new(&cfg, rep.source);
+	if (r)
+		return r;
+	r = config_read(cfg, tree, &rep);
+	if (r)
+		return r;
+	*out = TAKE_PTR(cfg);
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_queues; i++) {
+		free(cfg->queues[i].allow_send.rules);
+		free(cfg->queues[i].allow_recv.rules);
+	}
+	free(cfg->queues);
+	free(cfg->socket);
+	free(cfg->source);
+	free(cfg);
+}
+
+/* ---- queries ---- */
+
+const struct queue_config *config_find_queue(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_queues; i++)
+		if (strcmp(cfg->queues[i].name, name) == 0)
+			return &cfg->queues[i];
+	return NULL;
+}
+
+ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q)
+{
+	return geometry_with_defaults(q ? q->geo : (ipcq_geometry){ 0 }, &cfg->defaults);
+}
+
+static bool acl_rule_match(const struct acl_rule *rule, uid_t uid, gid_t gid, const gid_t *groups,
+                           size_t ngroups)
+{
+	switch (rule->kind) {
+	case ACL_ANY:
+		return true;
+	case ACL_UID:
+		return rule->id == uid;
+	case ACL_GID:
+		if (rule->id == gid)
+			return true;
+		for (size_t i = 0; i < ngroups; i++)
+			if (groups[i] == rule->id)
+				return true;
+		return false;
+	}
+	return false;
+}
+
+bool acl_match(const struct acl *acl, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+	for (size_t i = 0; i < acl->n; i++)
+		if (acl_rule_match(&acl->rules[i], uid, gid, groups, ngroups))
+			return true;
+	return false;
+}

@@ -1,0 +1,501 @@
+/*
+ * ctl.c - the control socket: accepting clients, reading their requests,
+ * checking their credentials, and answering with kernel objects.
+ *
+ * Clients are untrusted.  Each request is one SOCK_SEQPACKET datagram
+ * that must be exactly one struct proto_req; anything else gets -EPROTO.
+ * Descriptors a client sends are discarded by the kernel (we pass no
+ * control buffer).  A client that does not read its replies (the send
+ * would block) or hangs up is dropped.  The number of connections is
+ * capped (max_clients); past it new connections are closed at once.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define CONN_GROUPS_MAX 64
+
+struct conn {
+	struct daemon *d;
+	struct conn *next, *prev;
+	int fd;
+	sd_event_source *src;
+	struct ucred cred;
+	gid_t groups[CONN_GROUPS_MAX];
+	size_t ngroups;
+};
+
+/* A reply under construction, with the descriptors it will carry. */
+struct reply {
+	struct proto_reply rep;
+	ipcq_stats stats[PROTO_LIST_MAX];
+	int fds[2];
+	unsigned nfds;
+};
+
+static void conn_free(struct conn *c)
+{
+	struct daemon *d = c->d;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	d->n_conns--;
+	sd_event_source_disable_unref(c->src);
+	close(c->fd);
+	free(c);
+}
+
+static int reply_error(struct reply *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int reply_error(struct reply *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->rep.status = status;
+	va_start(ap, fmt);
+	vsnprintf(r->rep.errmsg, sizeof(r->rep.errmsg), fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* ---- access rules ---- */
+
+static bool is_privileged(const struct conn *c)
+{
+	return c->cred.uid == 0 || c->cred.uid == c->d->uid;
+}
+
+static bool acl_allows(const struct conn *c, const struct acl *acl)
+{
+	if (is_privileged(c) || !acl->set)
+		return true;
+	return acl_match(acl, c->cred.uid, c->cred.gid, c->groups, c->ngroups);
+}
+
+/* Whether c may use q as flags ask (send and/or receive). */
+static bool may_use(const struct conn *c, const struct queue *q, uint32_t flags)
+{
+	const struct queue_config *qc = config_find_queue(c->d->cfg, q->name);
+
+	if (!qc)
+		return true; /* auto-created queues are open to everyone */
+	if ((flags & IPCQ_SEND) && !acl_allows(c, &qc->allow_send))
+		return false;
+	if ((flags & IPCQ_RECV) && !acl_allows(c, &qc->allow_recv))
+		return false;
+	return true;
+}
+
+/* Create, delete: the daemon's own user always; others only for
+ * auto-created queues, and only while auto_create is on. */
+static bool may_manage(const struct conn *c, const struct queue *q)
+{
+	if (is_privileged(c))
+		return true;
+	return c->d->cfg->auto_create && (!q || !q->from_config);
+}
+
+/* ---- operations ---- */
+
+static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq_geometry *asked)
+{
+	const struct queue_config *qc = config_find_queue(d->cfg, name);
+	ipcq_geometry g = config_queue_geometry(d->cfg, qc);
+
+	if (asked && !qc) {
+		if (asked->max_msgs)
+			g.max_msgs = asked->max_msgs;
+		if (asked->msg_size)
+			g.msg_size = asked->msg_size;
+		if (asked->ring_size)
+			g.ring_size = asked->ring_size;
+		if (asked->max_payload)
+			g.max_payload = asked->max_payload;
+		/* a smaller ring than the default max_payload: shrink the latter */
+		if (!asked->max_payload && g.ring_size > RING_ALIGN && g.max_payload > g.ring_size - RING_ALIGN)
+			g.max_payload = g.ring_size / 2;
+	}
+	return g;
+}
+
+static int create_queue(struct conn *c, const char *name, const ipcq_geometry *asked, struct reply *r,
+                        struct queue **out)
+{
+	struct daemon *d = c->d;
+	const struct queue_config *qc = config_find_queue(d->cfg, name);
+	ipcq_geometry g = geometry_for(d, name, asked);
+	int ret;
+
+	ret = queue_create(d, name, &g, qc ? qc->delivery : d->cfg->default_delivery, false, r->rep.errmsg,
+	                   sizeof(r->rep.errmsg), out);
+	if (ret < 0) {
+		r->rep.status = ret;
+		log_warning("queue %s: not created for uid %u: %s", name, (unsigned)c->cred.uid, r->rep.errmsg);
+		return ret;
+	}
+	if (qc)
+		(*out)->from_config = true;
+	registry_save(d);
+	return 0;
+}
+
+static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct daemon *d = c->d;
+	struct queue *q = queue_find(d, req->name);
+	int mq_fd, ring_fd, ret;
+
+	if (!(req->flags & (IPCQ_SEND | IPCQ_RECV)))
+		return reply_error(r, -EINVAL, "open needs send and/or receive");
+	if (!q) {
+		if (!(req->flags & IPCQ_CREATE) || !(d->cfg->auto_create || is_privileged(c)))
+			return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+		if (create_queue(c, req->name, NULL, r, &q) < 0)
+			return r->rep.status;
+	}
+	if (!may_use(c, q, req->flags))
+		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
+		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->name);
+	ret = queue_open_fds(d, q, (int)req->flags, &mq_fd, &ring_fd);
+	if (ret < 0)
+		return reply_error(r, ret, "cannot open queue '%s': %s", q->name, strerror(-ret));
+	peer_watch(d, c->cred.pid);
+	queue_stats(q, &r->stats[0]);
+	r->rep.count = 1;
+	r->fds[0] = mq_fd;
+	r->fds[1] = ring_fd;
+	r->nfds = 2;
+	return 0;
+}
+
+static int op_create(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct queue *q = queue_find(c->d, req->name);
+
+	if (q)
+		return reply_error(r, -EEXIST, "queue '%s' exists already", req->name);
+	if (!may_manage(c, NULL))
+		return reply_error(r, -EACCES, "uid %u may not create queues (auto_create is off)",
+		                   (unsigned)c->cred.uid);
+	if (create_queue(c, req->name, &req->geo, r, &q) == 0) {
+		queue_stats(q, &r->stats[0]);
+		r->rep.count = 1;
+	}
+	return 0;
+}
+
+static int op_delete(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct queue *q = queue_find(c->d, req->name);
+
+	if (!q)
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	if (!may_manage(c, q))
+		return reply_error(r, -EACCES, "uid %u may not delete queue '%s'", (unsigned)c->cred.uid, q->name);
+	log_info("queue %s: deleted by uid %u", q->name, (unsigned)c->cred.uid);
+	queue_destroy(c->d, q, true);
+	registry_save(c->d);
+	return 0;
+}
+
+static int op_purge(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct queue *q = queue_find(c->d, req->name);
+	int n;
+
+	if (!q)
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	if (!may_manage(c, q) && !may_use(c, q, IPCQ_RECV))
+		return reply_error(r, -EACCES, "uid %u may not purge queue '%s'", (unsigned)c->cred.uid, q->name);
+	n = queue_purge(q);
+	if (n < 0)
+		return reply_error(r, n, "purge failed: %s", strerror(-n));
+	log_info("queue %s: purged %d messages (uid %u)", q->name, n, (unsigned)c->cred.uid);
+	queue_stats(q, &r->stats[0]);
+	r->rep.count = 1;
+	return 0;
+}
+
+static int op_stat(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct queue *q = queue_find(c->d, req->name);
+
+	if (!q)
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	queue_stats(q, &r->stats[0]);
+	r->rep.count = 1;
+	return 0;
+}
+
+static int op_list(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	uint32_t index = 0;
+
+	if (req->arg < 0)
+		return reply_error(r, -EINVAL, "negative list index");
+	r->rep.total = c->d->n_queues;
+	for (struct queue *q = c->d->queues; q && r->rep.count < PROTO_LIST_MAX; q = q->next, index++)
+		if (index >= (uint32_t)req->arg)
+			queue_stats(q, &r->stats[r->rep.count++]);
+	return 0;
+}
+
+static int op_notify(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	if (!queue_find(c->d, req->name))
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	return reply_error(r, -ENOTSUP, "signal notification is not available yet: poll ipcq_fd() instead");
+}
+
+static int dispatch(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	switch (req->op) {
+	case PROTO_OP_OPEN:
+		return op_open(c, req, r);
+	case PROTO_OP_CREATE:
+		return op_create(c, req, r);
+	case PROTO_OP_DELETE:
+		return op_delete(c, req, r);
+	case PROTO_OP_PURGE:
+		return op_purge(c, req, r);
+	case PROTO_OP_STAT:
+		return op_stat(c, req, r);
+	case PROTO_OP_LIST:
+		return op_list(c, req, r);
+	case PROTO_OP_NOTIFY:
+		return op_notify(c, req, r);
+	}
+	return reply_error(r, -EPROTO, "unknown operation %u", req->op);
+}
+
+static int send_reply(struct conn *c, struct reply *r)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} ctrl;
+	struct iovec iov = { .iov_base = &r->rep,
+		             .iov_len = sizeof(r->rep) + (size_t)r->rep.count * sizeof(ipcq_stats) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	r->rep.nfds = r->nfds;
+	if (r->nfds) {
+		memset(&ctrl, 0, sizeof(ctrl));
+		mh.msg_control = &ctrl;
+		mh.msg_controllen = CMSG_SPACE(r->nfds * sizeof(int));
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(r->nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), r->fds, r->nfds * sizeof(int));
+	}
+	n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	for (unsigned i = 0; i < r->nfds; i++)
+		close(r->fds[i]);
+	return n < 0 ? -errno : 0;
+}
+
+static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct conn *c = userdata;
+	struct proto_req req;
+	_cleanup_free_ struct reply *r = NULL;
+	unsigned char buf[sizeof(struct proto_req)];
+	ssize_t n;
+	int ret;
+
+	if (!(revents & EPOLLIN)) {
+		conn_free(c); /* hung up */
+		return 0;
+	}
+	/* MSG_TRUNC: learn the real size of an oversized datagram */
+	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		conn_free(c);
+		return 0;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return 0; /* the request is lost; the client times out or retries */
+	ret = (size_t)n > sizeof(buf) ? -EPROTO : proto_req_decode(buf, (size_t)n, &req);
+	if (ret < 0) {
+		memset(&req, 0, sizeof(req));
+		if ((size_t)n >= offsetof(struct proto_req, flags))
+			memcpy(&req, buf, offsetof(struct proto_req, flags)); /* echo op and seq */
+		proto_reply_init(&r->rep, &req, ret);
+		snprintf(r->rep.errmsg, sizeof(r->rep.errmsg), "%s",
+		         ret == -EINVAL ? "invalid queue name or flags" : "malformed request");
+		log_debug("pid %d: bad request (%zd bytes): %s", (int)c->cred.pid, n, strerror(-ret));
+	} else {
+		proto_reply_init(&r->rep, &req, 0);
+		dispatch(c, &req, r);
+	}
+	if (send_reply(c, r) < 0)
+		conn_free(c); /* not reading its replies: drop it */
+	return 0;
+}
+
+static int conn_new(struct daemon *d, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	socklen_t len = sizeof(c->cred);
+	int ret;
+
+	if (!c) {
+		close(fd);
+		return -ENOMEM;
+	}
+	c->d = d;
+	c->fd = fd;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
+		ret = -errno;
+		close(fd);
+		free(c);
+		return ret;
+	}
+	len = sizeof(c->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+		c->ngroups = len / sizeof(gid_t);
+	ret = sd_event_add_io(d->event, &c->src, fd, EPOLLIN, on_conn_io, c);
+	if (ret < 0) {
+		close(fd);
+		free(c);
+		return ret;
+	}
+	c->next = d->conns;
+	if (d->conns)
+		d->conns->prev = c;
+	d->conns = c;
+	d->n_conns++;
+	return 0;
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (cfd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_warning("accept: %s", strerror(errno));
+			return 0;
+		}
+		if (d->n_conns >= d->cfg->max_clients) {
+			log_warning("refusing a client: max_clients (%u) reached", d->cfg->max_clients);
+			close(cfd);
+			continue;
+		}
+		conn_new(d, cfd);
+	}
+}
+
+void ctl_close_all(struct daemon *d)
+{
+	while (d->conns)
+		conn_free(d->conns);
+	d->listen_src = sd_event_source_disable_unref(d->listen_src);
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
+	d->listen_fd = -1;
+	if (d->listen_owned)
+		unlink(d->socket_path);
+}
+
+static int take_activated_socket(struct daemon *d)
+{
+	int n = sd_listen_fds(1);
+
+	if (n <= 0)
+		return 0;
+	if (n > 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_SEQPACKET, 1, NULL, 0) <= 0) {
+		log_error("socket activation passed %d descriptors; expected one listening SOCK_SEQPACKET unix socket", n);
+		return -EINVAL;
+	}
+	d->listen_fd = SD_LISTEN_FDS_START;
+	fcntl(d->listen_fd, F_SETFL, fcntl(d->listen_fd, F_GETFL) | O_NONBLOCK);
+	log_info("listening on socket passed by systemd");
+	return 1;
+}
+
+/* Take the instance lock "<socket>.lock": a second daemon of the same
+ * namespace is refused, and a stale socket file can be removed safely. */
+static int lock_instance(struct daemon *d)
+{
+	d->lock_fd = open(d->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0) {
+		log_error("cannot open %s: %s", d->lock_path, strerror(errno));
+		return -errno;
+	}
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (e == EWOULDBLOCK)
+			log_error("another ipcbrokerd is already serving namespace '%s' on %s", d->ns, d->socket_path);
+		else
+			log_error("cannot lock %s: %s", d->lock_path, strerror(e));
+		return -EADDRINUSE;
+	}
+	return 0;
+}
+
+int ctl_listen(struct daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t old;
+	int ret;
+
+	ret = lock_instance(d);
+	if (ret < 0)
+		return ret;
+	ret = take_activated_socket(d);
+	if (ret < 0)
+		return ret;
+	if (ret == 0) {
+		if (strlen(d->socket_path) >= sizeof(sa.sun_path)) {
+			log_error("socket path too long: %s", d->socket_path);
+			return -ENAMETOOLONG;
+		}
+		strcpy(sa.sun_path, d->socket_path);
+		d->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (d->listen_fd < 0)
+			return -errno;
+		unlink(d->socket_path); /* stale: we hold the instance lock */
+		/* anyone may connect; what they may do is decided per queue */
+		old = umask(0111);
+		ret = bind(d->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+		umask(old);
+		if (ret < 0 || listen(d->listen_fd, 128) < 0) {
+			ret = -errno;
+			log_error("cannot listen on %s: %s", d->socket_path, strerror(-ret));
+			return ret;
+		}
+		d->listen_owned = true;
+		log_info("listening on %s", d->socket_path);
+	}
+	return sd_event_add_io(d->event, &d->listen_src, d->listen_fd, EPOLLIN, on_accept, d);
+}

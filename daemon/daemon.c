@@ -1,0 +1,334 @@
+/*
+ * daemon.c - start-up, the event loop's sources, reload, client death,
+ * and shutdown.
+ *
+ * Start-up order matters for a restart without loss: queues named in the
+ * config are created or adopted first, then every other queue the
+ * registry lists is adopted with its messages, and only then does the
+ * socket listen and READY=1 go to systemd.  Clients that kept their
+ * descriptors across the restart never noticed it: the data path does not
+ * go through the daemon.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define SWEEP_INTERVAL_USEC (1000u * 1000u)
+
+/* A client process we watch through its pidfd. */
+struct peer {
+	struct peer *next;
+	struct daemon *d;
+	pid_t pid;
+	int pidfd;
+	sd_event_source *src;
+};
+
+/* ---- client processes ---- */
+
+static void peer_free(struct daemon *d, struct peer *p)
+{
+	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	}
+	sd_event_source_disable_unref(p->src);
+	close(p->pidfd);
+	free(p);
+}
+
+void daemon_sweep(struct daemon *d, pid_t dead)
+{
+	for (struct queue *q = d->queues; q; q = q->next)
+		queue_reclaim(q, dead);
+}
+
+static int on_peer_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct peer *p = userdata;
+	struct daemon *d = p->d;
+	pid_t pid = p->pid;
+
+	log_debug("client pid %d exited", (int)pid);
+	peer_free(d, p);
+	daemon_sweep(d, pid);
+	return 0;
+}
+
+int peer_watch(struct daemon *d, pid_t pid)
+{
+	struct peer *p;
+	int fd, ret;
+
+	if (pid <= 0)
+		return -EINVAL;
+	for (p = d->peers; p; p = p->next)
+		if (p->pid == pid)
+			return 0;
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0) {
+		/* gone already, or no pidfds: the periodic sweep covers it */
+		log_debug("pidfd_open(%d): %s", (int)pid, strerror(errno));
+		return -errno;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return -ENOMEM;
+	}
+	p->d = d;
+	p->pid = pid;
+	p->pidfd = fd;
+	ret = sd_event_add_io(d->event, &p->src, fd, EPOLLIN, on_peer_exit, p);
+	if (ret < 0) {
+		close(fd);
+		free(p);
+		return ret;
+	}
+	p->next = d->peers;
+	d->peers = p;
+	return 0;
+}
+
+/* ---- status ---- */
+
+void daemon_status(struct daemon *d)
+{
+	unsigned peers = 0;
+
+	for (struct peer *p = d->peers; p; p = p->next)
+		peers++;
+	sd_notifyf(0, "STATUS=namespace %s: %u queues, %u connections, %u client processes", d->ns, d->n_queues,
+	           d->n_conns, peers);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	/* catches clients we hold no pidfd for (forked after opening) and
+	 * redeliveries that found their mq full */
+	daemon_sweep(d, 0);
+	daemon_status(d);
+	sd_event_source_set_time(s, usec + SWEEP_INTERVAL_USEC);
+	return 0;
+}
+
+/* ---- queues from the config ---- */
+
+static void create_config_queues(struct daemon *d)
+{
+	for (size_t i = 0; i < d->cfg->n_queues; i++) {
+		const struct queue_config *qc = &d->cfg->queues[i];
+		ipcq_geometry g = config_queue_geometry(d->cfg, qc);
+		struct queue *q = queue_find(d, qc->name);
+		char err[PROTO_ERRMSG_MAX];
+
+		if (q) {
+			q->from_config = true;
+			if (memcmp(&q->geo, &g, sizeof(g)) != 0)
+				log_warning("queue %s: new geometry takes effect only when the queue is recreated",
+				            qc->name);
+			continue;
+		}
+		if (queue_create(d, qc->name, &g, qc->delivery, false, err, sizeof(err), &q) < 0) {
+			log_error("queue %s: %s", qc->name, err);
+			continue;
+		}
+		q->from_config = true;
+	}
+}
+
+/* ---- signals ---- */
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+	struct config *cfg = NULL;
+	int ret;
+
+	sd_notify(0, "RELOADING=1");
+	ret = config_load(&cfg, d->config_path, stderr);
+	if (ret < 0) {
+		log_error("reload: %s has errors; keeping the running configuration",
+		          d->config_path ? d->config_path : "the embedded config");
+		sd_notify(0, "READY=1\nSTATUS=reload failed: config has errors (see the log)");
+		return 0;
+	}
+	if (strcmp(cfg->namespace_, d->cfg->namespace_) != 0)
+		log_warning("reload: a new namespace takes effect only after a restart");
+	config_free(d->cfg);
+	d->cfg = cfg;
+	log_set_level(d->opt.verbose ? LOG_LEVEL_DEBUG : cfg->log_level);
+	create_config_queues(d);
+	registry_save(d);
+	log_info("reloaded %s: %u queues", d->config_path ? d->config_path : "embedded config", d->n_queues);
+	sd_notify(0, "READY=1");
+	daemon_status(d);
+	return 0;
+}
+
+static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	log_info("stopping on signal %u", si->ssi_signo);
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(d->event, 0);
+}
+
+/* ---- set-up ---- */
+
+static int resolve_paths(struct daemon *d)
+{
+	char dir[sizeof(d->socket_path)];
+	int n;
+
+	if (d->opt.socket)
+		n = snprintf(d->socket_path, sizeof(d->socket_path), "%s", d->opt.socket);
+	else if (d->cfg->socket)
+		n = snprintf(d->socket_path, sizeof(d->socket_path), "%s", d->cfg->socket);
+	else
+		n = proto_socket_path(d->socket_path, sizeof(d->socket_path), d->ns);
+	if (n < 0 || (size_t)n >= sizeof(d->socket_path)) {
+		log_error("cannot determine the socket path of namespace '%s'%s", d->ns,
+		          n == -ENOENT ? " (XDG_RUNTIME_DIR is not set; use --socket)" : "");
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%s", d->socket_path);
+	snprintf(d->lock_path, sizeof(d->lock_path), "%s.lock", d->socket_path);
+	n = snprintf(d->state_path, sizeof(d->state_path), "%s/%s.queues", dirname(dir), d->ns);
+	if ((size_t)n >= sizeof(d->state_path)) {
+		log_error("socket path too long: %s", d->socket_path);
+		return -ENAMETOOLONG;
+	}
+	/* the runtime directory may not exist yet (first start) */
+	snprintf(dir, sizeof(dir), "%s", d->socket_path);
+	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int setup_event_loop(struct daemon *d)
+{
+	sigset_t mask;
+	uint64_t now;
+	int ret;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ret = sd_event_default(&d->event);
+	if (ret >= 0)
+		ret = sd_event_add_signal(d->event, NULL, SIGTERM, on_stop, d);
+	if (ret >= 0)
+		ret = sd_event_add_signal(d->event, NULL, SIGINT, on_stop, d);
+	if (ret >= 0)
+		ret = sd_event_add_signal(d->event, NULL, SIGHUP, on_reload, d);
+	if (ret >= 0)
+		ret = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+	if (ret >= 0)
+		ret = sd_event_add_time(d->event, &d->timer_src, CLOCK_MONOTONIC, now + SWEEP_INTERVAL_USEC, 0,
+		                        on_timer, d);
+	if (ret >= 0)
+		ret = sd_event_source_set_enabled(d->timer_src, SD_EVENT_ON);
+	/* WATCHDOG=1 at half of WATCHDOG_USEC when systemd asks for it */
+	if (ret >= 0)
+		ret = sd_event_set_watchdog(d->event, true);
+	if (ret < 0)
+		log_error("cannot set up the event loop: %s", strerror(-ret));
+	return ret;
+}
+
+int daemon_init(struct daemon *d, const struct options *opt)
+{
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->opt = *opt;
+	d->lock_fd = d->listen_fd = -1;
+	d->uid = geteuid();
+
+	d->config_path = opt->config_path;
+	ret = config_load(&d->cfg, d->config_path, stderr);
+	if (ret < 0) {
+		log_error("%s has errors", d->config_path ? d->config_path : "the embedded config");
+		return ret;
+	}
+	log_set_level(opt->verbose ? LOG_LEVEL_DEBUG : d->cfg->log_level);
+	snprintf(d->ns, sizeof(d->ns), "%s", opt->namespace_ ? opt->namespace_ : d->cfg->namespace_);
+	if (!proto_namespace_valid(d->ns)) {
+		log_error("invalid namespace '%s': use letters, digits, '_' and '-' (at most %d)", d->ns,
+		          IPCQ_NAMESPACE_MAX);
+		return -EINVAL;
+	}
+	ret = resolve_paths(d);
+	if (ret < 0)
+		return ret;
+	limits_init(&d->limits);
+	log_info("mq limits: msg_max %ld, msgsize_max %ld, queues_max %ld, RLIMIT_MSGQUEUE %llu bytes",
+	         d->limits.msg_max, d->limits.msgsize_max, d->limits.queues_max,
+	         (unsigned long long)d->limits.msgqueue.rlim_cur);
+	ret = setup_event_loop(d);
+	if (ret < 0)
+		return ret;
+	/* the lock first: a second instance must not touch the queues */
+	ret = ctl_listen(d);
+	if (ret < 0)
+		return ret;
+	create_config_queues(d);
+	registry_adopt(d);
+	registry_save(d);
+	return 0;
+}
+
+int daemon_run(struct daemon *d)
+{
+	int ret;
+
+	log_info("ready: namespace %s, %u queues, socket %s", d->ns, d->n_queues, d->socket_path);
+	sd_notify(0, "READY=1");
+	daemon_status(d);
+	ret = sd_event_loop(d->event);
+	if (ret < 0)
+		log_error("event loop failed: %s", strerror(-ret));
+	return ret;
+}
+
+void daemon_deinit(struct daemon *d)
+{
+	ctl_close_all(d);
+	while (d->peers)
+		peer_free(d, d->peers);
+	/* queues and their messages stay in the kernel for the next start */
+	while (d->queues)
+		queue_destroy(d, d->queues, false);
+	d->timer_src = sd_event_source_disable_unref(d->timer_src);
+	d->event = sd_event_unref(d->event);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+	if (d->cfg)
+		config_free(d->cfg);
+	d->cfg = NULL;
+}

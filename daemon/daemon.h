@@ -1,0 +1,72 @@
+/*
+ * daemon.h - the state of one ipcbrokerd instance and its event loop.
+ *
+ * One sd-event loop (epoll underneath) carries everything: the listening
+ * socket and every client connection, SIGTERM/SIGINT/SIGHUP as signalfd
+ * sources, a housekeeping timer, the watchdog, and a pidfd per client
+ * process, which becomes readable when that process dies.
+ */
+#ifndef IPCQ_DAEMON_H
+#define IPCQ_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "mqlimits.h"
+#include "proto.h"
+
+struct queue;
+struct conn;
+struct peer;
+
+struct options {
+	const char *config_path; /* -c, or NULL */
+	const char *namespace_;  /* --namespace, or NULL */
+	const char *socket;      /* --socket, or NULL */
+	bool check_config;
+	int verbose;
+};
+
+struct daemon {
+	struct options opt;
+	struct config *cfg;
+	const char *config_path; /* what was loaded (NULL: embedded) */
+	char ns[IPCQ_NAMESPACE_MAX + 1];
+	char socket_path[108];
+	char lock_path[128];
+	char state_path[128];
+	int lock_fd;
+	int listen_fd;
+	bool listen_owned; /* we created the socket file (not socket activation) */
+	uid_t uid;
+	struct mq_limits limits;
+
+	sd_event *event;
+	sd_event_source *listen_src;
+	sd_event_source *timer_src;
+
+	struct queue *queues;
+	uint32_t n_queues;
+	uint32_t next_queue_id;
+	struct conn *conns;
+	uint32_t n_conns;
+	struct peer *peers;
+};
+
+int daemon_init(struct daemon *d, const struct options *opt);
+int daemon_run(struct daemon *d);
+void daemon_deinit(struct daemon *d);
+
+/* ctl.c: the control socket */
+int ctl_listen(struct daemon *d);
+void ctl_close_all(struct daemon *d);
+
+/* daemon.c: client processes */
+int peer_watch(struct daemon *d, pid_t pid);
+void daemon_sweep(struct daemon *d, pid_t dead);
+void daemon_status(struct daemon *d);
+
+#endif

@@ -1,0 +1,18 @@
+/*
+ * log.h - the daemon's log: one line per event on stderr, where journald
+ * picks it up (with a <N> priority prefix when stderr is the journal).
+ */
+#ifndef IPCQ_LOG_H
+#define IPCQ_LOG_H
+
+#include "conf.h"
+
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+#endif

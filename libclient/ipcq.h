@@ -1,0 +1,155 @@
+/*
+ * ipcq.h - client API of ipcbroker, a local message broker.
+ *
+ * A client connects to the daemon (ipcbrokerd) over its control socket,
+ * opens named queues, and then moves messages itself: small messages
+ * travel inline in a POSIX message queue, larger ones through the
+ * queue's shared-memory ring with only a descriptor on the mq.  The
+ * daemon checks permissions and hands out the kernel objects; it is not
+ * on the data path.
+ *
+ * Conventions (liburing style):
+ *  - every call returns 0 or a non-negative count on success and a
+ *    negative errno value on failure; errno is not used to report errors.
+ *  - timeouts are in milliseconds: -1 waits forever, 0 does not wait.
+ *  - the library never prints and never exits.
+ *
+ * Thread safety: an ipcq_client may be used from several threads (control
+ * requests are serialized internally).  An ipcq_queue may be used by
+ * several threads at once for send/recv/loan/publish/recv_view/release;
+ * ipcq_close() must not race with other calls on the same queue.
+ */
+#ifndef IPCQ_H
+#define IPCQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IPCQ_VERSION_STRING "0.1.0"
+
+/* Longest queue name: letters, digits, '_', '-' and '.' (not first). */
+#define IPCQ_NAME_MAX 64
+/* Longest namespace name: letters, digits, '_' and '-'. */
+#define IPCQ_NAMESPACE_MAX 32
+
+typedef struct ipcq_client ipcq_client;
+typedef struct ipcq_queue ipcq_queue;
+
+/* ipcq_open() flags */
+enum {
+	IPCQ_SEND = 1u << 0,   /* the caller will send */
+	IPCQ_RECV = 1u << 1,   /* the caller will receive */
+	IPCQ_CREATE = 1u << 2, /* create the queue if it does not exist */
+};
+
+/* Message flags reported in ipcq_msg.flags */
+enum {
+	IPCQ_MSG_REDELIVERED = 1u << 0, /* delivered again after a client died */
+};
+
+/* A message read in place (ipcq_recv_view). data stays valid until
+ * ipcq_release(). */
+typedef struct ipcq_msg {
+	const void *data;
+	size_t len;
+	unsigned prio;
+	unsigned flags;
+	uint64_t token; /* internal: identifies the held chunk */
+	uint64_t token2;
+} ipcq_msg;
+
+/* Geometry of a queue. Zero fields mean "the daemon's default". */
+typedef struct ipcq_geometry {
+	uint32_t max_msgs;    /* depth of the POSIX mq */
+	uint32_t msg_size;    /* bytes per mq message (inline limit + header) */
+	uint64_t ring_size;   /* bytes of the shared-memory ring */
+	uint64_t max_payload; /* largest message accepted */
+} ipcq_geometry;
+
+/* Counters and state of a queue (ipcq_stat). */
+typedef struct ipcq_stats {
+	char name[IPCQ_NAME_MAX + 1];
+	ipcq_geometry geo;
+	uint32_t depth;          /* messages waiting in the mq */
+	uint32_t id;             /* queue id (si_value of notifications) */
+	uint64_t ring_used;      /* ring bytes in use (headers and padding included) */
+	uint64_t ring_hwm;       /* high-water mark of ring_used */
+	uint64_t ring_chunks;    /* chunks in the ring not yet reclaimed */
+	uint64_t sent;           /* messages sent */
+	uint64_t received;       /* messages received */
+	uint64_t sent_ring;      /* of which through the ring */
+	uint64_t redelivered;    /* messages redelivered after a client died */
+	uint64_t dropped;        /* messages dropped (dead consumer, at-most-once) */
+	uint64_t reclaimed;      /* ring chunks reclaimed from dead clients */
+	uint64_t rejected;       /* forged or stale descriptors rejected */
+	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
+	uint32_t reserved;
+} ipcq_stats;
+
+/* Path of the control socket of namespace ns (NULL: "default"):
+ * /run/ipcbroker/NS.sock for root, $XDG_RUNTIME_DIR/ipcbroker/NS.sock
+ * otherwise.  Returns the length or a negative errno. */
+int ipcq_socket_path(const char *ns, char *buf, size_t cap);
+
+/* Connect to a daemon.  socket_or_null: a socket path, or NULL to use
+ * $IPCQ_SOCKET, else the namespace $IPCQ_NAMESPACE, else "default". */
+int ipcq_connect(ipcq_client **out, const char *socket_or_null);
+/* Disconnect.  Queues opened through c must be closed first. */
+void ipcq_disconnect(ipcq_client *c);
+
+/* Open (and with IPCQ_CREATE, create) a queue.  -ENOENT if it does not
+ * exist, -EACCES if the caller may not use it as asked. */
+int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out);
+int ipcq_close(ipcq_queue *q);
+/* Geometry of an open queue. */
+int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
+
+/* Copy API.  Messages up to the inline size go on the mq, larger ones
+ * through the ring, transparently.  -EMSGSIZE when len > max_payload.
+ * ipcq_recv returns the message length; -EMSGSIZE if cap is too small
+ * (the message stays queued).  prio may be NULL. */
+int ipcq_send(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms);
+ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms);
+
+/* File descriptor that polls readable when a message waits. */
+int ipcq_fd(ipcq_queue *q);
+/* Ask for signal signo (with si_value = queue id) when the queue becomes
+ * non-empty; 0 unregisters.  -ENOTSUP until the daemon fans out signals. */
+int ipcq_notify(ipcq_queue *q, int signo);
+
+/* Zero-copy API: reserve len bytes in the ring, write them in place, and
+ * publish; or read a message in place and release it.  A view of an
+ * inline message points into memory owned by the handle's receive slot. */
+int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms);
+int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio);
+/* Give back a loan without publishing it. */
+int ipcq_unloan(ipcq_queue *q, void *buf);
+int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms);
+int ipcq_release(ipcq_queue *q, ipcq_msg *m);
+
+/* Administration through the daemon. */
+int ipcq_create(ipcq_client *c, const char *name, const ipcq_geometry *geo_or_null);
+int ipcq_delete(ipcq_client *c, const char *name);
+int ipcq_purge(ipcq_client *c, const char *name);
+int ipcq_stat(ipcq_client *c, const char *name, ipcq_stats *out);
+/* Fill out[0..cap) with the queues' stats; returns how many queues exist
+ * (may exceed cap: call again with a larger array). */
+int ipcq_list(ipcq_client *c, ipcq_stats *out, size_t cap);
+
+/* Text of the last error the daemon explained on this client (for
+ * instance which kernel limit refused a queue), or "" if none. */
+const char *ipcq_last_error(ipcq_client *c);
+
+/* Text for a negative (or positive) errno value, including ipcbroker's
+ * own meanings (-ETIMEDOUT: timed out, -EBADMSG: forged descriptor...). */
+const char *ipcq_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

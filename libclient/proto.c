@@ -1,0 +1,171 @@
+/*
+ * proto.c - encoding and checking of control messages and data message
+ * headers, and the naming rules shared by the daemon and the library.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+_Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
+_Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
+_Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
+
+static bool name_chars_valid(const char *s, size_t max, bool allow_dot)
+{
+	size_t n = 0;
+
+	if (!s || !*s)
+		return false;
+	for (; s[n]; n++) {
+		char ch = s[n];
+
+		if (n >= max)
+			return false;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		    ch == '_' || ch == '-')
+			continue;
+		if (ch == '.' && allow_dot && n > 0)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+bool proto_queue_name_valid(const char *name)
+{
+	return name_chars_valid(name, IPCQ_NAME_MAX, true);
+}
+
+bool proto_namespace_valid(const char *ns)
+{
+	return name_chars_valid(ns, IPCQ_NAMESPACE_MAX, false);
+}
+
+int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *suffix)
+{
+	int n;
+
+	if (!proto_namespace_valid(ns) || !proto_queue_name_valid(queue))
+		return -EINVAL;
+	n = snprintf(buf, cap, PROTO_OBJ_PREFIX "%s.%s%s", ns, queue, suffix ? suffix : "");
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+int proto_socket_path(char *buf, size_t cap, const char *ns)
+{
+	const char *dir = "/run";
+	int n;
+
+	if (!ns)
+		ns = "default";
+	if (!proto_namespace_valid(ns))
+		return -EINVAL;
+	if (geteuid() != 0) {
+		dir = getenv("XDG_RUNTIME_DIR");
+		if (!dir || dir[0] != '/')
+			return -ENOENT;
+	}
+	n = snprintf(buf, cap, "%s/ipcbroker/%s.sock", dir, ns);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	return n;
+}
+
+void proto_req_init(struct proto_req *req, enum proto_op op, uint32_t seq, const char *name)
+{
+	memset(req, 0, sizeof(*req));
+	req->magic = PROTO_MAGIC;
+	req->version = PROTO_VERSION;
+	req->op = (uint16_t)op;
+	req->seq = seq;
+	if (name)
+		snprintf(req->name, sizeof(req->name), "%s", name);
+}
+
+static bool op_takes_name(uint16_t op)
+{
+	return op != PROTO_OP_LIST;
+}
+
+int proto_req_decode(const void *buf, size_t len, struct proto_req *out)
+{
+	if (len != sizeof(*out))
+		return -EPROTO;
+	memcpy(out, buf, sizeof(*out));
+	if (out->magic != PROTO_MAGIC || out->version != PROTO_VERSION)
+		return -EPROTO;
+	if (out->op == 0 || out->op >= PROTO_OP_MAX_)
+		return -EPROTO;
+	if (memchr(out->name, '\0', sizeof(out->name)) == NULL)
+		return -EPROTO;
+	if (op_takes_name(out->op) && !proto_queue_name_valid(out->name))
+		return -EINVAL;
+	if (out->flags & ~(uint32_t)(IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE))
+		return -EINVAL;
+	return 0;
+}
+
+void proto_reply_init(struct proto_reply *rep, const struct proto_req *req, int status)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->magic = PROTO_MAGIC;
+	rep->version = PROTO_VERSION;
+	rep->op = req ? req->op : 0;
+	rep->seq = req ? req->seq : 0;
+	rep->status = status;
+}
+
+int proto_reply_decode(const void *buf, size_t len, const struct proto_req *req,
+                       const struct proto_reply **out)
+{
+	const struct proto_reply *rep = buf;
+	size_t want;
+
+	if (len < sizeof(*rep))
+		return -EPROTO;
+	if (rep->magic != PROTO_MAGIC || rep->version != PROTO_VERSION)
+		return -EPROTO;
+	if (rep->op != req->op || rep->seq != req->seq)
+		return -EPROTO;
+	if (rep->status > 0 || rep->count > PROTO_LIST_MAX)
+		return -EPROTO;
+	if (memchr(rep->errmsg, '\0', sizeof(rep->errmsg)) == NULL)
+		return -EPROTO;
+	want = sizeof(*rep) + (size_t)rep->count * sizeof(ipcq_stats);
+	if (len != want)
+		return -EPROTO;
+	for (uint32_t i = 0; i < rep->count; i++)
+		if (memchr(rep->stats[i].name, '\0', sizeof(rep->stats[i].name)) == NULL)
+			return -EPROTO;
+	*out = rep;
+	return 0;
+}
+
+int proto_msg_check(const void *msg, size_t n)
+{
+	struct proto_msg_hdr hdr;
+
+	if (n < sizeof(hdr))
+		return -EBADMSG;
+	memcpy(&hdr, msg, sizeof(hdr));
+	switch (hdr.kind) {
+	case PROTO_MSG_INLINE:
+		if ((size_t)hdr.len != n - sizeof(hdr))
+			return -EBADMSG;
+		return PROTO_MSG_INLINE;
+	case PROTO_MSG_RING:
+		if (n != sizeof(struct proto_ring_desc))
+			return -EBADMSG;
+		return PROTO_MSG_RING;
+	default:
+		return -EBADMSG;
+	}
+}

@@ -1,0 +1,138 @@
+/*
+ * proto.h - everything the daemon and the library must agree on, defined
+ * once: the control-socket protocol, the format of every POSIX mq message,
+ * and the naming of sockets and kernel objects.
+ *
+ * Control protocol.  The control socket is AF_UNIX SOCK_SEQPACKET, so
+ * every request and reply is one datagram with its boundaries kept.  Both
+ * are fixed-size structs in host byte order (client and daemon run on the
+ * same host): a request that is not exactly sizeof(struct proto_req), has
+ * the wrong magic or version, an unknown op or an invalid name is refused
+ * with -EPROTO / -EINVAL and the connection stays usable.  A reply to OPEN
+ * carries the queue's mq descriptor and ring descriptor as SCM_RIGHTS.
+ *
+ * Data messages.  Every mq message starts with a struct proto_msg_hdr that
+ * names its kind, so new kinds (batches) fit without a format change:
+ *   INLINE: the payload follows the header, hdr.len bytes.
+ *   RING:   a struct proto_ring_desc follows: the payload is in the ring.
+ * A receiver checks the kind, and that hdr.len matches the message length
+ * (inline) or the descriptor against the ring (see ring.h) before use.
+ */
+#ifndef IPCQ_PROTO_H
+#define IPCQ_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipcq.h"
+
+#define PROTO_MAGIC 0x31515049u /* "IPQ1" */
+#define PROTO_VERSION 1u
+
+/* prefix of every kernel object name: "/ipcq.<namespace>." */
+#define PROTO_OBJ_PREFIX "/ipcq."
+#define PROTO_ERRMSG_MAX 256
+#define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
+
+enum proto_op {
+	PROTO_OP_OPEN = 1,   /* name, flags (IPCQ_SEND|RECV|CREATE), geo */
+	PROTO_OP_CREATE = 2, /* name, geo */
+	PROTO_OP_DELETE = 3, /* name */
+	PROTO_OP_PURGE = 4,  /* name */
+	PROTO_OP_STAT = 5,   /* name */
+	PROTO_OP_LIST = 6,   /* arg = index of the first queue */
+	PROTO_OP_NOTIFY = 7, /* name, arg = signal number (0: unregister) */
+	PROTO_OP_MAX_,
+};
+
+struct proto_req {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	uint32_t flags;
+	int32_t arg;
+	uint32_t reserved;
+	char name[IPCQ_NAME_MAX + 1];
+	char pad_[7];
+	ipcq_geometry geo;
+};
+
+struct proto_reply {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t op;
+	uint32_t seq;
+	int32_t status; /* 0 or a negative errno */
+	uint32_t nfds;  /* descriptors passed with this reply */
+	uint32_t count; /* LIST: entries in this reply; total in total */
+	uint32_t total;
+	uint32_t reserved;
+	char errmsg[PROTO_ERRMSG_MAX]; /* explanation of a failure, or "" */
+	ipcq_stats stats[];            /* OPEN/STAT: 1; LIST: count */
+};
+
+#define PROTO_REPLY_MAX (sizeof(struct proto_reply) + PROTO_LIST_MAX * sizeof(ipcq_stats))
+
+/* ---- data messages on the mq ---- */
+
+enum proto_msg_kind {
+	PROTO_MSG_INLINE = 0x49, /* 'I' */
+	PROTO_MSG_RING = 0x52,   /* 'R' */
+};
+
+enum proto_msg_flags {
+	PROTO_MSGF_REDELIVERED = 1u << 0,
+};
+
+struct proto_msg_hdr {
+	uint8_t kind;
+	uint8_t flags;
+	uint16_t reserved;
+	uint32_t len; /* payload bytes (inline) or descriptor payload length */
+};
+
+struct proto_ring_desc {
+	struct proto_msg_hdr hdr;
+	uint64_t offset; /* of the chunk header in the ring's data area */
+	uint64_t gen;    /* generation stamped into the chunk */
+};
+
+#define PROTO_MSG_HDR_SIZE sizeof(struct proto_msg_hdr)
+/* smallest mq message size that can carry a descriptor */
+#define PROTO_MSG_SIZE_MIN 64u
+
+/* ---- requests and replies ---- */
+
+void proto_req_init(struct proto_req *req, enum proto_op op, uint32_t seq, const char *name);
+/* Check a received request; 0 or -EPROTO (malformed), -EINVAL (bad name). */
+int proto_req_decode(const void *buf, size_t len, struct proto_req *out);
+void proto_reply_init(struct proto_reply *rep, const struct proto_req *req, int status);
+/* Check a received reply against the request it answers. */
+int proto_reply_decode(const void *buf, size_t len, const struct proto_req *req,
+                       const struct proto_reply **out);
+
+/* ---- names ---- */
+
+bool proto_queue_name_valid(const char *name);
+bool proto_namespace_valid(const char *ns);
+/* "/ipcq.<ns>.<queue><suffix>" into buf; -ENAMETOOLONG / -EINVAL */
+int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *suffix);
+/* Default socket path of a namespace (see ipcq_socket_path). */
+int proto_socket_path(char *buf, size_t cap, const char *ns);
+
+/* ---- data message helpers ---- */
+
+/* Inline payload capacity of an mq message of msg_size bytes. */
+static inline size_t proto_inline_max(uint32_t msg_size)
+{
+	return msg_size > PROTO_MSG_HDR_SIZE ? msg_size - PROTO_MSG_HDR_SIZE : 0;
+}
+
+/* Classify a received mq message of n bytes: returns its kind, or
+ * -EBADMSG if it is malformed (bad kind, lengths that disagree). */
+int proto_msg_check(const void *msg, size_t n);
+
+#endif

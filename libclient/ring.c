@@ -1,0 +1,717 @@
+/*
+ * ring.c - the per-queue shared-memory ring that carries bulk payloads.
+ *
+ * Layout of the shared object (shm_open, created mode 0600 by the daemon):
+ *
+ *   [ ring_hdr: one page ][ RING_SLOTS receive slots ][ data area, data_size ]
+ *
+ * The data area holds chunks laid end to end.  A chunk is a 64-byte
+ * ring_chunk header followed by the payload, rounded up to 64 bytes.  A
+ * chunk never wraps: when one does not fit before the end of the area, a
+ * PAD chunk fills the rest and the chunk starts at offset 0.
+ *
+ * Positions.  head and tail are monotonic 64-bit byte positions; a chunk at
+ * position p lives at offset p % data_size.  Bytes in use = head - tail,
+ * so a full ring and an empty one are never confused.  Every chunk between
+ * tail and head has a valid header; nothing outside that range matters.
+ *
+ * Who writes what.
+ *  - head, next_gen, the header fields of a new chunk: a producer, under
+ *    the lock (ring_reserve).
+ *  - tail: whoever releases a chunk, under the lock, after walking over
+ *    the run of RELEASED/PAD chunks that starts at tail.  So consumers may
+ *    release out of order; space returns as soon as every chunk before it
+ *    is released.
+ *  - a chunk's word (state | owner pid | low 32 bits of its generation):
+ *    changed only by compare-and-swap or by its current owner, without the
+ *    lock.  The generation in the word makes a CAS fail if the chunk was
+ *    reused in between (no ABA), so a stale descriptor can never take a
+ *    newer chunk.
+ *
+ * Life of a chunk:
+ *   RESERVED(producer) -> PUBLISHING(producer) -> [descriptor on the mq]
+ *   -> PUBLISHED -> TAKEN(consumer) -> RELEASED -> (tail passes) FREE
+ * A consumer may take a chunk in PUBLISHING or PUBLISHED: the descriptor's
+ * presence on the mq proves the payload is complete, because the producer
+ * stores PUBLISHING (release) before it sends the descriptor.
+ *
+ * Memory ordering.  Payload writes happen before the PUBLISHING store
+ * (release); a consumer's successful CAS (acquire) makes them visible.
+ * A consumer's reads of the payload happen before its RELEASED store
+ * (release); the tail walk loads the word with acquire before the space
+ * can be handed to a new producer.  head/tail are published with release
+ * stores under the lock; lock-free readers (stats) only need them roughly.
+ *
+ * Waiting for space.  The lock is never held while waiting.  A producer
+ * that finds no room registers in waiters under the lock and sleeps on the
+ * process-shared semaphore "space" with its deadline (sem_clockwait); a
+ * releaser that advanced the tail posts it up to the number of waiters.
+ * Registration happens under the same lock as the space check, so a
+ * wake-up cannot be lost; an extra post only causes one more check.
+ *
+ * The lock is a robust, process-shared mutex held only for a few stores.
+ * Every store sequence under it leaves the ring consistent at each step
+ * (a new chunk's header is written before head moves past it; tail moves
+ * only past chunks already released), so when its holder dies the next
+ * locker gets EOWNERDEAD, marks the mutex consistent, and goes on.
+ *
+ * Crash points, and who cleans up (the daemon, ring_reclaim, when it
+ * learns from a pidfd that a client died, and on a periodic sweep):
+ *  - producer dies holding the lock: see above.
+ *  - producer dies after reserve, before PUBLISHING: the chunk is RESERVED
+ *    by a dead pid; the daemon releases it.
+ *  - producer dies between PUBLISHING and the mq send completing: the
+ *    descriptor may or may not be on the mq.  The daemon sends it again,
+ *    flagged REDELIVERED; if both copies exist, the second one finds the
+ *    chunk no longer PUBLISHED and is dropped silently as a duplicate.
+ *  - consumer dies after taking the descriptor off the mq, before taking
+ *    the chunk: consumers receive straight into a receive slot in this
+ *    shared object, owned by their pid, so the descriptor is visible to
+ *    the daemon, which sends it again.
+ *  - consumer dies holding a TAKEN chunk (a view): at-least-once queues
+ *    get it redelivered; at-most-once queues drop it (counted).
+ *  - the daemon dies: rings and mqs persist; the new daemon adopts the
+ *    ring (ring_attach checks magic, version and layout) and its periodic
+ *    sweep finishes any redelivery the old one left half done (chunks
+ *    left in PUBLISHING with owner 0).
+ *
+ * Untrusted input.  Clients that may use a queue can write to its ring.
+ * Nothing read from shared memory is trusted for bounds: the geometry is
+ * copied into struct ring at attach time, every descriptor and every chunk
+ * header met on a walk is checked against it, and a bad header stops the
+ * walk (counted in corrupt) rather than leading outside the ring.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "ring.h"
+#include "util.h"
+
+static uint64_t slot_size_for(uint32_t msg_size)
+{
+	return ALIGN_UP((uint64_t)sizeof(struct ring_slot) + msg_size, (uint64_t)RING_ALIGN);
+}
+
+static uint64_t slots_bytes(uint32_t msg_size)
+{
+	return ALIGN_UP(slot_size_for(msg_size) * RING_SLOTS, (uint64_t)RING_HDR_SIZE);
+}
+
+int ring_geometry_check(const struct ring_geometry *geo, const char **why)
+{
+	const char *w = NULL;
+
+	if (geo->data_size < RING_MIN_SIZE)
+		w = "ring_size is below the minimum of 64K";
+	else if (geo->data_size % 4096)
+		w = "ring_size is not a multiple of 4096";
+	else if (geo->max_payload == 0 || geo->max_payload > geo->data_size - RING_ALIGN ||
+	         geo->max_payload > UINT32_MAX)
+		w = "max_payload must be between 1 and ring_size minus 64 bytes (and below 4G)";
+	else if (geo->msg_size < PROTO_MSG_SIZE_MIN || geo->msg_size > (1u << 20))
+		w = "msg_size must be between 64 and 1M";
+	else if (geo->delivery > 1)
+		w = "unknown delivery mode";
+	if (why)
+		*why = w;
+	return w ? -EINVAL : 0;
+}
+
+size_t ring_map_size(const struct ring_geometry *geo)
+{
+	return RING_HDR_SIZE + slots_bytes(geo->msg_size) + geo->data_size;
+}
+
+static void ring_bind(struct ring *r, void *mem, size_t map_len)
+{
+	r->hdr = mem;
+	r->map_len = map_len;
+	r->slots = (unsigned char *)mem + r->hdr->slots_offset;
+	r->data = (unsigned char *)mem + r->hdr->data_offset;
+	r->data_size = r->hdr->data_size;
+	r->max_payload = r->hdr->max_payload;
+	r->slot_size = r->hdr->slot_size;
+	r->msg_size = r->hdr->msg_size;
+	r->delivery = r->hdr->delivery;
+}
+
+int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo)
+{
+	struct ring_hdr *h = mem;
+	pthread_mutexattr_t ma;
+	int e;
+
+	if (ring_geometry_check(geo, NULL) || map_len != ring_map_size(geo))
+		return -EINVAL;
+	memset(h, 0, RING_HDR_SIZE);
+	h->version = RING_VERSION;
+	h->hdr_size = RING_HDR_SIZE;
+	h->data_size = geo->data_size;
+	h->max_payload = geo->max_payload;
+	h->msg_size = geo->msg_size;
+	h->delivery = geo->delivery;
+	h->nslots = RING_SLOTS;
+	h->slot_size = (uint32_t)slot_size_for(geo->msg_size);
+	h->slots_offset = RING_HDR_SIZE;
+	h->data_offset = RING_HDR_SIZE + slots_bytes(geo->msg_size);
+	h->total_size = map_len;
+	atomic_store(&h->next_gen, 1);
+
+	e = pthread_mutexattr_init(&ma);
+	if (!e)
+		e = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	if (!e)
+		e = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	if (!e)
+		e = pthread_mutex_init(&h->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	if (e)
+		return -e;
+	if (sem_init(&h->space, 1, 0) < 0)
+		return -errno;
+	memset((unsigned char *)mem + h->slots_offset, 0, h->data_offset - h->slots_offset);
+	/* the magic goes last: a half-formatted ring is never adopted */
+	atomic_thread_fence(memory_order_release);
+	h->magic = RING_MAGIC;
+	ring_bind(r, mem, map_len);
+	return 0;
+}
+
+int ring_attach(struct ring *r, void *mem, size_t map_len)
+{
+	const struct ring_hdr *h = mem;
+	struct ring_geometry geo;
+
+	if (map_len < RING_HDR_SIZE || h->magic != RING_MAGIC)
+		return -EPROTO;
+	if (h->version != RING_VERSION || h->hdr_size != RING_HDR_SIZE)
+		return -EPROTO;
+	geo = (struct ring_geometry){ .data_size = h->data_size,
+		                      .max_payload = h->max_payload,
+		                      .msg_size = h->msg_size,
+		                      .delivery = h->delivery };
+	if (ring_geometry_check(&geo, NULL) || h->nslots != RING_SLOTS ||
+	    h->slot_size != slot_size_for(h->msg_size) || h->slots_offset != RING_HDR_SIZE ||
+	    h->data_offset != RING_HDR_SIZE + slots_bytes(h->msg_size) || h->total_size != map_len ||
+	    ring_map_size(&geo) != map_len)
+		return -EINVAL;
+	ring_bind(r, mem, map_len);
+	return 0;
+}
+
+bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
+{
+	return r->data_size == geo->data_size && r->max_payload == geo->max_payload &&
+	       r->msg_size == geo->msg_size;
+}
+
+/* ---- the lock ---- */
+
+static int ring_lock(struct ring *r, int timeout_ms)
+{
+	int e;
+
+	if (timeout_ms < 0) {
+		e = pthread_mutex_lock(&r->hdr->lock);
+	} else {
+		struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms);
+
+		e = pthread_mutex_clocklock(&r->hdr->lock, CLOCK_MONOTONIC, &dl);
+	}
+	if (e == EOWNERDEAD) {
+		/* its holder died; every step under the lock is consistent */
+		pthread_mutex_consistent(&r->hdr->lock);
+		e = 0;
+	}
+	return -e;
+}
+
+static void ring_unlock(struct ring *r)
+{
+	pthread_mutex_unlock(&r->hdr->lock);
+}
+
+static struct ring_chunk *chunk_at(const struct ring *r, uint64_t pos)
+{
+	return (struct ring_chunk *)(r->data + pos % r->data_size);
+}
+
+static uint64_t chunk_size_for(size_t len)
+{
+	return ALIGN_UP((uint64_t)sizeof(struct ring_chunk) + len, (uint64_t)RING_ALIGN);
+}
+
+static void wake_producers(struct ring *r)
+{
+	uint32_t n = atomic_load_explicit(&r->hdr->waiters, memory_order_acquire);
+	int v = 0;
+
+	if (n == 0)
+		return;
+	sem_getvalue(&r->hdr->space, &v);
+	for (; v >= 0 && (uint32_t)v < n; v++)
+		sem_post(&r->hdr->space);
+}
+
+/* Move tail over the run of released chunks at its front.  Locked. */
+static void advance_tail_locked(struct ring *r)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+	uint64_t freed = 0;
+
+	while (tail < head) {
+		struct ring_chunk *c = chunk_at(r, tail);
+		uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+		enum ring_state st = RING_WORD_STATE(w);
+		uint64_t size = c->size;
+
+		if (st != RING_RELEASED && st != RING_PAD)
+			break;
+		if (size < RING_ALIGN || size % RING_ALIGN || tail % r->data_size + size > r->data_size ||
+		    size > head - tail) {
+			atomic_store_explicit(&h->corrupt, 1, memory_order_relaxed);
+			break;
+		}
+		atomic_store_explicit(&c->word, RING_WORD(RING_FREE, 0, RING_WORD_GEN32(w)), memory_order_relaxed);
+		tail += size;
+		freed++;
+	}
+	if (freed) {
+		atomic_fetch_sub_explicit(&h->chunks, freed, memory_order_relaxed);
+		atomic_store_explicit(&h->tail, tail, memory_order_release);
+	}
+}
+
+static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t gen)
+{
+	atomic_store_explicit(&c->word, RING_WORD(RING_RELEASED, 0, gen), memory_order_release);
+	if (ring_lock(r, -1) == 0) {
+		advance_tail_locked(r);
+		ring_unlock(r);
+	}
+	wake_producers(r);
+}
+
+/* ---- producer ---- */
+
+static void bump_hwm(struct ring_hdr *h, uint64_t used)
+{
+	uint64_t old = atomic_load_explicit(&h->hwm, memory_order_relaxed);
+
+	while (used > old &&
+	       !atomic_compare_exchange_weak_explicit(&h->hwm, &old, used, memory_order_relaxed,
+	                                              memory_order_relaxed))
+		;
+}
+
+static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t ds = r->data_size;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+	uint64_t pad = 0, gen, off;
+	struct ring_chunk *c;
+
+	if (head == tail && head % ds + size > ds) {
+		/* empty: start over at offset 0 rather than pad */
+		head = tail = (head / ds + 1) * ds;
+		atomic_store_explicit(&h->tail, tail, memory_order_release);
+		atomic_store_explicit(&h->head, head, memory_order_release);
+	}
+	off = head % ds;
+	if (off + size > ds)
+		pad = ds - off;
+	if (pad + size > ds - (head - tail))
+		return -EAGAIN;
+	if (pad) {
+		c = chunk_at(r, head);
+		c->gen = 0;
+		c->size = pad;
+		c->len = 0;
+		c->magic = RING_CHUNK_MAGIC;
+		atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
+		head += pad;
+		atomic_store_explicit(&h->head, head, memory_order_release);
+		atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
+	}
+	gen = atomic_fetch_add_explicit(&h->next_gen, 1, memory_order_relaxed);
+	c = chunk_at(r, head);
+	c->gen = gen;
+	c->size = size;
+	c->len = (uint32_t)len;
+	c->magic = RING_CHUNK_MAGIC;
+	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, self_pid(), gen), memory_order_release);
+	atomic_store_explicit(&h->head, head + size, memory_order_release);
+	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
+	bump_hwm(h, head + size - tail);
+
+	*out = (struct ring_ref){ .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
+	return 0;
+}
+
+int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *out)
+{
+	uint64_t size;
+	struct timespec dl = { 0, 0 };
+	int ret;
+
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	size = chunk_size_for(len);
+	if (timeout_ms > 0)
+		dl = deadline_after(CLOCK_MONOTONIC, timeout_ms);
+
+	for (;;) {
+		int w;
+
+		ret = ring_lock(r, -1);
+		if (ret)
+			return ret;
+		ret = try_reserve_locked(r, size, len, out);
+		if (ret != -EAGAIN || timeout_ms == 0) {
+			ring_unlock(r);
+			return ret;
+		}
+		atomic_fetch_add_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
+		ring_unlock(r);
+
+		w = timeout_ms < 0 ? sem_wait(&r->hdr->space) : sem_clockwait(&r->hdr->space, CLOCK_MONOTONIC, &dl);
+		w = w < 0 ? errno : 0;
+		atomic_fetch_sub_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
+		if (w == ETIMEDOUT) {
+			/* a last look: space may have come with the deadline */
+			ret = ring_lock(r, -1);
+			if (ret)
+				return ret;
+			ret = try_reserve_locked(r, size, len, out);
+			ring_unlock(r);
+			return ret == -EAGAIN ? -ETIMEDOUT : ret;
+		}
+		if (w)
+			return -w; /* -EINTR: a signal handler ran, as with mq_send */
+	}
+}
+
+void ring_publishing(struct ring *r, const struct ring_ref *ref)
+{
+	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
+
+	atomic_store_explicit(&c->word, RING_WORD(RING_PUBLISHING, self_pid(), ref->gen), memory_order_release);
+}
+
+void ring_published(struct ring *r, const struct ring_ref *ref)
+{
+	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
+	uint64_t expect = RING_WORD(RING_PUBLISHING, self_pid(), ref->gen);
+
+	/* fails harmlessly when a consumer took it already */
+	atomic_compare_exchange_strong_explicit(&c->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
+	                                        memory_order_release, memory_order_relaxed);
+}
+
+void ring_cancel(struct ring *r, const struct ring_ref *ref)
+{
+	release_and_advance(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
+}
+
+void ring_describe(const struct ring_ref *ref, unsigned flags, struct proto_ring_desc *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->hdr.kind = PROTO_MSG_RING;
+	d->hdr.flags = (uint8_t)flags;
+	d->hdr.len = ref->len;
+	d->offset = ref->offset;
+	d->gen = ref->gen;
+}
+
+/* ---- consumer ---- */
+
+static bool takeable(uint64_t w, uint64_t gen)
+{
+	enum ring_state st = RING_WORD_STATE(w);
+
+	return RING_WORD_GEN32(w) == (uint32_t)gen && (st == RING_PUBLISHING || st == RING_PUBLISHED);
+}
+
+static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, struct ring_ref *out)
+{
+	uint64_t ds = r->data_size, len = d->hdr.len, size, w;
+	struct ring_chunk *c;
+
+	if (d->hdr.kind != PROTO_MSG_RING || d->offset % RING_ALIGN || d->offset > ds - RING_ALIGN ||
+	    len > r->max_payload)
+		return -EBADMSG;
+	size = chunk_size_for(len);
+	if (d->offset + size > ds)
+		return -EBADMSG;
+	/* a loan may be published shorter than reserved: size >= needed */
+	if (d->gen == 0 || d->gen >= atomic_load_explicit(&r->hdr->next_gen, memory_order_relaxed))
+		return -EBADMSG; /* a generation never issued */
+	c = (struct ring_chunk *)(r->data + d->offset);
+
+	w = atomic_load_explicit(&c->word, memory_order_acquire);
+	for (;;) {
+		if (!takeable(w, d->gen))
+			return -ESTALE;
+		if (c->gen != d->gen || c->len != len || c->size < size || d->offset + c->size > ds ||
+		    c->magic != RING_CHUNK_MAGIC) {
+			/* the header is genuine only if the word did not move meanwhile */
+			uint64_t again = atomic_load_explicit(&c->word, memory_order_acquire);
+
+			if (again == w)
+				return -EBADMSG;
+			w = again;
+			continue;
+		}
+		if (atomic_compare_exchange_weak_explicit(&c->word, &w, RING_WORD(RING_TAKEN, pid, d->gen),
+		                                          memory_order_acquire, memory_order_acquire))
+			break;
+	}
+	*out = (struct ring_ref){ .offset = d->offset, .gen = d->gen, .len = (uint32_t)len, .payload = c + 1 };
+	return 0;
+}
+
+int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out)
+{
+	return take_as(r, d, self_pid(), out);
+}
+
+void ring_release(struct ring *r, const struct ring_ref *ref)
+{
+	release_and_advance(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
+}
+
+/* ---- receive slots ---- */
+
+int ring_slot_claim(struct ring *r, pid_t pid)
+{
+	unsigned start = (unsigned)pid % RING_SLOTS;
+
+	for (unsigned i = 0; i < RING_SLOTS; i++) {
+		unsigned idx = (start + i) % RING_SLOTS;
+		struct ring_slot *s = ring_slot_at(r, idx);
+		uint32_t expect = 0;
+
+		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
+			continue;
+		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect, (uint32_t)pid,
+		                                            memory_order_acquire, memory_order_relaxed)) {
+			s->buf[0] = 0;
+			return (int)idx;
+		}
+	}
+	return -EUSERS;
+}
+
+void ring_slot_free(struct ring *r, int idx)
+{
+	struct ring_slot *s = ring_slot_at(r, (unsigned)idx);
+
+	s->buf[0] = 0;
+	atomic_store_explicit(&s->owner, 0, memory_order_release);
+}
+
+/* ---- reclaim (daemon) ---- */
+
+/* Put a chunk's descriptor back on the mq.  The chunk is first marked
+ * PUBLISHING with no owner, so if the send fails (mq full) or the daemon
+ * dies, the next sweep tries again. */
+static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
+{
+	uint64_t gen = c->gen;
+	uint64_t pending = RING_WORD(RING_PUBLISHING, 0, gen);
+	struct ring_ref ref = { .offset = (uint64_t)((unsigned char *)c - r->data), .gen = gen, .len = c->len };
+	struct proto_ring_desc d;
+
+	if (w != pending &&
+	    !atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel, memory_order_relaxed))
+		return 0; /* it moved on by itself */
+	ring_describe(&ref, PROTO_MSGF_REDELIVERED, &d);
+	if (ops->resend(&d, sizeof(d), ops->ctx) < 0)
+		return 0;
+	atomic_compare_exchange_strong_explicit(&c->word, &pending, RING_WORD(RING_PUBLISHED, 0, gen),
+	                                        memory_order_release, memory_order_relaxed);
+	return 1;
+}
+
+static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring_reclaim_ops *ops)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+	enum ring_state st = RING_WORD_STATE(w);
+	pid_t pid = RING_WORD_PID(w);
+	uint64_t released = RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w));
+
+	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
+		return 0;
+	if (pid != 0 && !ops->is_dead(pid, ops->ctx))
+		return 0;
+	if (st == RING_RESERVED || (st == RING_TAKEN && h->delivery == 0)) {
+		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, released, memory_order_acq_rel,
+		                                             memory_order_relaxed))
+			return 0;
+		atomic_fetch_add_explicit(st == RING_RESERVED ? &h->reclaimed : &h->dropped, 1, memory_order_relaxed);
+		return 1;
+	}
+	/* PUBLISHING by a dead producer (or left half done), or TAKEN in an
+	 * at-least-once queue: send the descriptor again */
+	if (!redeliver_chunk(r, c, w, ops))
+		return 0;
+	atomic_fetch_add_explicit(st == RING_TAKEN ? &h->redelivered : &h->reclaimed, 1, memory_order_relaxed);
+	return 1;
+}
+
+static int reclaim_chunks_locked(struct ring *r, const struct ring_reclaim_ops *ops)
+{
+	uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_relaxed);
+	uint64_t pos = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed);
+	int n = 0;
+
+	while (pos < head) {
+		struct ring_chunk *c = chunk_at(r, pos);
+		uint64_t size = c->size;
+
+		if (size < RING_ALIGN || size % RING_ALIGN || pos % r->data_size + size > r->data_size ||
+		    size > head - pos) {
+			atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
+			break;
+		}
+		n += reclaim_chunk(r, c, ops);
+		pos += size;
+	}
+	return n;
+}
+
+/* A dead consumer's slot: a message it took off the mq but did not finish. */
+static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_reclaim_ops *ops)
+{
+	struct ring_hdr *h = r->hdr;
+	size_t n = r->msg_size;
+	int kind = proto_msg_check(s->buf, sizeof(struct proto_ring_desc));
+
+	if (s->buf[0] == PROTO_MSG_RING && kind == PROTO_MSG_RING) {
+		struct proto_ring_desc d;
+		struct ring_chunk *c;
+		uint64_t w;
+
+		memcpy(&d, s->buf, sizeof(d));
+		if (d.offset % RING_ALIGN == 0 && d.offset <= r->data_size - RING_ALIGN) {
+			c = (struct ring_chunk *)(r->data + d.offset);
+			w = atomic_load_explicit(&c->word, memory_order_acquire);
+			if (takeable(w, d.gen) && c->gen == d.gen) {
+				if (!redeliver_chunk(r, c, w, ops))
+					return -EAGAIN; /* keep the slot: try again next sweep */
+				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+			}
+		}
+	} else if (s->buf[0] == PROTO_MSG_INLINE) {
+		struct proto_msg_hdr mh;
+
+		memcpy(&mh, s->buf, sizeof(mh));
+		if (mh.len <= n - sizeof(mh)) {
+			if (h->delivery) {
+				s->buf[1] |= PROTO_MSGF_REDELIVERED;
+				if (ops->resend(s->buf, sizeof(mh) + mh.len, ops->ctx) < 0)
+					return -EAGAIN;
+				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+			} else {
+				atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
+			}
+		}
+	}
+	return 1;
+}
+
+int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_timeout_ms)
+{
+	int n, ret;
+
+	ret = ring_lock(r, lock_timeout_ms);
+	if (ret)
+		return ret;
+	n = reclaim_chunks_locked(r, ops);
+	for (unsigned i = 0; i < RING_SLOTS; i++) {
+		struct ring_slot *s = ring_slot_at(r, i);
+		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+
+		if (owner == 0 || !ops->is_dead((pid_t)owner, ops->ctx))
+			continue;
+		if (reclaim_slot(r, s, ops) < 0)
+			continue;
+		ring_slot_free(r, (int)i);
+		n++;
+	}
+	advance_tail_locked(r);
+	ring_unlock(r);
+	wake_producers(r);
+	return n;
+}
+
+/* ---- figures ---- */
+
+uint64_t ring_bytes_used(const struct ring *r)
+{
+	uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+
+	return head > tail ? MIN(head - tail, r->data_size) : 0;
+}
+
+void ring_fill_stats(const struct ring *r, ipcq_stats *st)
+{
+	const struct ring_hdr *h = r->hdr;
+
+	st->ring_used = ring_bytes_used(r);
+	st->ring_hwm = atomic_load_explicit(&h->hwm, memory_order_relaxed);
+	st->ring_chunks = atomic_load_explicit(&h->chunks, memory_order_relaxed);
+	st->sent = atomic_load_explicit(&h->sent, memory_order_relaxed);
+	st->received = atomic_load_explicit(&h->received, memory_order_relaxed);
+	st->sent_ring = atomic_load_explicit(&h->sent_ring, memory_order_relaxed);
+	st->redelivered = atomic_load_explicit(&h->redelivered, memory_order_relaxed);
+	st->dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
+	st->reclaimed = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
+	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
+	st->delivery = r->delivery;
+}
+
+/* Take a chunk on behalf of the daemon (purge): any pid works, it is
+ * released at once. */
+int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d)
+{
+	struct ring_ref ref;
+	int ret = take_as(r, d, 0, &ref);
+
+	if (ret == 0)
+		ring_release(r, &ref);
+	return ret;
+}
+
+/* Producer: find our reservation from the payload pointer of a loan and
+ * fix its final length (at most what was reserved). */
+int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *out)
+{
+	unsigned char *p = payload;
+	struct ring_chunk *c;
+	uint64_t off, w;
+
+	if (p < r->data + RING_ALIGN || p >= r->data + r->data_size)
+		return -EINVAL;
+	off = (uint64_t)(p - r->data) - RING_ALIGN;
+	if (off % RING_ALIGN)
+		return -EINVAL;
+	c = (struct ring_chunk *)(r->data + off);
+	w = atomic_load_explicit(&c->word, memory_order_acquire);
+	if (w != RING_WORD(RING_RESERVED, self_pid(), c->gen))
+		return -EINVAL; /* not a loan of this process */
+	if (len > c->size - RING_ALIGN || len > r->max_payload)
+		return -EMSGSIZE;
+	c->len = (uint32_t)len;
+	*out = (struct ring_ref){ .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p };
+	return 0;
+}

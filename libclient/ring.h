@@ -1,0 +1,199 @@
+/*
+ * ring.h - the per-queue shared-memory ring: layout and operations.
+ *
+ * See the comment at the top of ring.c for the design (layout, invariants,
+ * memory ordering, crash points).  The daemon formats and adopts rings and
+ * reclaims what dead clients held; the library reserves, publishes, takes
+ * and releases chunks.  Both use this one definition.
+ */
+#ifndef IPCQ_RING_H
+#define IPCQ_RING_H
+
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ipcq.h"
+#include "proto.h"
+
+#define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
+#define RING_VERSION 1u
+#define RING_ALIGN 64u                   /* chunk alignment and header size */
+#define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
+#define RING_SLOTS 128u                  /* receive slots per queue */
+#define RING_HDR_SIZE 4096u
+#define RING_MIN_SIZE 65536ull
+
+/* Chunk states, the low byte of ring_chunk.word. */
+enum ring_state {
+	RING_FREE = 0,       /* never used, or reclaimed */
+	RING_RESERVED = 1,   /* a producer owns it and is writing the payload */
+	RING_PUBLISHING = 2, /* payload complete; the producer is sending its descriptor */
+	RING_PUBLISHED = 3,  /* its descriptor is on the mq (or in a receive slot) */
+	RING_TAKEN = 4,      /* a consumer owns it and is reading the payload */
+	RING_RELEASED = 5,   /* done; space returns when every earlier chunk is done */
+	RING_PAD = 6,        /* filler up to the end of the data area (no payload) */
+};
+
+/* word = gen low 32 bits << 32 | owner pid << 8 | state */
+#define RING_WORD(state, pid, gen) \
+	(((uint64_t)(uint32_t)(gen) << 32) | ((uint64_t)((uint32_t)(pid)&0xffffffu) << 8) | (uint64_t)(state))
+#define RING_WORD_STATE(w) ((enum ring_state)((w)&0xffu))
+#define RING_WORD_PID(w) ((pid_t)(((w) >> 8) & 0xffffffu))
+#define RING_WORD_GEN32(w) ((uint32_t)((w) >> 32))
+
+struct ring_chunk {
+	_Atomic uint64_t word;
+	uint64_t gen;   /* full generation; equals the descriptor's */
+	uint64_t size;  /* bytes of the chunk, header included, multiple of RING_ALIGN */
+	uint32_t len;   /* payload bytes */
+	uint32_t magic; /* RING_CHUNK_MAGIC */
+	uint8_t pad_[RING_ALIGN - 32];
+};
+
+/* A receive slot: a consumer receives mq messages straight into buf, so a
+ * message it took off the mq is visible to the daemon if it dies. */
+struct ring_slot {
+	_Atomic uint32_t owner; /* pid, 0 = free */
+	uint32_t pad_[15];
+	unsigned char buf[]; /* msg_size bytes, starts with struct proto_msg_hdr */
+};
+
+struct ring_hdr {
+	/* immutable after ring_format() */
+	uint64_t magic;
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t data_size;
+	uint64_t max_payload;
+	uint64_t slots_offset;
+	uint64_t data_offset;
+	uint64_t total_size;
+	uint32_t nslots;
+	uint32_t slot_size;
+	uint32_t msg_size;
+	uint32_t delivery;
+
+	/* the lock and what it guards */
+	pthread_mutex_t lock __attribute__((aligned(64)));
+	sem_t space;              /* posted when space is freed and producers wait */
+	_Atomic uint64_t head;    /* position of the next reservation (monotonic) */
+	_Atomic uint64_t tail;    /* position of the oldest unreclaimed chunk */
+	_Atomic uint64_t next_gen;
+	_Atomic uint64_t chunks;  /* chunks between tail and head */
+	_Atomic uint64_t hwm;     /* high-water mark of head - tail */
+	_Atomic uint32_t waiters; /* producers waiting on space */
+	_Atomic uint32_t corrupt; /* a chunk header failed validation on the walk */
+
+	/* counters, updated with relaxed atomics; hot ones on their own lines */
+	_Atomic uint64_t sent __attribute__((aligned(64)));
+	_Atomic uint64_t received __attribute__((aligned(64)));
+	_Atomic uint64_t sent_ring __attribute__((aligned(64)));
+	_Atomic uint64_t redelivered;
+	_Atomic uint64_t dropped;
+	_Atomic uint64_t reclaimed;
+	_Atomic uint64_t rejected;
+};
+
+_Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
+_Static_assert(sizeof(struct ring_chunk) == RING_ALIGN, "chunk header is one alignment unit");
+
+/* Process-local view of a mapped ring. */
+struct ring {
+	struct ring_hdr *hdr;
+	unsigned char *data;
+	unsigned char *slots;
+	size_t map_len;
+	/* geometry copied at attach: shared memory is not trusted for bounds */
+	uint64_t data_size;
+	uint64_t max_payload;
+	uint32_t slot_size;
+	uint32_t msg_size;
+	uint32_t delivery;
+};
+
+/* A chunk held by this process (reserved or taken). */
+struct ring_ref {
+	uint64_t offset;
+	uint64_t gen;
+	uint32_t len;
+	void *payload;
+};
+
+struct ring_geometry {
+	uint64_t data_size;
+	uint64_t max_payload;
+	uint32_t msg_size;
+	uint32_t delivery;
+};
+
+/* Bytes to map for a ring of this geometry. */
+size_t ring_map_size(const struct ring_geometry *geo);
+/* Check a geometry; 0 or -EINVAL with a reason in *why. */
+int ring_geometry_check(const struct ring_geometry *geo, const char **why);
+
+/* Daemon: initialize a fresh mapping (lock, semaphore, empty ring). */
+int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo);
+/* Both: check magic, version and layout of a mapping, and attach to it.
+ * -EPROTO for foreign or other-version rings, -EINVAL for a bad layout. */
+int ring_attach(struct ring *r, void *mem, size_t map_len);
+/* Whether an attached ring has exactly this geometry. */
+bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo);
+
+/* Producer: reserve room for len bytes, waiting up to timeout_ms for
+ * space.  -EMSGSIZE if len can never fit, -ETIMEDOUT, -EAGAIN (timeout 0). */
+int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *out);
+/* Producer: the reservation a loaned payload pointer belongs to, with its
+ * final length len (<= the reserved length); -EINVAL if it is none. */
+int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *out);
+/* Producer: the payload is complete; next the descriptor goes on the mq. */
+void ring_publishing(struct ring *r, const struct ring_ref *ref);
+/* Producer: the descriptor is on the mq. */
+void ring_published(struct ring *r, const struct ring_ref *ref);
+/* Producer: give a reservation back (mq_send failed, or unloan). */
+void ring_cancel(struct ring *r, const struct ring_ref *ref);
+/* Fill a descriptor for ref. */
+void ring_describe(const struct ring_ref *ref, unsigned flags, struct proto_ring_desc *d);
+
+/* Consumer: validate a descriptor and take its chunk.  -EBADMSG for a
+ * forged descriptor (out of bounds, bad header, future generation),
+ * -ESTALE for one whose chunk was already taken or reclaimed. */
+int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out);
+/* Consumer: done with a taken chunk. */
+void ring_release(struct ring *r, const struct ring_ref *ref);
+
+/* Receive slots. */
+int ring_slot_claim(struct ring *r, pid_t pid);   /* index or -EUSERS */
+void ring_slot_free(struct ring *r, int idx);
+static inline struct ring_slot *ring_slot_at(const struct ring *r, unsigned idx)
+{
+	return (struct ring_slot *)(r->slots + (size_t)idx * r->slot_size);
+}
+
+/* Daemon: what to do with messages of dead clients. */
+struct ring_reclaim_ops {
+	/* whether pid is dead (and its holdings may be reclaimed) */
+	bool (*is_dead)(pid_t pid, void *ctx);
+	/* put a message back on the mq; returns 0 or a negative errno */
+	int (*resend)(const void *msg, size_t len, void *ctx);
+	void *ctx;
+};
+
+/* Daemon: reclaim every chunk and slot held by dead processes.  Waits at
+ * most lock_timeout_ms for the ring's lock (a client could hold it).
+ * Returns the number of chunks and slots reclaimed, or a negative errno. */
+int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_timeout_ms);
+
+/* Usage figures for stat. */
+uint64_t ring_bytes_used(const struct ring *r);
+void ring_fill_stats(const struct ring *r, ipcq_stats *st);
+
+/* Daemon (purge): take and release the chunk of a descriptor drained
+ * from the mq. */
+int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d);
+
+#endif

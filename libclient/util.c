@@ -1,0 +1,78 @@
+/*
+ * util.c - size parsing and the cached pid.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "util.h"
+
+int parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		mult = 1ull << 10;
+		p++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ull << 20;
+		p++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ull << 30;
+		p++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p == 'i' || *p == 'B') /* accept "KiB", "MB" */
+		p += (*p == 'i' && p[1] == 'B') ? 2 : 1;
+	if (*p != '\0')
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+static _Atomic pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_reset_in_child(void)
+{
+	atomic_store_explicit(&cached_pid, 0, memory_order_relaxed);
+}
+
+static void pid_register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, pid_reset_in_child);
+}
+
+pid_t self_pid(void)
+{
+	pid_t p = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+
+	if (p == 0) {
+		pthread_once(&pid_once, pid_register_atfork);
+		p = getpid();
+		atomic_store_explicit(&cached_pid, p, memory_order_relaxed);
+	}
+	return p;
+}

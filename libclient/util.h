@@ -1,0 +1,75 @@
+/*
+ * util.h - small helpers shared by the daemon, the library and the tools:
+ * cleanup attributes, time arithmetic and size parsing.
+ */
+#ifndef IPCQ_UTIL_H
+#define IPCQ_UTIL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline void freep(void *p)
+{
+	free(*(void **)p);
+}
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+
+static inline void closep(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+	}
+}
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* Hand ownership of a pointer or fd out of a cleanup scope. */
+#define TAKE_PTR(p)                          \
+	({                                   \
+		__typeof__(p) take_tmp_ = (p); \
+		(p) = NULL;                   \
+		take_tmp_;                    \
+	})
+#define TAKE_FD(fd)              \
+	({                       \
+		int take_tmp_ = (fd); \
+		(fd) = -1;           \
+		take_tmp_;           \
+	})
+
+static inline uint64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Absolute deadline timeout_ms from now on clock clk (timeout_ms >= 0). */
+static inline struct timespec deadline_after(clockid_t clk, int timeout_ms)
+{
+	uint64_t t = now_ns(clk) + (uint64_t)timeout_ms * 1000000ull;
+	struct timespec ts = { .tv_sec = (time_t)(t / 1000000000ull), .tv_nsec = (long)(t % 1000000000ull) };
+
+	return ts;
+}
+
+/* Parse "123", "64K", "16M", "1G" (binary multiples) into *out.
+ * Returns 0, or -EINVAL on a malformed string, -ERANGE on overflow. */
+int parse_size(const char *s, uint64_t *out);
+
+/* The caller's pid, cached (refreshed in a forked child). */
+pid_t self_pid(void);
+
+#endif

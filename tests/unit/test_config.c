@@ -1,0 +1,652 @@
+/*
+ * test_config.c - the daemon's config: what parses, what each value
+ * becomes, and that every mistake is reported as FILE:LINE.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+
+/* Outcome of loading a config text from a temporary file. */
+struct loaded {
+	int r;
+	struct config *cfg;
+	char path[4096];
+	char *err; /* everything config_load() wrote to its error stream */
+	size_t err_len;
+};
+
+static void write_temp_config(char *path, size_t cap, const char *text)
+{
+	const char *dir = getenv("TMPDIR");
+	ssize_t len = (ssize_t)strlen(text);
+	int fd;
+
+	snprintf(path, cap, "%s/test_config.XXXXXX", dir && *dir ? dir : "/tmp");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, (size_t)len), len);
+	close(fd);
+}
+
+static void load_path(struct loaded *l, const char *path)
+{
+	FILE *err = open_memstream(&l->err, &l->err_len);
+
+	assert_non_null(err);
+	l->cfg = NULL;
+	l->r = config_load(&l->cfg, path, err);
+	fclose(err);
+}
+
+static void load_text(struct loaded *l, const char *text)
+{
+	write_temp_config(l->path, sizeof(l->path), text);
+	load_path(l, l->path);
+	unlink(l->path);
+}
+
+static void loaded_clear(struct loaded *l)
+{
+	config_free(l->cfg);
+	free(l->err);
+}
+
+static void assert_loaded_ok(const struct loaded *l)
+{
+	if (l->r != 0)
+		print_error("config_load: %d, output:\n%s", l->r, l->err);
+	assert_int_equal(l->r, 0);
+	assert_non_null(l->cfg);
+	assert_string_equal(l->err, "");
+}
+
+/* The load failed with -EINVAL, and one message "PATH:LINE: ..." names
+ * what is wrong (needle). */
+static void assert_error_at(const struct loaded *l, int line, const char *needle)
+{
+	char where[sizeof(l->path) + 16];
+	const char *msg, *end;
+	bool found = false;
+
+	snprintf(where, sizeof(where), "%s:%d: ", l->path, line);
+	for (msg = l->err; (msg = strstr(msg, where)); msg = end) {
+		end = strchrnul(msg, '\n');
+		if (memmem(msg, (size_t)(end - msg), needle, strlen(needle)))
+			found = true;
+	}
+	if (l->r != -EINVAL || !found)
+		print_error("wanted \"%s...%s\", config_load: %d, output:\n%s", where, needle, l->r,
+		            l->err);
+	assert_int_equal(l->r, -EINVAL);
+	assert_null(l->cfg);
+	assert_true(found);
+}
+
+static void assert_geometry_equal(ipcq_geometry a, ipcq_geometry b)
+{
+	assert_int_equal(a.max_msgs, b.max_msgs);
+	assert_int_equal(a.msg_size, b.msg_size);
+	assert_int_equal(a.ring_size, b.ring_size);
+	assert_int_equal(a.max_payload, b.max_payload);
+}
+
+/* What the embedded config and the shipped sample both promise. */
+static void assert_documented_defaults(const struct config *cfg)
+{
+	assert_string_equal(cfg->namespace_, "default");
+	assert_null(cfg->socket);
+	assert_true(cfg->auto_create);
+	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
+	assert_int_equal(cfg->max_clients, 4096);
+	assert_geometry_equal(cfg->defaults, (ipcq_geometry){ .max_msgs = 10,
+	                                                      .msg_size = 512,
+	                                                      .ring_size = 64u << 20,
+	                                                      .max_payload = 16u << 20 });
+	assert_int_equal(cfg->default_delivery, DELIVERY_AT_MOST_ONCE);
+	assert_int_equal(cfg->n_queues, 0);
+}
+
+/* ---- what loads ---- */
+
+static void test_embedded_defaults_have_documented_values(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_path(&l, NULL);
+	assert_loaded_ok(&l);
+	assert_string_equal(l.cfg->source, CONFIG_EMBEDDED_SOURCE);
+	assert_documented_defaults(l.cfg);
+	loaded_clear(&l);
+}
+
+static void test_empty_file_takes_documented_defaults(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "# nothing but a comment\n");
+	assert_loaded_ok(&l);
+	assert_string_equal(l.cfg->source, l.path);
+	assert_documented_defaults(l.cfg);
+	loaded_clear(&l);
+}
+
+static void test_sample_config_parses_to_documented_defaults(void **state)
+{
+	const char *srcdir = getenv("IPCQ_SRCDIR");
+	struct loaded l = { 0 };
+
+	if (!srcdir)
+		skip();
+	snprintf(l.path, sizeof(l.path), "%s/etc/ipcbrokerd.conf", srcdir);
+	load_path(&l, l.path);
+	assert_loaded_ok(&l);
+	assert_documented_defaults(l.cfg);
+	loaded_clear(&l);
+}
+
+static void test_full_file_with_queues_and_acls_parses(void **state)
+{
+	struct loaded l = { 0 };
+	const struct queue_config *q;
+
+	load_text(&l, "namespace = \"test-ns_1\"\n"
+	              "socket = \"/tmp/ipcq-test.sock\"\n"
+	              "auto_create = false\n"
+	              "log_level = \"debug\"\n"
+	              "max_clients = 16\n"
+	              "defaults { max_msgs = 8  msg_size = 256  ring_size = \"1M\"  max_payload = \"512K\" }\n"
+	              "queue \"jobs\" {\n"
+	              "  max_msgs = 10  msg_size = 1024  ring_size = \"256M\"  max_payload = \"16M\"\n"
+	              "  delivery = \"at-least-once\"\n"
+	              "  allow_send = { \"user:root\", \"group:root\", \"uid:1234\" }\n"
+	              "  allow_recv = { \"gid:4321\", \"*\" }\n"
+	              "}\n"
+	              "queue \"logs.app\" { delivery = \"at-most-once\" }\n");
+	assert_loaded_ok(&l);
+	assert_string_equal(l.cfg->namespace_, "test-ns_1");
+	assert_string_equal(l.cfg->socket, "/tmp/ipcq-test.sock");
+	assert_false(l.cfg->auto_create);
+	assert_int_equal(l.cfg->log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(l.cfg->max_clients, 16);
+	assert_geometry_equal(l.cfg->defaults, (ipcq_geometry){ 8, 256, 1u << 20, 512u << 10 });
+	assert_int_equal(l.cfg->n_queues, 2);
+
+	q = &l.cfg->queues[0];
+	assert_string_equal(q->name, "jobs");
+	assert_geometry_equal(q->geo, (ipcq_geometry){ 10, 1024, 256u << 20, 16u << 20 });
+	assert_int_equal(q->delivery, DELIVERY_AT_LEAST_ONCE);
+	assert_true(q->allow_send.set);
+	assert_int_equal(q->allow_send.n, 3);
+	assert_int_equal(q->allow_send.rules[0].kind, ACL_UID);
+	assert_int_equal(q->allow_send.rules[0].id, 0);
+	assert_int_equal(q->allow_send.rules[1].kind, ACL_GID);
+	assert_int_equal(q->allow_send.rules[1].id, 0);
+	assert_int_equal(q->allow_send.rules[2].kind, ACL_UID);
+	assert_int_equal(q->allow_send.rules[2].id, 1234);
+	assert_true(q->allow_recv.set);
+	assert_int_equal(q->allow_recv.n, 2);
+	assert_int_equal(q->allow_recv.rules[0].kind, ACL_GID);
+	assert_int_equal(q->allow_recv.rules[0].id, 4321);
+	assert_int_equal(q->allow_recv.rules[1].kind, ACL_ANY);
+
+	q = &l.cfg->queues[1];
+	assert_string_equal(q->name, "logs.app");
+	assert_geometry_equal(q->geo, (ipcq_geometry){ 0 });
+	assert_int_equal(q->delivery, DELIVERY_AT_MOST_ONCE);
+	assert_false(q->allow_send.set);
+	assert_false(q->allow_recv.set);
+	loaded_clear(&l);
+}
+
+static void test_sizes_accept_suffixes_and_plain_integers(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "defaults { msg_size = \"4K\"  ring_size = \"64M\"  max_payload = 65536 }\n"
+	              "queue \"a\" { msg_size = 1024  ring_size = 128K  max_payload = \"1k\" }\n"
+	              "queue \"b\" { ring_size = \"1G\"  max_payload = \"16MiB\" }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->defaults.msg_size, 4096);
+	assert_int_equal(l.cfg->defaults.ring_size, 64u << 20);
+	assert_int_equal(l.cfg->defaults.max_payload, 65536);
+	assert_int_equal(l.cfg->queues[0].geo.msg_size, 1024);
+	assert_int_equal(l.cfg->queues[0].geo.ring_size, 128u << 10);
+	assert_int_equal(l.cfg->queues[0].geo.max_payload, 1024);
+	assert_int_equal(l.cfg->queues[1].geo.ring_size, 1u << 30);
+	assert_int_equal(l.cfg->queues[1].geo.max_payload, 16u << 20);
+	loaded_clear(&l);
+}
+
+static void test_queue_delivery_inherits_defaults_declared_later(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"q\" { }\n"
+	              "defaults { delivery = \"at-least-once\" }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->queues[0].delivery, DELIVERY_AT_LEAST_ONCE);
+	assert_int_equal(l.cfg->default_delivery, DELIVERY_AT_LEAST_ONCE);
+	loaded_clear(&l);
+}
+
+static void test_empty_acl_is_set_and_absent_acl_is_not(void **state)
+{
+	struct loaded l = { 0 };
+	const struct queue_config *q;
+
+	load_text(&l, "queue \"closed\" { allow_send = { } }\n");
+	assert_loaded_ok(&l);
+	q = config_find_queue(l.cfg, "closed");
+	assert_non_null(q);
+	assert_true(q->allow_send.set);
+	assert_int_equal(q->allow_send.n, 0);
+	assert_false(acl_match(&q->allow_send, 0, 0, NULL, 0));
+	assert_false(q->allow_recv.set);
+	loaded_clear(&l);
+}
+
+static void test_max_payload_may_fill_ring_less_reserve(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"edge\" { ring_size = \"64K\"  max_payload = 61440 }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->queues[0].geo.max_payload, 64 * 1024 - CONFIG_RING_RESERVE);
+	loaded_clear(&l);
+}
+
+/* ---- what is refused, and where ---- */
+
+static void test_unknown_key_is_error_with_line_number(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "namespace = \"x\"\n"
+	              "bogus_key = 1\n");
+	assert_error_at(&l, 2, "bogus_key");
+	loaded_clear(&l);
+}
+
+static void test_unknown_key_in_queue_is_error_with_line_number(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"q\" {\n"
+	              "  max_msgs = 10\n"
+	              "  max_mgs = 10\n"
+	              "}\n");
+	assert_error_at(&l, 3, "max_mgs");
+	loaded_clear(&l);
+}
+
+static void test_comments_do_not_shift_line_numbers(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "# a comment\n"
+	              "// another\n"
+	              "/* a block\n"
+	              "   over two lines */\n"
+	              "namespace = \"x\" # trailing\n"
+	              "bogus_key = 1\n");
+	assert_error_at(&l, 6, "bogus_key");
+	loaded_clear(&l);
+}
+
+static void test_comments_inside_lists_and_hashes_inside_strings(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "socket = \"/tmp/a#b//c.sock\"\n"
+	              "queue \"q\" {\n"
+	              "  allow_send = { \"uid:1\",   # the first\n"
+	              "                 \"uid:2\" }  // the second\n"
+	              "}\n");
+	assert_loaded_ok(&l);
+	assert_string_equal(l.cfg->socket, "/tmp/a#b//c.sock");
+	assert_int_equal(l.cfg->queues[0].allow_send.n, 2);
+	assert_int_equal(l.cfg->queues[0].allow_send.rules[1].id, 2);
+	loaded_clear(&l);
+}
+
+static void test_bad_size_is_error_with_line_number(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "defaults {\n"
+	              "  msg_size = 512\n"
+	              "  ring_size = \"64Q\"\n"
+	              "}\n");
+	assert_error_at(&l, 3, "ring_size = \"64Q\": not a size");
+	loaded_clear(&l);
+}
+
+static void test_ring_size_not_page_multiple_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "\nqueue \"q\" { ring_size = 65537 }\n");
+	assert_error_at(&l, 2, "ring_size = 65537: not a multiple of 4096");
+	loaded_clear(&l);
+}
+
+static void test_values_out_of_range_are_errors_with_line_number(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *needle;
+	} cases[] = {
+		{ "max_clients = 0\n", "max_clients = 0: out of range" },
+		{ "max_clients = 1000001\n", "max_clients = 1000001: out of range" },
+		{ "defaults { max_msgs = 0 }\n", "max_msgs = 0: out of range" },
+		{ "queue \"q\" { max_msgs = 65537 }\n", "max_msgs = 65537: out of range" },
+		{ "queue \"q\" { max_msgs = -1 }\n", "max_msgs = -1: out of range" },
+		{ "defaults { msg_size = 63 }\n", "msg_size = 63: out of range" },
+		{ "queue \"q\" { msg_size = \"2M\" }\n", "msg_size = 2097152: out of range" },
+		{ "defaults { ring_size = \"32K\" }\n", "ring_size = 32768: out of range" },
+		{ "queue \"q\" { ring_size = \"128G\" }\n", "ring_size = 137438953472: out of range" },
+		{ "queue \"q\" { max_payload = 0 }\n", "max_payload = 0: out of range" },
+		{ "queue \"q\" { max_payload = \"4G\" }\n", "max_payload = 4294967296: out of range" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct loaded l = { 0 };
+		char text[256];
+
+		/* the value on line 2 */
+		snprintf(text, sizeof(text), "# case %zu\n%s", i, cases[i].text);
+		load_text(&l, text);
+		assert_error_at(&l, 2, cases[i].needle);
+		loaded_clear(&l);
+	}
+}
+
+static void test_unknown_words_are_errors(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "log_level = \"verbose\"\n");
+	assert_error_at(&l, 1, "log_level = \"verbose\": not one of");
+	loaded_clear(&l);
+
+	load_text(&l, "queue \"q\" {\n  delivery = \"exactly-once\"\n}\n");
+	assert_error_at(&l, 2, "delivery = \"exactly-once\": not one of");
+	loaded_clear(&l);
+}
+
+static void test_invalid_namespace_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "namespace = \"a.b\"\n");
+	assert_error_at(&l, 1, "namespace = \"a.b\": not a valid name");
+	loaded_clear(&l);
+}
+
+static void test_relative_socket_path_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "socket = \"run/x.sock\"\n");
+	assert_error_at(&l, 1, "socket = \"run/x.sock\": not an absolute path");
+	loaded_clear(&l);
+}
+
+static void test_invalid_queue_name_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"bad/name\" { max_msgs = 10 }\n");
+	assert_error_at(&l, 1, "queue \"bad/name\": not a valid queue name");
+	loaded_clear(&l);
+
+	load_text(&l, "queue \".hidden\" { }\n");
+	assert_error_at(&l, 1, "queue \".hidden\": not a valid queue name");
+	loaded_clear(&l);
+}
+
+static void test_duplicate_queue_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"jobs\" { max_msgs = 10 }\n"
+	              "queue \"other\" { }\n"
+	              "queue \"jobs\" { max_msgs = 5 }\n");
+	assert_error_at(&l, 3, "duplicate");
+	loaded_clear(&l);
+}
+
+static void test_unknown_user_is_error_with_line_number(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"q\" {\n"
+	              "  allow_recv = { \"user:root\" }\n"
+	              "  allow_send = { \"uid:0\",\n"
+	              "                 \"user:nosuchuser_ipcq\" }\n"
+	              "}\n");
+	assert_error_at(&l, 4, "allow_send: \"user:nosuchuser_ipcq\": no such user");
+	loaded_clear(&l);
+}
+
+static void test_unknown_group_is_error_with_line_number(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"q\" {\n  allow_recv = { \"group:nosuchgroup_ipcq\" }\n}\n");
+	assert_error_at(&l, 2, "allow_recv: \"group:nosuchgroup_ipcq\": no such group");
+	loaded_clear(&l);
+}
+
+static void test_malformed_acl_entry_is_error(void **state)
+{
+	static const char *const entries[] = { "root", "uid:", "uid:12x", "gid:-1", "users:root" };
+
+	for (size_t i = 0; i < sizeof(entries) / sizeof(entries[0]); i++) {
+		struct loaded l = { 0 };
+		char text[128], needle[64];
+
+		snprintf(text, sizeof(text), "queue \"q\" { allow_send = { \"%s\" } }\n", entries[i]);
+		snprintf(needle, sizeof(needle), "\"%s\": not user:NAME", entries[i]);
+		load_text(&l, text);
+		assert_error_at(&l, 1, needle);
+		loaded_clear(&l);
+	}
+}
+
+static void test_max_payload_larger_than_ring_is_error(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"big\" {\n"
+	              "  ring_size = \"64K\"\n"
+	              "  max_payload = \"64K\"\n"
+	              "}\n");
+	assert_error_at(&l, 4, "queue \"big\": max_payload (65536) must be at most ring_size - 4096");
+	loaded_clear(&l);
+}
+
+static void test_payload_check_uses_defaults_and_reports_every_queue(void **state)
+{
+	struct loaded l = { 0 };
+
+	/* 16M max_payload from the defaults does not fit either ring */
+	load_text(&l, "queue \"a\" { ring_size = \"1M\" }\n"
+	              "queue \"b\" { ring_size = \"8M\" }\n"
+	              "queue \"c\" { ring_size = \"32M\" }\n");
+	assert_error_at(&l, 1, "queue \"a\": max_payload (16777216)");
+	assert_error_at(&l, 2, "queue \"b\": max_payload (16777216)");
+	assert_null(strstr(l.err, "queue \"c\""));
+	loaded_clear(&l);
+
+	load_text(&l, "defaults {\n  ring_size = \"64K\"\n}\n");
+	assert_error_at(&l, 3, "defaults: max_payload (16777216)");
+	loaded_clear(&l);
+}
+
+static void test_missing_file_is_enoent_naming_the_file(void **state)
+{
+	struct loaded l = { 0 };
+
+	snprintf(l.path, sizeof(l.path), "/nonexistent/ipcq/test.conf");
+	load_path(&l, l.path);
+	assert_int_equal(l.r, -ENOENT);
+	assert_null(l.cfg);
+	assert_non_null(strstr(l.err, "/nonexistent/ipcq/test.conf: "));
+	loaded_clear(&l);
+}
+
+static void test_errors_without_stream_still_fail(void **state)
+{
+	struct config *cfg = NULL;
+	char path[4096];
+	int r;
+
+	write_temp_config(path, sizeof(path), "bogus_key = 1\n");
+	r = config_load(&cfg, path, NULL);
+	unlink(path);
+	assert_int_equal(r, -EINVAL);
+	assert_null(cfg);
+}
+
+/* ---- queries ---- */
+
+static void test_find_queue_by_name(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"a\" { }\nqueue \"b\" { max_msgs = 3 }\n");
+	assert_loaded_ok(&l);
+	assert_ptr_equal(config_find_queue(l.cfg, "b"), &l.cfg->queues[1]);
+	assert_ptr_equal(config_find_queue(l.cfg, "a"), &l.cfg->queues[0]);
+	assert_null(config_find_queue(l.cfg, "c"));
+	loaded_clear(&l);
+}
+
+static void test_queue_geometry_fills_zero_fields_from_defaults(void **state)
+{
+	struct loaded l = { 0 };
+	ipcq_geometry geo;
+
+	load_text(&l, "defaults { max_msgs = 7  msg_size = 300  ring_size = \"2M\"  max_payload = \"1M\" }\n"
+	              "queue \"q\" { msg_size = 1024  max_payload = \"4K\" }\n");
+	assert_loaded_ok(&l);
+	geo = config_queue_geometry(l.cfg, config_find_queue(l.cfg, "q"));
+	assert_geometry_equal(geo, (ipcq_geometry){ 7, 1024, 2u << 20, 4096 });
+	/* the queue's own record keeps the zeros: they mean "default" */
+	assert_int_equal(l.cfg->queues[0].geo.max_msgs, 0);
+	assert_geometry_equal(config_queue_geometry(l.cfg, NULL), l.cfg->defaults);
+	loaded_clear(&l);
+}
+
+/* ---- acl_match ---- */
+
+static struct acl_rule uid_1000[] = { { ACL_UID, 1000 } };
+static struct acl_rule gid_50[] = { { ACL_GID, 50 } };
+static struct acl_rule anyone[] = { { ACL_ANY, 0 } };
+static struct acl_rule several[] = { { ACL_UID, 1 }, { ACL_GID, 2 }, { ACL_UID, 3 } };
+
+#define ACL_OF(array) ((struct acl){ .set = true, .n = sizeof(array) / sizeof((array)[0]), .rules = (array) })
+
+static void test_acl_matches_uid(void **state)
+{
+	struct acl acl = ACL_OF(uid_1000);
+
+	assert_true(acl_match(&acl, 1000, 5, NULL, 0));
+	assert_false(acl_match(&acl, 1001, 1000, NULL, 0));
+}
+
+static void test_acl_matches_primary_gid(void **state)
+{
+	struct acl acl = ACL_OF(gid_50);
+
+	assert_true(acl_match(&acl, 1000, 50, NULL, 0));
+	assert_false(acl_match(&acl, 50, 51, NULL, 0));
+}
+
+static void test_acl_matches_supplementary_group(void **state)
+{
+	struct acl acl = ACL_OF(gid_50);
+	const gid_t groups[] = { 10, 20, 50 };
+	const gid_t others[] = { 10, 20, 51 };
+
+	assert_true(acl_match(&acl, 1000, 1000, groups, 3));
+	assert_false(acl_match(&acl, 1000, 1000, others, 3));
+	/* only the first ngroups entries count */
+	assert_false(acl_match(&acl, 1000, 1000, groups, 2));
+}
+
+static void test_acl_star_matches_anyone(void **state)
+{
+	struct acl acl = ACL_OF(anyone);
+
+	assert_true(acl_match(&acl, 0, 0, NULL, 0));
+	assert_true(acl_match(&acl, 65534, 65534, NULL, 0));
+}
+
+static void test_acl_without_matching_rule_denies(void **state)
+{
+	struct acl acl = ACL_OF(several);
+	struct acl empty = { .set = true };
+	const gid_t groups[] = { 3, 1 };
+
+	assert_true(acl_match(&acl, 3, 9, NULL, 0));
+	assert_true(acl_match(&acl, 9, 9, (const gid_t[]){ 2 }, 1));
+	/* uids are not groups, and groups are not uids */
+	assert_false(acl_match(&acl, 2, 1, groups, 2));
+	assert_false(acl_match(&empty, 0, 0, NULL, 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_embedded_defaults_have_documented_values),
+		cmocka_unit_test(test_empty_file_takes_documented_defaults),
+		cmocka_unit_test(test_sample_config_parses_to_documented_defaults),
+		cmocka_unit_test(test_full_file_with_queues_and_acls_parses),
+		cmocka_unit_test(test_sizes_accept_suffixes_and_plain_integers),
+		cmocka_unit_test(test_queue_delivery_inherits_defaults_declared_later),
+		cmocka_unit_test(test_empty_acl_is_set_and_absent_acl_is_not),
+		cmocka_unit_test(test_max_payload_may_fill_ring_less_reserve),
+		cmocka_unit_test(test_unknown_key_is_error_with_line_number),
+		cmocka_unit_test(test_unknown_key_in_queue_is_error_with_line_number),
+		cmocka_unit_test(test_comments_do_not_shift_line_numbers),
+		cmocka_unit_test(test_comments_inside_lists_and_hashes_inside_strings),
+		cmocka_unit_test(test_bad_size_is_error_with_line_number),
+		cmocka_unit_test(test_ring_size_not_page_multiple_is_error),
+		cmocka_unit_test(test_values_out_of_range_are_errors_with_line_number),
+		cmocka_unit_test(test_unknown_words_are_errors),
+		cmocka_unit_test(test_invalid_namespace_is_error),
+		cmocka_unit_test(test_relative_socket_path_is_error),
+		cmocka_unit_test(test_invalid_queue_name_is_error),
+		cmocka_unit_test(test_duplicate_queue_is_error),
+		cmocka_unit_test(test_unknown_user_is_error_with_line_number),
+		cmocka_unit_test(test_unknown_group_is_error_with_line_number),
+		cmocka_unit_test(test_malformed_acl_entry_is_error),
+		cmocka_unit_test(test_max_payload_larger_than_ring_is_error),
+		cmocka_unit_test(test_payload_check_uses_defaults_and_reports_every_queue),
+		cmocka_unit_test(test_missing_file_is_enoent_naming_the_file),
+		cmocka_unit_test(test_errors_without_stream_still_fail),
+		cmocka_unit_test(test_find_queue_by_name),
+		cmocka_unit_test(test_queue_geometry_fills_zero_fields_from_defaults),
+		cmocka_unit_test(test_acl_matches_uid),
+		cmocka_unit_test(test_acl_matches_primary_gid),
+		cmocka_unit_test(test_acl_matches_supplementary_group),
+		cmocka_unit_test(test_acl_star_matches_anyone),
+		cmocka_unit_test(test_acl_without_matching_rule_denies),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

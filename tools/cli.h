@@ -1,0 +1,105 @@
+/*
+ * cli.h - what every ipcq subcommand shares (in the manner of mosquitto's
+ * client_shared.c): the global options, which every command also accepts
+ * after its name so that a flag means the same thing everywhere; the
+ * connection to the daemon; parsing of timeouts and numbers; and the one
+ * mapping from errors to messages and exit statuses.
+ */
+#ifndef IPCQ_CLI_H
+#define IPCQ_CLI_H
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "ipcq.h"
+
+/* Exit statuses: part of the CLI contract (see ipcq(1)). */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_TIMEOUT = 3,
+	CLI_EXIT_NOT_FOUND = 4,
+	CLI_EXIT_DENIED = 5,
+};
+
+/* getopt values of long-only options: above every short option character. */
+enum {
+	CLI_OPT_NAMESPACE = 0x100,
+	CLI_OPT_SOCKET,
+	CLI_OPT_FIRST_COMMAND_ /* first value free for a command's own options */
+};
+
+/* The global options, to be placed in every command's option table. */
+#define CLI_GLOBAL_OPTIONS                                               \
+	{ "namespace", required_argument, NULL, CLI_OPT_NAMESPACE },   \
+	{ "socket", required_argument, NULL, CLI_OPT_SOCKET },         \
+	{ "help", no_argument, NULL, 'h' }
+
+struct cli;
+
+struct cli_command {
+	const char *name;
+	const char *synopsis; /* what follows "ipcq NAME" in a usage line */
+	const char *summary;  /* one line for 'ipcq --help' */
+	const char *help;     /* description and options for 'ipcq NAME --help' */
+	int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+struct cli {
+	const struct cli_command *cmd; /* NULL until the command is known */
+	const char *ns;                /* --namespace */
+	const char *socket;            /* --socket */
+	char socket_path[PATH_MAX];    /* where cli_connect() went */
+	ipcq_client *client;
+};
+
+/* The commands (cmd_send.c, cmd_recv.c, cmd_admin.c). */
+int cmd_send(struct cli *cli, int argc, char **argv);
+int cmd_recv(struct cli *cli, int argc, char **argv);
+int cmd_create(struct cli *cli, int argc, char **argv);
+int cmd_delete(struct cli *cli, int argc, char **argv);
+int cmd_purge(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_stat(struct cli *cli, int argc, char **argv);
+
+/* Handle an option every command shares (a global option, --help, or a
+ * getopt error; the option string must start with ':').  Returns -1 to go
+ * on parsing, or the exit status to end the command with. */
+int cli_common_option(struct cli *cli, int opt, char **argv);
+/* Print "ipcq: MESSAGE" and the usage line of the command; returns 2. */
+int cli_usage_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_print_command_help(const struct cli_command *cmd);
+
+/* Seconds, possibly fractional ("0.5"), into milliseconds rounded up. */
+int cli_parse_timeout(const char *s, int *ms);
+/* A decimal integer in [0, max]. */
+int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/* Connect to the daemon chosen by the options or the environment.
+ * Returns an exit status (0 on success) after printing any error. */
+int cli_connect(struct cli *cli);
+/* Connect if needed and open queue name; returns an exit status. */
+int cli_open_queue(struct cli *cli, const char *name, int flags, ipcq_queue **out);
+void cli_disconnect(struct cli *cli);
+
+/* Report a failed library call (negative errno) and return the exit status
+ * it maps to.  cli_fail_request() is for requests the daemon answered: it
+ * prints the daemon's explanation when there is one. */
+int cli_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_fail_request(const struct cli *cli, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Report a local failure (a file, a pipe, the input); returns 1. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Flush stdout and report a failed write; returns an exit status. */
+int cli_finish_stdout(void);
+
+static inline void cli_queue_closep(ipcq_queue **q)
+{
+	if (*q)
+		ipcq_close(*q);
+}
+#define _cleanup_queue_ __attribute__((cleanup(cli_queue_closep)))
+
+#endif

@@ -1,0 +1,372 @@
+/*
+ * cmd_send.c - ipcq send: messages from the arguments, from standard input
+ * (one per line, NUL-separated records, or all of it), or from a file.
+ *
+ * Standard input is cut into records straight out of a read buffer rather
+ * than with stdio: no copy per record, each line goes out as soon as it
+ * has arrived (tail -f log | ipcq send logs), and the buffer never grows
+ * much past the queue's max_payload, so input without a delimiter ends in
+ * a clear error instead of eating memory.
+ *
+ * A file too large to travel inline is read straight into a loan in the
+ * ring, in pieces so that a progress bar can follow, and then published:
+ * its bytes are copied once, from the page cache into the ring.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "util.h"
+
+#define READ_CHUNK (64 * 1024)
+#define FILE_PIECE (1024 * 1024)
+#define PROGRESS_DELAY_NS 500000000ull /* a bar only for sends slower than this */
+#define PROGRESS_PERIOD_NS 100000000ull
+#define PROGRESS_WIDTH 30
+
+struct sender {
+	ipcq_queue *q;
+	const char *name;
+	uint64_t max_payload;
+	unsigned prio;
+	int timeout_ms;
+};
+
+static int send_one(const struct sender *s, const void *data, size_t len)
+{
+	int r = ipcq_send(s->q, data, len, s->prio, s->timeout_ms);
+
+	if (r == -ETIMEDOUT || r == -EAGAIN)
+		return cli_fail(r, "queue '%s' stayed full", s->name);
+	if (r < 0)
+		return cli_fail(r, "cannot send to '%s'", s->name);
+	return CLI_EXIT_OK;
+}
+
+/* what and index name the message: "line 3", "message 2", "FILE" (0). */
+static int too_large(const struct sender *s, const char *what, size_t index)
+{
+	if (index)
+		return cli_error("%s %zu is larger than the max_payload of queue '%s' (%" PRIu64 " bytes)", what,
+				 index, s->name, s->max_payload);
+	return cli_error("%s is larger than the max_payload of queue '%s' (%" PRIu64 " bytes)", what, s->name,
+			 s->max_payload);
+}
+
+static int send_args(const struct sender *s, char **msgs, int n)
+{
+	int i, r;
+
+	for (i = 0; i < n; i++) {
+		size_t len = strlen(msgs[i]);
+
+		if (len > s->max_payload)
+			return too_large(s, "message", (size_t)i + 1);
+		r = send_one(s, msgs[i], len);
+		if (r)
+			return r;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* ---- reading standard input ---- */
+
+struct reader {
+	int fd;
+	char delim;
+	uint64_t limit; /* longest record wanted */
+	char *buf;
+	size_t cap, start, end; /* unconsumed input is buf[start, end) */
+	size_t scanned;         /* bytes after start known to hold no delim */
+	bool eof;
+};
+
+static int reader_init(struct reader *rd, int fd, char delim, uint64_t limit)
+{
+	*rd = (struct reader){ .fd = fd, .delim = delim, .limit = limit, .cap = 4 * READ_CHUNK };
+	rd->buf = malloc(rd->cap);
+	return rd->buf ? 0 : -ENOMEM;
+}
+
+static void reader_deinit(struct reader *rd)
+{
+	free(rd->buf);
+}
+
+/* Move the unconsumed input to the front, make room and read once. */
+static int reader_fill(struct reader *rd)
+{
+	ssize_t n;
+
+	if (rd->start > 0) {
+		memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
+		rd->end -= rd->start;
+		rd->start = 0;
+	}
+	if (rd->cap - rd->end < READ_CHUNK) {
+		char *buf = realloc(rd->buf, rd->cap * 2);
+
+		if (!buf)
+			return -ENOMEM;
+		rd->buf = buf;
+		rd->cap *= 2;
+	}
+	n = read(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	rd->eof = n == 0;
+	rd->end += (size_t)n;
+	return 0;
+}
+
+/* The next record: 1 with *rec and *len set (valid until the next call),
+ * 0 at the end of input, or a negative errno; -EMSGSIZE when a record
+ * grows past the limit before its delimiter arrives.  A last record
+ * without a delimiter still counts. */
+static int reader_next(struct reader *rd, const char **rec, size_t *len)
+{
+	for (;;) {
+		char *s = rd->buf + rd->start;
+		size_t avail = rd->end - rd->start;
+		char *d = memchr(s + rd->scanned, rd->delim, avail - rd->scanned);
+		int r;
+
+		if (d || (rd->eof && avail)) {
+			*rec = s;
+			*len = d ? (size_t)(d - s) : avail;
+			rd->start += d ? *len + 1 : avail;
+			rd->scanned = 0;
+			return 1;
+		}
+		if (rd->eof)
+			return 0;
+		if (avail > rd->limit)
+			return -EMSGSIZE;
+		rd->scanned = avail;
+		r = reader_fill(rd);
+		if (r < 0)
+			return r;
+	}
+}
+
+static int send_records(const struct sender *s, char delim)
+{
+	__attribute__((cleanup(reader_deinit))) struct reader rd = { 0 };
+	const char *what = delim ? "line" : "record";
+	size_t n;
+	int r;
+
+	if (reader_init(&rd, STDIN_FILENO, delim, s->max_payload) < 0)
+		return cli_error("%s", strerror(ENOMEM));
+	for (n = 1;; n++) {
+		const char *rec;
+		size_t len;
+
+		r = reader_next(&rd, &rec, &len);
+		if (r == 0)
+			return CLI_EXIT_OK;
+		if (r == -EMSGSIZE || (r > 0 && len > s->max_payload))
+			return too_large(s, what, n);
+		if (r < 0)
+			return cli_error("reading standard input: %s", strerror(-r));
+		r = send_one(s, rec, len);
+		if (r)
+			return r;
+	}
+}
+
+/* All of fd (up to max_payload) as one message. */
+static int send_whole(const struct sender *s, int fd, const char *what)
+{
+	__attribute__((cleanup(reader_deinit))) struct reader rd = { 0 };
+	int r;
+
+	r = reader_init(&rd, fd, 0, s->max_payload);
+	while (r == 0 && !rd.eof && rd.end <= rd.limit)
+		r = reader_fill(&rd);
+	if (r < 0)
+		return cli_error("reading %s: %s", what, strerror(-r));
+	if (rd.end > rd.limit)
+		return too_large(s, what, 0);
+	return send_one(s, rd.buf, rd.end);
+}
+
+/* ---- files through a loan, with a progress bar ---- */
+
+struct progress {
+	const char *label;
+	uint64_t total;
+	uint64_t start_ns, drawn_ns;
+	bool tty, shown;
+};
+
+static void progress_start(struct progress *p, const char *label, uint64_t total)
+{
+	*p = (struct progress){
+		.label = label,
+		.total = total,
+		.start_ns = now_ns(CLOCK_MONOTONIC),
+		.tty = isatty(STDERR_FILENO),
+	};
+}
+
+static void progress_update(struct progress *p, uint64_t done)
+{
+	char bar[PROGRESS_WIDTH + 1];
+	size_t fill;
+	uint64_t now;
+
+	if (!p->tty)
+		return;
+	now = now_ns(CLOCK_MONOTONIC);
+	if (now - p->start_ns < PROGRESS_DELAY_NS)
+		return;
+	if (p->shown && now - p->drawn_ns < PROGRESS_PERIOD_NS && done < p->total)
+		return;
+	fill = (size_t)(done * PROGRESS_WIDTH / p->total);
+	memset(bar, '#', fill);
+	memset(bar + fill, ' ', PROGRESS_WIDTH - fill);
+	bar[PROGRESS_WIDTH] = '\0';
+	fprintf(stderr, "\r%s [%s] %3u%% %.1f/%.1f MiB", p->label, bar, (unsigned)(done * 100 / p->total),
+		(double)done / (1 << 20), (double)p->total / (1 << 20));
+	p->shown = true;
+	p->drawn_ns = now;
+}
+
+static void progress_end(struct progress *p)
+{
+	if (p->shown)
+		fputc('\n', stderr);
+}
+
+static int send_file_loaned(const struct sender *s, int fd, const char *path, size_t size)
+{
+	struct progress bar;
+	size_t done = 0;
+	void *buf;
+	int r;
+
+	r = ipcq_loan(s->q, size, &buf, s->timeout_ms);
+	if (r == -ETIMEDOUT || r == -EAGAIN)
+		return cli_fail(r, "the ring of queue '%s' stayed full", s->name);
+	if (r < 0)
+		return cli_fail(r, "cannot reserve %zu bytes in queue '%s'", size, s->name);
+	progress_start(&bar, path, size);
+	while (done < size) {
+		ssize_t n = read(fd, (char *)buf + done, MIN(size - done, (size_t)FILE_PIECE));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : 0;
+
+			progress_end(&bar);
+			ipcq_unloan(s->q, buf);
+			if (err)
+				return cli_error("%s: %s", path, strerror(err));
+			return cli_error("%s: file shrank while being sent", path);
+		}
+		done += (size_t)n;
+		progress_update(&bar, done);
+	}
+	progress_end(&bar);
+	r = ipcq_publish(s->q, buf, size, s->prio);
+	if (r < 0)
+		return cli_fail(r, "cannot send to '%s'", s->name);
+	return CLI_EXIT_OK;
+}
+
+static int send_file(const struct sender *s, const ipcq_geometry *geo, const char *path)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return cli_error("%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return send_whole(s, fd, path); /* a pipe or device: size unknown */
+	if ((uint64_t)st.st_size > s->max_payload)
+		return too_large(s, path, 0);
+	/* Beyond the inline size the message goes through the ring anyway:
+	 * read it straight there. */
+	if ((uint64_t)st.st_size > geo->msg_size && geo->ring_size > 0)
+		return send_file_loaned(s, fd, path, (size_t)st.st_size);
+	return send_whole(s, fd, path);
+}
+
+int cmd_send(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "null", no_argument, NULL, '0' },
+		{ "single", no_argument, NULL, 's' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "priority", required_argument, NULL, 'p' },
+		{ "timeout", required_argument, NULL, 't' },
+		CLI_GLOBAL_OPTIONS,
+		{ 0 },
+	};
+	_cleanup_queue_ ipcq_queue *q = NULL;
+	struct sender s = { .timeout_ms = -1 };
+	bool nul = false, single = false;
+	const char *file = NULL;
+	unsigned long prio = 0;
+	ipcq_geometry geo;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, ":0sf:p:t:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case '0':
+			nul = true;
+			break;
+		case 's':
+			single = true;
+			break;
+		case 'f':
+			file = optarg;
+			break;
+		case 'p':
+			if (cli_parse_uint(optarg, 31, &prio) < 0)
+				return cli_usage_error(cli, "priority must be 0 to 31, not '%s'", optarg);
+			break;
+		case 't':
+			if (cli_parse_timeout(optarg, &s.timeout_ms) < 0)
+				return cli_usage_error(cli, "bad timeout '%s' (seconds, e.g. 0.5)", optarg);
+			break;
+		default:
+			r = cli_common_option(cli, opt, argv);
+			if (r >= 0)
+				return r;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(cli, "no queue given");
+	if (nul + single + !!file + (argc - optind > 1) > 1)
+		return cli_usage_error(cli, "MESSAGE arguments, -0, -s and -f exclude each other");
+	s.name = argv[optind++];
+	s.prio = (unsigned)prio;
+
+	r = cli_open_queue(cli, s.name, IPCQ_SEND | IPCQ_CREATE, &q);
+	if (r)
+		return r;
+	r = ipcq_geometry_of(q, &geo);
+	if (r < 0)
+		return cli_fail(r, "cannot read the geometry of queue '%s'", s.name);
+	s.q = q;
+	s.max_payload = geo.max_payload;
+
+	if (optind < argc)
+		return send_args(&s, argv + optind, argc - optind);
+	if (file)
+		return send_file(&s, &geo, file);
+	if (single)
+		return send_whole(&s, STDIN_FILENO, "standard input");
+	return send_records(&s, nul ? '\0' : '\n');
+}

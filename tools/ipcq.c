@@ -1,0 +1,170 @@
+/*
+ * ipcq.c - the ipcq command: global options, the command table and help.
+ *
+ * Global options are parsed up to the command name ("+" in the option
+ * string), then the command parses the rest with the same global options
+ * in its own table, so "ipcq --socket S send q" and "ipcq send --socket S q"
+ * mean the same.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "util.h"
+
+static const struct cli_command commands[] = {
+	{
+		.name = "send",
+		.synopsis = "[OPTIONS] QUEUE [MESSAGE...]",
+		.summary = "send messages (arguments, lines of stdin, or a file)",
+		.help = "Send each MESSAGE as one message; without MESSAGE, send each line of\n"
+			"standard input as one message (newline removed, empty lines included).\n"
+			"The queue is created with the daemon's defaults if the daemon allows it.\n"
+			"\n"
+			"Options:\n"
+			"  -0, --null             read NUL-separated records from standard input\n"
+			"  -s, --single           send all of standard input as one message\n"
+			"  -f, --file FILE        send FILE as one message\n"
+			"  -p, --priority PRIO    message priority, 0 (default) to 31 (first out)\n"
+			"  -t, --timeout SECONDS  give up (exit 3) if the queue stays full that long\n"
+			"                         (fractions allowed; default: wait forever)\n",
+		.run = cmd_send,
+	},
+	{
+		.name = "recv",
+		.synopsis = "[OPTIONS] QUEUE",
+		.summary = "receive messages and print them",
+		.help = "Receive one message and print it followed by a newline.\n"
+			"\n"
+			"Options:\n"
+			"  -c, --count N          receive N messages; 0: until interrupted or timed out\n"
+			"  -t, --timeout SECONDS  wait at most SECONDS for each message (exit 3)\n"
+			"  -0, --null             end each message with NUL instead of newline\n"
+			"  -N, --no-separator     write the payloads only\n"
+			"  -o, --output FILE      write to FILE instead of standard output\n"
+			"                         (payloads only, unless -0 is given)\n",
+		.run = cmd_recv,
+	},
+	{
+		.name = "create",
+		.synopsis = "[OPTIONS] QUEUE",
+		.summary = "create a queue",
+		.help = "Create a queue; sizes take K, M or G; omitted values are the daemon's defaults.\n"
+			"\n"
+			"Options:\n"
+			"      --max-msgs N       depth of the kernel message queue\n"
+			"      --msg-size B       bytes per kernel message (the inline limit)\n"
+			"      --ring-size B      bytes of the shared-memory ring\n"
+			"      --max-payload B    largest message accepted\n",
+		.run = cmd_create,
+	},
+	{
+		.name = "delete",
+		.synopsis = "QUEUE",
+		.summary = "delete a queue and its messages",
+		.help = "Delete a queue and every message in it.\n",
+		.run = cmd_delete,
+	},
+	{
+		.name = "purge",
+		.synopsis = "QUEUE",
+		.summary = "drop every message waiting in a queue",
+		.help = "Drop every message waiting in a queue; the queue stays.\n",
+		.run = cmd_purge,
+	},
+	{
+		.name = "list",
+		.synopsis = "",
+		.summary = "list the queues: name, depth, ring bytes in use",
+		.help = "Print one line per queue: name, depth and ring bytes in use, tab-separated.\n",
+		.run = cmd_list,
+	},
+	{
+		.name = "stat",
+		.synopsis = "[--json] QUEUE",
+		.summary = "show a queue's geometry, ring use and counters",
+		.help = "Print a queue's geometry, depth, ring use, counters and delivery mode\n"
+			"as \"key: value\" lines.\n"
+			"\n"
+			"Options:\n"
+			"      --json             print one JSON object instead\n",
+		.run = cmd_stat,
+	},
+};
+
+static void print_main_help(void)
+{
+	size_t i;
+
+	fputs("Usage: ipcq [--namespace NAME | --socket PATH] COMMAND [ARGS]\n"
+	      "\n"
+	      "Send and receive messages through ipcbrokerd, and manage its queues.\n"
+	      "\n"
+	      "Commands:\n",
+	      stdout);
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n"
+	      "Global options (also accepted after COMMAND):\n"
+	      "      --namespace NAME  use the daemon of namespace NAME ($IPCQ_NAMESPACE)\n"
+	      "      --socket PATH     use the daemon listening on PATH ($IPCQ_SOCKET)\n"
+	      "  -h, --help            show this help; 'ipcq COMMAND --help' for a command\n"
+	      "  -V, --version         show the version\n"
+	      "\n"
+	      "Exit status: 0 success, 1 error, 2 usage error, 3 timed out,\n"
+	      "4 queue not found, 5 permission denied.\n",
+	      stdout);
+}
+
+static const struct cli_command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_GLOBAL_OPTIONS,
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	struct cli cli = { 0 };
+	int opt, r;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'h':
+			print_main_help();
+			return cli_finish_stdout();
+		case 'V':
+			puts("ipcq " IPCQ_VERSION_STRING);
+			return cli_finish_stdout();
+		default:
+			r = cli_common_option(&cli, opt, argv);
+			if (r >= 0)
+				return r;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error(&cli, "no command given");
+	cli.cmd = find_command(argv[optind]);
+	if (!cli.cmd)
+		return cli_usage_error(&cli, "unknown command '%s'", argv[optind]);
+
+	/* The command parses its own argv, whose argv[0] is the command name;
+	 * optind = 0 makes glibc's getopt start afresh. */
+	argc -= optind;
+	argv += optind;
+	optind = 0;
+	r = cli.cmd->run(&cli, argc, argv);
+	cli_disconnect(&cli);
+	return r;
+}
