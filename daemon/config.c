@@ -13,6 +13,9 @@
  * line per value, so those checks report the line where the section
  * ends.
  *
+ * libconfuse 3.3 miscounts lines after comments, so the text is read
+ * here and its comments blanked out before libconfuse sees it.
+ *
  * Nothing is changed until the whole file passed: config_load() hands out
  * a new struct config or nothing.
  */
@@ -52,6 +55,10 @@ const char config_embedded[] =
 #define LOOKUP_BUF_MAX (16u << 20)
 /* A config is a few kilobytes; refuse to read a runaway file whole. */
 #define CONFIG_FILE_MAX (16u << 20)
+#define SUN_PATH_MAX sizeof(((struct sockaddr_un *)NULL)->sun_path)
+
+/* libconfuse keeps integers in a long, and sizes go up to 64G. */
+_Static_assert(sizeof(long) >= sizeof(uint64_t), "sizes need a 64-bit long");
 
 static const char *const delivery_words[] = {
 	[DELIVERY_AT_MOST_ONCE] = "at-most-once",
@@ -203,10 +210,10 @@ static int validate_socket(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *path = cfg_opt_getnstr(opt, 0);
 
-	if (path && path[0] == '/' && strlen(path) < sizeof(((struct sockaddr_un *)NULL)->sun_path))
+	if (path && path[0] == '/' && strlen(path) < SUN_PATH_MAX)
 		return 0;
 	cfg_error(cfg, "socket = \"%s\": not an absolute path shorter than %zu bytes",
-	          path ? path : "", sizeof(((struct sockaddr_un *)NULL)->sun_path));
+	          path ? path : "", SUN_PATH_MAX);
 	return -1;
 }
 
