@@ -324,12 +324,12 @@ static bool pid_is_dead(pid_t pid, void *ctx)
 	return kill(pid, 0) < 0 && errno == ESRCH;
 }
 
-static int resend(const void *msg, size_t len, void *ctx)
+static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 {
 	const struct reclaim_ctx *rc = ctx;
 
 	/* never block the event loop: a full mq is retried on the next sweep */
-	if (mq_send(rc->q->mq, msg, len, 0) < 0)
+	if (mq_send(rc->q->mq, msg, len, prio) < 0)
 		return -errno;
 	return 0;
 }

@@ -67,6 +67,8 @@ EXPORT const char *ipcq_strerror(int err)
 {
 	const char *s;
 
+	if (err == INT_MIN)
+		return "unknown error";
 	if (err < 0)
 		err = -err;
 	switch (err) {
@@ -540,7 +542,7 @@ static int publish_ref(ipcq_queue *q, const struct ring_ref *ref, unsigned prio,
 	struct proto_ring_desc d;
 	int r;
 
-	ring_publishing(&q->ring, ref);
+	ring_publishing(&q->ring, ref, prio);
 	ring_describe(ref, 0, &d);
 	r = mq_put(q->mq, &d, sizeof(d), prio, timeout_ms);
 	if (r < 0) {
@@ -671,11 +673,14 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return idx;
 	s = ring_slot_at(&q->ring, (unsigned)idx);
 	s->buf[0] = 0;
-	n = mq_get(q->mq, s->buf, q->geo.msg_size, &prio, timeout_ms);
+	/* straight into shared memory, priority included: if we die now, the
+	 * daemon finds the whole message in the slot */
+	n = mq_get(q->mq, s->buf, q->geo.msg_size, &s->prio, timeout_ms);
 	if (n < 0) {
 		slot_put(q, idx);
 		return (int)n;
 	}
+	prio = s->prio;
 	kind = proto_msg_check(s->buf, (size_t)n);
 	memcpy(&h, s->buf, sizeof(h));
 	if (kind == PROTO_MSG_INLINE) {
@@ -769,7 +774,7 @@ static int requeue(ipcq_queue *q, ipcq_msg *m)
 	struct ring_ref ref = { .offset = m->token, .gen = m->token2, .len = (uint32_t)m->len };
 	struct proto_ring_desc d;
 
-	ring_publishing(&q->ring, &ref);
+	ring_publishing(&q->ring, &ref, m->prio);
 	ring_describe(&ref, 0, &d);
 	r = mq_put(q->mq, &d, sizeof(d), m->prio, -1);
 	if (r == 0)

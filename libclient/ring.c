@@ -346,12 +346,14 @@ static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct 
 	c->size = size;
 	c->len = (uint32_t)len;
 	c->magic = RING_CHUNK_MAGIC;
+	c->pos = head;
+	c->prio = 0;
 	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, self_pid(), gen), memory_order_release);
 	atomic_store_explicit(&h->head, head + size, memory_order_release);
 	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
 	bump_hwm(h, head + size - tail);
 
-	*out = (struct ring_ref){ .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
+	*out = (struct ring_ref){ .pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
 	return 0;
 }
 
@@ -398,10 +400,11 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 	}
 }
 
-void ring_publishing(struct ring *r, const struct ring_ref *ref)
+void ring_publishing(struct ring *r, const struct ring_ref *ref, unsigned prio)
 {
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
 
+	c->prio = prio;
 	atomic_store_explicit(&c->word, RING_WORD(RING_PUBLISHING, self_pid(), ref->gen), memory_order_release);
 }
 
@@ -410,9 +413,16 @@ void ring_published(struct ring *r, const struct ring_ref *ref)
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
 	uint64_t expect = RING_WORD(RING_PUBLISHING, self_pid(), ref->gen);
 
-	/* fails harmlessly when a consumer took it already */
-	atomic_compare_exchange_strong_explicit(&c->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
-	                                        memory_order_release, memory_order_relaxed);
+	/* Once the descriptor is on the mq the chunk is no longer ours: a
+	 * consumer may have taken and released it, and the tail passed it,
+	 * so its header may already be another chunk's payload.  Only under
+	 * the lock, with the tail not past it, is the header still its own. */
+	if (ring_lock(r, -1) < 0)
+		return;
+	if (ref->pos >= atomic_load_explicit(&r->hdr->tail, memory_order_relaxed))
+		atomic_compare_exchange_strong_explicit(&c->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
+		                                        memory_order_release, memory_order_relaxed);
+	ring_unlock(r);
 }
 
 void ring_cancel(struct ring *r, const struct ring_ref *ref)
@@ -473,7 +483,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, s
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
-	*out = (struct ring_ref){ .offset = d->offset, .gen = d->gen, .len = (uint32_t)len, .payload = c + 1 };
+	*out = (struct ring_ref){ .pos = c->pos, .offset = d->offset, .gen = d->gen, .len = (uint32_t)len, .payload = c + 1 };
 	return 0;
 }
 
@@ -527,13 +537,14 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 	uint64_t gen = c->gen;
 	uint64_t pending = RING_WORD(RING_PUBLISHING, 0, gen);
 	struct ring_ref ref = { .offset = (uint64_t)((unsigned char *)c - r->data), .gen = gen, .len = c->len };
+	unsigned prio = c->prio;
 	struct proto_ring_desc d;
 
 	if (w != pending &&
 	    !atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel, memory_order_relaxed))
 		return 0; /* it moved on by itself */
 	ring_describe(&ref, PROTO_MSGF_REDELIVERED, &d);
-	if (ops->resend(&d, sizeof(d), ops->ctx) < 0)
+	if (ops->resend(&d, sizeof(d), prio, ops->ctx) < 0)
 		return 0;
 	atomic_compare_exchange_strong_explicit(&c->word, &pending, RING_WORD(RING_PUBLISHED, 0, gen),
 	                                        memory_order_release, memory_order_relaxed);
@@ -617,7 +628,7 @@ static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_r
 		if (mh.len <= n - sizeof(mh)) {
 			if (h->delivery) {
 				s->buf[1] |= PROTO_MSGF_REDELIVERED;
-				if (ops->resend(s->buf, sizeof(mh) + mh.len, ops->ctx) < 0)
+				if (ops->resend(s->buf, sizeof(mh) + mh.len, s->prio, ops->ctx) < 0)
 					return -EAGAIN;
 				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
 			} else {
@@ -635,7 +646,9 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_ti
 	ret = ring_lock(r, lock_timeout_ms);
 	if (ret)
 		return ret;
-	n = reclaim_chunks_locked(r, ops);
+	/* slots first: a descriptor a dead consumer held is resent once, by
+	 * the slot, before the chunk walk could see its chunk as pending */
+	n = 0;
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
 		struct ring_slot *s = ring_slot_at(r, i);
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
@@ -647,6 +660,7 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_ti
 		ring_slot_free(r, (int)i);
 		n++;
 	}
+	n += reclaim_chunks_locked(r, ops);
 	advance_tail_locked(r);
 	ring_unlock(r);
 	wake_producers(r);
@@ -709,9 +723,9 @@ int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *ou
 	w = atomic_load_explicit(&c->word, memory_order_acquire);
 	if (w != RING_WORD(RING_RESERVED, self_pid(), c->gen))
 		return -EINVAL; /* not a loan of this process */
-	if (len > c->size - RING_ALIGN || len > r->max_payload)
-		return -EMSGSIZE;
+	if (len > c->len)
+		return -EMSGSIZE; /* beyond the reservation: bytes we never wrote */
 	c->len = (uint32_t)len;
-	*out = (struct ring_ref){ .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p };
+	*out = (struct ring_ref){ .pos = c->pos, .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p };
 	return 0;
 }

@@ -52,14 +52,17 @@ struct ring_chunk {
 	uint64_t size;  /* bytes of the chunk, header included, multiple of RING_ALIGN */
 	uint32_t len;   /* payload bytes */
 	uint32_t magic; /* RING_CHUNK_MAGIC */
-	uint8_t pad_[RING_ALIGN - 32];
+	uint64_t pos;   /* monotonic position, for ring_published's liveness check */
+	uint32_t prio;  /* mq priority, set when published: redelivery keeps it */
+	uint8_t pad_[RING_ALIGN - 44];
 };
 
 /* A receive slot: a consumer receives mq messages straight into buf, so a
  * message it took off the mq is visible to the daemon if it dies. */
 struct ring_slot {
 	_Atomic uint32_t owner; /* pid, 0 = free */
-	uint32_t pad_[15];
+	unsigned int prio;      /* mq_receive writes the message's priority here */
+	uint32_t pad_[14];
 	unsigned char buf[]; /* msg_size bytes, starts with struct proto_msg_hdr */
 };
 
@@ -118,6 +121,7 @@ struct ring {
 
 /* A chunk held by this process (reserved or taken). */
 struct ring_ref {
+	uint64_t pos; /* monotonic position of the chunk */
 	uint64_t offset;
 	uint64_t gen;
 	uint32_t len;
@@ -150,8 +154,9 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 /* Producer: the reservation a loaned payload pointer belongs to, with its
  * final length len (<= the reserved length); -EINVAL if it is none. */
 int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *out);
-/* Producer: the payload is complete; next the descriptor goes on the mq. */
-void ring_publishing(struct ring *r, const struct ring_ref *ref);
+/* Producer: the payload is complete; next the descriptor goes on the mq
+ * with priority prio. */
+void ring_publishing(struct ring *r, const struct ring_ref *ref, unsigned prio);
 /* Producer: the descriptor is on the mq. */
 void ring_published(struct ring *r, const struct ring_ref *ref);
 /* Producer: give a reservation back (mq_send failed, or unloan). */
@@ -179,7 +184,7 @@ struct ring_reclaim_ops {
 	/* whether pid is dead (and its holdings may be reclaimed) */
 	bool (*is_dead)(pid_t pid, void *ctx);
 	/* put a message back on the mq; returns 0 or a negative errno */
-	int (*resend)(const void *msg, size_t len, void *ctx);
+	int (*resend)(const void *msg, size_t len, unsigned prio, void *ctx);
 	void *ctx;
 };
 
