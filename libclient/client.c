@@ -353,11 +353,20 @@ static int map_ring(ipcq_queue *q, int fd)
 	return r;
 }
 
+/* The home slot belongs to the process that opened the queue; a child
+ * forked with the handle must not use or free it. */
+static bool home_slot_mine(const ipcq_queue *q)
+{
+	return q->home_slot >= 0 &&
+	       atomic_load_explicit(&ring_slot_at(&q->ring, (unsigned)q->home_slot)->owner, memory_order_relaxed) ==
+	               (uint32_t)self_pid();
+}
+
 static void queue_free(ipcq_queue *q)
 {
 	if (!q)
 		return;
-	if (q->home_slot >= 0)
+	if (home_slot_mine(q))
 		ring_slot_free(&q->ring, q->home_slot);
 	if (q->ring.hdr)
 		munmap(q->ring.hdr, q->ring.map_len);
@@ -637,20 +646,30 @@ EXPORT int ipcq_unloan(ipcq_queue *q, void *buf)
 
 /* ---- receiving ---- */
 
+/* A slot index, with HOME_SLOT set when it is the handle's home slot
+ * (given back by clearing home_busy) rather than one borrowed from the
+ * ring's free slots (given back by freeing it). */
+#define HOME_SLOT 0x10000
+
 static int slot_acquire(ipcq_queue *q)
 {
-	if (q->home_slot >= 0 && !atomic_flag_test_and_set_explicit(&q->home_busy, memory_order_acquire))
-		return q->home_slot;
+	if (home_slot_mine(q) && !atomic_flag_test_and_set_explicit(&q->home_busy, memory_order_acquire))
+		return q->home_slot | HOME_SLOT;
 	return ring_slot_claim(&q->ring, self_pid());
 }
 
-static void slot_put(ipcq_queue *q, int idx)
+static struct ring_slot *slot_of(ipcq_queue *q, int handle)
 {
-	if (idx == q->home_slot) {
-		ring_slot_at(&q->ring, (unsigned)idx)->buf[0] = 0;
+	return ring_slot_at(&q->ring, (unsigned)(handle & ~HOME_SLOT));
+}
+
+static void slot_put(ipcq_queue *q, int handle)
+{
+	if (handle & HOME_SLOT) {
+		slot_of(q, handle)->buf[0] = 0;
 		atomic_flag_clear_explicit(&q->home_busy, memory_order_release);
 	} else {
-		ring_slot_free(&q->ring, idx);
+		ring_slot_free(&q->ring, handle);
 	}
 }
 
@@ -671,7 +690,7 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	idx = slot_acquire(q);
 	if (idx < 0)
 		return idx;
-	s = ring_slot_at(&q->ring, (unsigned)idx);
+	s = slot_of(q, idx);
 	s->buf[0] = 0;
 	/* straight into shared memory, priority included: if we die now, the
 	 * daemon finds the whole message in the slot */
@@ -743,7 +762,7 @@ EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
 	if (!q || !m || !m->data)
 		return -EINVAL;
 	if (m->token2 == 0) {
-		if (m->token >= RING_SLOTS)
+		if ((m->token & ~(uint64_t)HOME_SLOT) >= RING_SLOTS)
 			return -EINVAL;
 		slot_put(q, (int)m->token);
 	} else {
@@ -764,7 +783,7 @@ static int requeue(ipcq_queue *q, ipcq_msg *m)
 	int r;
 
 	if (m->token2 == 0) {
-		struct ring_slot *s = ring_slot_at(&q->ring, (unsigned)m->token);
+		struct ring_slot *s = slot_of(q, (int)m->token);
 
 		r = mq_put(q->mq, s->buf, PROTO_MSG_HDR_SIZE + m->len, m->prio, -1);
 		if (r == 0)
