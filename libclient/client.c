@@ -58,6 +58,11 @@ struct ipcq_queue {
 	size_t inline_max;
 	int home_slot; /* -1 when not receiving */
 	atomic_flag home_busy;
+	/* a message too large for the buffer ipcq_recv was given: the next
+	 * receive on the handle returns it */
+	pthread_mutex_t pending_lock;
+	_Atomic bool has_pending;
+	ipcq_msg pending;
 	char name[IPCQ_NAME_MAX + 1];
 };
 
@@ -366,6 +371,8 @@ static void queue_free(ipcq_queue *q)
 {
 	if (!q)
 		return;
+	if (q->has_pending)
+		ipcq_release(q, &q->pending);
 	if (home_slot_mine(q))
 		ring_slot_free(&q->ring, q->home_slot);
 	if (q->ring.hdr)
@@ -405,6 +412,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	}
 	q->mq = fds[0];
 	q->home_slot = -1;
+	pthread_mutex_init(&q->pending_lock, NULL);
 	q->client = c;
 	q->flags = flags;
 	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0) {
@@ -735,6 +743,24 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	return 0;
 }
 
+/* A message an earlier ipcq_recv could not fit in its buffer. */
+static bool take_pending(ipcq_queue *q, ipcq_msg *m)
+{
+	bool got = false;
+
+	if (!atomic_load_explicit(&q->has_pending, memory_order_acquire))
+		return false;
+	pthread_mutex_lock(&q->pending_lock);
+	if (atomic_load_explicit(&q->has_pending, memory_order_relaxed)) {
+		*m = q->pending;
+		atomic_store_explicit(&q->has_pending, false, memory_order_relaxed);
+		got = true;
+		count(&q->ring.hdr->received);
+	}
+	pthread_mutex_unlock(&q->pending_lock);
+	return got;
+}
+
 EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
@@ -744,6 +770,8 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return -EINVAL;
 	if (!(q->flags & IPCQ_RECV))
 		return -EBADF;
+	if (take_pending(q, m))
+		return 0;
 	for (;;) {
 		int left = time_left(timeout_ms, start);
 
@@ -776,31 +804,6 @@ EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
 	return 0;
 }
 
-/* Put a message we took back on the mq, when the caller's buffer was too
- * small: it goes to the back of its priority, nothing is lost. */
-static int requeue(ipcq_queue *q, ipcq_msg *m)
-{
-	int r;
-
-	if (m->token2 == 0) {
-		struct ring_slot *s = slot_of(q, (int)m->token);
-
-		r = mq_put(q->mq, s->buf, PROTO_MSG_HDR_SIZE + m->len, m->prio, -1);
-		if (r == 0)
-			slot_put(q, (int)m->token);
-		return r;
-	}
-	struct ring_ref ref = { .offset = m->token, .gen = m->token2, .len = (uint32_t)m->len };
-	struct proto_ring_desc d;
-
-	ring_publishing(&q->ring, &ref, m->prio);
-	ring_describe(&ref, 0, &d);
-	r = mq_put(q->mq, &d, sizeof(d), m->prio, -1);
-	if (r == 0)
-		ring_published(&q->ring, &ref);
-	return r;
-}
-
 EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
 {
 	ipcq_msg m;
@@ -812,9 +815,14 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	if (r < 0)
 		return r;
 	if (m.len > cap) {
+		/* keep it for the next receive on this handle: a receiving
+		 * descriptor cannot put it back on the mq, and it must not be lost */
 		atomic_fetch_sub_explicit(&q->ring.hdr->received, 1, memory_order_relaxed);
-		r = requeue(q, &m);
-		return r < 0 ? r : -EMSGSIZE;
+		pthread_mutex_lock(&q->pending_lock);
+		q->pending = m;
+		atomic_store_explicit(&q->has_pending, true, memory_order_release);
+		pthread_mutex_unlock(&q->pending_lock);
+		return -EMSGSIZE;
 	}
 	if (m.len)
 		memcpy(buf, m.data, m.len);

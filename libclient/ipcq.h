@@ -111,8 +111,10 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
 
 /* Copy API.  Messages up to the inline size go on the mq, larger ones
  * through the ring, transparently.  -EMSGSIZE when len > max_payload.
- * ipcq_recv returns the message length; -EMSGSIZE if cap is too small
- * (the message stays queued).  prio may be NULL. */
+ * ipcq_recv returns the message length; -EMSGSIZE if cap is too small:
+ * the message is kept, and the next receive on this handle returns it
+ * (ipcq_geometry_of tells max_payload, a size that always fits).
+ * ipcq_close drops a message kept that way.  prio may be NULL. */
 int ipcq_send(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms);
 ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms);
 

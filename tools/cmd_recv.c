@@ -233,15 +233,16 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	rc.sep = nul ? '\0' : '\n';
 	rc.has_sep = nul || (!no_sep && !output);
 
+	r = cli_open_queue(cli, rc.name, IPCQ_RECV, &q);
+	if (r)
+		return r;
+	/* Only now: a missing queue must not truncate the file. */
 	if (output) {
 		out_fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 		if (out_fd < 0)
 			return cli_error("%s: %s", output, strerror(errno));
 		rc.out_fd = out_fd;
 	}
-	r = cli_open_queue(cli, rc.name, IPCQ_RECV, &q);
-	if (r)
-		return r;
 	rc.q = q;
 	rc.queue_fd = ipcq_fd(q);
 	if (rc.queue_fd < 0)
