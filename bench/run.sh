@@ -11,5 +11,5 @@ export IPCQ_SOCKET="$T/ctl.sock"
 pid=$!
 trap '"$B/tools/ipcq" delete bulk >/dev/null 2>&1 || true; kill $pid; wait $pid || true; rm -rf "$T"' EXIT
 until "$B/tools/ipcq" list >/dev/null 2>&1; do sleep 0.05; done
-"$B/tools/ipcq" create bulk --ring-size 64M --max-payload 16M
+"$B/tools/ipcq" create bulk --ring-size "${RING_SIZE:-64M}" --max-payload "${MAX_PAYLOAD:-16M}"
 "$B/bench/bulk" bulk "${1:-1048576}" "${2:-2000}"
