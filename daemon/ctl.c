@@ -393,6 +393,27 @@ static int conn_new(struct daemon *d, int fd)
 	return 0;
 }
 
+/* Out of descriptors: the pending connection would keep the listening
+ * socket readable and the loop spinning.  Give up the spare descriptor
+ * for a moment to accept it and hang up on it at once. */
+static void refuse_for_lack_of_fds(struct daemon *d, int listen_fd)
+{
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	int cfd;
+
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
+	cfd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (cfd >= 0)
+		close(cfd);
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (now - d->last_fd_warning_ns > 10ull * 1000000000ull) {
+		d->last_fd_warning_ns = now;
+		log_warning("refusing clients: out of file descriptors (%u connections; raise LimitNOFILE=)",
+		            d->n_conns);
+	}
+}
+
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct daemon *d = userdata;
@@ -401,7 +422,9 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (cfd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE)
+				refuse_for_lack_of_fds(d, fd);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warning("accept: %s", strerror(errno));
 			return 0;
 		}
@@ -422,6 +445,9 @@ void ctl_close_all(struct daemon *d)
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	d->listen_fd = -1;
+	if (d->spare_fd >= 0)
+		close(d->spare_fd);
+	d->spare_fd = -1;
 	if (d->listen_owned)
 		unlink(d->socket_path);
 }
@@ -472,6 +498,7 @@ int ctl_listen(struct daemon *d)
 	ret = lock_instance(d);
 	if (ret < 0)
 		return ret;
+	d->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	ret = take_activated_socket(d);
 	if (ret < 0)
 		return ret;

@@ -267,7 +267,7 @@ int daemon_init(struct daemon *d, const struct options *opt)
 
 	memset(d, 0, sizeof(*d));
 	d->opt = *opt;
-	d->lock_fd = d->listen_fd = -1;
+	d->lock_fd = d->listen_fd = d->spare_fd = -1;
 	d->uid = geteuid();
 
 	d->config_path = opt->config_path;

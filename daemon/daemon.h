@@ -40,6 +40,8 @@ struct daemon {
 	char state_path[128];
 	int lock_fd;
 	int listen_fd;
+	int spare_fd;      /* given up to refuse a client when out of descriptors */
+	uint64_t last_fd_warning_ns;
 	bool listen_owned; /* we created the socket file (not socket activation) */
 	uid_t uid;
 	struct mq_limits limits;
