@@ -23,6 +23,7 @@
 
 #include <assert.h>
 #include <confuse.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -91,6 +92,7 @@ static const struct int_range int_ranges[] = {
 struct report {
 	FILE *out;
 	const char *source;
+	const char *text; /* what is parsed, comments blanked (for title lines) */
 };
 
 /* libconfuse's error and validation callbacks take no user pointer, so
@@ -237,17 +239,52 @@ static int validate_delivery(cfg_t *cfg, cfg_opt_t *opt)
 	return -1;
 }
 
+/*
+ * Line of the index-th "queue" section header in text.  libconfuse keeps
+ * no line for a section's title, and checks of a whole section run when
+ * it closes; this lets them point at the header instead.  Comments are
+ * blanked already, so outside quoted strings the word can only be the
+ * section keyword.
+ */
+static int queue_title_line(const char *text, unsigned index, int fallback)
+{
+	static const char kw[] = "queue";
+	int line = 1;
+	char quote = 0;
+
+	for (const char *p = text; p && *p; p++) {
+		if (*p == '\n') {
+			line++;
+		} else if (quote) {
+			if (*p == '\\' && p[1])
+				p++;
+			else if (*p == quote)
+				quote = 0;
+		} else if (*p == '"' || *p == '\'') {
+			quote = *p;
+		} else if (strncmp(p, kw, sizeof(kw) - 1) == 0 && (p == text || !isalnum((unsigned char)p[-1])) &&
+		           !isalnum((unsigned char)p[sizeof(kw) - 1]) && p[sizeof(kw) - 1] != '_') {
+			if (index-- == 0)
+				return line;
+			p += sizeof(kw) - 2;
+		}
+	}
+	return fallback;
+}
+
 /* Runs when a queue section closes (the scanner is on its last line). */
 static int validate_queue_section(cfg_t *cfg, cfg_opt_t *opt)
 {
-	cfg_t *sec = cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1);
+	unsigned index = cfg_opt_size(opt) - 1;
+	cfg_t *sec = cfg_opt_getnsec(opt, index);
 	const char *name = cfg_title(sec);
 
 	if (proto_queue_name_valid(name))
 		return 0;
-	cfg_error(cfg, "queue \"%s\": not a valid queue name (letters, digits, '_', '-' and '.' "
-	               "but not first, at most %d)",
-	          name ? name : "", IPCQ_NAME_MAX);
+	report(&parse_report, queue_title_line(parse_report.text, index, cfg->line),
+	       "queue \"%s\": not a valid queue name (letters, digits, '_', '-' and '.' "
+	       "but not first, at most %d)",
+	       name ? name : "", IPCQ_NAME_MAX);
 	return -1;
 }
 
@@ -640,7 +677,7 @@ static int config_read_queues(struct config *cfg, cfg_t *tree, const struct repo
 		geo = geometry_with_defaults(q->geo, &cfg->defaults);
 		snprintf(what, sizeof(what), "queue \"%s\"", q->name);
 		/* report every queue that does not fit, not just the first */
-		if (check_payload_fits(rep, sec->line, what, &geo))
+		if (check_payload_fits(rep, queue_title_line(rep->text, i, sec->line), what, &geo))
 			failed = -EINVAL;
 	}
 	return failed;
@@ -691,7 +728,7 @@ static int config_new(struct config **out, const char *source)
 
 int config_load(struct config **out, const char *path, FILE *err)
 {
-	const struct report rep = { .out = err, .source = path ? path : CONFIG_EMBEDDED_SOURCE };
+	struct report rep = { .out = err, .source = path ? path : CONFIG_EMBEDDED_SOURCE };
 	_cleanup_free_ char *text = NULL;
 	_cleanup_cfg_ cfg_t *tree = NULL;
 	_cleanup_config_ struct config *cfg = NULL;
@@ -702,6 +739,7 @@ int config_load(struct config **out, const char *path, FILE *err)
 		report(&rep, 0, "%s", strerror(-r));
 		return r;
 	}
+	rep.text = text;
 	r = config_parse(&tree, text, &rep);
 	if (r)
 		return r;

@@ -474,7 +474,7 @@ static void test_max_payload_larger_than_ring_is_error(void **state)
 	              "  ring_size = \"64K\"\n"
 	              "  max_payload = \"64K\"\n"
 	              "}\n");
-	assert_error_at(&l, 4, "queue \"big\": max_payload (65536) must be at most ring_size - 4096");
+	assert_error_at(&l, 1, "queue \"big\": max_payload (65536) must be at most ring_size - 4096");
 	loaded_clear(&l);
 }
 

@@ -1,0 +1,51 @@
+#!/bin/sh
+# t_units.sh - the built systemd units (etc/ipcbrokerd.service and
+# etc/ipcbrokerd.socket) pass systemd-analyze verify.  The copies point
+# ExecStart= at the built daemon, and MANPATH at the man pages of the
+# source tree, so that Documentation= is checked too.
+. "$(dirname "$0")/lib.sh"
+
+U="$T/units"
+mkdir -p "$U" "$T/man/man1" "$T/man/man5" "$T/man/man8"
+
+command -v systemd-analyze >/dev/null 2>&1 || { echo "SKIP: no systemd-analyze"; exit 77; }
+printf '[Unit]\nDescription=trivial\n[Service]\nExecStart=/bin/true\n' >"$U/ipcq-trivial.service"
+if ! (cd "$U" && systemd-analyze verify ipcq-trivial.service) >"$T/out" 2>&1 || [ -s "$T/out" ]; then
+	echo "SKIP: systemd-analyze verify does not work here: $(cat "$T/out")"
+	exit 77
+fi
+rm "$U/ipcq-trivial.service"
+
+for unit in ipcbrokerd.service ipcbrokerd.socket; do
+	[ -f "$B/etc/$unit" ] || fail "$B/etc/$unit is not built"
+done
+
+test_units_have_no_placeholders() {
+	for unit in ipcbrokerd.service ipcbrokerd.socket; do
+		if grep -n '@[a-z_]*@' "$B/etc/$unit" >"$T/out"; then
+			fail "$unit keeps unsubstituted placeholders: $(cat "$T/out")"
+		fi
+	done
+	grep -q '^ExecStart=/.*/ipcbrokerd$' "$B/etc/ipcbrokerd.service" ||
+		fail "ExecStart= of ipcbrokerd.service is not an absolute path to ipcbrokerd"
+	pass "the built units have every @dir@ placeholder substituted"
+}
+
+test_units_pass_systemd_analyze_verify() {
+	sed "s|^ExecStart=[^ ]*|ExecStart=$IPCBROKERD|" "$B/etc/ipcbrokerd.service" >"$U/ipcbrokerd.service"
+	cp "$B/etc/ipcbrokerd.socket" "$U/ipcbrokerd.socket"
+	cp "$S/man/ipcq.1" "$T/man/man1/"
+	cp "$S/man/ipcbrokerd.conf.5" "$T/man/man5/"
+	cp "$S/man/ipcbrokerd.8" "$T/man/man8/"
+	st=0
+	(cd "$U" && MANPATH="$T/man" systemd-analyze verify ipcbrokerd.service ipcbrokerd.socket) \
+		>"$T/verify.out" 2>"$T/verify.err" || st=$?
+	if grep -q ipcbrokerd "$T/verify.err"; then
+		fail "systemd-analyze verify complains about the units: $(cat "$T/verify.err")"
+	fi
+	assert_eq 0 "$st" "exit status of systemd-analyze verify ($(cat "$T/verify.err"))"
+	pass "systemd-analyze verify passes ipcbrokerd.service and ipcbrokerd.socket, man pages included"
+}
+
+test_units_have_no_placeholders
+test_units_pass_systemd_analyze_verify
