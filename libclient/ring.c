@@ -30,7 +30,7 @@
  *
  * Life of a chunk:
  *   RESERVED(producer) -> PUBLISHING(producer) -> [descriptor on the mq]
- *   -> PUBLISHED -> TAKEN(consumer) -> RELEASED -> (tail passes) FREE
+ *   -> PUBLISHED -> TAKEN(consumer) -> RELEASED -> (the tail passes it)
  * A consumer may take a chunk in PUBLISHING or PUBLISHED: the descriptor's
  * presence on the mq proves the payload is complete, because the producer
  * stores PUBLISHING (release) before it sends the descriptor.
@@ -52,8 +52,9 @@
  * The lock is a robust, process-shared mutex held only for a few stores.
  * Every store sequence under it leaves the ring consistent at each step
  * (a new chunk's header is written before head moves past it; tail moves
- * only past chunks already released), so when its holder dies the next
- * locker gets EOWNERDEAD, marks the mutex consistent, and goes on.
+ * one released chunk at a time, and nothing else is written on the way),
+ * so when its holder dies the next locker gets EOWNERDEAD, marks the
+ * mutex consistent, and goes on.
  *
  * Crash points, and who cleans up (the daemon, ring_reclaim, when it
  * learns from a pidfd that a client died, and on a periodic sweep):
@@ -262,12 +263,14 @@ static void advance_tail_locked(struct ring *r)
 	struct ring_hdr *h = r->hdr;
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-	uint64_t freed = 0;
 
+	/* One store of tail per chunk and nothing else: if we die anywhere in
+	 * here, the next locker finds tail on a chunk header and goes on.
+	 * Chunks behind the tail keep their words; those are never read but
+	 * by stale descriptors, which find them RELEASED. */
 	while (tail < head) {
 		struct ring_chunk *c = chunk_at(r, tail);
-		uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
-		enum ring_state st = RING_WORD_STATE(w);
+		enum ring_state st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
 		uint64_t size = c->size;
 
 		if (st != RING_RELEASED && st != RING_PAD)
@@ -277,13 +280,9 @@ static void advance_tail_locked(struct ring *r)
 			atomic_store_explicit(&h->corrupt, 1, memory_order_relaxed);
 			break;
 		}
-		atomic_store_explicit(&c->word, RING_WORD(RING_FREE, 0, RING_WORD_GEN32(w)), memory_order_relaxed);
 		tail += size;
-		freed++;
-	}
-	if (freed) {
-		atomic_fetch_sub_explicit(&h->chunks, freed, memory_order_relaxed);
 		atomic_store_explicit(&h->tail, tail, memory_order_release);
+		atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
 	}
 }
 
@@ -309,37 +308,43 @@ static void bump_hwm(struct ring_hdr *h, uint64_t used)
 		;
 }
 
+/* Fill the rest of the data area with a PAD chunk, so the next chunk
+ * starts at offset 0.  If the ring was empty, the tail passes it at once. */
+static void pad_to_end_locked(struct ring *r, uint64_t head)
+{
+	struct ring_chunk *c = chunk_at(r, head);
+
+	c->gen = 0;
+	c->size = r->data_size - head % r->data_size;
+	c->len = 0;
+	c->magic = RING_CHUNK_MAGIC;
+	c->pos = head;
+	atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
+	atomic_fetch_add_explicit(&r->hdr->chunks, 1, memory_order_relaxed);
+	atomic_store_explicit(&r->hdr->head, head + c->size, memory_order_release);
+	advance_tail_locked(r);
+}
+
 static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t ds = r->data_size;
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-	uint64_t pad = 0, gen, off;
+	uint64_t gen;
 	struct ring_chunk *c;
 
-	if (head == tail && head % ds + size > ds) {
-		/* empty: start over at offset 0 rather than pad */
-		head = tail = (head / ds + 1) * ds;
-		atomic_store_explicit(&h->tail, tail, memory_order_release);
-		atomic_store_explicit(&h->head, head, memory_order_release);
+	if (head % ds + size > ds) {
+		/* does not fit before the end: the pad is needed first either
+		 * way, so lay it as soon as it fits */
+		if (ds - head % ds > ds - (head - tail))
+			return -EAGAIN;
+		pad_to_end_locked(r, head);
+		head = atomic_load_explicit(&h->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	}
-	off = head % ds;
-	if (off + size > ds)
-		pad = ds - off;
-	if (pad + size > ds - (head - tail))
+	if (size > ds - (head - tail))
 		return -EAGAIN;
-	if (pad) {
-		c = chunk_at(r, head);
-		c->gen = 0;
-		c->size = pad;
-		c->len = 0;
-		c->magic = RING_CHUNK_MAGIC;
-		atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
-		head += pad;
-		atomic_store_explicit(&h->head, head, memory_order_release);
-		atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
-	}
 	gen = atomic_fetch_add_explicit(&h->next_gen, 1, memory_order_relaxed);
 	c = chunk_at(r, head);
 	c->gen = gen;
@@ -348,9 +353,10 @@ static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct 
 	c->magic = RING_CHUNK_MAGIC;
 	c->pos = head;
 	c->prio = 0;
+	/* the header is whole before head moves past it */
 	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, self_pid(), gen), memory_order_release);
-	atomic_store_explicit(&h->head, head + size, memory_order_release);
 	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
+	atomic_store_explicit(&h->head, head + size, memory_order_release);
 	bump_hwm(h, head + size - tail);
 
 	*out = (struct ring_ref){ .pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };

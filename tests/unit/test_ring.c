@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -351,6 +352,43 @@ static void test_out_of_order_release_frees_space_when_oldest_is_released(void *
 	ring_release(&t->r, &a);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 	assert_int_equal(stats_of(&t->r).ring_chunks, 0);
+}
+
+/* A process that dies while holding the lock, in the middle of moving
+ * the tail, must leave a ring that the next release carries on with. */
+static void test_release_recovers_from_holder_killed_mid_walk(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct proto_ring_desc da = produce(&t->r, 1000, 1);
+	struct proto_ring_desc db = produce(&t->r, 2000, 2);
+	struct proto_ring_desc dc = produce(&t->r, 3000, 3);
+	struct ring_ref a, b, c;
+	pid_t pid;
+	int st;
+
+	assert_int_equal(ring_take(&t->r, &da, &a), 0);
+	assert_int_equal(ring_take(&t->r, &db, &b), 0);
+	assert_int_equal(ring_take(&t->r, &dc, &c), 0);
+	ring_release(&t->r, &b);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* as if killed inside release: A marked, lock held, tail moved
+		 * past A only */
+		struct ring_chunk *ca = (struct ring_chunk *)(t->r.data + a.offset);
+
+		atomic_store(&ca->word, RING_WORD(RING_RELEASED, 0, a.gen));
+		pthread_mutex_lock(&t->r.hdr->lock);
+		atomic_store(&t->r.hdr->tail, a.pos + ca->size);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(ring_bytes_used(&t->r), chunk_bytes(2000) + chunk_bytes(3000));
+
+	ring_release(&t->r, &c); /* gets EOWNERDEAD, walks over B and C */
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	consume(&t->r, (struct proto_ring_desc[]){ produce(&t->r, 500, 4) }, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
 /* ---- a full ring ---- */
@@ -1595,6 +1633,7 @@ int main(void)
 		RING_TEST(test_cancelled_reservation_gives_space_back),
 		RING_TEST(test_chunks_wrap_around_data_area_intact),
 		RING_TEST(test_out_of_order_release_frees_space_when_oldest_is_released),
+		RING_TEST(test_release_recovers_from_holder_killed_mid_walk),
 		RING_TEST(test_full_ring_reserve_without_timeout_is_eagain),
 		RING_TEST(test_full_ring_times_out),
 		RING_TEST(test_waiting_producer_is_woken_by_release),
