@@ -94,7 +94,7 @@ EXPORT const char *ipcq_strerror(int err)
 	case EPROTO:
 		return "protocol mismatch with ipcbrokerd";
 	case ENOENT:
-		return "no such queue";
+		return "no such queue (or no daemon socket at that path)";
 	case EACCES:
 		return "permission denied by the queue's access rules";
 	}
@@ -681,10 +681,13 @@ static void slot_put(ipcq_queue *q, int handle)
 	}
 }
 
+#define SKIPPED_DUPLICATE 1
+
 /* Take the next message off the mq into a slot and resolve it.  On
  * success the message is described by m; an inline message keeps its slot
  * until ipcq_release, a ring message gives it back at once (its chunk is
- * held instead). */
+ * held instead).  Returns SKIPPED_DUPLICATE when the message was a
+ * duplicate descriptor left by a crash recovery. */
 static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	struct ring_slot *s;
@@ -731,7 +734,7 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		 * else is reported, and both are counted */
 		count(&q->ring.hdr->rejected);
 		if (r == -ESTALE && (h.flags & PROTO_MSGF_REDELIVERED))
-			return -EAGAIN;
+			return SKIPPED_DUPLICATE;
 		return r;
 	}
 	*m = (ipcq_msg){ .data = ref.payload,
@@ -776,12 +779,13 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		int left = time_left(timeout_ms, start);
 
 		r = recv_one(q, m, left);
-		if (r != -EAGAIN || left == 0)
+		if (r != SKIPPED_DUPLICATE)
 			break;
-		/* skipped a duplicate descriptor: wait for the next message */
+		/* a duplicate left by a crash recovery: go on to the next message */
 	}
 	if (r == 0)
 		count(&q->ring.hdr->received);
+	/* the deadline may have run out on a retry after a duplicate */
 	return r == -EAGAIN ? timeout_error(timeout_ms) : r;
 }
 
