@@ -83,9 +83,10 @@ extern const char config_embedded[];
 #define CONFIG_RING_SIZE_MIN (64ull << 10)
 #define CONFIG_RING_SIZE_MAX (64ull << 30)
 #define CONFIG_RING_PAGE 4096u
-/* max_payload must leave this much of the ring free: room for the
- * message's 64-byte chunk header and its padding, with a page to spare. */
-#define CONFIG_RING_RESERVE 4096u
+/* max_payload must leave room in the ring for the message's chunk header:
+ * the same rule as ring_geometry_check(), so a queue the config accepts
+ * and one made with 'ipcq create' obey one limit. */
+#define CONFIG_RING_RESERVE 64u
 /* A message's length travels in 32 bits (proto_msg_hdr.len). */
 #define CONFIG_MAX_PAYLOAD_MAX UINT32_MAX
 #define CONFIG_MAX_CLIENTS_MAX 1000000

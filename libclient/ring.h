@@ -30,7 +30,7 @@
 
 /* Chunk states, the low byte of ring_chunk.word. */
 enum ring_state {
-	RING_FREE = 0,       /* never used, or reclaimed */
+	RING_FREE = 0,       /* never used (fresh memory) */
 	RING_RESERVED = 1,   /* a producer owns it and is writing the payload */
 	RING_PUBLISHING = 2, /* payload complete; the producer is sending its descriptor */
 	RING_PUBLISHED = 3,  /* its descriptor is on the mq (or in a receive slot) */
