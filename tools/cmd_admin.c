@@ -73,6 +73,16 @@ static int parse_geometry_option(struct cli *cli, int opt, ipcq_geometry *geo)
 	return -1;
 }
 
+/* The one argument left after the options is the queue; connect for it.
+ * Returns 0 or the exit status. */
+static int connect_for_queue(struct cli *cli, int argc, char **argv, const char **name)
+{
+	if (optind != argc - 1)
+		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
+	*name = argv[optind];
+	return cli_connect(cli);
+}
+
 int cmd_create(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -84,7 +94,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	ipcq_geometry geo = { 0 };
-	const char *name;
+	const char *name = NULL;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -95,10 +105,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
-	if (optind != argc - 1)
-		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
-	name = argv[optind];
-	r = cli_connect(cli);
+	r = connect_for_queue(cli, argc, argv, &name);
 	if (r)
 		return r;
 	r = ipcq_create(cli->client, name, &geo);
@@ -110,7 +117,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 static int run_on_queue(struct cli *cli, int argc, char **argv, int (*op)(ipcq_client *, const char *),
 			const char *verb)
 {
-	const char *name;
+	const char *name = NULL;
 	int r;
 
 	r = parse_plain(cli, argc, argv, 1);
@@ -253,7 +260,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 		{ 0 },
 	};
 	bool json = false;
-	const char *name;
+	const char *name = NULL;
 	ipcq_stats st;
 	int opt, r;
 
@@ -266,10 +273,7 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
-	if (optind != argc - 1)
-		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
-	name = argv[optind];
-	r = cli_connect(cli);
+	r = connect_for_queue(cli, argc, argv, &name);
 	if (r)
 		return r;
 	r = ipcq_stat(cli->client, name, &st);
