@@ -218,6 +218,22 @@ int queue_create(struct daemon *d, const char *name, const ipcq_geometry *geo, e
 	return 0;
 }
 
+/* The queue is being deleted: its messages go, and every receiver blocked
+ * on it (one per claimed receive slot, at most the mq's depth) gets a
+ * CLOSED message instead of waiting forever; later calls see the flag. */
+static void wake_receivers(struct queue *q)
+{
+	struct proto_msg_hdr closed = { .kind = PROTO_MSG_CLOSED };
+	unsigned waiting;
+
+	atomic_store_explicit(&q->ring.hdr->deleted, 1, memory_order_release);
+	queue_purge(q);
+	waiting = ring_receivers(&q->ring);
+	for (unsigned i = 0; i < waiting && i < q->geo.max_msgs; i++)
+		if (mq_send(q->mq, (const char *)&closed, sizeof(closed), 0) < 0)
+			break;
+}
+
 void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects)
 {
 	for (struct queue **pp = &d->queues; *pp; pp = &(*pp)->next) {
@@ -230,6 +246,7 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects)
 	if (unlink_objects) {
 		char name[128];
 
+		wake_receivers(q);
 		if (proto_object_name(name, sizeof(name), d->ns, q->name, NULL) >= 0)
 			mq_unlink(name);
 		if (proto_object_name(name, sizeof(name), d->ns, q->name, ".ring") >= 0)

@@ -97,6 +97,8 @@ EXPORT const char *ipcq_strerror(int err)
 		return "no such queue (or no daemon socket at that path)";
 	case EACCES:
 		return "permission denied by the queue's access rules";
+	case EIDRM:
+		return "the queue was deleted";
 	}
 	s = strerrordesc_np(err);
 	return s ? s : "unknown error";
@@ -573,12 +575,19 @@ static int publish_ref(ipcq_queue *q, const struct ring_ref *ref, unsigned prio,
 	return 0;
 }
 
+static bool deleted(const ipcq_queue *q)
+{
+	return atomic_load_explicit(&q->ring.hdr->deleted, memory_order_relaxed) != 0;
+}
+
 static int check_send(ipcq_queue *q, unsigned prio)
 {
 	if (!q)
 		return -EINVAL;
 	if (!(q->flags & IPCQ_SEND))
 		return -EBADF;
+	if (deleted(q))
+		return -EIDRM;
 	if (prio >= (unsigned)MQ_PRIO_MAX)
 		return -EINVAL;
 	return 0;
@@ -726,9 +735,11 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		memcpy(&d, s->buf, sizeof(d));
 		r = ring_take(&q->ring, &d, &ref);
 	} else {
-		r = kind;
+		r = kind == PROTO_MSG_CLOSED ? -EIDRM : kind;
 	}
 	slot_put(q, idx);
+	if (r == -EIDRM)
+		return r;
 	if (r < 0) {
 		/* a duplicate left by a crash recovery is expected; anything
 		 * else is reported, and both are counted */
@@ -775,6 +786,8 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return -EBADF;
 	if (take_pending(q, m))
 		return 0;
+	if (deleted(q))
+		return -EIDRM;
 	for (;;) {
 		int left = time_left(timeout_ms, start);
 

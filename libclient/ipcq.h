@@ -88,7 +88,7 @@ typedef struct ipcq_stats {
 	uint64_t reclaimed;      /* ring chunks reclaimed from dead clients */
 	uint64_t rejected;       /* forged or stale descriptors rejected */
 	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
-	uint32_t reserved;
+	uint32_t receivers;      /* receive slots in use: open receiving handles */
 } ipcq_stats;
 
 /* Path of the control socket of namespace ns (NULL: "default"):
@@ -103,7 +103,9 @@ int ipcq_connect(ipcq_client **out, const char *socket_or_null);
 void ipcq_disconnect(ipcq_client *c);
 
 /* Open (and with IPCQ_CREATE, create) a queue.  -ENOENT if it does not
- * exist, -EACCES if the caller may not use it as asked. */
+ * exist, -EACCES if the caller may not use it as asked.  Once the queue is
+ * deleted, calls on an open handle return -EIDRM (a receiver blocked on
+ * it is woken). */
 int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out);
 int ipcq_close(ipcq_queue *q);
 /* Geometry of an open queue. */

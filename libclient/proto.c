@@ -165,6 +165,10 @@ int proto_msg_check(const void *msg, size_t n)
 		if (n != sizeof(struct proto_ring_desc))
 			return -EBADMSG;
 		return PROTO_MSG_RING;
+	case PROTO_MSG_CLOSED:
+		if (n != sizeof(hdr) || hdr.len != 0)
+			return -EBADMSG;
+		return PROTO_MSG_CLOSED;
 	default:
 		return -EBADMSG;
 	}

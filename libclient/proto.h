@@ -15,6 +15,8 @@
  * names its kind, so new kinds (batches) fit without a format change:
  *   INLINE: the payload follows the header, hdr.len bytes.
  *   RING:   a struct proto_ring_desc follows: the payload is in the ring.
+ *   CLOSED: sent by the daemon when it deletes the queue, one per waiting
+ *           receiver, so nobody stays blocked on a queue that is gone.
  * A receiver checks the kind, and that hdr.len matches the message length
  * (inline) or the descriptor against the ring (see ring.h) before use.
  */
@@ -81,6 +83,7 @@ struct proto_reply {
 enum proto_msg_kind {
 	PROTO_MSG_INLINE = 0x49, /* 'I' */
 	PROTO_MSG_RING = 0x52,   /* 'R' */
+	PROTO_MSG_CLOSED = 0x58, /* 'X': the queue was deleted (no payload) */
 };
 
 enum proto_msg_flags {

@@ -698,6 +698,16 @@ void ring_fill_stats(const struct ring *r, ipcq_stats *st)
 	st->reclaimed = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
 	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
 	st->delivery = r->delivery;
+	st->receivers = ring_receivers(r);
+}
+
+unsigned ring_receivers(const struct ring *r)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < RING_SLOTS; i++)
+		n += atomic_load_explicit(&ring_slot_at(r, i)->owner, memory_order_relaxed) != 0;
+	return n;
 }
 
 /* Take a chunk on behalf of the daemon (purge): any pid works, it is

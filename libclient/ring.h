@@ -91,6 +91,7 @@ struct ring_hdr {
 	_Atomic uint64_t hwm;     /* high-water mark of head - tail */
 	_Atomic uint32_t waiters; /* producers waiting on space */
 	_Atomic uint32_t corrupt; /* a chunk header failed validation on the walk */
+	_Atomic uint32_t deleted; /* the daemon deleted the queue */
 
 	/* counters, updated with relaxed atomics; hot ones on their own lines */
 	_Atomic uint64_t sent __attribute__((aligned(64)));
@@ -193,6 +194,8 @@ struct ring_reclaim_ops {
  * Returns the number of chunks and slots reclaimed, or a negative errno. */
 int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_timeout_ms);
 
+/* Receive slots in use: receiving handles open, and calls under way. */
+unsigned ring_receivers(const struct ring *r);
 /* Usage figures for stat. */
 uint64_t ring_bytes_used(const struct ring *r);
 void ring_fill_stats(const struct ring *r, ipcq_stats *st);

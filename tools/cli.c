@@ -54,6 +54,7 @@ static int exit_status_of(int err)
 	case -EAGAIN:
 		return CLI_EXIT_TIMEOUT;
 	case -ENOENT:
+	case -EIDRM:
 		return CLI_EXIT_NOT_FOUND;
 	case -EACCES:
 	case -EPERM:

@@ -235,6 +235,7 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "dropped", st->dropped },
 		{ "reclaimed", st->reclaimed },
 		{ "rejected", st->rejected },
+		{ "receivers", st->receivers },
 	};
 	size_t i;
 

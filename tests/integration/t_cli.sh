@@ -196,6 +196,32 @@ test_invalid_queue_name_is_refused() {
 	pass "invalid queue names ('a/b', '.hidden', 65 chars) fail with exit 1 or 2 and a message"
 }
 
+# a receiver blocked on a queue that gets deleted is woken and told so
+test_delete_wakes_a_blocked_receiver_with_exit_4() {
+	"$IPCQ" create gone
+	"$IPCQ" recv gone >"$T/gone.out" 2>"$T/gone.err" &
+	rpid=$!
+	# wait until the receiver has the queue open (it holds a receive slot)
+	i=0
+	until [ "$(qstat gone receivers)" = 1 ]; do
+		[ $i -lt 100 ] || fail "the receiver did not open the queue in 5 s"
+		sleep 0.05
+		i=$((i + 1))
+	done
+	"$IPCQ" delete gone
+	i=0
+	while kill -0 "$rpid" 2>/dev/null && [ $i -lt 60 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	kill -0 "$rpid" 2>/dev/null && { kill "$rpid"; fail "recv still blocked 3 s after its queue was deleted"; }
+	st=0
+	wait "$rpid" || st=$?
+	assert_eq 4 "$st" "exit status of a recv whose queue was deleted"
+	grep -q deleted "$T/gone.err" || fail "recv does not say the queue was deleted: $(cat "$T/gone.err")"
+	pass "a blocked recv is woken by the deletion of its queue and exits 4"
+}
+
 test_help_exits_0() {
 	"$IPCQ" --help >"$T/out" || fail "ipcq --help failed"
 	grep -q '^Usage: ipcq' "$T/out" || fail "ipcq --help prints no usage"
@@ -252,6 +278,7 @@ test_stat_shows_depth_and_counters
 test_stat_json_is_valid_json
 test_purge_empties_the_queue
 test_delete_then_stat_exits_4
+test_delete_wakes_a_blocked_receiver_with_exit_4
 test_usage_errors_exit_2
 test_invalid_queue_name_is_refused
 test_help_exits_0
