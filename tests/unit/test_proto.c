@@ -413,9 +413,22 @@ static void test_ring_descriptor_of_wrong_size_is_ebadmsg(void **state)
 	assert_int_equal(proto_msg_check(msg, sizeof(d) + 1), -EBADMSG);
 }
 
+static void test_closed_is_a_bare_header(void **state)
+{
+	unsigned char msg[sizeof(struct proto_msg_hdr) + 1] = { 0 };
+	struct proto_msg_hdr h = { .kind = PROTO_MSG_CLOSED, .len = 0 };
+
+	memcpy(msg, &h, sizeof(h));
+	assert_int_equal(proto_msg_check(msg, sizeof(h)), PROTO_MSG_CLOSED);
+	assert_int_equal(proto_msg_check(msg, sizeof(msg)), -EBADMSG); /* a payload */
+	h.len = 1;
+	memcpy(msg, &h, sizeof(h));
+	assert_int_equal(proto_msg_check(msg, sizeof(h)), -EBADMSG);
+}
+
 static void test_message_of_unknown_kind_is_ebadmsg(void **state)
 {
-	struct proto_ring_desc d = { .hdr = { .kind = 'X', .len = 16 }, .offset = 64, .gen = 3 };
+	struct proto_ring_desc d = { .hdr = { .kind = 'Z', .len = 16 }, .offset = 64, .gen = 3 };
 
 	assert_int_equal(proto_msg_check(&d, sizeof(d)), -EBADMSG);
 	d.hdr.kind = 0;
@@ -461,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_inline_message_with_mismatched_len_is_ebadmsg),
 		cmocka_unit_test(test_ring_descriptor_of_exact_size_is_ring),
 		cmocka_unit_test(test_ring_descriptor_of_wrong_size_is_ebadmsg),
+		cmocka_unit_test(test_closed_is_a_bare_header),
 		cmocka_unit_test(test_message_of_unknown_kind_is_ebadmsg),
 		cmocka_unit_test(test_message_shorter_than_header_is_ebadmsg),
 	};
