@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "ipcq.h"
+#include "pattern.h"
 
 #define MSG_SIZE_DEFAULT 64u
 #define RECV_POLL_MS 200
@@ -75,15 +76,6 @@ struct run {
 
 /* ---- deterministic content ---- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static uint64_t seed_of(uint32_t producer, uint32_t seq)
 {
 	return ((uint64_t)producer << 32 | seq) * 0x2545f4914f6cdd1dull + 0x51ed270b;
@@ -103,39 +95,18 @@ static size_t size_of(const struct run *rn, uint32_t producer, uint32_t seq)
 	return lo + (size_t)((r >> 1) % (hi - lo + 1));
 }
 
-/* FNV-1a over 64-bit words, then over the tail bytes. */
+/* The pattern checksum folded to the header's 32 bits. */
 static uint32_t checksum(const unsigned char *p, size_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-	size_t i = 0;
+	uint64_t h = pattern_checksum(p, n);
 
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
 	return (uint32_t)(h ^ (h >> 32));
 }
 
 /* The payload of message (producer, seq): n bytes. */
 static void fill_payload(unsigned char *p, size_t n, uint32_t producer, uint32_t seq)
 {
-	uint64_t s = seed_of(producer, seq);
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = splitmix64(&s);
-
-		memcpy(p + i, &w, 8);
-	}
-	if (i < n) {
-		uint64_t w = splitmix64(&s);
-
-		memcpy(p + i, &w, n - i);
-	}
+	pattern_fill(p, n, seed_of(producer, seq));
 }
 
 static size_t build_msg(const struct run *rn, unsigned char *buf, uint32_t producer, uint32_t seq)

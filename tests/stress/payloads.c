@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "ipcq.h"
+#include "pattern.h"
 
 #define TIMEOUT_MS 5000
 
@@ -46,40 +47,6 @@ static size_t bufcap;
 			failures++;                        \
 		}                                          \
 	} while (0)
-
-static uint64_t xorshift64(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static void fill_random(unsigned char *p, size_t n, uint64_t seed)
-{
-	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = xorshift64(&s);
-
-		memcpy(p + i, &w, 8);
-	}
-	for (; i < n; i++)
-		p[i] = (unsigned char)xorshift64(&s);
-}
-
-/* FNV-1a, 64 bits */
-static uint64_t checksum(const unsigned char *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
 
 static double now_s(void)
 {
@@ -107,8 +74,8 @@ static void round_trip_copy(size_t len, uint64_t seed)
 	unsigned prio = 99;
 	int r;
 
-	fill_random(sendbuf, len, seed);
-	sum = checksum(sendbuf, len);
+	pattern_fill(sendbuf, len, seed);
+	sum = pattern_checksum(sendbuf, len);
 	r = ipcq_send(queue, sendbuf, len, 3, TIMEOUT_MS);
 	CHECK(r == 0, "ipcq_send of %zu bytes: %s", len, ipcq_strerror(r));
 	if (r < 0)
@@ -119,7 +86,7 @@ static void round_trip_copy(size_t len, uint64_t seed)
 	      n < 0 ? ipcq_strerror((int)n) : "wrong length");
 	if (n != (ssize_t)len)
 		return;
-	CHECK(checksum(recvbuf, len) == sum && memcmp(recvbuf, sendbuf, len) == 0,
+	CHECK(pattern_checksum(recvbuf, len) == sum && memcmp(recvbuf, sendbuf, len) == 0,
 	      "%zu-byte message came back with other content", len);
 	CHECK(prio == 3, "%zu-byte message came back with priority %u, sent with 3", len, prio);
 }
@@ -130,7 +97,7 @@ static void round_trip_view(size_t len, uint64_t seed)
 	ipcq_msg m;
 	int r;
 
-	fill_random(sendbuf, len, seed);
+	pattern_fill(sendbuf, len, seed);
 	r = ipcq_send(queue, sendbuf, len, 0, TIMEOUT_MS);
 	CHECK(r == 0, "ipcq_send of %zu bytes: %s", len, ipcq_strerror(r));
 	if (r < 0)
@@ -182,7 +149,7 @@ static void small_buffer_keeps_message(ipcq_queue *rq, size_t len, uint64_t seed
 	unsigned prio = 0;
 	int r;
 
-	fill_random(sendbuf, len, seed);
+	pattern_fill(sendbuf, len, seed);
 	r = ipcq_send(queue, sendbuf, len, 7, TIMEOUT_MS);
 	CHECK(r == 0, "ipcq_send of %zu bytes: %s", len, ipcq_strerror(r));
 	if (r < 0)
@@ -234,7 +201,7 @@ static void loan_publish_view(size_t loan_len, size_t pub_len, uint64_t seed)
 	CHECK(r == 0 && buf, "ipcq_loan of %zu bytes: %s", loan_len, ipcq_strerror(r));
 	if (r < 0)
 		return;
-	fill_random(buf, loan_len, seed);
+	pattern_fill(buf, loan_len, seed);
 	memcpy(sendbuf, buf, pub_len);
 	r = ipcq_publish(queue, buf, pub_len, 2);
 	CHECK(r == 0, "ipcq_publish of %zu of %zu loaned bytes: %s", pub_len, loan_len, ipcq_strerror(r));
@@ -277,7 +244,7 @@ static void test_loan_received_by_copy(void)
 	CHECK(r == 0, "ipcq_loan of 70000 bytes: %s", ipcq_strerror(r));
 	if (r < 0)
 		return;
-	fill_random(buf, 70000, 4200);
+	pattern_fill(buf, 70000, 4200);
 	memcpy(sendbuf, buf, 70000);
 	r = ipcq_publish(queue, buf, 70000, 0);
 	CHECK(r == 0, "ipcq_publish: %s", ipcq_strerror(r));
@@ -330,7 +297,7 @@ static void test_unloan_gives_space_back(void)
 	CHECK(r == 0, "three loans: %s", ipcq_strerror(r));
 	if (r < 0)
 		return;
-	fill_random(b, 300000, 4300);
+	pattern_fill(b, 300000, 4300);
 	memcpy(sendbuf, b, 300000);
 	r = ipcq_unloan(queue, a);
 	CHECK(r == 0, "ipcq_unloan of the first of three loans: %s", ipcq_strerror(r));
@@ -354,7 +321,7 @@ static void test_views_released_out_of_order(void)
 	int r;
 
 	for (int i = 0; i < 3; i++) {
-		fill_random(sendbuf, 50000 + (size_t)i, 4400 + (uint64_t)i);
+		pattern_fill(sendbuf, 50000 + (size_t)i, 4400 + (uint64_t)i);
 		r = ipcq_send(queue, sendbuf, 50000 + (size_t)i, 0, TIMEOUT_MS);
 		CHECK(r == 0, "ipcq_send: %s", ipcq_strerror(r));
 	}
@@ -364,7 +331,7 @@ static void test_views_released_out_of_order(void)
 		      r == 0 ? m[i].len : 0);
 		if (r < 0)
 			return;
-		fill_random(sendbuf, 50000 + (size_t)i, 4400 + (uint64_t)i);
+		pattern_fill(sendbuf, 50000 + (size_t)i, 4400 + (uint64_t)i);
 		CHECK(memcmp(m[i].data, sendbuf, m[i].len) == 0, "view %d has other content", i);
 	}
 	r = ipcq_release(queue, &m[2]);

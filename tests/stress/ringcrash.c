@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "ipcq.h"
+#include "pattern.h"
 
 #define MSG_MAGIC 0x48535243u /* "CRSH" */
 #define SEND_TIMEOUT_MS 10000
@@ -65,47 +66,9 @@ static ipcq_queue *queue;
 
 /* ---- message content ---- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static void fill_payload(unsigned char *p, size_t n, uint32_t pid, uint32_t seq)
 {
-	uint64_t s = ((uint64_t)pid << 32) | seq;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = splitmix64(&s);
-
-		memcpy(p + i, &w, 8);
-	}
-	if (i < n) {
-		uint64_t w = splitmix64(&s);
-
-		memcpy(p + i, &w, n - i);
-	}
-}
-
-/* FNV-1a over 64-bit words, then the tail bytes */
-static uint64_t checksum(const unsigned char *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	size_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0x100000001b3ull;
-	}
-	for (; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
+	pattern_fill(p, n, ((uint64_t)pid << 32) | seq);
 }
 
 static void build_msg(unsigned char *buf, size_t len, uint32_t pid, uint32_t seq)
@@ -113,7 +76,7 @@ static void build_msg(unsigned char *buf, size_t len, uint32_t pid, uint32_t seq
 	struct msg_hdr h = { .magic = MSG_MAGIC, .pid = pid, .seq = seq, .len = (uint32_t)len };
 
 	fill_payload(buf + sizeof(h), len - sizeof(h), pid, seq);
-	h.checksum = checksum(buf + sizeof(h), len - sizeof(h));
+	h.checksum = pattern_checksum(buf + sizeof(h), len - sizeof(h));
 	memcpy(buf, &h, sizeof(h));
 }
 
@@ -137,7 +100,7 @@ static bool msg_intact(const unsigned char *p, size_t n, struct msg_hdr *h, cons
 		*why = "length differs from the header's";
 		return false;
 	}
-	if (checksum(p + sizeof(*h), n - sizeof(*h)) != h->checksum) {
+	if (pattern_checksum(p + sizeof(*h), n - sizeof(*h)) != h->checksum) {
 		*why = "checksum mismatch";
 		return false;
 	}
