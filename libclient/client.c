@@ -261,17 +261,21 @@ struct reply_one {
 	ipcq_stats st;
 };
 
-static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, ipcq_stats *st_out)
+/* A request about one queue, optionally with a geometry (create); the
+ * reply's stats go to st_out when it is not NULL. */
+static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, const ipcq_geometry *geo,
+                      ipcq_stats *st_out)
 {
 	struct proto_req req;
 	struct reply_one ro;
 	int r;
 
-	if (!c || !name)
-		return -EINVAL;
-	if (!proto_queue_name_valid(name))
+	/* checked before the copy into the request, which would truncate */
+	if (!c || !name || !proto_queue_name_valid(name))
 		return -EINVAL;
 	proto_req_init(&req, op, 0, name);
+	if (geo)
+		req.geo = *geo;
 	r = ctl_call(c, &req, &ro.rep, sizeof(ro), NULL);
 	if (r == 0 && st_out) {
 		if (ro.rep.count != 1)
@@ -283,32 +287,24 @@ static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, ipcq_s
 
 EXPORT int ipcq_create(ipcq_client *c, const char *name, const ipcq_geometry *geo)
 {
-	struct proto_req req;
-	struct reply_one ro;
-
-	if (!c || !name || !proto_queue_name_valid(name))
-		return -EINVAL;
-	proto_req_init(&req, PROTO_OP_CREATE, 0, name);
-	if (geo)
-		req.geo = *geo;
-	return ctl_call(c, &req, &ro.rep, sizeof(ro), NULL);
+	return ctl_simple(c, PROTO_OP_CREATE, name, geo, NULL);
 }
 
 EXPORT int ipcq_delete(ipcq_client *c, const char *name)
 {
-	return ctl_simple(c, PROTO_OP_DELETE, name, NULL);
+	return ctl_simple(c, PROTO_OP_DELETE, name, NULL, NULL);
 }
 
 EXPORT int ipcq_purge(ipcq_client *c, const char *name)
 {
-	return ctl_simple(c, PROTO_OP_PURGE, name, NULL);
+	return ctl_simple(c, PROTO_OP_PURGE, name, NULL, NULL);
 }
 
 EXPORT int ipcq_stat(ipcq_client *c, const char *name, ipcq_stats *out)
 {
 	if (!out)
 		return -EINVAL;
-	return ctl_simple(c, PROTO_OP_STAT, name, out);
+	return ctl_simple(c, PROTO_OP_STAT, name, NULL, out);
 }
 
 EXPORT int ipcq_list(ipcq_client *c, ipcq_stats *out, size_t cap)
@@ -381,6 +377,7 @@ static void queue_free(ipcq_queue *q)
 		munmap(q->ring.hdr, q->ring.map_len);
 	if (q->mq >= 0)
 		mq_close(q->mq);
+	pthread_mutex_destroy(&q->pending_lock);
 	free(q);
 }
 

@@ -258,6 +258,17 @@ static void wake_producers(struct ring *r)
 }
 
 /* Move tail over the run of released chunks at its front.  Locked. */
+/* Whether a chunk at pos (before head) may have this size: shared memory
+ * is not trusted, so every walk checks it, and a bad one is counted. */
+static bool chunk_size_valid(struct ring *r, uint64_t pos, uint64_t head, uint64_t size)
+{
+	if (size >= RING_ALIGN && size % RING_ALIGN == 0 && pos % r->data_size + size <= r->data_size &&
+	    size <= head - pos)
+		return true;
+	atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
+	return false;
+}
+
 static void advance_tail_locked(struct ring *r)
 {
 	struct ring_hdr *h = r->hdr;
@@ -275,11 +286,8 @@ static void advance_tail_locked(struct ring *r)
 
 		if (st != RING_RELEASED && st != RING_PAD)
 			break;
-		if (size < RING_ALIGN || size % RING_ALIGN || tail % r->data_size + size > r->data_size ||
-		    size > head - tail) {
-			atomic_store_explicit(&h->corrupt, 1, memory_order_relaxed);
+		if (!chunk_size_valid(r, tail, head, size))
 			break;
-		}
 		tail += size;
 		atomic_store_explicit(&h->tail, tail, memory_order_release);
 		atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
@@ -594,11 +602,8 @@ static int reclaim_chunks_locked(struct ring *r, const struct ring_reclaim_ops *
 		struct ring_chunk *c = chunk_at(r, pos);
 		uint64_t size = c->size;
 
-		if (size < RING_ALIGN || size % RING_ALIGN || pos % r->data_size + size > r->data_size ||
-		    size > head - pos) {
-			atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
+		if (!chunk_size_valid(r, pos, head, size))
 			break;
-		}
 		n += reclaim_chunk(r, c, ops);
 		pos += size;
 	}
