@@ -204,10 +204,15 @@ static int resolve_paths(struct daemon *d)
 	else if (d->cfg->socket)
 		n = snprintf(d->socket_path, sizeof(d->socket_path), "%s", d->cfg->socket);
 	else
-		n = proto_socket_path(d->socket_path, sizeof(d->socket_path), d->ns);
+		n = proto_socket_path(d->socket_path, sizeof(d->socket_path), d->ns,
+		                      d->opt.user ? PROTO_BUS_USER : PROTO_BUS_SYSTEM);
+	if (n == -EDESTADDRREQ) {
+		log_error("--user: XDG_RUNTIME_DIR is not set, so there is no per-user runtime "
+		          "directory for the socket (log in through a session that sets it, or use --socket PATH)");
+		return -EINVAL;
+	}
 	if (n < 0 || (size_t)n >= sizeof(d->socket_path)) {
-		log_error("cannot determine the socket path of namespace '%s'%s", d->ns,
-		          n == -ENOENT ? " (XDG_RUNTIME_DIR is not set; use --socket)" : "");
+		log_error("cannot determine the socket path of namespace '%s'", d->ns);
 		return -EINVAL;
 	}
 	snprintf(dir, sizeof(dir), "%s", d->socket_path);
@@ -217,11 +222,18 @@ static int resolve_paths(struct daemon *d)
 		log_error("socket path too long: %s", d->socket_path);
 		return -ENAMETOOLONG;
 	}
-	/* the runtime directory may not exist yet (first start) */
+	/* the runtime directory may not exist yet (first start); a per-user
+	 * one is the user's alone */
 	snprintf(dir, sizeof(dir), "%s", d->socket_path);
-	if (mkdir(dirname(dir), 0755) < 0 && errno != EEXIST) {
-		log_error("cannot create %s: %s", dir, strerror(errno));
-		return -errno;
+	n = mkdir(dirname(dir), d->opt.user ? 0700 : 0755) < 0 && errno != EEXIST ? -errno : 0;
+	if (n == 0 && access(dir, W_OK) < 0)
+		n = -errno;
+	if (n < 0) {
+		log_error("cannot use %s: %s%s", dir, strerror(-n),
+		          n == -EACCES && !d->opt.user && !d->opt.socket && !d->cfg->socket
+		                  ? " (the system daemon runs as root; for a per-user daemon use --user)"
+		                  : "");
+		return n;
 	}
 	return 0;
 }

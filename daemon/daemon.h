@@ -26,6 +26,7 @@ struct options {
 	const char *config_path; /* -c, or NULL */
 	const char *namespace_;  /* --namespace, or NULL */
 	const char *socket;      /* --socket, or NULL */
+	bool user;               /* --user: the caller's per-user daemon */
 	bool check_config;
 	int verbose;
 };

@@ -67,7 +67,7 @@ void limits_explain(const struct mq_limits *l, int err, const ipcq_geometry *geo
 	if (err == EINVAL && l->msg_max > 0 && geo->max_msgs > (unsigned long)l->msg_max) {
 		snprintf(buf, cap,
 		         "max_msgs %u exceeds the kernel limit fs.mqueue.msg_max=%ld: lower max_msgs, or raise "
-		         "the limit with 'sysctl fs.mqueue.msg_max=%u' (see etc/sysctl.d/60-ipcbroker.conf)",
+		         "the limit with 'sysctl fs.mqueue.msg_max=%u' (and keep it in " SYSCTLDIR "/60-ipcbroker.conf)",
 		         geo->max_msgs, l->msg_max, geo->max_msgs);
 	} else if (err == EINVAL && l->msgsize_max > 0 && geo->msg_size > (unsigned long)l->msgsize_max) {
 		snprintf(buf, cap,

@@ -94,7 +94,11 @@ EXPORT const char *ipcq_strerror(int err)
 	case EPROTO:
 		return "protocol mismatch with ipcbrokerd";
 	case ENOENT:
-		return "no such queue (or no daemon socket at that path)";
+		return "no such queue";
+	case ECONNREFUSED:
+		return "no ipcbrokerd listens at that socket (is it running?)";
+	case EDESTADDRREQ:
+		return "XDG_RUNTIME_DIR is not set: no per-user daemon to find";
 	case EACCES:
 		return "permission denied by the queue's access rules";
 	case EIDRM:
@@ -113,36 +117,57 @@ EXPORT const char *ipcq_last_error(ipcq_client *c)
 
 EXPORT int ipcq_socket_path(const char *ns, char *buf, size_t cap)
 {
-	return proto_socket_path(buf, cap, ns);
+	return proto_socket_path(buf, cap, ns, PROTO_BUS_SYSTEM);
+}
+
+EXPORT int ipcq_user_socket_path(const char *ns, char *buf, size_t cap)
+{
+	return proto_socket_path(buf, cap, ns, PROTO_BUS_USER);
+}
+
+static int connect_path(ipcq_client **out, const char *path);
+
+EXPORT int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int r;
+
+	if (!out || (flags & ~(unsigned)IPCQ_CONNECT_USER))
+		return -EINVAL;
+	r = proto_socket_path(path, sizeof(path), ns, flags & IPCQ_CONNECT_USER ? PROTO_BUS_USER : PROTO_BUS_SYSTEM);
+	if (r < 0)
+		return r;
+	return connect_path(out, path);
 }
 
 EXPORT int ipcq_connect(ipcq_client **out, const char *socket_or_null)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char path[sizeof(sa.sun_path)];
-	_cleanup_close_ int fd = -1;
-	ipcq_client *c;
-	int r;
-
 	if (!out)
 		return -EINVAL;
 	if (!socket_or_null)
 		socket_or_null = getenv("IPCQ_SOCKET");
-	if (!socket_or_null || !*socket_or_null) {
-		r = proto_socket_path(path, sizeof(path), getenv("IPCQ_NAMESPACE"));
-		if (r < 0)
-			return r;
-		socket_or_null = path;
-	}
-	if (strlen(socket_or_null) >= sizeof(sa.sun_path))
+	if (socket_or_null && *socket_or_null)
+		return connect_path(out, socket_or_null);
+	return ipcq_connect_namespace(out, getenv("IPCQ_NAMESPACE"),
+	                              util_env_true("IPCQ_USER") ? IPCQ_CONNECT_USER : 0);
+}
+
+static int connect_path(ipcq_client **out, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	ipcq_client *c;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, socket_or_null);
+	strcpy(sa.sun_path, path);
 
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* no socket file means no daemon there, not a missing queue */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return -errno;
+		return errno == ENOENT ? -ECONNREFUSED : -errno;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

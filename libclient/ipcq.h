@@ -91,14 +91,32 @@ typedef struct ipcq_stats {
 	uint32_t receivers;      /* receive slots in use: open receiving handles */
 } ipcq_stats;
 
-/* Path of the control socket of namespace ns (NULL: "default"):
- * /run/ipcbroker/NS.sock for root, $XDG_RUNTIME_DIR/ipcbroker/NS.sock
- * otherwise.  Returns the length or a negative errno. */
+/* Finding a daemon.  As with D-Bus's system and session buses, there is
+ * one system daemon per namespace, for every local user, and optionally a
+ * per-user daemon that only its user talks to:
+ *   system:   /run/ipcbroker/NS.sock
+ *   per-user: $XDG_RUNTIME_DIR/ipcbroker/NS.sock (ipcbrokerd --user)
+ * ns NULL means "default".  The path functions return its length or a
+ * negative errno: -EINVAL for a bad namespace, -EDESTADDRREQ for the
+ * per-user path when XDG_RUNTIME_DIR is not set. */
 int ipcq_socket_path(const char *ns, char *buf, size_t cap);
+int ipcq_user_socket_path(const char *ns, char *buf, size_t cap);
 
-/* Connect to a daemon.  socket_or_null: a socket path, or NULL to use
- * $IPCQ_SOCKET, else the namespace $IPCQ_NAMESPACE, else "default". */
+/* ipcq_connect_namespace() flags */
+enum {
+	IPCQ_CONNECT_USER = 1u << 0, /* the caller's per-user daemon, not the system's */
+};
+
+/* Connect to a daemon.  socket_or_null: a socket path, or NULL for
+ * $IPCQ_SOCKET, else the daemon of namespace $IPCQ_NAMESPACE (default
+ * "default"): the per-user one when $IPCQ_USER is set (to anything but
+ * "", "0", "no" or "false"), else the system one.  -ECONNREFUSED when no
+ * daemon listens there (no socket file, or nobody behind it). */
 int ipcq_connect(ipcq_client **out, const char *socket_or_null);
+/* Connect to the system daemon of namespace ns (NULL: "default"), or with
+ * IPCQ_CONNECT_USER to the caller's per-user daemon; the environment is
+ * not consulted. */
+int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags);
 /* Disconnect.  Queues opened through c must be closed first. */
 void ipcq_disconnect(ipcq_client *c);
 

@@ -59,21 +59,23 @@ int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, 
 	return n;
 }
 
-int proto_socket_path(char *buf, size_t cap, const char *ns)
+int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus)
 {
-	const char *dir = "/run";
+	const char *dir = PROTO_SYSTEM_RUNDIR;
+	const char *sub = "";
 	int n;
 
 	if (!ns)
 		ns = "default";
 	if (!proto_namespace_valid(ns))
 		return -EINVAL;
-	if (geteuid() != 0) {
+	if (bus == PROTO_BUS_USER) {
 		dir = getenv("XDG_RUNTIME_DIR");
 		if (!dir || dir[0] != '/')
-			return -ENOENT;
+			return -EDESTADDRREQ;
+		sub = "/ipcbroker";
 	}
-	n = snprintf(buf, cap, "%s/ipcbroker/%s.sock", dir, ns);
+	n = snprintf(buf, cap, "%s%s/%s.sock", dir, sub, ns);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	return n;

@@ -123,8 +123,15 @@ bool proto_queue_name_valid(const char *name);
 bool proto_namespace_valid(const char *ns);
 /* "/ipcq.<ns>.<queue><suffix>" into buf; -ENAMETOOLONG / -EINVAL */
 int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *suffix);
-/* Default socket path of a namespace (see ipcq_socket_path). */
-int proto_socket_path(char *buf, size_t cap, const char *ns);
+/* Where the system daemons listen: one socket per namespace. */
+#define PROTO_SYSTEM_RUNDIR "/run/ipcbroker"
+enum proto_bus {
+	PROTO_BUS_SYSTEM, /* PROTO_SYSTEM_RUNDIR/NS.sock, for every user */
+	PROTO_BUS_USER,   /* $XDG_RUNTIME_DIR/ipcbroker/NS.sock, the caller's own */
+};
+/* Socket path of namespace ns (NULL: "default") on a bus.  -EINVAL: bad
+ * namespace; -EDESTADDRREQ: the user bus without XDG_RUNTIME_DIR. */
+int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus);
 
 /* ---- data message helpers ---- */
 

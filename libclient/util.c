@@ -1,13 +1,21 @@
 /*
- * util.c - size parsing and the cached pid.
+ * util.c - size parsing, environment flags and the cached pid.
  */
 #include "config.h"
 
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "util.h"
+
+bool util_env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "no") != 0 && strcasecmp(v, "false") != 0;
+}
 
 int parse_size(const char *s, uint64_t *out)
 {

@@ -69,6 +69,10 @@ static inline struct timespec deadline_after(clockid_t clk, int timeout_ms)
  * Returns 0, or -EINVAL on a malformed string, -ERANGE on overflow. */
 int parse_size(const char *s, uint64_t *out);
 
+/* Whether environment variable name holds a yes: set, not empty, and not
+ * "0", "no" or "false" (IPCQ_USER=1). */
+bool util_env_true(const char *name);
+
 /* The caller's pid, cached (refreshed in a forked child). */
 pid_t self_pid(void);
 

@@ -4,7 +4,7 @@
 set -eu
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
 libsystemd-dev libconfuse-dev libcmocka-dev
-util-linux procps python3 systemd"
+util-linux procps python3 systemd man-db"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -5,6 +5,8 @@
  * The socket path is resolved here rather than left to ipcq_connect() so
  * that a failed connection can name the path it tried: "cannot connect"
  * is the most common first error and the path is what the user must check.
+ * The rules are ipcq_connect()'s: a socket path; else the system daemon of
+ * a namespace; the per-user daemon only when asked for (--user, IPCQ_USER).
  */
 #include "config.h"
 
@@ -14,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
+#include "util.h"
 
 static void vprint_error(const char *fmt, va_list ap, const char *detail)
 {
@@ -97,7 +101,7 @@ static void print_usage_line(FILE *f, const struct cli_command *cmd)
 	if (cmd)
 		fprintf(f, "Usage: ipcq %s %s\n", cmd->name, cmd->synopsis);
 	else
-		fputs("Usage: ipcq [--namespace NAME | --socket PATH] COMMAND [ARGS]\n", f);
+		fputs("Usage: ipcq [--user] [--namespace NAME | --socket PATH] COMMAND [ARGS]\n", f);
 }
 
 int cli_usage_error(const struct cli *cli, const char *fmt, ...)
@@ -119,6 +123,7 @@ void cli_print_command_help(const struct cli_command *cmd)
 	printf("\n%s\n", cmd->help);
 	fputs("Global options (also accepted before COMMAND):\n"
 	      "      --namespace NAME  use the daemon of namespace NAME\n"
+	      "      --user            use your per-user daemon, not the system's\n"
 	      "      --socket PATH     use the daemon listening on PATH\n"
 	      "  -h, --help            show this help\n",
 	      stdout);
@@ -143,6 +148,8 @@ static int set_target(struct cli *cli, const char **slot, const char *value)
 	 * precedence rule to remember. */
 	if ((slot == &cli->ns && cli->socket) || (slot == &cli->socket && cli->ns))
 		return cli_usage_error(cli, "--namespace and --socket exclude each other");
+	if (slot == &cli->socket && cli->user)
+		return cli_usage_error(cli, "--user and --socket exclude each other");
 	if (!*value)
 		return cli_usage_error(cli, "%s needs a non-empty value", slot == &cli->ns ? "--namespace" : "--socket");
 	*slot = value;
@@ -156,6 +163,11 @@ int cli_common_option(struct cli *cli, int opt, char **argv)
 		return set_target(cli, &cli->ns, optarg);
 	case CLI_OPT_SOCKET:
 		return set_target(cli, &cli->socket, optarg);
+	case CLI_OPT_USER:
+		if (cli->socket)
+			return cli_usage_error(cli, "--user and --socket exclude each other");
+		cli->user = true;
+		return -1;
 	case 'h':
 		cli_print_command_help(cli->cmd);
 		return cli_finish_stdout();
@@ -201,15 +213,14 @@ int cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-/* Options beat the environment; IPCQ_SOCKET beats IPCQ_NAMESPACE, as in
- * ipcq_connect(). */
+/* Options beat the environment; a socket path beats a namespace. */
 static int resolve_socket(struct cli *cli)
 {
 	const char *env_socket = getenv("IPCQ_SOCKET");
 	const char *ns = cli->ns;
 	int r;
 
-	if (!cli->socket && !ns && env_socket && *env_socket)
+	if (!cli->socket && !ns && !cli->user && env_socket && *env_socket)
 		cli->socket = env_socket;
 	if (cli->socket) {
 		if (strlen(cli->socket) >= sizeof(cli->socket_path))
@@ -222,10 +233,31 @@ static int resolve_socket(struct cli *cli)
 		if (ns && !*ns)
 			ns = NULL;
 	}
-	r = ipcq_socket_path(ns, cli->socket_path, sizeof(cli->socket_path));
+	if (!cli->user && util_env_true("IPCQ_USER"))
+		cli->user = true;
+	if (cli->user)
+		r = ipcq_user_socket_path(ns, cli->socket_path, sizeof(cli->socket_path));
+	else
+		r = ipcq_socket_path(ns, cli->socket_path, sizeof(cli->socket_path));
+	if (r == -EDESTADDRREQ)
+		return cli_error("XDG_RUNTIME_DIR is not set, so there is no per-user daemon to find "
+		                 "(set it, leave out --user/IPCQ_USER for the system daemon, or use --socket PATH)");
 	if (r < 0)
 		return cli_fail(r, "cannot use namespace '%s'", ns ? ns : "default");
 	return CLI_EXIT_OK;
+}
+
+/* Why no daemon answered at cli->socket_path, in the user's terms. */
+static int no_daemon_error(const struct cli *cli)
+{
+	const char *hint = cli->socket ? "is ipcbrokerd running there?"
+	                   : cli->user ? "start one with 'ipcbrokerd --user'"
+	                               : "start it with 'systemctl start ipcbrokerd', or use --user for a per-user daemon";
+	struct stat st;
+
+	if (stat(cli->socket_path, &st) < 0 && errno == ENOENT)
+		return cli_error("no ipcbrokerd socket at %s (%s)", cli->socket_path, hint);
+	return cli_error("no ipcbrokerd listens on %s (%s)", cli->socket_path, hint);
 }
 
 int cli_connect(struct cli *cli)
@@ -238,10 +270,8 @@ int cli_connect(struct cli *cli)
 	if (r)
 		return r;
 	r = ipcq_connect(&cli->client, cli->socket_path);
-	/* Here -ENOENT means no daemon, not a missing queue: status 1, and
-	 * the system's words, not ipcq_strerror()'s "no such queue". */
-	if (r == -ENOENT || r == -ECONNREFUSED)
-		return cli_error("cannot connect to %s: %s (is ipcbrokerd running?)", cli->socket_path, strerror(-r));
+	if (r == -ECONNREFUSED)
+		return no_daemon_error(cli);
 	if (r < 0) {
 		cli_error("cannot connect to %s: %s", cli->socket_path, strerror(-r));
 		return r == -EACCES || r == -EPERM ? CLI_EXIT_DENIED : CLI_EXIT_ERROR;

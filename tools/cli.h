@@ -10,6 +10,7 @@
 
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ipcq.h"
@@ -28,6 +29,7 @@ enum {
 enum {
 	CLI_OPT_NAMESPACE = 0x100,
 	CLI_OPT_SOCKET,
+	CLI_OPT_USER,
 	CLI_OPT_FIRST_COMMAND_ /* first value free for a command's own options */
 };
 
@@ -35,6 +37,7 @@ enum {
 #define CLI_GLOBAL_OPTIONS                                               \
 	{ "namespace", required_argument, NULL, CLI_OPT_NAMESPACE },   \
 	{ "socket", required_argument, NULL, CLI_OPT_SOCKET },         \
+	{ "user", no_argument, NULL, CLI_OPT_USER },                   \
 	{ "help", no_argument, NULL, 'h' }
 
 struct cli;
@@ -51,6 +54,7 @@ struct cli {
 	const struct cli_command *cmd; /* NULL until the command is known */
 	const char *ns;                /* --namespace */
 	const char *socket;            /* --socket */
+	bool user;                     /* --user: the per-user daemon */
 	char socket_path[PATH_MAX];    /* where cli_connect() went */
 	ipcq_client *client;
 };

@@ -98,7 +98,7 @@ static void print_main_help(void)
 {
 	size_t i;
 
-	fputs("Usage: ipcq [--namespace NAME | --socket PATH] COMMAND [ARGS]\n"
+	fputs("Usage: ipcq [--user] [--namespace NAME | --socket PATH] COMMAND [ARGS]\n"
 	      "\n"
 	      "Send and receive messages through ipcbrokerd, and manage its queues.\n"
 	      "\n"
@@ -108,7 +108,10 @@ static void print_main_help(void)
 		printf("  %-8s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n"
 	      "Global options (also accepted after COMMAND):\n"
-	      "      --namespace NAME  use the daemon of namespace NAME ($IPCQ_NAMESPACE)\n"
+	      "      --namespace NAME  use the daemon of namespace NAME ($IPCQ_NAMESPACE;\n"
+	      "                        default: the system daemon of namespace default)\n"
+	      "      --user            use your per-user daemon (ipcbrokerd --user) under\n"
+	      "                        $XDG_RUNTIME_DIR instead of the system's ($IPCQ_USER=1)\n"
 	      "      --socket PATH     use the daemon listening on PATH ($IPCQ_SOCKET)\n"
 	      "  -h, --help            show this help; 'ipcq COMMAND --help' for a command\n"
 	      "  -V, --version         show the version\n"

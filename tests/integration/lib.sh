@@ -43,8 +43,32 @@ daemon_alive() {
 	[ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null
 }
 
+# require_mq_budget BYTES: skip the test (exit 77) when less than BYTES of
+# this user's POSIX mq budget (RLIMIT_MSGQUEUE, counted per user across
+# IPC namespaces) is free because other processes of the user hold it: a
+# real ipcbrokerd of root's, another test run.  Saying so beats failing
+# with EMFILE halfway through.
+MQ_BUDGET_NEEDED=${MQ_BUDGET_NEEDED:-131072}
+require_mq_budget() {
+	[ -x "$STRESS/mqbudget" ] || return 0
+	set -- "$1" $("$STRESS/mqbudget" "ipcq.$NS") || fail "mqbudget failed"
+	[ "$2" != unlimited ] || return 0
+	if [ "$3" -lt "$1" ]; then
+		echo "SKIP: this test needs about $1 bytes of the per-user POSIX mq budget," \
+			"and RLIMIT_MSGQUEUE is $3 bytes (raise it with ulimit -q)"
+		exit 77
+	fi
+	if [ "$2" -lt "$1" ]; then
+		echo "SKIP: this test needs about $1 bytes of the per-user POSIX mq budget;" \
+			"other processes of uid $(id -u) hold about $(($3 - $2)) of its $3 bytes" \
+			"(RLIMIT_MSGQUEUE, counted across IPC namespaces: a running ipcbrokerd, another test run)"
+		exit 77
+	fi
+}
+
 # start_daemon [ipcbrokerd args...]: start and wait until it answers
 start_daemon() {
+	[ -n "${MQ_BUDGET_CHECKED:-}" ] || { require_mq_budget "$MQ_BUDGET_NEEDED"; MQ_BUDGET_CHECKED=1; }
 	"$IPCBROKERD" --namespace "$NS" --socket "$SOCK" "$@" >>"$DLOG" 2>&1 &
 	DPID=$!
 	wait_ready
@@ -74,13 +98,73 @@ stop_daemon() {
 	fi
 }
 
+# expect_status STATUS WHAT COMMAND...: stdout goes to $T/out, stderr to
+# $T/err
+expect_status() {
+	want=$1 what=$2
+	shift 2
+	st=0
+	"$@" >"$T/out" 2>"$T/err" || st=$?
+	[ "$st" -eq "$want" ] || fail "$what: expected exit $want, got $st ($(cat "$T/err"))"
+}
+
+# need_nobody: skip unless commands can run as the user nobody.  Defines
+# as_nobody COMMAND... (nobody:$NOBODY_GROUP, no supplementary groups, the
+# environment kept) and $IPCQ_NOBODY and $IPCBROKERD_NOBODY, the programs
+# nobody can run: the build directory may sit where nobody cannot go (a
+# clone under /root), and then nobody gets a copy in $T/bin.
+need_nobody() {
+	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run commands as nobody"; exit 77; }
+	getent passwd nobody >/dev/null || { echo "SKIP: no user nobody"; exit 77; }
+	NOBODY_GROUP=
+	for g in nogroup nobody; do
+		if getent group "$g" >/dev/null; then
+			NOBODY_GROUP=$g
+			break
+		fi
+	done
+	[ -n "$NOBODY_GROUP" ] || { echo "SKIP: no group nogroup or nobody"; exit 77; }
+	if command -v setpriv >/dev/null 2>&1 &&
+		setpriv --reuid=nobody --regid="$NOBODY_GROUP" --clear-groups true 2>/dev/null; then
+		as_nobody() { setpriv --reuid=nobody --regid="$NOBODY_GROUP" --clear-groups "$@"; }
+	elif command -v runuser >/dev/null 2>&1 && runuser -u nobody -g "$NOBODY_GROUP" -- true 2>/dev/null; then
+		as_nobody() { runuser -u nobody -g "$NOBODY_GROUP" -- "$@"; }
+	elif command -v su >/dev/null 2>&1 && su -s /bin/sh -g "$NOBODY_GROUP" -c true nobody 2>/dev/null; then
+		as_nobody() { su -s /bin/sh -g "$NOBODY_GROUP" -c 'exec "$@"' nobody -- sh "$@"; }
+	else
+		echo "SKIP: neither setpriv, runuser nor su can run a command as nobody"
+		exit 77
+	fi
+	IPCQ_NOBODY=$IPCQ
+	IPCBROKERD_NOBODY=$IPCBROKERD
+	if ! as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 || ! as_nobody $IPCBROKERD --help >/dev/null 2>&1; then
+		mkdir -p "$T/bin"
+		if [ -x "$B/tools/.libs/ipcq" ]; then
+			cp "$B/tools/.libs/ipcq" "$T/bin/ipcq"
+			cp -P "$B"/libclient/.libs/libipcq.so* "$T/bin/"
+		else
+			cp "$IPCQ" "$T/bin/ipcq"
+		fi
+		cp "$IPCBROKERD" "$T/bin/ipcbrokerd"
+		chmod -R a+rX "$T/bin"
+		IPCQ_NOBODY="env LD_LIBRARY_PATH=$T/bin $T/bin/ipcq"
+		IPCBROKERD_NOBODY="$T/bin/ipcbrokerd"
+		as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 ||
+			{ echo "SKIP: nobody cannot run a copy of ipcq"; exit 77; }
+	fi
+}
+
 # qstat QUEUE FIELD: one field of 'ipcq stat'
 qstat() {
 	"$IPCQ" stat "$1" | sed -n "s/^$2: //p"
 }
 
+# test_cleanup: a test's own clean-up, run first on exit (redefine it)
+test_cleanup() { :; }
+
 cleanup() {
 	st=$?
+	test_cleanup || true
 	if ! daemon_alive && grep -qv '^#' "$T/$NS.queues" 2>/dev/null; then
 		# a test left queues behind a stopped daemon: adopt them to delete
 		"$IPCBROKERD" --namespace "$NS" --socket "$SOCK" >>"$DLOG" 2>&1 &

@@ -5,55 +5,7 @@
 # root; root (and the daemon's user) may always do everything.
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run commands as nobody"; exit 77; }
-getent passwd nobody >/dev/null || { echo "SKIP: no user nobody"; exit 77; }
-NOBODY_GROUP=
-for g in nogroup nobody; do
-	if getent group "$g" >/dev/null; then
-		NOBODY_GROUP=$g
-		break
-	fi
-done
-[ -n "$NOBODY_GROUP" ] || { echo "SKIP: no group nogroup or nobody"; exit 77; }
-
-# as_nobody COMMAND...: run COMMAND as nobody:$NOBODY_GROUP without
-# supplementary groups, keeping the environment (IPCQ_SOCKET).
-if command -v setpriv >/dev/null 2>&1 &&
-	setpriv --reuid=nobody --regid="$NOBODY_GROUP" --clear-groups true 2>/dev/null; then
-	as_nobody() { setpriv --reuid=nobody --regid="$NOBODY_GROUP" --clear-groups "$@"; }
-elif command -v runuser >/dev/null 2>&1 && runuser -u nobody -g "$NOBODY_GROUP" -- true 2>/dev/null; then
-	as_nobody() { runuser -u nobody -g "$NOBODY_GROUP" -- "$@"; }
-elif command -v su >/dev/null 2>&1 && su -s /bin/sh -g "$NOBODY_GROUP" -c true nobody 2>/dev/null; then
-	as_nobody() { su -s /bin/sh -g "$NOBODY_GROUP" -c 'exec "$@"' nobody -- sh "$@"; }
-else
-	echo "SKIP: neither setpriv, runuser nor su can run a command as nobody"
-	exit 77
-fi
-# The build directory may sit where nobody cannot go (a clone under
-# /root): then give nobody a copy of the CLI and the library in $T.
-IPCQ_NOBODY=$IPCQ
-if ! as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1; then
-	mkdir "$T/bin"
-	if [ -x "$B/tools/.libs/ipcq" ]; then
-		cp "$B/tools/.libs/ipcq" "$T/bin/ipcq"
-		cp -P "$B"/libclient/.libs/libipcq.so* "$T/bin/"
-	else
-		cp "$IPCQ" "$T/bin/ipcq"
-	fi
-	chmod -R a+rX "$T/bin"
-	IPCQ_NOBODY="env LD_LIBRARY_PATH=$T/bin $T/bin/ipcq"
-	as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 ||
-		{ echo "SKIP: nobody cannot run a copy of ipcq"; exit 77; }
-fi
-
-# expect_status STATUS WHAT COMMAND...: stderr goes to $T/err
-expect_status() {
-	want=$1 what=$2
-	shift 2
-	st=0
-	"$@" >"$T/out" 2>"$T/err" || st=$?
-	[ "$st" -eq "$want" ] || fail "$what: expected exit $want, got $st ($(cat "$T/err"))"
-}
+need_nobody
 
 says_denied() {
 	grep -Eqi 'denied|not permitted|may not|permission' "$T/err" ||

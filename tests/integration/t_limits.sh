@@ -85,3 +85,32 @@ test_too_large_message_size_names_msgsize_max
 test_daemon_serves_after_refusals
 test_config_queue_beyond_limits_is_logged
 stop_daemon
+
+# When other processes of this user hold the per-user mq budget, a test
+# skips and says so instead of failing halfway.  A stand-in holds the
+# budget under a lowered RLIMIT_MSGQUEUE (the kernel compares the user's
+# total with the caller's limit), so tests running beside this one keep
+# theirs.
+test_used_up_budget_makes_a_test_skip_with_the_reason() {
+	set -- $("$STRESS/mqbudget" "ipcq.$NS.probe")
+	[ "$1" != unlimited ] || { echo "skipped: RLIMIT_MSGQUEUE is unlimited here"; return 0; }
+	limit=$(($2 - $1 + 65536))
+	prlimit --msgqueue=$limit:$limit "$STRESS/mqbudget" --hold "ipcq.$NS.hog" >"$T/hog" &
+	hog=$!
+	i=0
+	until [ -s "$T/hog" ]; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { kill $hog; fail "the budget holder did not start"; }
+		sleep 0.05
+	done
+	st=0
+	prlimit --msgqueue=$limit:$limit env MQ_BUDGET_NEEDED=32768 sh "$S/tests/integration/t_cli.sh" \
+		>"$T/nested" 2>&1 || st=$?
+	kill $hog
+	wait $hog 2>/dev/null || true
+	assert_eq 77 "$st" "exit status of t_cli.sh with the budget held ($(tail -n 3 "$T/nested"))"
+	grep -Eq "^SKIP: .*uid $(id -u) hold about [0-9]+ of its $limit bytes" "$T/nested" ||
+		fail "t_cli.sh did not say why it skipped: $(cat "$T/nested")"
+	pass "with the mq budget held by another process a test skips, naming the bytes in use"
+}
+test_used_up_budget_makes_a_test_skip_with_the_reason

@@ -1,6 +1,7 @@
 #!/bin/sh
 # t_units.sh - the built systemd units (etc/ipcbrokerd.service and
-# etc/ipcbrokerd.socket) pass systemd-analyze verify.  The copies point
+# etc/ipcbrokerd.socket for the system daemon, etc/user/ for the per-user
+# one) pass systemd-analyze verify.  The copies point
 # ExecStart= at the built daemon, and MANPATH at the man pages of the
 # source tree, so that Documentation= is checked too.
 . "$(dirname "$0")/lib.sh"
@@ -16,36 +17,59 @@ if ! (cd "$U" && systemd-analyze verify ipcq-trivial.service) >"$T/out" 2>&1 || 
 fi
 rm "$U/ipcq-trivial.service"
 
-for unit in ipcbrokerd.service ipcbrokerd.socket; do
+command -v man >/dev/null 2>&1 || fail "no man command: systemd-analyze verify needs it for Documentation= (scripts/deps.sh installs man-db)"
+cp "$S/man/ipcq.1" "$T/man/man1/"
+cp "$S/man/ipcbrokerd.conf.5" "$T/man/man5/"
+cp "$S/man/ipcbrokerd.8" "$T/man/man8/"
+
+for unit in ipcbrokerd.service ipcbrokerd.socket user/ipcbrokerd.service user/ipcbrokerd.socket; do
 	[ -f "$B/etc/$unit" ] || fail "$B/etc/$unit is not built"
 done
 
 test_units_have_no_placeholders() {
-	for unit in ipcbrokerd.service ipcbrokerd.socket; do
+	for unit in ipcbrokerd.service ipcbrokerd.socket user/ipcbrokerd.service user/ipcbrokerd.socket; do
 		if grep -n '@[a-z_]*@' "$B/etc/$unit" >"$T/out"; then
 			fail "$unit keeps unsubstituted placeholders: $(cat "$T/out")"
 		fi
 	done
 	grep -q '^ExecStart=/.*/ipcbrokerd$' "$B/etc/ipcbrokerd.service" ||
 		fail "ExecStart= of ipcbrokerd.service is not an absolute path to ipcbrokerd"
+	grep -q '^ExecStart=/.*/ipcbrokerd --user$' "$B/etc/user/ipcbrokerd.service" ||
+		fail "ExecStart= of the user unit is not an absolute path to ipcbrokerd --user"
 	pass "the built units have every @dir@ placeholder substituted"
+}
+
+# verify_units DIR [--user]: systemd-analyze verify of the two units in DIR
+verify_units() {
+	dir=$1
+	shift
+	st=0
+	(cd "$dir" && MANPATH="$T/man" systemd-analyze "$@" verify ipcbrokerd.service ipcbrokerd.socket) \
+		>"$T/verify.out" 2>"$T/verify.err" || st=$?
+	if grep -q ipcbrokerd "$T/verify.err"; then
+		fail "systemd-analyze $* verify complains about the units: $(cat "$T/verify.err")"
+	fi
+	assert_eq 0 "$st" "exit status of systemd-analyze $* verify ($(cat "$T/verify.err"))"
 }
 
 test_units_pass_systemd_analyze_verify() {
 	sed "s|^ExecStart=[^ ]*|ExecStart=$IPCBROKERD|" "$B/etc/ipcbrokerd.service" >"$U/ipcbrokerd.service"
 	cp "$B/etc/ipcbrokerd.socket" "$U/ipcbrokerd.socket"
-	cp "$S/man/ipcq.1" "$T/man/man1/"
-	cp "$S/man/ipcbrokerd.conf.5" "$T/man/man5/"
-	cp "$S/man/ipcbrokerd.8" "$T/man/man8/"
-	st=0
-	(cd "$U" && MANPATH="$T/man" systemd-analyze verify ipcbrokerd.service ipcbrokerd.socket) \
-		>"$T/verify.out" 2>"$T/verify.err" || st=$?
-	if grep -q ipcbrokerd "$T/verify.err"; then
-		fail "systemd-analyze verify complains about the units: $(cat "$T/verify.err")"
-	fi
-	assert_eq 0 "$st" "exit status of systemd-analyze verify ($(cat "$T/verify.err"))"
+	verify_units "$U"
 	pass "systemd-analyze verify passes ipcbrokerd.service and ipcbrokerd.socket, man pages included"
+}
+
+test_user_units_pass_systemd_analyze_verify() {
+	mkdir -p "$T/user" "$T/xdg"
+	chmod 700 "$T/xdg"
+	sed "s|^ExecStart=[^ ]*|ExecStart=$IPCBROKERD|" "$B/etc/user/ipcbrokerd.service" >"$T/user/ipcbrokerd.service"
+	cp "$B/etc/user/ipcbrokerd.socket" "$T/user/ipcbrokerd.socket"
+	XDG_RUNTIME_DIR="$T/xdg" verify_units "$T/user" --user
+	grep -q '^ListenSequentialPacket=%t/ipcbroker/default.sock$' "$T/user/ipcbrokerd.socket" ||
+		fail "the user socket unit does not listen where 'ipcq --user' looks"
+	pass "systemd-analyze --user verify passes the per-user units, which listen where ipcq --user looks"
 }
 
 test_units_have_no_placeholders
 test_units_pass_systemd_analyze_verify
+test_user_units_pass_systemd_analyze_verify

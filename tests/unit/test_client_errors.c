@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -267,14 +268,88 @@ static unsigned open_fd_count(void)
 
 /* ---- connecting ---- */
 
-static void test_connect_to_missing_socket_is_enoent(void **state)
+static void test_connect_to_missing_socket_is_econnrefused_not_enoent(void **state)
 {
 	struct fake_daemon *f = *state;
 	char path[PATH_MAX];
 	ipcq_client *c = NULL;
 
+	/* -ENOENT would read as "no such queue" */
 	snprintf(path, sizeof(path), "%s/nobody-here.sock", f->dir);
-	assert_int_equal(ipcq_connect(&c, path), -ENOENT);
+	assert_int_equal(ipcq_connect(&c, path), -ECONNREFUSED);
+	assert_null(c);
+}
+
+/* Make f's socket the per-user daemon of namespace "default" in a runtime
+ * dir of its own: $XDG_RUNTIME_DIR/ipcbroker/default.sock links to it. */
+static void fake_user_runtime_dir(struct fake_daemon *f, char *link, size_t cap)
+{
+	char sub[sizeof(f->dir) + 16];
+
+	snprintf(sub, sizeof(sub), "%s/ipcbroker", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(link, cap, "%s/default.sock", sub);
+	assert_int_equal(symlink(f->path, link), 0);
+	setenv("XDG_RUNTIME_DIR", f->dir, 1);
+}
+
+static void remove_user_runtime_dir(struct fake_daemon *f, const char *link)
+{
+	char sub[sizeof(f->dir) + 16];
+
+	unlink(link);
+	snprintf(sub, sizeof(sub), "%s/ipcbroker", f->dir);
+	rmdir(sub);
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("IPCQ_USER");
+	unsetenv("IPCQ_SOCKET");
+	unsetenv("IPCQ_NAMESPACE");
+}
+
+static void test_connect_user_finds_the_runtime_dir_socket(void **state)
+{
+	struct fake_daemon *f = *state;
+	char link[PATH_MAX];
+	ipcq_client *c = NULL;
+
+	fake_user_runtime_dir(f, link, sizeof(link));
+	assert_int_equal(ipcq_connect_namespace(&c, NULL, IPCQ_CONNECT_USER), 0);
+	ipcq_disconnect(c);
+	/* the environment's way to ask for the same */
+	unsetenv("IPCQ_SOCKET");
+	setenv("IPCQ_USER", "1", 1);
+	c = NULL;
+	assert_int_equal(ipcq_connect(&c, NULL), 0);
+	ipcq_disconnect(c);
+	/* IPCQ_SOCKET beats IPCQ_USER */
+	setenv("IPCQ_SOCKET", "/nonexistent/x.sock", 1);
+	c = NULL;
+	assert_int_equal(ipcq_connect(&c, NULL), -ECONNREFUSED);
+	assert_null(c);
+	remove_user_runtime_dir(f, link);
+}
+
+static void test_connect_user_without_runtime_dir_is_edestaddrreq(void **state)
+{
+	ipcq_client *c = NULL;
+
+	unsetenv("XDG_RUNTIME_DIR");
+	unsetenv("IPCQ_SOCKET");
+	assert_int_equal(ipcq_connect_namespace(&c, "default", IPCQ_CONNECT_USER), -EDESTADDRREQ);
+	setenv("IPCQ_USER", "yes", 1);
+	assert_int_equal(ipcq_connect(&c, NULL), -EDESTADDRREQ);
+	assert_null(c);
+	unsetenv("IPCQ_USER");
+	assert_string_not_equal(ipcq_strerror(-EDESTADDRREQ), ipcq_strerror(-ENOENT));
+}
+
+static void test_connect_namespace_checks_its_arguments(void **state)
+{
+	ipcq_client *c = NULL;
+
+	assert_int_equal(ipcq_connect_namespace(NULL, NULL, 0), -EINVAL);
+	assert_int_equal(ipcq_connect_namespace(&c, NULL, 1u << 7), -EINVAL);
+	assert_int_equal(ipcq_connect_namespace(&c, "a/b", 0), -EINVAL);
 	assert_null(c);
 }
 
@@ -586,7 +661,10 @@ static void test_strerror_of_int_min_is_text(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		DAEMON_TEST(test_connect_to_missing_socket_is_enoent),
+		DAEMON_TEST(test_connect_to_missing_socket_is_econnrefused_not_enoent),
+		DAEMON_TEST(test_connect_user_finds_the_runtime_dir_socket),
+		cmocka_unit_test(test_connect_user_without_runtime_dir_is_edestaddrreq),
+		cmocka_unit_test(test_connect_namespace_checks_its_arguments),
 		DAEMON_TEST(test_connect_to_regular_file_is_econnrefused),
 		cmocka_unit_test(test_connect_to_too_long_path_is_enametoolong),
 		DAEMON_TEST(test_connect_without_out_pointer_is_einval),

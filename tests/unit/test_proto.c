@@ -339,32 +339,50 @@ static void test_object_name_with_invalid_parts_is_einval(void **state)
 	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "../x", ""), -EINVAL);
 }
 
-static void test_socket_path_is_per_namespace_and_defaults_to_default(void **state)
+static void test_system_socket_path_is_under_run_for_every_user(void **state)
 {
-	char buf[256], want[256];
-	const char *dir = "/run";
+	char buf[256];
 
-	if (geteuid() != 0) {
-		setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
-		dir = "/tmp/xdg-test";
-	}
-	snprintf(want, sizeof(want), "%s/ipcbroker/jobs-ns.sock", dir);
-	assert_int_equal(proto_socket_path(buf, sizeof(buf), "jobs-ns"), (int)strlen(want));
-	assert_string_equal(buf, want);
+	/* the same path whoever asks, with or without a runtime dir */
+	unsetenv("XDG_RUNTIME_DIR");
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), "jobs-ns", PROTO_BUS_SYSTEM),
+	                 (int)strlen("/run/ipcbroker/jobs-ns.sock"));
+	assert_string_equal(buf, "/run/ipcbroker/jobs-ns.sock");
+	setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), NULL, PROTO_BUS_SYSTEM),
+	                 (int)strlen("/run/ipcbroker/default.sock"));
+	assert_string_equal(buf, "/run/ipcbroker/default.sock");
+}
 
-	snprintf(want, sizeof(want), "%s/ipcbroker/default.sock", dir);
-	assert_int_equal(proto_socket_path(buf, sizeof(buf), NULL), (int)strlen(want));
-	assert_string_equal(buf, want);
+static void test_user_socket_path_is_under_the_runtime_dir(void **state)
+{
+	char buf[256];
+
+	setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), NULL, PROTO_BUS_USER),
+	                 (int)strlen("/tmp/xdg-test/ipcbroker/default.sock"));
+	assert_string_equal(buf, "/tmp/xdg-test/ipcbroker/default.sock");
+}
+
+static void test_user_socket_path_without_runtime_dir_is_edestaddrreq(void **state)
+{
+	char buf[256];
+
+	unsetenv("XDG_RUNTIME_DIR");
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), NULL, PROTO_BUS_USER), -EDESTADDRREQ);
+	setenv("XDG_RUNTIME_DIR", "relative/dir", 1);
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), NULL, PROTO_BUS_USER), -EDESTADDRREQ);
 }
 
 static void test_socket_path_rejects_bad_namespace_and_small_buffer(void **state)
 {
 	char buf[256];
 
-	if (geteuid() != 0)
-		setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
-	assert_int_equal(proto_socket_path(buf, sizeof(buf), "a.b"), -EINVAL);
-	assert_int_equal(proto_socket_path(buf, 10, "default"), -ENAMETOOLONG);
+	setenv("XDG_RUNTIME_DIR", "/tmp/xdg-test", 1);
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), "a.b", PROTO_BUS_SYSTEM), -EINVAL);
+	assert_int_equal(proto_socket_path(buf, sizeof(buf), "a/b", PROTO_BUS_USER), -EINVAL);
+	assert_int_equal(proto_socket_path(buf, 10, "default", PROTO_BUS_SYSTEM), -ENAMETOOLONG);
+	assert_int_equal(proto_socket_path(buf, 20, "default", PROTO_BUS_USER), -ENAMETOOLONG);
 }
 
 /* ---- data messages ---- */
@@ -468,7 +486,9 @@ int main(void)
 		cmocka_unit_test(test_object_name_joins_prefix_namespace_queue_suffix),
 		cmocka_unit_test(test_object_name_too_long_for_buffer_is_enametoolong),
 		cmocka_unit_test(test_object_name_with_invalid_parts_is_einval),
-		cmocka_unit_test(test_socket_path_is_per_namespace_and_defaults_to_default),
+		cmocka_unit_test(test_system_socket_path_is_under_run_for_every_user),
+		cmocka_unit_test(test_user_socket_path_is_under_the_runtime_dir),
+		cmocka_unit_test(test_user_socket_path_without_runtime_dir_is_edestaddrreq),
 		cmocka_unit_test(test_socket_path_rejects_bad_namespace_and_small_buffer),
 		cmocka_unit_test(test_inline_message_with_matching_len_is_inline),
 		cmocka_unit_test(test_inline_message_with_mismatched_len_is_ebadmsg),

@@ -133,6 +133,24 @@ static void test_deadline_after_zero_is_now(void **state)
 	assert_true(at <= after);
 }
 
+static void test_env_true_takes_yes_values_and_refuses_no_values(void **state)
+{
+	static const char *const yes[] = { "1", "yes", "true", "on", "TRUE" };
+	static const char *const no[] = { "", "0", "no", "No", "false", "FALSE" };
+
+	unsetenv("IPCQ_TEST_FLAG");
+	assert_false(util_env_true("IPCQ_TEST_FLAG"));
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		setenv("IPCQ_TEST_FLAG", yes[i], 1);
+		assert_true(util_env_true("IPCQ_TEST_FLAG"));
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(no); i++) {
+		setenv("IPCQ_TEST_FLAG", no[i], 1);
+		assert_false(util_env_true("IPCQ_TEST_FLAG"));
+	}
+	unsetenv("IPCQ_TEST_FLAG");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +163,7 @@ int main(void)
 		cmocka_unit_test(test_self_pid_is_refreshed_in_forked_child),
 		cmocka_unit_test(test_deadline_after_is_timeout_from_now),
 		cmocka_unit_test(test_deadline_after_zero_is_now),
+		cmocka_unit_test(test_env_true_takes_yes_values_and_refuses_no_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
