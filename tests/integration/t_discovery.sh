@@ -12,9 +12,22 @@
 if [ -z "${IPCQ_T_DISCOVERY_INSIDE:-}" ]; then
 	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for private mount and IPC namespaces"; exit 77; }
 	command -v unshare >/dev/null 2>&1 || { echo "SKIP: no unshare"; exit 77; }
-	unshare --mount --ipc --propagation private true 2>/dev/null ||
+	# In a chroot "/" is no mount point and cannot be made private as a
+	# whole; then only /run and /dev/shm are, below, where that is possible.
+	prop=private
+	unshare --mount --ipc --propagation private true 2>/dev/null || prop=unchanged
+	unshare --mount --ipc --propagation $prop true 2>/dev/null ||
 		{ echo "SKIP: cannot make private mount and IPC namespaces here"; exit 77; }
-	IPCQ_T_DISCOVERY_INSIDE=1 exec unshare --mount --ipc --propagation private sh "$0" "$@"
+	IPCQ_T_DISCOVERY_INSIDE=$prop exec unshare --mount --ipc --propagation $prop sh "$0" "$@"
+fi
+# Our tmpfs mounts must not propagate back to the real /run and /dev/shm:
+# with "/" private they cannot; otherwise the mounts beneath must be made
+# private first, which needs them to be mount points.
+if [ "$IPCQ_T_DISCOVERY_INSIDE" = unchanged ]; then
+	for m in /run /dev/shm; do
+		mountpoint -q "$m" && mount --make-private "$m" ||
+			{ echo "SKIP: $m is no mount point that can be made private in this chroot"; exit 77; }
+	done
 fi
 . "$(dirname "$0")/lib.sh"
 need_nobody
@@ -37,10 +50,16 @@ start_system_daemon() {
 	done
 }
 
+# stop_pid PID: SIGTERM, and wait until it is gone (it need not be our child)
 stop_pid() {
 	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null || true
+	kill -TERM "$1" 2>/dev/null || return 0
 	wait "$1" 2>/dev/null || true
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
 }
 test_cleanup() {
 	stop_pid "$USERPID"
@@ -93,14 +112,14 @@ test_nobody_runs_a_per_user_daemon() {
 	expect_status 1 "ipcbrokerd as nobody without --user" \
 		as_nobody $IPCBROKERD_NOBODY -c "$T/sys.conf" --namespace nobody-sys
 	grep -q -- --user "$T/err" || fail "the refusal does not point at --user: $(cat "$T/err")"
-	as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCBROKERD_NOBODY --user -c "$T/sys.conf" \
-		>>"$T/user.log" 2>&1 &
-	USERPID=$!
+	# as_nobody may fork: the daemon tells its own pid, to be stopped
+	as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" sh -c 'echo $$ >"$0"; exec "$@"' "$T/xdg-nobody/pid" \
+		$IPCBROKERD_NOBODY --user -c "$T/sys.conf" >>"$T/user.log" 2>&1 &
 	i=0
-	until as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user list >/dev/null 2>&1; do
-		kill -0 $USERPID 2>/dev/null || fail "the per-user daemon exited: $(cat "$T/user.log")"
+	until [ -s "$T/xdg-nobody/pid" ] && USERPID=$(cat "$T/xdg-nobody/pid") &&
+		as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user list >/dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -lt 100 ] || fail "the per-user daemon did not answer in 5 s"
+		[ $i -lt 100 ] || fail "the per-user daemon did not answer in 5 s: $(cat "$T/user.log")"
 		sleep 0.05
 	done
 	[ -S "$T/xdg-nobody/ipcbroker/default.sock" ] || fail "no socket under nobody's runtime dir"

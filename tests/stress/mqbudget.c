@@ -2,25 +2,31 @@
  * mqbudget - how much of the caller's per-user POSIX mq budget
  * (RLIMIT_MSGQUEUE) is still free, found by trying.
  *
- *   mqbudget PREFIX         prints "FREE LIMIT" in bytes ("unlimited" for
- *                           an unlimited rlimit) and exits 0
+ *   mqbudget PREFIX NEED    takes up to NEED bytes of the budget, prints
+ *                           "FREE LIMIT" in bytes, FREE being what it got
+ *                           (so all that is free when below NEED), and
+ *                           gives it back ("unlimited unlimited" for an
+ *                           unlimited rlimit)
  *   mqbudget --hold PREFIX  takes all that is free, prints the same, and
  *                           keeps it until killed (a test stands in for
  *                           other processes that used the budget up)
  *
  * The kernel counts the budget per user across IPC namespaces and shows
- * the sum nowhere, so the only way to learn what other processes of this
- * user hold is to take what is left: open queues, large ones first and
- * then smaller, until the kernel refuses with EMFILE.  Each queue is
- * unlinked as soon as it is made and only its descriptor keeps it (and
+ * the sum nowhere, so the only way to learn whether what a test needs is
+ * free is to take it: open queues, large ones first and then smaller,
+ * until NEED is reached or the kernel refuses with EMFILE.  Taking no more
+ * than NEED matters: tests run side by side, and a probe that grabbed the
+ * whole budget, even for a moment, would make the others fail.  Each queue
+ * is unlinked as soon as it is made and only its descriptor keeps it (and
  * its charge) alive, so nothing outlives this process, even if it is
- * killed.  The figure is a lower bound, short of the truth by at most one
- * small queue's charge.
+ * killed.  The figure is short of the truth by at most one small queue's
+ * charge.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,16 +75,24 @@ int main(int argc, char **argv)
 {
 	long msg_max = read_long("/proc/sys/fs/mqueue/msg_max", 10);
 	long size_max = read_long("/proc/sys/fs/mqueue/msgsize_max", 8192);
-	unsigned long taken = 0;
+	unsigned long taken = 0, need = ULONG_MAX;
 	unsigned serial = 0;
 	struct rlimit rl;
 	int hold = argc == 3 && strcmp(argv[1], "--hold") == 0;
 
-	if (argc != 2 + hold) {
-		fprintf(stderr, "usage: mqbudget [--hold] PREFIX\n");
+	if (hold) {
+		argv++;
+	} else if (argc == 3) {
+		char *end;
+
+		need = strtoul(argv[2], &end, 10);
+		if (*end || !*argv[2])
+			argc = 0;
+	}
+	if (argc != 3) {
+		fprintf(stderr, "usage: mqbudget PREFIX NEED | mqbudget --hold PREFIX\n");
 		return 2;
 	}
-	argv += hold;
 	if (getrlimit(RLIMIT_MSGQUEUE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) {
 		puts("unlimited unlimited");
 		return 0;
@@ -88,7 +102,7 @@ int main(int argc, char **argv)
 	/* coarse: whole queues of the largest geometry, then halve the
 	 * message size down to single small messages */
 	for (long maxmsg = msg_max, size = size_max; size >= 1;) {
-		if (taken < rl.rlim_cur && take(argv[1], &serial, maxmsg, size)) {
+		if (taken < need && taken < rl.rlim_cur && take(argv[1], &serial, maxmsg, size)) {
 			taken += (unsigned long)maxmsg * ((unsigned long)size + MQ_OVERHEAD_PER_MSG);
 			continue;
 		}
