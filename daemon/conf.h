@@ -77,18 +77,8 @@ extern const char config_embedded[];
 /* The name config_load() gives the embedded config in messages and source. */
 #define CONFIG_EMBEDDED_SOURCE "(embedded defaults)"
 
-/* Bounds of the values a config may set. */
-#define CONFIG_MAX_MSGS_MAX 65536
-#define CONFIG_MSG_SIZE_MAX (1u << 20)
-#define CONFIG_RING_SIZE_MIN (64ull << 10)
-#define CONFIG_RING_SIZE_MAX (64ull << 30)
-#define CONFIG_RING_PAGE 4096u
-/* max_payload must leave room in the ring for the message's chunk header:
- * the same rule as ring_geometry_check(), so a queue the config accepts
- * and one made with 'ipcq create' obey one limit. */
-#define CONFIG_RING_RESERVE 64u
-/* A message's length travels in 32 bits (proto_msg_hdr.len). */
-#define CONFIG_MAX_PAYLOAD_MAX UINT32_MAX
+/* Geometry bounds are proto.h's (PROTO_*), shared with every other way a
+ * queue is made; these bound the rest. */
 #define CONFIG_MAX_CLIENTS_MAX 1000000
 
 /* Parse path (or the embedded text when path is NULL).  On error, returns a

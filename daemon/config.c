@@ -81,10 +81,10 @@ struct int_range {
 };
 
 static const struct int_range int_ranges[] = {
-	{ "max_msgs", 1, CONFIG_MAX_MSGS_MAX, 1 },
-	{ "msg_size", PROTO_MSG_SIZE_MIN, CONFIG_MSG_SIZE_MAX, 1 },
-	{ "ring_size", CONFIG_RING_SIZE_MIN, CONFIG_RING_SIZE_MAX, CONFIG_RING_PAGE },
-	{ "max_payload", 1, CONFIG_MAX_PAYLOAD_MAX, 1 },
+	{ "max_msgs", 1, PROTO_MAX_MSGS_MAX, 1 },
+	{ "msg_size", PROTO_MSG_SIZE_MIN, PROTO_MSG_SIZE_MAX, 1 },
+	{ "ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
+	{ "max_payload", 1, PROTO_MAX_PAYLOAD_MAX, 1 },
 	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 };
 
@@ -611,11 +611,11 @@ static int section_delivery(cfg_t *sec, enum delivery_mode fallback)
 static int check_payload_fits(const struct report *rep, int line, const char *what,
                               const ipcq_geometry *geo)
 {
-	if (geo->max_payload <= geo->ring_size - CONFIG_RING_RESERVE)
+	if (geo->max_payload <= geo->ring_size - PROTO_RING_RESERVE)
 		return 0;
 	report(rep, line, "%s: max_payload (%llu) must be at most ring_size - %u (%llu)", what,
-	       (unsigned long long)geo->max_payload, CONFIG_RING_RESERVE,
-	       (unsigned long long)(geo->ring_size - CONFIG_RING_RESERVE));
+	       (unsigned long long)geo->max_payload, PROTO_RING_RESERVE,
+	       (unsigned long long)(geo->ring_size - PROTO_RING_RESERVE));
 	return -EINVAL;
 }
 

@@ -94,7 +94,7 @@ static bool acl_allows(const struct conn *c, const struct acl *acl)
 /* Whether c may use q as flags ask (send and/or receive). */
 static bool may_use(const struct conn *c, const struct queue *q, uint32_t flags)
 {
-	const struct queue_config *qc = config_find_queue(c->d->cfg, q->name);
+	const struct queue_config *qc = config_find_queue(c->d->cfg, q->rec.name);
 
 	if (!qc)
 		return true; /* auto-created queues are open to everyone */
@@ -142,11 +142,15 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 {
 	struct daemon *d = c->d;
 	const struct queue_config *qc = config_find_queue(d->cfg, name);
-	ipcq_geometry g = geometry_for(d, name, asked);
+	struct queue_record rec = {
+		.geo = geometry_for(d, name, asked),
+		.delivery = qc ? qc->delivery : d->cfg->default_delivery,
+		.creator = qc ? d->uid : c->cred.uid,
+	};
 	int ret;
 
-	ret = queue_create(d, name, &g, qc ? qc->delivery : d->cfg->default_delivery, false, r->rep.errmsg,
-	                   sizeof(r->rep.errmsg), out);
+	snprintf(rec.name, sizeof(rec.name), "%s", name);
+	ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
 	if (ret < 0) {
 		r->rep.status = ret;
 		log_warning("queue %s: not created for uid %u: %s", name, (unsigned)c->cred.uid, r->rep.errmsg);
@@ -174,10 +178,13 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 	}
 	if (!may_use(c, q, req->flags))
 		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
-		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->name);
+		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->rec.name);
 	ret = queue_open_fds(d, q, (int)req->flags, &mq_fd, &ring_fd);
+	if (ret == -EIO)
+		return reply_error(r, ret, "queue '%s' is quarantined: %s (purge or delete it)", q->rec.name,
+		                   q->quarantine);
 	if (ret < 0)
-		return reply_error(r, ret, "cannot open queue '%s': %s", q->name, strerror(-ret));
+		return reply_error(r, ret, "cannot open queue '%s': %s", q->rec.name, strerror(-ret));
 	peer_watch(d, c->cred.pid);
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
@@ -210,8 +217,8 @@ static int op_delete(struct conn *c, const struct proto_req *req, struct reply *
 	if (!q)
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 	if (!may_manage(c, q))
-		return reply_error(r, -EACCES, "uid %u may not delete queue '%s'", (unsigned)c->cred.uid, q->name);
-	log_info("queue %s: deleted by uid %u", q->name, (unsigned)c->cred.uid);
+		return reply_error(r, -EACCES, "uid %u may not delete queue '%s'", (unsigned)c->cred.uid, q->rec.name);
+	log_info("queue %s: deleted by uid %u", q->rec.name, (unsigned)c->cred.uid);
 	queue_destroy(c->d, q, true);
 	registry_save(c->d);
 	return 0;
@@ -225,11 +232,11 @@ static int op_purge(struct conn *c, const struct proto_req *req, struct reply *r
 	if (!q)
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 	if (!may_manage(c, q) && !may_use(c, q, IPCQ_RECV))
-		return reply_error(r, -EACCES, "uid %u may not purge queue '%s'", (unsigned)c->cred.uid, q->name);
-	n = queue_purge(q);
+		return reply_error(r, -EACCES, "uid %u may not purge queue '%s'", (unsigned)c->cred.uid, q->rec.name);
+	n = queue_purge(c->d, q);
 	if (n < 0)
 		return reply_error(r, n, "purge failed: %s", strerror(-n));
-	log_info("queue %s: purged %d messages (uid %u)", q->name, n, (unsigned)c->cred.uid);
+	log_info("queue %s: purged %d messages (uid %u)", q->rec.name, n, (unsigned)c->cred.uid);
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
 	return 0;

@@ -55,7 +55,7 @@ static void peer_free(struct daemon *d, struct peer *p)
 void daemon_sweep(struct daemon *d, pid_t dead)
 {
 	for (struct queue *q = d->queues; q; q = q->next)
-		queue_reclaim(q, dead);
+		queue_reclaim(d, q, dead);
 }
 
 static int on_peer_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -113,8 +113,8 @@ void daemon_status(struct daemon *d)
 
 	for (struct peer *p = d->peers; p; p = p->next)
 		peers++;
-	sd_notifyf(0, "STATUS=namespace %s: %u queues, %u connections, %u client processes", d->ns, d->n_queues,
-	           d->n_conns, peers);
+	sd_notifyf(0, "STATUS=namespace %s: %u queues (%u quarantined since start), %u connections, %u client processes",
+	           d->ns, d->n_queues, d->quarantined, d->n_conns, peers);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -139,14 +139,18 @@ static void create_config_queues(struct daemon *d)
 		struct queue *q = queue_find(d, qc->name);
 		char err[PROTO_ERRMSG_MAX];
 
+		struct queue_record rec = { .geo = g, .delivery = qc->delivery, .creator = d->uid };
+
 		if (q) {
 			q->from_config = true;
-			if (memcmp(&q->geo, &g, sizeof(g)) != 0)
-				log_warning("queue %s: new geometry takes effect only when the queue is recreated",
+			if (memcmp(&q->rec.geo, &g, sizeof(g)) != 0 || q->rec.delivery != qc->delivery)
+				log_warning("queue %s: a new geometry or delivery mode takes effect only when the "
+				            "queue is recreated (ipcq delete)",
 				            qc->name);
 			continue;
 		}
-		if (queue_create(d, qc->name, &g, qc->delivery, false, err, sizeof(err), &q) < 0) {
+		snprintf(rec.name, sizeof(rec.name), "%s", qc->name);
+		if (queue_new(d, &rec, err, sizeof(err), &q) < 0) {
 			log_error("queue %s: %s", qc->name, err);
 			continue;
 		}
@@ -309,8 +313,10 @@ int daemon_init(struct daemon *d, const struct options *opt)
 	ret = ctl_listen(d);
 	if (ret < 0)
 		return ret;
-	create_config_queues(d);
+	/* what the registry lists first: a config queue that exists keeps
+	 * its objects and messages */
 	registry_adopt(d);
+	create_config_queues(d);
 	registry_save(d);
 	return 0;
 }

@@ -53,6 +53,7 @@ struct daemon {
 
 	struct queue *queues;
 	uint32_t n_queues;
+	uint32_t quarantined; /* queues quarantined since start */
 	uint32_t next_queue_id;
 	struct conn *conns;
 	uint32_t n_conns;

@@ -3,39 +3,117 @@
  *
  * A queue is two kernel objects: the POSIX mq (inline messages and ring
  * descriptors) and the shm ring (bulk payloads, receive slots, counters).
+ *
+ * Ownership.  Object names are global to the IPC namespace: any local user
+ * may create one first, and a daemon that took such an object for its own
+ * would hand its clients' messages to whoever made it.  So:
+ *  - every name carries a random token, drawn when the queue is created
+ *    and kept in the daemon's registry (mode 0600), so nobody can claim a
+ *    name before the daemon uses it, and two daemons never share one;
+ *  - creation is exclusive (O_EXCL, mode 0600): an existing object under
+ *    a fresh name is somebody else's, logged with its owner, and the
+ *    daemon draws another token;
+ *  - adoption after a restart takes only objects owned by the daemon's
+ *    uid with mode 0600 and a valid header; what belongs to someone else
+ *    is refused loudly and left alone, and what is ours but fails a check
+ *    is quarantined, so that purge and delete still work on it.
  * Creation makes the ring first and the mq last, so the mq's existence
- * means the queue is whole; adoption after a restart finds the mq and
- * validates the ring's header and geometry before using it.
+ * means the queue is whole.  The ring's memory is reserved when it is made
+ * (posix_fallocate): a full /dev/shm is a clear error at create, never a
+ * SIGBUS in the daemon or a client later.
+ *
+ * Quarantine.  Every client of a queue can write its ring, so the daemon
+ * treats the ring as hostile input (see ring.c).  When a check fails, the
+ * queue is quarantined: logged once with what failed, counted, no longer
+ * touched by the daemon, refused to new clients (-EIO); purge gives it new
+ * objects and delete removes it, neither of which reads the old ring.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "queue.h"
 #include "util.h"
 
+/* fresh tokens tried when an exclusive create finds its name taken */
+#define CREATE_ATTEMPTS 3
+
 struct queue *queue_find(struct daemon *d, const char *name)
 {
 	for (struct queue *q = d->queues; q; q = q->next)
-		if (strcmp(q->name, name) == 0)
+		if (strcmp(q->rec.name, name) == 0)
 			return q;
 	return NULL;
 }
 
-static struct ring_geometry ring_geo_of(const ipcq_geometry *geo, enum delivery_mode delivery)
+static struct ring_geometry ring_geo_of(const struct queue_record *rec)
 {
-	return (struct ring_geometry){ .data_size = geo->ring_size,
-		                       .max_payload = geo->max_payload,
-		                       .msg_size = geo->msg_size,
-		                       .delivery = (uint32_t)delivery };
+	return (struct ring_geometry){ .data_size = rec->geo.ring_size,
+		                       .max_payload = rec->geo.max_payload,
+		                       .msg_size = rec->geo.msg_size,
+		                       .delivery = (uint32_t)rec->delivery };
+}
+
+static int object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
+                       char buf[PROTO_OBJ_NAME_MAX])
+{
+	return proto_object_name(buf, PROTO_OBJ_NAME_MAX, d->ns, rec->name, rec->token, suffix);
+}
+
+static int draw_token(char token[PROTO_TOKEN_LEN + 1])
+{
+	uint8_t raw[PROTO_TOKEN_LEN / 2];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -errno;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(token + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+/* Who owns the object that took our name, for the log: /dev/shm and, when
+ * mounted, /dev/mqueue show the objects as files. */
+static void describe_squatter(const char *dir, const char *name, char *buf, size_t cap)
+{
+	char path[PROTO_OBJ_NAME_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s%s", dir, name);
+	if (stat(path, &st) == 0)
+		snprintf(buf, cap, "uid %u, mode %04o", (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	else
+		snprintf(buf, cap, "owner unknown");
+}
+
+/* An object to adopt must be what this daemon would have made. */
+static int check_owned(const struct daemon *d, int fd, const char *what, const char *name, char *errbuf,
+                       size_t errcap)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(errbuf, errcap, "cannot stat its %s %s: %s", what, name, strerror(errno));
+		return -errno;
+	}
+	if (st.st_uid != d->uid || (st.st_mode & 07777) != 0600) {
+		snprintf(errbuf, errcap,
+		         "its %s %s is owned by uid %u with mode %04o, not by this daemon's uid %u with mode 0600: "
+		         "someone else made it; it is left alone and not used",
+		         what, name, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)d->uid);
+		return -EPERM;
+	}
+	return 0;
 }
 
 static int map_fd(int fd, size_t len, void **out)
@@ -48,9 +126,16 @@ static int map_fd(int fd, size_t len, void **out)
 	return 0;
 }
 
-/* Map an existing ring and check it is ours and has the expected shape. */
-static int ring_adopt(const char *shm_name, const struct ring_geometry *rg, struct ring *r, char *errbuf,
-                      size_t errcap)
+static void ring_unmap(struct ring *r)
+{
+	if (r->hdr)
+		munmap(r->hdr, r->map_len);
+	r->hdr = NULL;
+}
+
+/* Map our ring of a queue being adopted and check its header. */
+static int ring_adopt(const struct daemon *d, const char *shm_name, const struct ring_geometry *rg,
+                      struct ring *r, char *errbuf, size_t errcap)
 {
 	_cleanup_close_ int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
 	struct stat st;
@@ -62,9 +147,13 @@ static int ring_adopt(const char *shm_name, const struct ring_geometry *rg, stru
 		snprintf(errbuf, errcap, "its ring %s cannot be opened: %s", shm_name, strerror(-ret));
 		return ret;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)RING_HDR_SIZE) {
-		snprintf(errbuf, errcap, "its ring %s is truncated", shm_name);
-		return -EINVAL;
+	ret = check_owned(d, fd, "ring", shm_name, errbuf, errcap);
+	if (ret < 0)
+		return ret;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != ring_map_size(rg)) {
+		snprintf(errbuf, errcap, "its ring %s has %lld bytes, not the %zu its geometry needs", shm_name,
+		         (long long)st.st_size, ring_map_size(rg));
+		return -EBADMSG;
 	}
 	ret = map_fd(fd, (size_t)st.st_size, &mem);
 	if (ret < 0) {
@@ -72,26 +161,16 @@ static int ring_adopt(const char *shm_name, const struct ring_geometry *rg, stru
 		return ret;
 	}
 	ret = ring_attach(r, mem, (size_t)st.st_size);
-	if (ret == -EPROTO)
-		snprintf(errbuf, errcap, "its ring %s is not an ipcbroker ring of version %u", shm_name, RING_VERSION);
-	else if (ret < 0)
-		snprintf(errbuf, errcap, "its ring %s has an invalid layout", shm_name);
-	else if (!ring_geometry_equal(r, rg)) {
-		snprintf(errbuf, errcap,
-		         "the existing ring has ring_size %llu, max_payload %llu, msg_size %u but the config "
-		         "asks for %llu, %llu, %u: restore the config, or delete the queue (ipcq delete) to "
-		         "recreate it",
-		         (unsigned long long)r->data_size, (unsigned long long)r->max_payload, r->msg_size,
-		         (unsigned long long)rg->data_size, (unsigned long long)rg->max_payload, rg->msg_size);
-		ret = -EEXIST;
-	}
-	if (ret < 0) {
+	if (ret < 0 || !ring_geometry_equal(r, rg) || r->delivery != rg->delivery) {
+		snprintf(errbuf, errcap, "its ring %s has a header that is not the one this daemon made", shm_name);
 		munmap(mem, (size_t)st.st_size);
 		r->hdr = NULL;
+		return -EBADMSG;
 	}
-	return ret;
+	return 0;
 }
 
+/* Make, reserve and format a new ring; -EEXIST when the name is taken. */
 static int ring_make(const char *shm_name, const struct ring_geometry *rg, struct ring *r, char *errbuf,
                      size_t errcap)
 {
@@ -100,18 +179,37 @@ static int ring_make(const char *shm_name, const struct ring_geometry *rg, struc
 	void *mem = NULL;
 	int ret;
 
-	shm_unlink(shm_name); /* a ring without its mq is a leftover */
 	fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(errbuf, errcap, "cannot create the ring %s: %s", shm_name, strerror(-ret));
+		if (ret != -EEXIST)
+			snprintf(errbuf, errcap, "cannot create the ring %s: %s", shm_name, strerror(-ret));
 		return ret;
 	}
 	if (ftruncate(fd, (off_t)len) < 0) {
 		ret = -errno;
 		snprintf(errbuf, errcap, "cannot size the ring to %zu bytes: %s", len, strerror(-ret));
-		shm_unlink(shm_name);
-		return ret;
+		goto fail;
+	}
+	/* all of it now: a sparse ring would SIGBUS whoever first touches a
+	 * page that /dev/shm has no room for */
+	ret = -posix_fallocate(fd, 0, (off_t)len);
+	if (ret == -ENOSPC || ret == -ENOMEM) {
+		struct statvfs vfs;
+
+		if (fstatvfs(fd, &vfs) == 0)
+			snprintf(errbuf, errcap,
+			         "no room for a ring of %zu bytes: /dev/shm has %llu bytes free (a smaller "
+			         "ring_size, or a larger /dev/shm)",
+			         len, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+		else
+			snprintf(errbuf, errcap, "no room in /dev/shm for a ring of %zu bytes", len);
+		ret = -ENOSPC;
+		goto fail;
+	}
+	if (ret < 0) {
+		snprintf(errbuf, errcap, "cannot reserve %zu bytes for the ring: %s", len, strerror(-ret));
+		goto fail;
 	}
 	ret = map_fd(fd, len, &mem);
 	if (ret == 0) {
@@ -121,8 +219,11 @@ static int ring_make(const char *shm_name, const struct ring_geometry *rg, struc
 	}
 	if (ret < 0) {
 		snprintf(errbuf, errcap, "cannot set up the ring: %s", strerror(-ret));
-		shm_unlink(shm_name);
+		goto fail;
 	}
+	return 0;
+fail:
+	shm_unlink(shm_name);
 	return ret;
 }
 
@@ -134,107 +235,216 @@ static int mq_make(struct daemon *d, const char *mq_name, const ipcq_geometry *g
 	if (mq == (mqd_t)-1) {
 		int e = errno;
 
-		limits_explain(&d->limits, e, geo, errbuf, errcap);
+		if (e != EEXIST)
+			limits_explain(&d->limits, e, geo, errbuf, errcap);
 		return -e;
 	}
 	return mq;
 }
 
-int queue_create(struct daemon *d, const char *name, const ipcq_geometry *geo, enum delivery_mode delivery,
-                 bool adopt_only, char *errbuf, size_t errcap, struct queue **out)
+static struct queue *queue_link(struct daemon *d, struct queue *q)
 {
-	char mq_name[128], shm_name[128];
-	struct ring_geometry rg = ring_geo_of(geo, delivery);
-	_cleanup_free_ struct queue *q = NULL;
-	struct mq_attr attr;
-	const char *why;
+	q->id = ++d->next_queue_id;
+	q->next = d->queues;
+	d->queues = q;
+	d->n_queues++;
+	return q;
+}
+
+/* Both objects under the record's token; -EEXIST when a name is taken. */
+static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t errcap)
+{
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], owner[64];
+	struct ring_geometry rg = ring_geo_of(&q->rec);
 	int ret;
 
-	errbuf[0] = '\0';
-	if (ring_geometry_check(&rg, &why) < 0 || geo->max_msgs == 0) {
-		snprintf(errbuf, errcap, "invalid geometry: %s", why ? why : "max_msgs must be at least 1");
+	if (object_name(d, &q->rec, NULL, mq_name) < 0 || object_name(d, &q->rec, ".ring", shm_name) < 0) {
+		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
-	if (proto_object_name(mq_name, sizeof(mq_name), d->ns, name, NULL) < 0 ||
-	    proto_object_name(shm_name, sizeof(shm_name), d->ns, name, ".ring") < 0) {
+	ret = ring_make(shm_name, &rg, &q->ring, errbuf, errcap);
+	if (ret == -EEXIST) {
+		describe_squatter("/dev/shm", shm_name, owner, sizeof(owner));
+		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
+		            q->rec.name, shm_name, owner);
+	}
+	if (ret < 0)
+		return ret;
+	ret = mq_make(d, mq_name, &q->rec.geo, errbuf, errcap);
+	if (ret == -EEXIST) {
+		describe_squatter("/dev/mqueue", mq_name, owner, sizeof(owner));
+		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
+		            q->rec.name, mq_name, owner);
+	}
+	if (ret < 0) {
+		ring_unmap(&q->ring);
+		shm_unlink(shm_name);
+		return ret;
+	}
+	q->mq = ret;
+	return 0;
+}
+
+int queue_new(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out)
+{
+	_cleanup_free_ struct queue *q = NULL;
+	const char *why;
+	int ret = -EEXIST;
+
+	errbuf[0] = '\0';
+	if (proto_geometry_check(&rec->geo, &why) < 0) {
+		snprintf(errbuf, errcap, "invalid geometry: %s", why);
+		return -EINVAL;
+	}
+	if (!proto_queue_name_valid(rec->name)) {
 		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	snprintf(q->name, sizeof(q->name), "%s", name);
-	q->geo = *geo;
-	q->delivery = delivery;
-
-	q->mq = mq_open(mq_name, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (q->mq != (mqd_t)-1) {
-		/* it exists: adopt it with its messages */
-		if (mq_getattr(q->mq, &attr) == 0 &&
-		    ((uint64_t)attr.mq_msgsize != geo->msg_size || (uint64_t)attr.mq_maxmsg != geo->max_msgs)) {
-			snprintf(errbuf, errcap,
-			         "the existing message queue has max_msgs %ld, msg_size %ld but the config asks for "
-			         "%u, %u: restore the config, or delete the queue (ipcq delete) to recreate it",
-			         attr.mq_maxmsg, attr.mq_msgsize, geo->max_msgs, geo->msg_size);
-			mq_close(q->mq);
-			return -EEXIST;
-		}
-		ret = ring_adopt(shm_name, &rg, &q->ring, errbuf, errcap);
-		if (ret < 0) {
-			mq_close(q->mq);
-			return ret;
-		}
-		log_info("queue %s: adopted (%ld messages waiting, %llu ring bytes in use)", name,
-		         mq_getattr(q->mq, &attr) == 0 ? attr.mq_curmsgs : -1L,
-		         (unsigned long long)ring_bytes_used(&q->ring));
-	} else if (errno != ENOENT) {
-		snprintf(errbuf, errcap, "cannot open the message queue %s: %s", mq_name, strerror(errno));
-		return -errno;
-	} else if (adopt_only) {
-		snprintf(errbuf, errcap, "its message queue %s no longer exists", mq_name);
-		return -ENOENT;
-	} else {
-		ret = ring_make(shm_name, &rg, &q->ring, errbuf, errcap);
-		if (ret < 0)
-			return ret;
-		ret = mq_make(d, mq_name, geo, errbuf, errcap);
-		if (ret < 0) {
-			munmap(q->ring.hdr, q->ring.map_len);
-			shm_unlink(shm_name);
-			return ret;
-		}
-		q->mq = ret;
-		log_info("queue %s: created (max_msgs %u, msg_size %u, ring %llu, max_payload %llu)", name,
-		         geo->max_msgs, geo->msg_size, (unsigned long long)geo->ring_size,
-		         (unsigned long long)geo->max_payload);
+	q->rec = *rec;
+	for (int attempt = 0; ret == -EEXIST && attempt < CREATE_ATTEMPTS; attempt++) {
+		ret = draw_token(q->rec.token);
+		if (ret == 0)
+			ret = make_objects(d, q, errbuf, errcap);
 	}
-	q->id = ++d->next_queue_id;
-	q->next = d->queues;
-	d->queues = q;
-	d->n_queues++;
-	if (out)
-		*out = q;
-	q = NULL;
+	if (ret == -EEXIST)
+		snprintf(errbuf, errcap, "its kernel object names were taken %d times in a row", CREATE_ATTEMPTS);
+	if (ret < 0)
+		return ret;
+	log_info("queue %s: created (max_msgs %u, msg_size %u, ring %" PRIu64 ", max_payload %" PRIu64 ", uid %u)",
+	         rec->name, rec->geo.max_msgs, rec->geo.msg_size, rec->geo.ring_size, rec->geo.max_payload,
+	         (unsigned)rec->creator);
+	*out = queue_link(d, TAKE_PTR(q));
 	return 0;
+}
+
+int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out)
+{
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX];
+	struct ring_geometry rg = ring_geo_of(rec);
+	_cleanup_free_ struct queue *q = NULL;
+	struct mq_attr attr;
+	const char *why;
+	int ret;
+
+	errbuf[0] = '\0';
+	if (proto_geometry_check(&rec->geo, &why) < 0 || object_name(d, rec, NULL, mq_name) < 0 ||
+	    object_name(d, rec, ".ring", shm_name) < 0) {
+		snprintf(errbuf, errcap, "its registry record is invalid");
+		return -EINVAL;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->rec = *rec;
+	q->mq = mq_open(mq_name, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (q->mq == (mqd_t)-1) {
+		ret = -errno;
+		snprintf(errbuf, errcap, "its message queue %s cannot be opened: %s", mq_name, strerror(-ret));
+		return ret;
+	}
+	ret = check_owned(d, q->mq, "message queue", mq_name, errbuf, errcap);
+	if (ret == 0 && mq_getattr(q->mq, &attr) == 0 &&
+	    ((uint64_t)attr.mq_msgsize != rec->geo.msg_size || (uint64_t)attr.mq_maxmsg != rec->geo.max_msgs)) {
+		snprintf(errbuf, errcap, "its message queue has max_msgs %ld, msg_size %ld, not the %u, %u recorded",
+		         attr.mq_maxmsg, attr.mq_msgsize, rec->geo.max_msgs, rec->geo.msg_size);
+		ret = -EBADMSG;
+	}
+	if (ret == 0)
+		ret = ring_adopt(d, shm_name, &rg, &q->ring, errbuf, errcap);
+	if (ret == -EPERM || ret == -ENOENT || (ret < 0 && ret != -EBADMSG)) {
+		mq_close(q->mq);
+		return ret;
+	}
+	queue_link(d, q);
+	if (ret == -EBADMSG) {
+		queue_quarantine(d, q, errbuf);
+	} else {
+		log_info("queue %s: adopted (%ld messages waiting, %" PRIu64 " ring bytes in use)", rec->name,
+		         mq_getattr(q->mq, &attr) == 0 ? attr.mq_curmsgs : -1L, ring_bytes_used(&q->ring));
+	}
+	*out = TAKE_PTR(q);
+	return 0;
+}
+
+void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
+{
+	if (queue_quarantined(q))
+		return;
+	snprintf(q->quarantine, sizeof(q->quarantine), "%s", why && *why ? why : "a check failed");
+	d->quarantined++;
+	log_error("queue %s: quarantined: %s; its clients get errors until it is purged (new objects) or "
+	          "deleted",
+	          q->rec.name, q->quarantine);
+}
+
+/* Take every message off the daemon's mq, releasing ring chunks of those
+ * that are descriptors when ring is given.  Bounded: senders may go on
+ * sending while it runs, and the event loop must not spin on them. */
+static int mq_drain(struct queue *q, struct ring *ring)
+{
+	unsigned char *buf = malloc(q->rec.geo.msg_size);
+	unsigned max = 2 * q->rec.geo.max_msgs;
+	unsigned n = 0;
+	ssize_t len;
+
+	if (!buf)
+		return -ENOMEM;
+	while (n < max && (len = mq_receive(q->mq, (char *)buf, q->rec.geo.msg_size, NULL)) >= 0) {
+		if (ring && proto_msg_check(buf, (size_t)len) == PROTO_MSG_RING) {
+			struct proto_ring_desc desc;
+
+			memcpy(&desc, buf, sizeof(desc));
+			ring_take_for_purge(ring, &desc);
+		}
+		n++;
+	}
+	free(buf);
+	return (int)n;
 }
 
 /* The queue is being deleted: its messages go, and every receiver blocked
  * on it (one per claimed receive slot, at most the mq's depth) gets a
  * CLOSED message instead of waiting forever; later calls see the flag. */
-static void wake_receivers(struct queue *q)
+static int wake_receivers(struct queue *q)
 {
 	struct proto_msg_hdr closed = { .kind = PROTO_MSG_CLOSED };
-	unsigned waiting;
+	unsigned waiting = q->rec.geo.max_msgs;
+	int n;
 
-	atomic_store_explicit(&q->ring.hdr->deleted, 1, memory_order_release);
-	queue_purge(q);
-	waiting = ring_receivers(&q->ring);
-	for (unsigned i = 0; i < waiting && i < q->geo.max_msgs; i++)
+	if (q->ring.hdr) {
+		atomic_store_explicit(&q->ring.hdr->deleted, 1, memory_order_release);
+		waiting = MIN(ring_receivers(&q->ring), waiting);
+	}
+	/* the ring's chunks go with the ring: only the mq is emptied */
+	n = mq_drain(q, NULL);
+	for (unsigned i = 0; i < waiting; i++)
 		if (mq_send(q->mq, (const char *)&closed, sizeof(closed), 0) < 0)
 			break;
+	return n;
 }
 
-void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects)
+static void unlink_objects(struct daemon *d, const struct queue_record *rec)
+{
+	char name[PROTO_OBJ_NAME_MAX];
+
+	if (object_name(d, rec, NULL, name) >= 0)
+		mq_unlink(name);
+	if (object_name(d, rec, ".ring", name) >= 0)
+		shm_unlink(name);
+}
+
+static void queue_free(struct queue *q)
+{
+	ring_unmap(&q->ring);
+	if (q->mq != (mqd_t)-1)
+		mq_close(q->mq);
+	free(q);
+}
+
+void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 {
 	for (struct queue **pp = &d->queues; *pp; pp = &(*pp)->next) {
 		if (*pp == q) {
@@ -243,41 +453,35 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects)
 			break;
 		}
 	}
-	if (unlink_objects) {
-		char name[128];
-
+	if (unlink) {
 		wake_receivers(q);
-		if (proto_object_name(name, sizeof(name), d->ns, q->name, NULL) >= 0)
-			mq_unlink(name);
-		if (proto_object_name(name, sizeof(name), d->ns, q->name, ".ring") >= 0)
-			shm_unlink(name);
+		unlink_objects(d, &q->rec);
 	}
-	if (q->ring.hdr)
-		munmap(q->ring.hdr, q->ring.map_len);
-	mq_close(q->mq);
-	free(q);
+	queue_free(q);
 }
 
 int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int *ring_fd)
 {
-	char name[128];
+	char name[PROTO_OBJ_NAME_MAX];
 	int mode = O_RDWR;
 	int ret;
 	mqd_t mq;
 
+	if (queue_quarantined(q))
+		return -EIO;
 	/* least privilege: a sender's descriptor cannot receive, and back */
 	if ((flags & (IPCQ_SEND | IPCQ_RECV)) == IPCQ_SEND)
 		mode = O_WRONLY;
 	else if ((flags & (IPCQ_SEND | IPCQ_RECV)) == IPCQ_RECV)
 		mode = O_RDONLY;
-	ret = proto_object_name(name, sizeof(name), d->ns, q->name, NULL);
+	ret = object_name(d, &q->rec, NULL, name);
 	if (ret < 0)
 		return ret;
 	/* a new open file description per client: its flags are its own */
 	mq = mq_open(name, mode | O_CLOEXEC);
 	if (mq == (mqd_t)-1)
 		return -errno;
-	ret = proto_object_name(name, sizeof(name), d->ns, q->name, ".ring");
+	ret = object_name(d, &q->rec, ".ring", name);
 	if (ret >= 0) {
 		ret = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 		if (ret < 0)
@@ -292,25 +496,44 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int
 	return 0;
 }
 
-int queue_purge(struct queue *q)
+/* A quarantined queue gets new objects: its old ring is not read again.
+ * Clients that still hold the old ones get -EIDRM and open it anew. */
+static int queue_rebuild(struct daemon *d, struct queue *q)
 {
-	unsigned char *buf = malloc(q->geo.msg_size);
-	int n = 0;
-	ssize_t len;
+	struct queue *fresh = NULL;
+	struct queue_record old = q->rec;
+	char err[PROTO_ERRMSG_MAX];
+	int n = 0, ret;
 
-	if (!buf)
-		return -ENOMEM;
-	while ((len = mq_receive(q->mq, (char *)buf, q->geo.msg_size, NULL)) >= 0) {
-		if (proto_msg_check(buf, (size_t)len) == PROTO_MSG_RING) {
-			struct proto_ring_desc desc;
-
-			memcpy(&desc, buf, sizeof(desc));
-			ring_take_for_purge(&q->ring, &desc);
-		}
-		n++;
+	/* the new objects first: the queue is never without them */
+	ret = queue_new(d, &q->rec, err, sizeof(err), &fresh);
+	if (ret < 0) {
+		log_error("queue %s: cannot rebuild: %s", q->rec.name, err);
+		return ret;
 	}
-	free(buf);
+	/* fresh took the list head; q keeps its place, with fresh's insides */
+	d->queues = fresh->next;
+	d->n_queues--;
+	n = wake_receivers(q);
+	unlink_objects(d, &old);
+	ring_unmap(&q->ring);
+	mq_close(q->mq);
+	q->rec = fresh->rec;
+	q->mq = fresh->mq;
+	q->ring = fresh->ring;
+	q->quarantine[0] = '\0';
+	free(fresh);
+	log_info("queue %s: rebuilt with new kernel objects (%d messages of the quarantined queue dropped)",
+	         q->rec.name, n);
+	registry_save(d);
 	return n;
+}
+
+int queue_purge(struct daemon *d, struct queue *q)
+{
+	if (queue_quarantined(q))
+		return queue_rebuild(d, q);
+	return mq_drain(q, &q->ring);
 }
 
 void queue_stats(struct queue *q, ipcq_stats *st)
@@ -318,12 +541,15 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 	struct mq_attr attr;
 
 	memset(st, 0, sizeof(*st));
-	snprintf(st->name, sizeof(st->name), "%s", q->name);
-	st->geo = q->geo;
+	snprintf(st->name, sizeof(st->name), "%s", q->rec.name);
+	st->geo = q->rec.geo;
 	st->id = q->id;
+	st->delivery = (uint32_t)q->rec.delivery;
+	st->quarantined = queue_quarantined(q);
 	if (mq_getattr(q->mq, &attr) == 0)
 		st->depth = (uint32_t)attr.mq_curmsgs;
-	ring_fill_stats(&q->ring, st);
+	if (q->ring.hdr && !queue_quarantined(q))
+		ring_fill_stats(&q->ring, st);
 }
 
 struct reclaim_ctx {
@@ -351,15 +577,19 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	return 0;
 }
 
-int queue_reclaim(struct queue *q, pid_t dead)
+int queue_reclaim(struct daemon *d, struct queue *q, pid_t dead)
 {
 	struct reclaim_ctx rc = { .q = q, .dead = dead };
 	struct ring_reclaim_ops ops = { .is_dead = pid_is_dead, .resend = resend, .ctx = &rc };
-	int n = ring_reclaim(&q->ring, &ops, 50);
+	const char *why = NULL;
+	int n;
 
+	if (queue_quarantined(q))
+		return 0;
+	n = ring_reclaim(&q->ring, &ops, &why);
 	if (n > 0)
-		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->name, n);
-	else if (n == -ETIMEDOUT)
-		log_warning("queue %s: ring lock busy, reclaim postponed", q->name);
+		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name, n);
+	else if (n == -EBADMSG)
+		queue_quarantine(d, q, why);
 	return n;
 }

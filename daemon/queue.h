@@ -1,9 +1,10 @@
 /*
  * queue.h - the queues a daemon owns: a POSIX mq and a shm ring each,
- * named "/ipcq.<namespace>.<queue>" (mq) and ".../<queue>.ring" (shm),
- * created mode 0600 so only the daemon can open them by name; clients get
- * them as descriptors.  The list of queues is kept in a registry file so a
- * restarted daemon adopts what the previous one created.
+ * named "/ipcq.<namespace>.<queue>.<token>" (mq) and "....ring" (shm) with
+ * a random token per queue (see proto_object_name), created exclusively
+ * and mode 0600 so that only the daemon can open them by name; clients get
+ * them as descriptors.  The queues are kept in a registry file (0600) so a
+ * restarted daemon adopts what the previous one created, and nothing else.
  */
 #ifndef IPCQ_QUEUE_H
 #define IPCQ_QUEUE_H
@@ -14,33 +15,55 @@
 #include "daemon.h"
 #include "ring.h"
 
-struct queue {
-	struct queue *next;
+/* What the registry keeps of a queue: enough to find and check its objects. */
+struct queue_record {
 	char name[IPCQ_NAME_MAX + 1];
-	uint32_t id;
+	char token[PROTO_TOKEN_LEN + 1];
 	ipcq_geometry geo;
 	enum delivery_mode delivery;
-	bool from_config; /* declared in the config (not auto-created) */
-	mqd_t mq;         /* the daemon's own descriptor: O_RDWR | O_NONBLOCK */
-	struct ring ring;
+	uid_t creator; /* who asked for it: the daemon's uid for config queues */
 };
 
-/* Create queue name with geometry geo (every field set), or adopt it when
- * its kernel objects exist already (adopt_only: never create).  On error,
+struct queue {
+	struct queue *next;
+	struct queue_record rec;
+	uint32_t id;
+	bool from_config; /* declared in the config (not auto-created) */
+	mqd_t mq;         /* the daemon's own descriptor: O_RDWR | O_NONBLOCK */
+	struct ring ring; /* ring.hdr is NULL while the queue is quarantined at adoption */
+	/* Set when the queue's shared memory failed a check: the daemon stops
+	 * touching it, opens are refused, purge rebuilds it, delete removes it. */
+	char quarantine[160];
+};
+
+static inline bool queue_quarantined(const struct queue *q)
+{
+	return q->quarantine[0] != '\0';
+}
+
+/* Create a queue with new kernel objects (geometry with every field set,
+ * checked here against the bounds of proto_geometry_check).  On error,
  * errbuf says why in a sentence fit for the user. */
-int queue_create(struct daemon *d, const char *name, const ipcq_geometry *geo, enum delivery_mode delivery,
-                 bool adopt_only, char *errbuf, size_t errcap, struct queue **out);
+int queue_new(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out);
+/* Adopt the objects a registry record names, after a restart: only when
+ * they are owned by this daemon's uid with mode 0600 (else -EPERM, and
+ * they are left alone).  Objects that are ours but fail a check give a
+ * quarantined queue, so that it can still be purged and deleted. */
+int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out);
 /* Remove a queue from the daemon; unlink its kernel objects if asked. */
 void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects);
 struct queue *queue_find(struct daemon *d, const char *name);
 /* New descriptors of the queue for a client: the mq opened for what flags
- * ask, and the ring. */
+ * ask, and the ring.  -EIO for a quarantined queue. */
 int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int *ring_fd);
-/* Drop every waiting message; returns how many. */
-int queue_purge(struct queue *q);
+/* Drop every waiting message; returns how many.  A quarantined queue is
+ * rebuilt with new objects instead (its clients get -EIDRM). */
+int queue_purge(struct daemon *d, struct queue *q);
 void queue_stats(struct queue *q, ipcq_stats *st);
 /* Reclaim what dead clients hold in the queue's ring. */
-int queue_reclaim(struct queue *q, pid_t dead);
+int queue_reclaim(struct daemon *d, struct queue *q, pid_t dead);
+/* Stop trusting the queue's shared memory: logged once, counted. */
+void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
 
 /* registry.c */
 int registry_save(struct daemon *d);

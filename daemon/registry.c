@@ -2,17 +2,24 @@
  * registry.c - the list of queues, kept in a state file beside the
  * control socket ("<dir>/<namespace>.queues") so that a restarted daemon
  * knows which kernel objects to adopt.  /dev/mqueue cannot be listed on
- * every machine (it need not be mounted), so the daemon keeps its own
- * list.  The file is replaced atomically (write, fsync, rename).
+ * every machine (it need not be mounted), and a listing would show other
+ * users' objects too, so the daemon keeps its own list.  The file is the
+ * daemon's alone (mode 0600: it holds the random tokens that keep object
+ * names unguessable) and replaced atomically (write, fsync, rename).
  *
- * One line per queue: NAME MAX_MSGS MSG_SIZE RING_SIZE MAX_PAYLOAD DELIVERY
+ * One line per queue:
+ *   NAME TOKEN MAX_MSGS MSG_SIZE RING_SIZE MAX_PAYLOAD DELIVERY CREATOR_UID
+ * Lines of six fields, without token and creator, come from a daemon
+ * before tokens; their queues are adopted under the old names.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,20 +29,29 @@
 int registry_save(struct daemon *d)
 {
 	char tmp[sizeof(d->state_path) + 8];
-	FILE *f;
-	int ret = 0;
+	FILE *f = NULL;
+	int fd, ret = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", d->state_path);
-	f = fopen(tmp, "we");
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0 && fchmod(fd, 0600) == 0)
+		f = fdopen(fd, "w");
 	if (!f) {
 		ret = -errno;
 		log_error("cannot write the queue registry %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return ret;
 	}
-	fprintf(f, "# ipcbrokerd queue registry: name max_msgs msg_size ring_size max_payload delivery\n");
-	for (struct queue *q = d->queues; q; q = q->next)
-		fprintf(f, "%s %u %u %" PRIu64 " %" PRIu64 " %d\n", q->name, q->geo.max_msgs, q->geo.msg_size,
-		        q->geo.ring_size, q->geo.max_payload, (int)q->delivery);
+	fprintf(f, "# ipcbrokerd queue registry: name token max_msgs msg_size ring_size max_payload delivery "
+	           "creator_uid\n");
+	for (struct queue *q = d->queues; q; q = q->next) {
+		const struct queue_record *r = &q->rec;
+
+		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u\n", r->name, *r->token ? r->token : "-",
+		        r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size, r->geo.max_payload, (int)r->delivery,
+		        (unsigned)r->creator);
+	}
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
 		ret = -errno;
 	if (fclose(f) != 0 && ret == 0)
@@ -49,6 +65,37 @@ int registry_save(struct daemon *d)
 	return ret;
 }
 
+/* One line into rec; false if it is malformed. */
+static bool parse_record(struct daemon *d, const char *line, struct queue_record *rec)
+{
+	char name[IPCQ_NAME_MAX + 2], token[PROTO_TOKEN_LEN + 2];
+	unsigned creator;
+	int delivery = 0, n;
+
+	memset(rec, 0, sizeof(*rec));
+	n = sscanf(line, "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u", name, token,
+	           &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload, &delivery,
+	           &creator);
+	if (n == 8) {
+		if (strcmp(token, "-") == 0)
+			token[0] = '\0';
+	} else {
+		/* before tokens: NAME MAX_MSGS MSG_SIZE RING_SIZE MAX_PAYLOAD DELIVERY */
+		token[0] = '\0';
+		creator = (unsigned)d->uid;
+		if (sscanf(line, "%65s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d", name, &rec->geo.max_msgs,
+		           &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload, &delivery) != 6)
+			return false;
+	}
+	if (!proto_queue_name_valid(name) || !proto_token_valid(token) || (delivery != 0 && delivery != 1))
+		return false;
+	memcpy(rec->name, name, strlen(name) + 1);   /* valid: at most IPCQ_NAME_MAX */
+	memcpy(rec->token, token, strlen(token) + 1); /* valid: at most PROTO_TOKEN_LEN */
+	rec->delivery = (enum delivery_mode)delivery;
+	rec->creator = (uid_t)creator;
+	return true;
+}
+
 int registry_adopt(struct daemon *d)
 {
 	FILE *f = fopen(d->state_path, "re");
@@ -58,24 +105,25 @@ int registry_adopt(struct daemon *d)
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char name[IPCQ_NAME_MAX + 2], err[PROTO_ERRMSG_MAX];
-		ipcq_geometry geo = { 0 };
-		int delivery = 0, ret;
+		char err[PROTO_ERRMSG_MAX];
+		struct queue_record rec;
+		struct queue *q;
+		int ret;
 
 		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (sscanf(line, "%65s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d", name, &geo.max_msgs,
-		           &geo.msg_size, &geo.ring_size, &geo.max_payload, &delivery) != 6 ||
-		    !proto_queue_name_valid(name) || (delivery != 0 && delivery != 1)) {
+		if (!parse_record(d, line, &rec)) {
 			log_warning("%s:%u: malformed registry line ignored", d->state_path, lineno);
 			continue;
 		}
-		if (queue_find(d, name))
+		if (queue_find(d, rec.name))
 			continue;
-		ret = queue_create(d, name, &geo, (enum delivery_mode)delivery, true, err, sizeof(err), NULL);
-		if (ret < 0)
-			log_warning("queue %s: not adopted: %s", name, err);
+		ret = queue_adopt(d, &rec, err, sizeof(err), &q);
+		if (ret == -EPERM)
+			log_error("queue %s: not adopted: %s", rec.name, err);
+		else if (ret < 0)
+			log_warning("queue %s: not adopted: %s", rec.name, err);
 	}
 	fclose(f);
 	return 0;

@@ -89,6 +89,8 @@ typedef struct ipcq_stats {
 	uint64_t rejected;       /* forged or stale descriptors rejected */
 	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
 	uint32_t receivers;      /* receive slots in use: open receiving handles */
+	uint32_t quarantined;    /* 1: its shared memory failed a check; purge or delete it */
+	uint32_t reserved_;
 } ipcq_stats;
 
 /* Finding a daemon.  As with D-Bus's system and session buses, there is

@@ -47,16 +47,50 @@ bool proto_namespace_valid(const char *ns)
 	return name_chars_valid(ns, IPCQ_NAMESPACE_MAX, false);
 }
 
-int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *suffix)
+int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *token,
+                      const char *suffix)
 {
 	int n;
 
-	if (!proto_namespace_valid(ns) || !proto_queue_name_valid(queue))
+	if (!proto_namespace_valid(ns) || !proto_queue_name_valid(queue) || !proto_token_valid(token))
 		return -EINVAL;
-	n = snprintf(buf, cap, PROTO_OBJ_PREFIX "%s.%s%s", ns, queue, suffix ? suffix : "");
+	n = snprintf(buf, cap, PROTO_OBJ_PREFIX "%s.%s%s%s%s", ns, queue, *token ? "." : "", token,
+	             suffix ? suffix : "");
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	return n;
+}
+
+bool proto_token_valid(const char *token)
+{
+	size_t n = 0;
+
+	if (!token)
+		return false;
+	for (; token[n]; n++)
+		if (!((token[n] >= '0' && token[n] <= '9') || (token[n] >= 'a' && token[n] <= 'f')))
+			return false;
+	return n == 0 || n == PROTO_TOKEN_LEN;
+}
+
+int proto_geometry_check(const ipcq_geometry *g, const char **why)
+{
+	const char *w = NULL;
+
+	if (g->max_msgs < 1 || g->max_msgs > PROTO_MAX_MSGS_MAX)
+		w = "max_msgs must be between 1 and 65536";
+	else if (g->msg_size < PROTO_MSG_SIZE_MIN || g->msg_size > PROTO_MSG_SIZE_MAX)
+		w = "msg_size must be between 64 and 1M";
+	else if (g->ring_size < PROTO_RING_SIZE_MIN || g->ring_size > PROTO_RING_SIZE_MAX)
+		w = "ring_size must be between 64K and 64G";
+	else if (g->ring_size % PROTO_RING_PAGE)
+		w = "ring_size must be a multiple of 4096";
+	else if (g->max_payload < 1 || g->max_payload > g->ring_size - PROTO_RING_RESERVE ||
+	         g->max_payload > PROTO_MAX_PAYLOAD_MAX)
+		w = "max_payload must be between 1 and ring_size minus 64 bytes (and below 4G)";
+	if (why)
+		*why = w;
+	return w ? -EINVAL : 0;
 }
 
 int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus)

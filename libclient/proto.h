@@ -33,7 +33,7 @@
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
 #define PROTO_VERSION 1u
 
-/* prefix of every kernel object name: "/ipcq.<namespace>." */
+/* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
 #define PROTO_ERRMSG_MAX 256
 #define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
@@ -121,8 +121,20 @@ int proto_reply_decode(const void *buf, size_t len, const struct proto_req *req,
 
 bool proto_queue_name_valid(const char *name);
 bool proto_namespace_valid(const char *ns);
-/* "/ipcq.<ns>.<queue><suffix>" into buf; -ENAMETOOLONG / -EINVAL */
-int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *suffix);
+/* Kernel object names are global to an IPC namespace, so another local
+ * user could make one first.  The daemon creates its objects exclusively
+ * under a random token per queue, recorded in its (private) registry, so
+ * no one can predict a name to claim it first, and no two daemons
+ * (system, per-user) ever share one:
+ *   "/ipcq.<ns>.<queue>.<token><suffix>"   (token: PROTO_TOKEN_LEN hex digits)
+ * An empty token gives the names of registries written before tokens.
+ * Returns the length, -ENAMETOOLONG or -EINVAL. */
+#define PROTO_TOKEN_LEN 16
+#define PROTO_OBJ_NAME_MAX 160
+int proto_object_name(char *buf, size_t cap, const char *ns, const char *queue, const char *token,
+                      const char *suffix);
+/* A token: PROTO_TOKEN_LEN lowercase hex digits, or "" (legacy). */
+bool proto_token_valid(const char *token);
 /* Where the system daemons listen: one socket per namespace. */
 #define PROTO_SYSTEM_RUNDIR "/run/ipcbroker"
 enum proto_bus {
@@ -132,6 +144,20 @@ enum proto_bus {
 /* Socket path of namespace ns (NULL: "default") on a bus.  -EINVAL: bad
  * namespace; -EDESTADDRREQ: the user bus without XDG_RUNTIME_DIR. */
 int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus);
+
+/* ---- geometry ---- */
+
+/* Bounds of a queue's geometry, whoever asks for it (the config, 'ipcq
+ * create', auto_create, a registry being adopted): defined here once. */
+#define PROTO_MAX_MSGS_MAX 65536u           /* the kernel's HARD_MSGMAX */
+#define PROTO_MSG_SIZE_MAX (1u << 20)       /* inline slots stay small; the ring carries the rest */
+#define PROTO_RING_SIZE_MIN (64ull << 10)
+#define PROTO_RING_SIZE_MAX (64ull << 30)
+#define PROTO_RING_PAGE 4096u               /* ring_size is a multiple of it */
+#define PROTO_RING_RESERVE 64u              /* a chunk header: max_payload <= ring_size - 64 */
+#define PROTO_MAX_PAYLOAD_MAX UINT32_MAX    /* lengths travel in 32 bits */
+/* 0, or -EINVAL with *why saying which bound a geometry breaks. */
+int proto_geometry_check(const ipcq_geometry *g, const char **why);
 
 /* ---- data message helpers ---- */
 

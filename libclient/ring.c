@@ -17,11 +17,12 @@
  *
  * Who writes what.
  *  - head, next_gen, the header fields of a new chunk: a producer, under
- *    the lock (ring_reserve).
- *  - tail: whoever releases a chunk, under the lock, after walking over
- *    the run of RELEASED/PAD chunks that starts at tail.  So consumers may
- *    release out of order; space returns as soon as every chunk before it
- *    is released.
+ *    the producers' lock (ring_reserve).  Only producers take the lock.
+ *  - tail: anyone, without the lock (advance_tail): it moves by
+ *    compare-and-swap over the run of RELEASED/PAD chunks that starts at
+ *    it.  So consumers may release out of order, space returns as soon as
+ *    every chunk before it is released, and neither a consumer nor the
+ *    daemon ever waits for a lock a client holds.
  *  - a chunk's word (state | owner pid | low 32 bits of its generation):
  *    changed only by compare-and-swap or by its current owner, without the
  *    lock.  The generation in the word makes a CAS fail if the chunk was
@@ -38,23 +39,24 @@
  * Memory ordering.  Payload writes happen before the PUBLISHING store
  * (release); a consumer's successful CAS (acquire) makes them visible.
  * A consumer's reads of the payload happen before its RELEASED store
- * (release); the tail walk loads the word with acquire before the space
- * can be handed to a new producer.  head/tail are published with release
- * stores under the lock; lock-free readers (stats) only need them roughly.
+ * (release); advance_tail loads the word with acquire before the tail
+ * CAS that hands the space to a new producer.  A new chunk's header is
+ * written before head moves past it (release), and is overwritten only
+ * after tail has passed it: so a header read (after an acquire load of
+ * head) is genuine if tail had not passed it by the time it was read.
  *
  * Waiting for space.  The lock is never held while waiting.  A producer
  * that finds no room registers in waiters under the lock and sleeps on the
  * process-shared semaphore "space" with its deadline (sem_clockwait); a
- * releaser that advanced the tail posts it up to the number of waiters.
- * Registration happens under the same lock as the space check, so a
- * wake-up cannot be lost; an extra post only causes one more check.
+ * releaser posts it up to the number of waiters, bounded by RING_WAKE_MAX
+ * (waiters is shared memory), and a producer that got space after waiting
+ * passes the wake-up on.  An extra post only causes one more check.
  *
- * The lock is a robust, process-shared mutex held only for a few stores.
- * Every store sequence under it leaves the ring consistent at each step
- * (a new chunk's header is written before head moves past it; tail moves
- * one released chunk at a time, and nothing else is written on the way),
- * so when its holder dies the next locker gets EOWNERDEAD, marks the
- * mutex consistent, and goes on.
+ * The lock is a robust, process-shared mutex held only for a few stores,
+ * and every wait for it has the caller's deadline.  Every store sequence
+ * under it leaves the ring consistent at each step (a new chunk's header
+ * is written before head moves past it), so when its holder dies the next
+ * locker gets EOWNERDEAD, marks the mutex consistent, and goes on.
  *
  * Crash points, and who cleans up (the daemon, ring_reclaim, when it
  * learns from a pidfd that a client died, and on a periodic sweep):
@@ -76,11 +78,25 @@
  *    sweep finishes any redelivery the old one left half done (chunks
  *    left in PUBLISHING with owner 0).
  *
- * Untrusted input.  Clients that may use a queue can write to its ring.
- * Nothing read from shared memory is trusted for bounds: the geometry is
- * copied into struct ring at attach time, every descriptor and every chunk
- * header met on a walk is checked against it, and a bad header stops the
- * walk (counted in corrupt) rather than leading outside the ring.
+ * Untrusted input.  Clients that may use a queue can write to its ring,
+ * and the daemon and every other client read it, so nothing read from
+ * shared memory is trusted:
+ *  - bounds: the geometry is copied into struct ring at attach time (the
+ *    daemon checked it at create), every descriptor and every chunk header
+ *    met on a walk is checked against it, and head and tail must be
+ *    positions the ring could have (positions_valid);
+ *  - loops: every walk is bounded by the number of chunks the data area
+ *    can hold, every CAS retry loop by a count, every post of "space" by
+ *    RING_WAKE_MAX, whatever the counters say;
+ *  - waits: the daemon takes no lock on the ring at all (it reclaims and
+ *    moves the tail with atomics alone), and a client's lock and space
+ *    waits end at its own deadline;
+ *  - a state that fails a check is marked corrupt: the library returns
+ *    -EBADMSG, and the daemon quarantines the queue (daemon/queue.c).
+ * What remains is written in the README's threat model: a client of a
+ * queue can still spoil that queue (its messages, its lock, its counters),
+ * but not the daemon, other queues, or a process's memory outside the
+ * mapping.
  */
 #include "config.h"
 
@@ -90,6 +106,8 @@
 
 #include "ring.h"
 #include "util.h"
+
+_Static_assert(RING_ALIGN == PROTO_RING_RESERVE, "max_payload leaves room for exactly one chunk header");
 
 static uint64_t slot_size_for(uint32_t msg_size)
 {
@@ -103,22 +121,15 @@ static uint64_t slots_bytes(uint32_t msg_size)
 
 int ring_geometry_check(const struct ring_geometry *geo, const char **why)
 {
-	const char *w = NULL;
+	ipcq_geometry g = { .max_msgs = 1, .msg_size = geo->msg_size, .ring_size = geo->data_size,
+		            .max_payload = geo->max_payload };
 
-	if (geo->data_size < RING_MIN_SIZE)
-		w = "ring_size is below the minimum of 64K";
-	else if (geo->data_size % 4096)
-		w = "ring_size is not a multiple of 4096";
-	else if (geo->max_payload == 0 || geo->max_payload > geo->data_size - RING_ALIGN ||
-	         geo->max_payload > UINT32_MAX)
-		w = "max_payload must be between 1 and ring_size minus 64 bytes (and below 4G)";
-	else if (geo->msg_size < PROTO_MSG_SIZE_MIN || geo->msg_size > (1u << 20))
-		w = "msg_size must be between 64 and 1M";
-	else if (geo->delivery > 1)
-		w = "unknown delivery mode";
-	if (why)
-		*why = w;
-	return w ? -EINVAL : 0;
+	if (geo->delivery > 1) {
+		if (why)
+			*why = "unknown delivery mode";
+		return -EINVAL;
+	}
+	return proto_geometry_check(&g, why);
 }
 
 size_t ring_map_size(const struct ring_geometry *geo)
@@ -211,23 +222,30 @@ bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
 
 /* ---- the lock ---- */
 
-static int ring_lock(struct ring *r, int timeout_ms)
+/* Take the ring's lock by an absolute deadline (NULL: as long as it
+ * takes).  Every lock wait of the library has the caller's deadline, so a
+ * client that stops while it holds the lock (SIGSTOP, a debugger) holds
+ * up others only as long as they agreed to wait; the daemon never takes
+ * the lock at all. */
+static int ring_lock_until(struct ring *r, const struct timespec *dl)
 {
-	int e;
+	int e = dl ? pthread_mutex_clocklock(&r->hdr->lock, CLOCK_MONOTONIC, dl) : pthread_mutex_lock(&r->hdr->lock);
 
-	if (timeout_ms < 0) {
-		e = pthread_mutex_lock(&r->hdr->lock);
-	} else {
-		struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms);
-
-		e = pthread_mutex_clocklock(&r->hdr->lock, CLOCK_MONOTONIC, &dl);
-	}
 	if (e == EOWNERDEAD) {
 		/* its holder died; every step under the lock is consistent */
 		pthread_mutex_consistent(&r->hdr->lock);
 		e = 0;
 	}
 	return -e;
+}
+
+/* The lock for at most RING_LOCK_GRACE_MS, for work that may be skipped
+ * or left to the next locker (moving the tail, marking a chunk PUBLISHED). */
+static int ring_lock_briefly(struct ring *r)
+{
+	struct timespec dl = deadline_after(CLOCK_MONOTONIC, RING_LOCK_GRACE_MS);
+
+	return ring_lock_until(r, &dl);
 }
 
 static void ring_unlock(struct ring *r)
@@ -245,6 +263,10 @@ static uint64_t chunk_size_for(size_t len)
 	return ALIGN_UP((uint64_t)sizeof(struct ring_chunk) + len, (uint64_t)RING_ALIGN);
 }
 
+/* Wake producers waiting for space.  waiters is shared memory a client
+ * may have set to anything, so the posts are bounded (an extra post costs
+ * a producer one more look; a missing one is made up by the producer that
+ * got space, see ring_reserve). */
 static void wake_producers(struct ring *r)
 {
 	uint32_t n = atomic_load_explicit(&r->hdr->waiters, memory_order_acquire);
@@ -252,55 +274,80 @@ static void wake_producers(struct ring *r)
 
 	if (n == 0)
 		return;
-	sem_getvalue(&r->hdr->space, &v);
-	for (; v >= 0 && (uint32_t)v < n; v++)
-		sem_post(&r->hdr->space);
+	n = MIN(n, RING_WAKE_MAX);
+	if (sem_getvalue(&r->hdr->space, &v) < 0 || v < 0)
+		v = 0;
+	for (; (uint32_t)v < n; v++)
+		if (sem_post(&r->hdr->space) < 0)
+			break;
 }
 
-/* Move tail over the run of released chunks at its front.  Locked. */
 /* Whether a chunk at pos (before head) may have this size: shared memory
- * is not trusted, so every walk checks it, and a bad one is counted. */
-static bool chunk_size_valid(struct ring *r, uint64_t pos, uint64_t head, uint64_t size)
+ * is not trusted, so every walk checks it. */
+static bool chunk_size_valid(const struct ring *r, uint64_t pos, uint64_t head, uint64_t size)
 {
-	if (size >= RING_ALIGN && size % RING_ALIGN == 0 && pos % r->data_size + size <= r->data_size &&
-	    size <= head - pos)
-		return true;
-	atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
-	return false;
+	return size >= RING_ALIGN && size % RING_ALIGN == 0 && pos % r->data_size + size <= r->data_size &&
+	       size <= head - pos;
 }
 
-static void advance_tail_locked(struct ring *r)
+/* Whether head and tail are positions this ring could have: tail <= head,
+ * at most the data area apart, both on chunk boundaries. */
+static bool positions_valid(const struct ring *r, uint64_t head, uint64_t tail)
+{
+	return tail <= head && head - tail <= r->data_size && head % RING_ALIGN == 0 && tail % RING_ALIGN == 0;
+}
+
+static void mark_corrupt(struct ring *r)
+{
+	atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
+}
+
+/* Move tail over the run of released chunks at its front.  Lock-free, so
+ * anyone may: a releaser, a producer short of space, the daemon after a
+ * reclaim.  tail only grows, so a compare-and-swap from the position whose
+ * header was read makes each step exact (no ABA), and a header read while
+ * tail still pointed at it was not yet overwritten.  Bounded by the number
+ * of chunks the data area can hold, whatever is in shared memory. */
+static void advance_tail(struct ring *r)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 
-	/* One store of tail per chunk and nothing else: if we die anywhere in
-	 * here, the next locker finds tail on a chunk header and goes on.
-	 * Chunks behind the tail keep their words; those are never read but
-	 * by stale descriptors, which find them RELEASED. */
-	while (tail < head) {
-		struct ring_chunk *c = chunk_at(r, tail);
-		enum ring_state st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
-		uint64_t size = c->size;
+	for (uint64_t steps = r->data_size / RING_ALIGN + 1; steps; steps--) {
+		uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+		uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+		struct ring_chunk *c;
+		enum ring_state st;
+		uint64_t size;
 
+		if (!positions_valid(r, head, tail)) {
+			mark_corrupt(r);
+			return;
+		}
+		if (tail == head)
+			return;
+		c = chunk_at(r, tail);
+		st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
 		if (st != RING_RELEASED && st != RING_PAD)
-			break;
-		if (!chunk_size_valid(r, tail, head, size))
-			break;
-		tail += size;
-		atomic_store_explicit(&h->tail, tail, memory_order_release);
-		atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
+			return;
+		size = c->size;
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&h->tail, memory_order_relaxed) != tail)
+			continue; /* moved meanwhile: what we read may be stale */
+		if (!chunk_size_valid(r, tail, head, size)) {
+			mark_corrupt(r);
+			return;
+		}
+		if (atomic_compare_exchange_strong_explicit(&h->tail, &tail, tail + size, memory_order_acq_rel,
+		                                            memory_order_relaxed))
+			atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
 	}
 }
 
+/* Release a chunk and let its space (and any behind it) return. */
 static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t gen)
 {
 	atomic_store_explicit(&c->word, RING_WORD(RING_RELEASED, 0, gen), memory_order_release);
-	if (ring_lock(r, -1) == 0) {
-		advance_tail_locked(r);
-		ring_unlock(r);
-	}
+	advance_tail(r);
 	wake_producers(r);
 }
 
@@ -330,17 +377,20 @@ static void pad_to_end_locked(struct ring *r, uint64_t head)
 	atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
 	atomic_fetch_add_explicit(&r->hdr->chunks, 1, memory_order_relaxed);
 	atomic_store_explicit(&r->hdr->head, head + c->size, memory_order_release);
-	advance_tail_locked(r);
+	advance_tail(r);
 }
 
 static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t ds = r->data_size;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-	uint64_t gen;
+	uint64_t ds = r->data_size, head, tail, gen;
 	struct ring_chunk *c;
+
+	advance_tail(r);
+	head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+	if (!positions_valid(r, head, tail))
+		return -EBADMSG;
 
 	if (head % ds + size > ds) {
 		/* does not fit before the end: the pad is needed first either
@@ -373,38 +423,44 @@ static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct 
 
 int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *out)
 {
+	struct timespec dl, *until = NULL;
+	bool waited = false;
 	uint64_t size;
-	struct timespec dl = { 0, 0 };
 	int ret;
 
 	if (len > r->max_payload)
 		return -EMSGSIZE;
 	size = chunk_size_for(len);
-	if (timeout_ms > 0)
-		dl = deadline_after(CLOCK_MONOTONIC, timeout_ms);
-
+	/* timeout 0 does not wait for space, but may wait a moment for the lock */
+	if (timeout_ms >= 0) {
+		dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
+		until = &dl;
+	}
 	for (;;) {
 		int w;
 
-		ret = ring_lock(r, -1);
+		ret = ring_lock_until(r, until);
 		if (ret)
-			return ret;
+			return ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
 		ret = try_reserve_locked(r, size, len, out);
 		if (ret != -EAGAIN || timeout_ms == 0) {
 			ring_unlock(r);
+			/* the posts are bounded: pass the wake-up on to the next waiter */
+			if (ret == 0 && waited && atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
+				sem_post(&r->hdr->space);
 			return ret;
 		}
 		atomic_fetch_add_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
 		ring_unlock(r);
 
-		w = timeout_ms < 0 ? sem_wait(&r->hdr->space) : sem_clockwait(&r->hdr->space, CLOCK_MONOTONIC, &dl);
+		w = until ? sem_clockwait(&r->hdr->space, CLOCK_MONOTONIC, until) : sem_wait(&r->hdr->space);
 		w = w < 0 ? errno : 0;
 		atomic_fetch_sub_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
+		waited = true;
 		if (w == ETIMEDOUT) {
 			/* a last look: space may have come with the deadline */
-			ret = ring_lock(r, -1);
-			if (ret)
-				return ret;
+			if (ring_lock_briefly(r) < 0)
+				return -ETIMEDOUT;
 			ret = try_reserve_locked(r, size, len, out);
 			ring_unlock(r);
 			return ret == -EAGAIN ? -ETIMEDOUT : ret;
@@ -428,15 +484,15 @@ void ring_published(struct ring *r, const struct ring_ref *ref)
 	uint64_t expect = RING_WORD(RING_PUBLISHING, self_pid(), ref->gen);
 
 	/* Once the descriptor is on the mq the chunk is no longer ours: a
-	 * consumer may have taken and released it, and the tail passed it,
-	 * so its header may already be another chunk's payload.  Only under
-	 * the lock, with the tail not past it, is the header still its own. */
-	if (ring_lock(r, -1) < 0)
-		return;
-	if (ref->pos >= atomic_load_explicit(&r->hdr->tail, memory_order_relaxed))
+	 * consumer may have taken and released it, and the tail passed it.
+	 * While the tail is not past it the word is still its own; after, the
+	 * space must come round the whole ring again before other bytes sit
+	 * there, and those would have to equal this word (our pid and
+	 * generation) for the CAS to touch them.  Left PUBLISHING otherwise:
+	 * consumers take that too. */
+	if (ref->pos >= atomic_load_explicit(&r->hdr->tail, memory_order_acquire))
 		atomic_compare_exchange_strong_explicit(&c->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
 		                                        memory_order_release, memory_order_relaxed);
-	ring_unlock(r);
 }
 
 void ring_cancel(struct ring *r, const struct ring_ref *ref)
@@ -480,7 +536,10 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, s
 	c = (struct ring_chunk *)(r->data + d->offset);
 
 	w = atomic_load_explicit(&c->word, memory_order_acquire);
-	for (;;) {
+	/* bounded: a hostile client could flip the word for ever */
+	for (unsigned tries = 0;; tries++) {
+		if (tries == RING_TAKE_TRIES)
+			return -EBADMSG;
 		if (!takeable(w, d->gen))
 			return -ESTALE;
 		if (c->gen != d->gen || c->len != len || c->size < size || d->offset + c->size > ds ||
@@ -592,18 +651,41 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 	return 1;
 }
 
-static int reclaim_chunks_locked(struct ring *r, const struct ring_reclaim_ops *ops)
+/* Walk the chunks from tail to head and reclaim what dead clients hold.
+ * Lock-free: a chunk's header is complete before head passes it, and is
+ * overwritten only after tail passes it, so a header read while tail is
+ * still at or before it is genuine; one that fails the size checks then
+ * is corrupt.  The walk is bounded however the positions move. */
+static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
-	uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_relaxed);
-	uint64_t pos = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed);
+	struct ring_hdr *h = r->hdr;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+	uint64_t pos = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t steps = 2 * (r->data_size / RING_ALIGN) + 2;
 	int n = 0;
 
-	while (pos < head) {
+	if (!positions_valid(r, head, pos)) {
+		*why = "the ring's head and tail are not positions it could have";
+		return -EBADMSG;
+	}
+	while (pos < head && steps--) {
 		struct ring_chunk *c = chunk_at(r, pos);
-		uint64_t size = c->size;
+		uint64_t size = c->size, tail;
 
-		if (!chunk_size_valid(r, pos, head, size))
-			break;
+		atomic_thread_fence(memory_order_acquire);
+		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+		if (tail > pos) {
+			/* passed meanwhile: go on from the tail */
+			pos = tail;
+			if (!positions_valid(r, head, pos))
+				break;
+			continue;
+		}
+		if (size < RING_ALIGN || size % RING_ALIGN || pos % r->data_size + size > r->data_size ||
+		    size > head - pos) {
+			*why = "a chunk header between the ring's tail and head has an impossible size";
+			return -EBADMSG;
+		}
 		n += reclaim_chunk(r, c, ops);
 		pos += size;
 	}
@@ -650,16 +732,16 @@ static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_r
 	return 1;
 }
 
-int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_timeout_ms)
+int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
-	int n, ret;
+	int n = 0, ret;
 
-	ret = ring_lock(r, lock_timeout_ms);
-	if (ret)
-		return ret;
+	if (atomic_load_explicit(&r->hdr->corrupt, memory_order_relaxed)) {
+		*why = "a client found a chunk header with an impossible size";
+		return -EBADMSG;
+	}
 	/* slots first: a descriptor a dead consumer held is resent once, by
 	 * the slot, before the chunk walk could see its chunk as pending */
-	n = 0;
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
 		struct ring_slot *s = ring_slot_at(r, i);
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
@@ -671,11 +753,12 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_ti
 		ring_slot_free(r, (int)i);
 		n++;
 	}
-	n += reclaim_chunks_locked(r, ops);
-	advance_tail_locked(r);
-	ring_unlock(r);
+	ret = reclaim_chunks(r, ops, why);
+	if (ret < 0)
+		return ret;
+	advance_tail(r);
 	wake_producers(r);
-	return n;
+	return n + ret;
 }
 
 /* ---- figures ---- */
@@ -715,15 +798,15 @@ unsigned ring_receivers(const struct ring *r)
 	return n;
 }
 
-/* Take a chunk on behalf of the daemon (purge): any pid works, it is
- * released at once. */
+/* Take a chunk on behalf of the daemon (purge) and release it at once. */
 int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d)
 {
 	struct ring_ref ref;
 	int ret = take_as(r, d, 0, &ref);
 
-	if (ret == 0)
-		ring_release(r, &ref);
+	if (ret == 0) {
+		release_and_advance(r, (struct ring_chunk *)(r->data + ref.offset), ref.gen);
+	}
 	return ret;
 }
 

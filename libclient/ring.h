@@ -25,8 +25,10 @@
 #define RING_ALIGN 64u                   /* chunk alignment and header size */
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
+#define RING_WAKE_MAX 64u                /* most posts of "space" one release makes */
+#define RING_LOCK_GRACE_MS 10            /* lock wait of work that may be skipped */
+#define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
-#define RING_MIN_SIZE 65536ull
 
 /* Chunk states, the low byte of ring_chunk.word. */
 enum ring_state {
@@ -189,10 +191,12 @@ struct ring_reclaim_ops {
 	void *ctx;
 };
 
-/* Daemon: reclaim every chunk and slot held by dead processes.  Waits at
- * most lock_timeout_ms for the ring's lock (a client could hold it).
- * Returns the number of chunks and slots reclaimed, or a negative errno. */
-int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, int lock_timeout_ms);
+/* Daemon: reclaim every chunk and slot held by dead processes, without
+ * the ring's lock (a client could hold it, or have scribbled over it).
+ * Returns the number of chunks and slots reclaimed, or -EBADMSG with *why
+ * saying what failed when the shared state is not one the ring could be
+ * in (the daemon then quarantines the queue). */
+int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why);
 
 /* Receive slots in use: receiving handles open, and calls under way. */
 unsigned ring_receivers(const struct ring *r);
@@ -201,7 +205,7 @@ uint64_t ring_bytes_used(const struct ring *r);
 void ring_fill_stats(const struct ring *r, ipcq_stats *st);
 
 /* Daemon (purge): take and release the chunk of a descriptor drained
- * from the mq. */
+ * from the mq (no lock is taken). */
 int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d);
 
 #endif

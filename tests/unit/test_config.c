@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "proto.h"
 
 /* Outcome of loading a config text from a temporary file. */
 struct loaded {
@@ -263,7 +264,7 @@ static void test_max_payload_may_fill_ring_less_reserve(void **state)
 
 	load_text(&l, "queue \"edge\" { ring_size = \"64K\"  max_payload = 65472 }\n");
 	assert_loaded_ok(&l);
-	assert_int_equal(l.cfg->queues[0].geo.max_payload, 64 * 1024 - CONFIG_RING_RESERVE);
+	assert_int_equal(l.cfg->queues[0].geo.max_payload, 64 * 1024 - PROTO_RING_RESERVE);
 	loaded_clear(&l);
 }
 

@@ -311,23 +311,26 @@ static void test_namespace_names_allow_no_dot_and_32_chars_at_most(void **state)
 	assert_false(proto_namespace_valid("a/b"));
 }
 
-static void test_object_name_joins_prefix_namespace_queue_suffix(void **state)
+static void test_object_name_joins_prefix_namespace_queue_token_suffix(void **state)
 {
 	char buf[128];
 
-	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", ".ring"), 15);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "0123456789abcdef", ".ring"), 32);
+	assert_string_equal(buf, "/ipcq.ns.q.0123456789abcdef.ring");
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "a.b", "fedcba9876543210", NULL), 29);
+	assert_string_equal(buf, "/ipcq.ns.a.b.fedcba9876543210");
+	/* a registry from before tokens */
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "", ".ring"), 15);
 	assert_string_equal(buf, "/ipcq.ns.q.ring");
-	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "a.b", NULL), 12);
-	assert_string_equal(buf, "/ipcq.ns.a.b");
 }
 
 static void test_object_name_too_long_for_buffer_is_enametoolong(void **state)
 {
 	char buf[16]; /* exactly "/ipcq.ns.q.ring" and its NUL */
 
-	assert_int_equal(proto_object_name(buf, sizeof(buf) - 1, "ns", "q", ".ring"), -ENAMETOOLONG);
-	assert_int_equal(proto_object_name(buf, 8, "ns", "q", ".ring"), -ENAMETOOLONG);
-	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", ".ring"), 15);
+	assert_int_equal(proto_object_name(buf, sizeof(buf) - 1, "ns", "q", "", ".ring"), -ENAMETOOLONG);
+	assert_int_equal(proto_object_name(buf, 8, "ns", "q", "", ".ring"), -ENAMETOOLONG);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "", ".ring"), 15);
 	assert_string_equal(buf, "/ipcq.ns.q.ring");
 }
 
@@ -335,8 +338,23 @@ static void test_object_name_with_invalid_parts_is_einval(void **state)
 {
 	char buf[128];
 
-	assert_int_equal(proto_object_name(buf, sizeof(buf), "a.b", "q", ""), -EINVAL);
-	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "../x", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "a.b", "q", "", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "../x", "", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "0123", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "0123456789ABCDEF", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", "../../etc/passwd", ""), -EINVAL);
+	assert_int_equal(proto_object_name(buf, sizeof(buf), "ns", "q", NULL, ""), -EINVAL);
+}
+
+static void test_longest_object_name_fits_its_buffer(void **state)
+{
+	char ns[IPCQ_NAMESPACE_MAX + 1], q[IPCQ_NAME_MAX + 1], buf[PROTO_OBJ_NAME_MAX];
+
+	memset(ns, 'n', IPCQ_NAMESPACE_MAX);
+	ns[IPCQ_NAMESPACE_MAX] = '\0';
+	memset(q, 'q', IPCQ_NAME_MAX);
+	q[IPCQ_NAME_MAX] = '\0';
+	assert_true(proto_object_name(buf, sizeof(buf), ns, q, "0123456789abcdef", ".ring") > 0);
 }
 
 static void test_system_socket_path_is_under_run_for_every_user(void **state)
@@ -483,7 +501,8 @@ int main(void)
 		cmocka_unit_test(test_queue_names_accept_letters_digits_dot_dash_underscore),
 		cmocka_unit_test(test_queue_names_reject_empty_leading_dot_slash_space_long_utf8),
 		cmocka_unit_test(test_namespace_names_allow_no_dot_and_32_chars_at_most),
-		cmocka_unit_test(test_object_name_joins_prefix_namespace_queue_suffix),
+		cmocka_unit_test(test_object_name_joins_prefix_namespace_queue_token_suffix),
+		cmocka_unit_test(test_longest_object_name_fits_its_buffer),
 		cmocka_unit_test(test_object_name_too_long_for_buffer_is_enametoolong),
 		cmocka_unit_test(test_object_name_with_invalid_parts_is_einval),
 		cmocka_unit_test(test_system_socket_path_is_under_run_for_every_user),
