@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "peer.h"
 #include "queue.h"
 #include "util.h"
 
@@ -39,6 +40,7 @@ struct conn {
 	struct ucred cred;
 	gid_t groups[CONN_GROUPS_MAX];
 	size_t ngroups;
+	uint32_t holder; /* its process's id (peer.h), once it opened a queue */
 };
 
 /* A reply under construction, with the descriptors it will carry. */
@@ -166,10 +168,18 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 {
 	struct daemon *d = c->d;
 	struct queue *q = queue_find(d, req->name);
+	struct peer *p;
 	int mq_fd, ring_fd, ret;
 
 	if (!(req->flags & (IPCQ_SEND | IPCQ_RECV)))
 		return reply_error(r, -EINVAL, "open needs send and/or receive");
+	/* what it will hold in shared memory is marked with its holder id */
+	if (peer_get(d, c->cred.pid, &p) < 0)
+		return reply_error(r, -ESRCH,
+		                   "the process that connected (pid %d as the daemon sees it) cannot be watched: "
+		                   "it exited, or lives in a PID namespace the daemon cannot see; connect again",
+		                   (int)c->cred.pid);
+	c->holder = p->holder;
 	if (!q) {
 		if (!(req->flags & IPCQ_CREATE) || !(d->cfg->auto_create || is_privileged(c)))
 			return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
@@ -185,7 +195,6 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 		                   q->quarantine);
 	if (ret < 0)
 		return reply_error(r, ret, "cannot open queue '%s': %s", q->rec.name, strerror(-ret));
-	peer_watch(d, c->cred.pid);
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
 	r->fds[0] = mq_fd;
@@ -360,6 +369,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 		proto_reply_init(&r->rep, &req, 0);
 		dispatch(c, &req, r);
 	}
+	r->rep.holder = c->holder;
 	if (send_reply(c, r) < 0)
 		conn_free(c); /* not reading its replies: drop it */
 	return 0;

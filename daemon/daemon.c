@@ -23,96 +23,26 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "peer.h"
 #include "queue.h"
 #include "util.h"
 
 #define SWEEP_INTERVAL_USEC (1000u * 1000u)
 
-/* A client process we watch through its pidfd. */
-struct peer {
-	struct peer *next;
-	struct daemon *d;
-	pid_t pid;
-	int pidfd;
-	sd_event_source *src;
-};
-
 /* ---- client processes ---- */
 
-static void peer_free(struct daemon *d, struct peer *p)
-{
-	for (struct peer **pp = &d->peers; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			break;
-		}
-	}
-	sd_event_source_disable_unref(p->src);
-	close(p->pidfd);
-	free(p);
-}
-
-void daemon_sweep(struct daemon *d, pid_t dead)
+void daemon_sweep(struct daemon *d, uint32_t dead_holder)
 {
 	for (struct queue *q = d->queues; q; q = q->next)
-		queue_reclaim(d, q, dead);
-}
-
-static int on_peer_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-	struct peer *p = userdata;
-	struct daemon *d = p->d;
-	pid_t pid = p->pid;
-
-	log_debug("client pid %d exited", (int)pid);
-	peer_free(d, p);
-	daemon_sweep(d, pid);
-	return 0;
-}
-
-int peer_watch(struct daemon *d, pid_t pid)
-{
-	struct peer *p;
-	int fd, ret;
-
-	if (pid <= 0)
-		return -EINVAL;
-	for (p = d->peers; p; p = p->next)
-		if (p->pid == pid)
-			return 0;
-	fd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (fd < 0) {
-		/* gone already, or no pidfds: the periodic sweep covers it */
-		log_debug("pidfd_open(%d): %s", (int)pid, strerror(errno));
-		return -errno;
-	}
-	p = calloc(1, sizeof(*p));
-	if (!p) {
-		close(fd);
-		return -ENOMEM;
-	}
-	p->d = d;
-	p->pid = pid;
-	p->pidfd = fd;
-	ret = sd_event_add_io(d->event, &p->src, fd, EPOLLIN, on_peer_exit, p);
-	if (ret < 0) {
-		close(fd);
-		free(p);
-		return ret;
-	}
-	p->next = d->peers;
-	d->peers = p;
-	return 0;
+		queue_reclaim(d, q, dead_holder);
 }
 
 /* ---- status ---- */
 
 void daemon_status(struct daemon *d)
 {
-	unsigned peers = 0;
+	unsigned peers = peer_count(d);
 
-	for (struct peer *p = d->peers; p; p = p->next)
-		peers++;
 	sd_notifyf(0, "STATUS=namespace %s: %u queues (%u quarantined since start), %u connections, %u client processes",
 	           d->ns, d->n_queues, d->quarantined, d->n_conns, peers);
 }
@@ -121,8 +51,9 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct daemon *d = userdata;
 
-	/* catches clients we hold no pidfd for (forked after opening) and
-	 * redeliveries that found their mq full */
+	/* catches holdings of ids no live process has (forged ones, those of
+	 * processes gone while no daemon ran) and redeliveries that found
+	 * their mq full */
 	daemon_sweep(d, 0);
 	daemon_status(d);
 	sd_event_source_set_time(s, usec + SWEEP_INTERVAL_USEC);
@@ -222,7 +153,9 @@ static int resolve_paths(struct daemon *d)
 	snprintf(dir, sizeof(dir), "%s", d->socket_path);
 	snprintf(d->lock_path, sizeof(d->lock_path), "%s.lock", d->socket_path);
 	n = snprintf(d->state_path, sizeof(d->state_path), "%s/%s.queues", dirname(dir), d->ns);
-	if ((size_t)n >= sizeof(d->state_path)) {
+	if ((size_t)n < sizeof(d->state_path))
+		n = snprintf(d->holders_path, sizeof(d->holders_path), "%s/%s.holders", dir, d->ns);
+	if ((size_t)n >= sizeof(d->holders_path)) {
 		log_error("socket path too long: %s", d->socket_path);
 		return -ENAMETOOLONG;
 	}
@@ -284,6 +217,7 @@ int daemon_init(struct daemon *d, const struct options *opt)
 	memset(d, 0, sizeof(*d));
 	d->opt = *opt;
 	d->lock_fd = d->listen_fd = d->spare_fd = -1;
+	d->next_holder = 1;
 	d->uid = geteuid();
 
 	d->config_path = opt->config_path;
@@ -313,8 +247,10 @@ int daemon_init(struct daemon *d, const struct options *opt)
 	ret = ctl_listen(d);
 	if (ret < 0)
 		return ret;
-	/* what the registry lists first: a config queue that exists keeps
-	 * its objects and messages */
+	/* the processes that hold things first, then what the registry lists,
+	 * then the config: a config queue that exists keeps its objects and
+	 * messages */
+	peers_load(d);
 	registry_adopt(d);
 	create_config_queues(d);
 	registry_save(d);

@@ -22,6 +22,8 @@ struct queue;
 struct conn;
 struct peer;
 
+#define PEER_BUCKETS 256
+
 struct options {
 	const char *config_path; /* -c, or NULL */
 	const char *namespace_;  /* --namespace, or NULL */
@@ -39,6 +41,7 @@ struct daemon {
 	char socket_path[108];
 	char lock_path[128];
 	char state_path[128];
+	char holders_path[128];
 	int lock_fd;
 	int listen_fd;
 	int spare_fd;      /* given up to refuse a client when out of descriptors */
@@ -57,7 +60,10 @@ struct daemon {
 	uint32_t next_queue_id;
 	struct conn *conns;
 	uint32_t n_conns;
-	struct peer *peers;
+	struct peer *peers; /* client processes (peer.h) */
+	unsigned n_peers;
+	struct peer *peer_buckets[PEER_BUCKETS];
+	uint32_t next_holder;
 };
 
 int daemon_init(struct daemon *d, const struct options *opt);
@@ -68,9 +74,9 @@ void daemon_deinit(struct daemon *d);
 int ctl_listen(struct daemon *d);
 void ctl_close_all(struct daemon *d);
 
-/* daemon.c: client processes */
-int peer_watch(struct daemon *d, pid_t pid);
-void daemon_sweep(struct daemon *d, pid_t dead);
+/* daemon.c: reclaim what dead_holder (0: only ids no live process has)
+ * held in every queue */
+void daemon_sweep(struct daemon *d, uint32_t dead_holder);
 void daemon_status(struct daemon *d);
 
 #endif

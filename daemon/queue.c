@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +42,7 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "peer.h"
 #include "queue.h"
 #include "util.h"
 
@@ -553,18 +553,19 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 }
 
 struct reclaim_ctx {
+	struct daemon *d;
 	struct queue *q;
-	pid_t dead;
+	uint32_t dead;
 };
 
-static bool pid_is_dead(pid_t pid, void *ctx)
+static bool holder_is_dead(uint32_t holder, void *ctx)
 {
 	const struct reclaim_ctx *rc = ctx;
 
-	/* pid 0 marks a redelivery left half done */
-	if (pid == 0 || pid == rc->dead)
+	/* 0 marks a redelivery left half done */
+	if (holder == 0 || holder == rc->dead)
 		return true;
-	return kill(pid, 0) < 0 && errno == ESRCH;
+	return !peer_holder_alive(rc->d, holder);
 }
 
 static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
@@ -577,10 +578,10 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	return 0;
 }
 
-int queue_reclaim(struct daemon *d, struct queue *q, pid_t dead)
+int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
-	struct reclaim_ctx rc = { .q = q, .dead = dead };
-	struct ring_reclaim_ops ops = { .is_dead = pid_is_dead, .resend = resend, .ctx = &rc };
+	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
+	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead, .resend = resend, .ctx = &rc };
 	const char *why = NULL;
 	int n;
 

@@ -60,8 +60,9 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int
  * rebuilt with new objects instead (its clients get -EIDRM). */
 int queue_purge(struct daemon *d, struct queue *q);
 void queue_stats(struct queue *q, ipcq_stats *st);
-/* Reclaim what dead clients hold in the queue's ring. */
-int queue_reclaim(struct daemon *d, struct queue *q, pid_t dead);
+/* Reclaim what dead clients hold in the queue's ring: dead (a holder id
+ * that just died, or 0) and every id no live process has. */
+int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
 /* Stop trusting the queue's shared memory: logged once, counted. */
 void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
 

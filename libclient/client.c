@@ -45,6 +45,7 @@ struct ipcq_client {
 	int fd;
 	pthread_mutex_t lock;
 	uint32_t seq;
+	_Atomic uint32_t holder; /* what the daemon knows this process by (ring.h) */
 	char errmsg[PROTO_ERRMSG_MAX];
 };
 
@@ -55,6 +56,7 @@ struct ipcq_queue {
 	struct ring ring;
 	ipcq_geometry geo;
 	uint32_t id;
+	pid_t pid; /* the process that opened it: the one its holder id names */
 	size_t inline_max;
 	int home_slot; /* -1 when not receiving */
 	atomic_flag home_busy;
@@ -103,6 +105,10 @@ EXPORT const char *ipcq_strerror(int err)
 		return "permission denied by the queue's access rules";
 	case EIDRM:
 		return "the queue was deleted";
+	case ECHILD:
+		return "this queue handle belongs to the process that opened it (after fork, connect and open again)";
+	case ESRCH:
+		return "ipcbrokerd cannot watch this process (it lives in a PID namespace the daemon cannot see)";
 	}
 	s = strerrordesc_np(err);
 	return s ? s : "unknown error";
@@ -268,6 +274,8 @@ static int ctl_call(ipcq_client *c, struct proto_req *req, struct proto_reply *r
 		goto out;
 	}
 	snprintf(c->errmsg, sizeof(c->errmsg), "%s", rep->errmsg);
+	if (rep->holder)
+		atomic_store_explicit(&c->holder, rep->holder, memory_order_relaxed);
 	r = rep->status;
 	if (fds && r == 0) {
 		fds[0] = got[0];
@@ -382,12 +390,19 @@ static int map_ring(ipcq_queue *q, int fd)
 }
 
 /* The home slot belongs to the process that opened the queue; a child
- * forked with the handle must not use or free it. */
+ * forked with the handle must not free it. */
 static bool home_slot_mine(const ipcq_queue *q)
 {
-	return q->home_slot >= 0 &&
-	       atomic_load_explicit(&ring_slot_at(&q->ring, (unsigned)q->home_slot)->owner, memory_order_relaxed) ==
-	               (uint32_t)self_pid();
+	return q->home_slot >= 0 && q->pid == self_pid();
+}
+
+/* A handle is its opener's: what it holds is marked with the holder id
+ * the daemon gave that process, which would name the parent in a child. */
+static int check_owner(const ipcq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return q->pid == self_pid() ? 0 : -ECHILD;
 }
 
 static void queue_free(ipcq_queue *q)
@@ -445,18 +460,22 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	}
 	q->geo = ro.st.geo;
 	q->id = ro.st.id;
+	q->pid = self_pid();
 	snprintf(q->name, sizeof(q->name), "%s", name);
 	r = map_ring(q, fds[1]);
 	close(fds[1]);
 	if (r < 0)
 		return r;
+	q->ring.self = atomic_load_explicit(&c->holder, memory_order_relaxed);
+	if (q->ring.self == 0 || q->ring.self > PROTO_HOLDER_MAX)
+		return -EPROTO;
 	if (mq_getattr(q->mq, &attr) < 0)
 		return -errno;
 	if ((uint64_t)attr.mq_msgsize != q->geo.msg_size)
 		return -EPROTO;
 	q->inline_max = proto_inline_max(q->geo.msg_size);
 	if (flags & IPCQ_RECV) {
-		r = ring_slot_claim(&q->ring, self_pid());
+		r = ring_slot_claim(&q->ring);
 		if (r < 0)
 			return r;
 		q->home_slot = r;
@@ -604,8 +623,10 @@ static bool deleted(const ipcq_queue *q)
 
 static int check_send(ipcq_queue *q, unsigned prio)
 {
-	if (!q)
-		return -EINVAL;
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
 	if (!(q->flags & IPCQ_SEND))
 		return -EBADF;
 	if (deleted(q))
@@ -672,10 +693,10 @@ EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
 EXPORT int ipcq_unloan(ipcq_queue *q, void *buf)
 {
 	struct ring_ref ref;
-	int r;
+	int r = check_owner(q);
 
-	if (!q)
-		return -EINVAL;
+	if (r < 0)
+		return r;
 	r = ring_loan_ref(&q->ring, buf, 0, &ref);
 	if (r < 0)
 		return r;
@@ -694,7 +715,7 @@ static int slot_acquire(ipcq_queue *q)
 {
 	if (home_slot_mine(q) && !atomic_flag_test_and_set_explicit(&q->home_busy, memory_order_acquire))
 		return q->home_slot | HOME_SLOT;
-	return ring_slot_claim(&q->ring, self_pid());
+	return ring_slot_claim(&q->ring);
 }
 
 static struct ring_slot *slot_of(ipcq_queue *q, int handle)
@@ -800,10 +821,10 @@ static bool take_pending(ipcq_queue *q, ipcq_msg *m)
 EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	int r;
+	int r = check_owner(q);
 
-	if (!q || !m)
-		return -EINVAL;
+	if (r < 0 || !m)
+		return r < 0 ? r : -EINVAL;
 	if (!(q->flags & IPCQ_RECV))
 		return -EBADF;
 	if (take_pending(q, m))
@@ -826,7 +847,11 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 
 EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
 {
-	if (!q || !m || !m->data)
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
+	if (!m || !m->data)
 		return -EINVAL;
 	if (m->token2 == 0) {
 		if ((m->token & ~(uint64_t)HOME_SLOT) >= RING_SLOTS)

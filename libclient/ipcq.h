@@ -18,6 +18,12 @@
  * requests are serialized internally).  An ipcq_queue may be used by
  * several threads at once for send/recv/loan/publish/recv_view/release;
  * ipcq_close() must not race with other calls on the same queue.
+ *
+ * Processes: a queue handle belongs to the process that opened it (what it
+ * holds in shared memory is marked with the id the daemon gave that
+ * process).  In a child after fork(), calls on the parent's handles return
+ * -ECHILD: connect and open anew there.  ipcq_close() in the child frees
+ * the child's copy without touching the parent's holdings.
  */
 #ifndef IPCQ_H
 #define IPCQ_H

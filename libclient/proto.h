@@ -31,7 +31,9 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
+/* Largest holder id (24 bits: it shares a chunk's state word). */
+#define PROTO_HOLDER_MAX 0xffffffu
 
 /* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
@@ -71,7 +73,7 @@ struct proto_reply {
 	uint32_t nfds;  /* descriptors passed with this reply */
 	uint32_t count; /* LIST: entries in this reply; total in total */
 	uint32_t total;
-	uint32_t reserved;
+	uint32_t holder; /* the id the daemon knows the caller's process by (see ring.h) */
 	char errmsg[PROTO_ERRMSG_MAX]; /* explanation of a failure, or "" */
 	ipcq_stats stats[];            /* OPEN/STAT: 1; LIST: count */
 };

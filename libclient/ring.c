@@ -23,7 +23,7 @@
  *    it.  So consumers may release out of order, space returns as soon as
  *    every chunk before it is released, and neither a consumer nor the
  *    daemon ever waits for a lock a client holds.
- *  - a chunk's word (state | owner pid | low 32 bits of its generation):
+ *  - a chunk's word (state | holder | low 32 bits of its generation):
  *    changed only by compare-and-swap or by its current owner, without the
  *    lock.  The generation in the word makes a CAS fail if the chunk was
  *    reused in between (no ABA), so a stale descriptor can never take a
@@ -52,24 +52,27 @@
  * (waiters is shared memory), and a producer that got space after waiting
  * passes the wake-up on.  An extra post only causes one more check.
  *
- * The lock is a robust, process-shared mutex held only for a few stores,
- * and every wait for it has the caller's deadline.  Every store sequence
- * under it leaves the ring consistent at each step (a new chunk's header
- * is written before head moves past it), so when its holder dies the next
- * locker gets EOWNERDEAD, marks the mutex consistent, and goes on.
+ * The producers' lock is a futex word naming its holder (see "The
+ * producers' lock" below), held only for a few stores; every wait for it
+ * has the caller's deadline.  Every store sequence under it leaves the
+ * ring consistent at each step (a new chunk's header is written before
+ * head moves past it), so when its holder dies the daemon breaks it and
+ * the next producer goes on.
  *
  * Crash points, and who cleans up (the daemon, ring_reclaim, when it
- * learns from a pidfd that a client died, and on a periodic sweep):
+ * learns from a pidfd that a client died, and on a periodic sweep; what
+ * a client holds is marked with the holder id the daemon gave its process,
+ * see daemon/peer.h):
  *  - producer dies holding the lock: see above.
  *  - producer dies after reserve, before PUBLISHING: the chunk is RESERVED
- *    by a dead pid; the daemon releases it.
+ *    by a dead holder; the daemon releases it.
  *  - producer dies between PUBLISHING and the mq send completing: the
  *    descriptor may or may not be on the mq.  The daemon sends it again,
  *    flagged REDELIVERED; if both copies exist, the second one finds the
  *    chunk no longer PUBLISHED and is dropped silently as a duplicate.
  *  - consumer dies after taking the descriptor off the mq, before taking
  *    the chunk: consumers receive straight into a receive slot in this
- *    shared object, owned by their pid, so the descriptor is visible to
+ *    shared object, owned by their holder id, so the descriptor is visible to
  *    the daemon, which sends it again.
  *  - consumer dies holding a TAKEN chunk (a view): at-least-once queues
  *    get it redelivered; at-most-once queues drop it (counted).
@@ -101,8 +104,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ring.h"
 #include "util.h"
@@ -153,9 +159,6 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len)
 int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo)
 {
 	struct ring_hdr *h = mem;
-	pthread_mutexattr_t ma;
-	int e;
-
 	if (ring_geometry_check(geo, NULL) || map_len != ring_map_size(geo))
 		return -EINVAL;
 	memset(h, 0, RING_HDR_SIZE);
@@ -171,17 +174,7 @@ int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geo
 	h->data_offset = RING_HDR_SIZE + slots_bytes(geo->msg_size);
 	h->total_size = map_len;
 	atomic_store(&h->next_gen, 1);
-
-	e = pthread_mutexattr_init(&ma);
-	if (!e)
-		e = pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-	if (!e)
-		e = pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-	if (!e)
-		e = pthread_mutex_init(&h->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
-	if (e)
-		return -e;
+	atomic_store(&h->lock, 0);
 	if (sem_init(&h->space, 1, 0) < 0)
 		return -errno;
 	memset((unsigned char *)mem + h->slots_offset, 0, h->data_offset - h->slots_offset);
@@ -222,25 +215,60 @@ bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
 
 /* ---- the lock ---- */
 
-/* Take the ring's lock by an absolute deadline (NULL: as long as it
- * takes).  Every lock wait of the library has the caller's deadline, so a
- * client that stops while it holds the lock (SIGSTOP, a debugger) holds
- * up others only as long as they agreed to wait; the daemon never takes
- * the lock at all. */
-static int ring_lock_until(struct ring *r, const struct timespec *dl)
+/*
+ * The producers' lock: a futex word, 0 when free, else its holder's id
+ * shifted left by one, with bit 0 set once someone waits.  Not a pthread
+ * mutex: a robust mutex keeps list pointers inside itself, which glibc
+ * follows and writes through on lock and unlock, so any client that can
+ * write the ring could make another client write where it chose.  A word
+ * holds no pointer.  Every wait for it ends at the caller's deadline, so a
+ * client stopped while holding it (SIGSTOP, a debugger) holds others up
+ * only as long as they agreed to wait; when its holder dies, the daemon
+ * breaks it (ring_reclaim), which every step under it allows: each leaves
+ * the ring consistent.  The daemon itself never takes it.
+ */
+static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, uint32_t val3)
 {
-	int e = dl ? pthread_mutex_clocklock(&r->hdr->lock, CLOCK_MONOTONIC, dl) : pthread_mutex_lock(&r->hdr->lock);
-
-	if (e == EOWNERDEAD) {
-		/* its holder died; every step under the lock is consistent */
-		pthread_mutex_consistent(&r->hdr->lock);
-		e = 0;
-	}
-	return -e;
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, val3);
 }
 
-/* The lock for at most RING_LOCK_GRACE_MS, for work that may be skipped
- * or left to the next locker (moving the tail, marking a chunk PUBLISHED). */
+/* Take the lock by an absolute CLOCK_MONOTONIC deadline (NULL: as long as
+ * it takes); -ETIMEDOUT, or -EOWNERDEAD when this process is no holder. */
+static int ring_lock_until(struct ring *r, const struct timespec *dl)
+{
+	_Atomic uint32_t *w = &r->hdr->lock;
+	uint32_t me = r->self << 1, cur = 0;
+
+	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
+		return -EOWNERDEAD;
+	if (atomic_compare_exchange_strong_explicit(w, &cur, me, memory_order_acquire, memory_order_relaxed))
+		return 0;
+	for (;;) {
+		if (cur == 0) {
+			/* taken after a wait: others may wait too, so keep the bit */
+			if (atomic_compare_exchange_weak_explicit(w, &cur, me | 1, memory_order_acquire,
+			                                          memory_order_relaxed))
+				return 0;
+			continue;
+		}
+		if (!(cur & 1) && !atomic_compare_exchange_weak_explicit(w, &cur, cur | 1, memory_order_relaxed,
+		                                                         memory_order_relaxed))
+			continue;
+		if (futex(w, FUTEX_WAIT_BITSET, cur | 1, dl, FUTEX_BITSET_MATCH_ANY) < 0 && errno == ETIMEDOUT)
+			return -ETIMEDOUT;
+		cur = atomic_load_explicit(w, memory_order_relaxed);
+		if (dl && cur != 0) {
+			struct timespec now;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > dl->tv_sec || (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec))
+				return -ETIMEDOUT;
+		}
+	}
+}
+
+/* The lock for at most RING_LOCK_GRACE_MS, for the last look of a
+ * producer whose wait for space timed out. */
 static int ring_lock_briefly(struct ring *r)
 {
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, RING_LOCK_GRACE_MS);
@@ -250,7 +278,22 @@ static int ring_lock_briefly(struct ring *r)
 
 static void ring_unlock(struct ring *r)
 {
-	pthread_mutex_unlock(&r->hdr->lock);
+	uint32_t was = atomic_exchange_explicit(&r->hdr->lock, 0, memory_order_release);
+
+	if (was & 1)
+		futex(&r->hdr->lock, FUTEX_WAKE, 1, NULL, 0);
+}
+
+/* Daemon: break the lock if a dead holder has it; waiters try again. */
+static void break_lock_of_dead(struct ring *r, const struct ring_reclaim_ops *ops)
+{
+	uint32_t cur = atomic_load_explicit(&r->hdr->lock, memory_order_acquire);
+
+	if (cur == 0 || !ops->is_dead(RING_LOCK_HOLDER(cur), ops->ctx))
+		return;
+	if (atomic_compare_exchange_strong_explicit(&r->hdr->lock, &cur, 0, memory_order_release,
+	                                            memory_order_relaxed))
+		futex(&r->hdr->lock, FUTEX_WAKE, INT32_MAX, NULL, 0);
 }
 
 static struct ring_chunk *chunk_at(const struct ring *r, uint64_t pos)
@@ -302,6 +345,24 @@ static void mark_corrupt(struct ring *r)
 	atomic_store_explicit(&r->hdr->corrupt, 1, memory_order_relaxed);
 }
 
+/* A consistent pair of positions read without the lock: tail first (so
+ * head, read after, is not behind it), and again while tail moved between
+ * the reads (head may then be more than the data area past the old tail).
+ * -EBADMSG when they are impossible with tail standing still, -EAGAIN
+ * when tail kept moving (retry later; not corruption). */
+static int load_positions(const struct ring *r, uint64_t *head, uint64_t *tail)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		*tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+		*head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+		if (positions_valid(r, *head, *tail))
+			return 0;
+		if (atomic_load_explicit(&r->hdr->tail, memory_order_acquire) == *tail)
+			return -EBADMSG;
+	}
+	return -EAGAIN;
+}
+
 /* Move tail over the run of released chunks at its front.  Lock-free, so
  * anyone may: a releaser, a producer short of space, the daemon after a
  * reclaim.  tail only grows, so a compare-and-swap from the position whose
@@ -313,16 +374,15 @@ static void advance_tail(struct ring *r)
 	struct ring_hdr *h = r->hdr;
 
 	for (uint64_t steps = r->data_size / RING_ALIGN + 1; steps; steps--) {
-		uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-		uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
+		uint64_t head, tail, size;
 		struct ring_chunk *c;
 		enum ring_state st;
-		uint64_t size;
+		int ret = load_positions(r, &head, &tail);
 
-		if (!positions_valid(r, head, tail)) {
+		if (ret == -EBADMSG)
 			mark_corrupt(r);
+		if (ret < 0)
 			return;
-		}
 		if (tail == head)
 			return;
 		c = chunk_at(r, tail);
@@ -412,7 +472,7 @@ static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct 
 	c->pos = head;
 	c->prio = 0;
 	/* the header is whole before head moves past it */
-	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, self_pid(), gen), memory_order_release);
+	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, r->self, gen), memory_order_release);
 	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
 	atomic_store_explicit(&h->head, head + size, memory_order_release);
 	bump_hwm(h, head + size - tail);
@@ -475,13 +535,13 @@ void ring_publishing(struct ring *r, const struct ring_ref *ref, unsigned prio)
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
 
 	c->prio = prio;
-	atomic_store_explicit(&c->word, RING_WORD(RING_PUBLISHING, self_pid(), ref->gen), memory_order_release);
+	atomic_store_explicit(&c->word, RING_WORD(RING_PUBLISHING, r->self, ref->gen), memory_order_release);
 }
 
 void ring_published(struct ring *r, const struct ring_ref *ref)
 {
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
-	uint64_t expect = RING_WORD(RING_PUBLISHING, self_pid(), ref->gen);
+	uint64_t expect = RING_WORD(RING_PUBLISHING, r->self, ref->gen);
 
 	/* Once the descriptor is on the mq the chunk is no longer ours: a
 	 * consumer may have taken and released it, and the tail passed it.
@@ -519,7 +579,7 @@ static bool takeable(uint64_t w, uint64_t gen)
 	return RING_WORD_GEN32(w) == (uint32_t)gen && (st == RING_PUBLISHING || st == RING_PUBLISHED);
 }
 
-static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, struct ring_ref *out)
+static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t holder, struct ring_ref *out)
 {
 	uint64_t ds = r->data_size, len = d->hdr.len, size, w;
 	struct ring_chunk *c;
@@ -552,7 +612,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, s
 			w = again;
 			continue;
 		}
-		if (atomic_compare_exchange_weak_explicit(&c->word, &w, RING_WORD(RING_TAKEN, pid, d->gen),
+		if (atomic_compare_exchange_weak_explicit(&c->word, &w, RING_WORD(RING_TAKEN, holder, d->gen),
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
@@ -562,7 +622,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, pid_t pid, s
 
 int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out)
 {
-	return take_as(r, d, self_pid(), out);
+	return take_as(r, d, r->self, out);
 }
 
 void ring_release(struct ring *r, const struct ring_ref *ref)
@@ -572,9 +632,9 @@ void ring_release(struct ring *r, const struct ring_ref *ref)
 
 /* ---- receive slots ---- */
 
-int ring_slot_claim(struct ring *r, pid_t pid)
+int ring_slot_claim(struct ring *r)
 {
-	unsigned start = (unsigned)pid % RING_SLOTS;
+	unsigned start = r->self % RING_SLOTS;
 
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
 		unsigned idx = (start + i) % RING_SLOTS;
@@ -583,7 +643,7 @@ int ring_slot_claim(struct ring *r, pid_t pid)
 
 		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
 			continue;
-		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect, (uint32_t)pid,
+		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect, r->self,
 		                                            memory_order_acquire, memory_order_relaxed)) {
 			s->buf[0] = 0;
 			return (int)idx;
@@ -629,12 +689,12 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 	struct ring_hdr *h = r->hdr;
 	uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
 	enum ring_state st = RING_WORD_STATE(w);
-	pid_t pid = RING_WORD_PID(w);
+	uint32_t holder = RING_WORD_HOLDER(w);
 	uint64_t released = RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w));
 
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
 		return 0;
-	if (pid != 0 && !ops->is_dead(pid, ops->ctx))
+	if (holder != 0 && !ops->is_dead(holder, ops->ctx))
 		return 0;
 	if (st == RING_RESERVED || (st == RING_TAKEN && h->delivery == 0)) {
 		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, released, memory_order_acq_rel,
@@ -659,12 +719,13 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
-	uint64_t pos = atomic_load_explicit(&h->tail, memory_order_acquire);
 	uint64_t steps = 2 * (r->data_size / RING_ALIGN) + 2;
-	int n = 0;
+	uint64_t head, pos;
+	int n = 0, ret = load_positions(r, &head, &pos);
 
-	if (!positions_valid(r, head, pos)) {
+	if (ret == -EAGAIN)
+		return 0; /* busy: the next sweep walks */
+	if (ret < 0) {
 		*why = "the ring's head and tail are not positions it could have";
 		return -EBADMSG;
 	}
@@ -740,13 +801,14 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 		*why = "a client found a chunk header with an impossible size";
 		return -EBADMSG;
 	}
+	break_lock_of_dead(r, ops);
 	/* slots first: a descriptor a dead consumer held is resent once, by
 	 * the slot, before the chunk walk could see its chunk as pending */
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
 		struct ring_slot *s = ring_slot_at(r, i);
 		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 
-		if (owner == 0 || !ops->is_dead((pid_t)owner, ops->ctx))
+		if (owner == 0 || !ops->is_dead(owner, ops->ctx))
 			continue;
 		if (reclaim_slot(r, s, ops) < 0)
 			continue;
@@ -825,7 +887,7 @@ int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *ou
 		return -EINVAL;
 	c = (struct ring_chunk *)(r->data + off);
 	w = atomic_load_explicit(&c->word, memory_order_acquire);
-	if (w != RING_WORD(RING_RESERVED, self_pid(), c->gen))
+	if (w != RING_WORD(RING_RESERVED, r->self, c->gen))
 		return -EINVAL; /* not a loan of this process */
 	if (len > c->len)
 		return -EMSGSIZE; /* beyond the reservation: bytes we never wrote */

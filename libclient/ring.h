@@ -9,7 +9,6 @@
 #ifndef IPCQ_RING_H
 #define IPCQ_RING_H
 
-#include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -21,7 +20,7 @@
 #include "proto.h"
 
 #define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
-#define RING_VERSION 1u
+#define RING_VERSION 2u
 #define RING_ALIGN 64u                   /* chunk alignment and header size */
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
@@ -41,12 +40,20 @@ enum ring_state {
 	RING_PAD = 6,        /* filler up to the end of the data area (no payload) */
 };
 
-/* word = gen low 32 bits << 32 | owner pid << 8 | state */
-#define RING_WORD(state, pid, gen) \
-	(((uint64_t)(uint32_t)(gen) << 32) | ((uint64_t)((uint32_t)(pid)&0xffffffu) << 8) | (uint64_t)(state))
+/* Holders.  What marks a chunk, a slot or the lock as held names its
+ * holder by the id the daemon gave the holder's process when it connected
+ * (PROTO_HOLDER_MAX at most), never by a pid: a pid means something else
+ * in another PID namespace.  0 is no one (and, in a chunk the daemon is
+ * redelivering, the daemon). */
+
+/* word = gen low 32 bits << 32 | holder << 8 | state */
+#define RING_WORD(state, holder, gen) \
+	(((uint64_t)(uint32_t)(gen) << 32) | ((uint64_t)((uint32_t)(holder)&PROTO_HOLDER_MAX) << 8) | (uint64_t)(state))
 #define RING_WORD_STATE(w) ((enum ring_state)((w)&0xffu))
-#define RING_WORD_PID(w) ((pid_t)(((w) >> 8) & 0xffffffu))
+#define RING_WORD_HOLDER(w) ((uint32_t)(((w) >> 8) & PROTO_HOLDER_MAX))
 #define RING_WORD_GEN32(w) ((uint32_t)((w) >> 32))
+/* the producers' lock word: holder << 1 | others wait */
+#define RING_LOCK_HOLDER(w) ((w) >> 1)
 
 struct ring_chunk {
 	_Atomic uint64_t word;
@@ -62,7 +69,7 @@ struct ring_chunk {
 /* A receive slot: a consumer receives mq messages straight into buf, so a
  * message it took off the mq is visible to the daemon if it dies. */
 struct ring_slot {
-	_Atomic uint32_t owner; /* pid, 0 = free */
+	_Atomic uint32_t owner; /* holder, 0 = free */
 	unsigned int prio;      /* mq_receive writes the message's priority here */
 	uint32_t pad_[14];
 	unsigned char buf[]; /* msg_size bytes, starts with struct proto_msg_hdr */
@@ -83,8 +90,8 @@ struct ring_hdr {
 	uint32_t msg_size;
 	uint32_t delivery;
 
-	/* the lock and what it guards */
-	pthread_mutex_t lock __attribute__((aligned(64)));
+	/* the producers' lock (a futex word, see ring.c) and what it guards */
+	_Atomic uint32_t lock __attribute__((aligned(64)));
 	sem_t space;              /* posted when space is freed and producers wait */
 	_Atomic uint64_t head;    /* position of the next reservation (monotonic) */
 	_Atomic uint64_t tail;    /* position of the oldest unreclaimed chunk */
@@ -120,6 +127,7 @@ struct ring {
 	uint32_t slot_size;
 	uint32_t msg_size;
 	uint32_t delivery;
+	uint32_t self; /* this process's holder id (the library's; 0 in the daemon) */
 };
 
 /* A chunk held by this process (reserved or taken). */
@@ -174,8 +182,8 @@ int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *
 /* Consumer: done with a taken chunk. */
 void ring_release(struct ring *r, const struct ring_ref *ref);
 
-/* Receive slots. */
-int ring_slot_claim(struct ring *r, pid_t pid);   /* index or -EUSERS */
+/* Receive slots, claimed for r->self. */
+int ring_slot_claim(struct ring *r);   /* index or -EUSERS */
 void ring_slot_free(struct ring *r, int idx);
 static inline struct ring_slot *ring_slot_at(const struct ring *r, unsigned idx)
 {
@@ -184,15 +192,17 @@ static inline struct ring_slot *ring_slot_at(const struct ring *r, unsigned idx)
 
 /* Daemon: what to do with messages of dead clients. */
 struct ring_reclaim_ops {
-	/* whether pid is dead (and its holdings may be reclaimed) */
-	bool (*is_dead)(pid_t pid, void *ctx);
+	/* whether holder is dead (and its holdings may be reclaimed): an id
+	 * the daemon gave no live process counts as dead */
+	bool (*is_dead)(uint32_t holder, void *ctx);
 	/* put a message back on the mq; returns 0 or a negative errno */
 	int (*resend)(const void *msg, size_t len, unsigned prio, void *ctx);
 	void *ctx;
 };
 
-/* Daemon: reclaim every chunk and slot held by dead processes, without
- * the ring's lock (a client could hold it, or have scribbled over it).
+/* Daemon: reclaim every chunk and slot held by dead processes, and break
+ * the producers' lock if a dead one holds it; without taking the lock (a
+ * client could hold it, or have scribbled over it).
  * Returns the number of chunks and slots reclaimed, or -EBADMSG with *why
  * saying what failed when the shared state is not one the ring could be
  * in (the daemon then quarantines the queue). */

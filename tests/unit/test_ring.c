@@ -4,9 +4,10 @@
  * producer, consumer and daemon operations directly.  A mutex-guarded
  * array of descriptors stands in for the POSIX mq.
  *
- * The ring stamps self_pid() into the chunks and slots it hands out, so a
- * dead client is simulated with an is_dead callback that declares this
- * very process dead.
+ * The ring stamps its holder id (TEST_HOLDER here; the daemon's id for the
+ * process in real use) into the chunks and slots it hands out, so a dead
+ * client is simulated with an is_dead callback that declares that holder
+ * dead.
  */
 #include "config.h"
 
@@ -42,6 +43,9 @@ struct test_ring {
 	struct ring_geometry geo;
 };
 
+#define TEST_HOLDER 4242u
+#define DEAD_HOLDER 777u /* a holder id no live process has */
+
 static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
 {
 	struct test_ring *t = calloc(1, sizeof(*t));
@@ -55,6 +59,7 @@ static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint
 	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(t->mem != MAP_FAILED);
 	assert_int_equal(ring_format(&t->r, t->mem, t->len, &t->geo), 0);
+	t->r.self = TEST_HOLDER;
 	return t;
 }
 
@@ -379,7 +384,7 @@ static void test_release_recovers_from_holder_killed_mid_walk(void **state)
 		struct ring_chunk *ca = (struct ring_chunk *)(t->r.data + a.offset);
 
 		atomic_store(&ca->word, RING_WORD(RING_RELEASED, 0, a.gen));
-		pthread_mutex_lock(&t->r.hdr->lock);
+		atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
 		atomic_store(&t->r.hdr->tail, a.pos + ca->size);
 		_exit(0);
 	}
@@ -388,8 +393,9 @@ static void test_release_recovers_from_holder_killed_mid_walk(void **state)
 
 	ring_release(&t->r, &c); /* walks over B and C, lock or no lock */
 	assert_int_equal(ring_bytes_used(&t->r), 0);
-	consume(&t->r, (struct proto_ring_desc[]){ produce(&t->r, 500, 4) }, 4);
-	assert_int_equal(ring_bytes_used(&t->r), 0);
+	/* producers wait for the lock no longer than they asked to */
+	assert_int_equal(ring_reserve(&t->r, 500, 0, &a), -EAGAIN);
+	assert_int_equal(ring_reserve(&t->r, 500, 50, &a), -ETIMEDOUT);
 }
 
 /* ---- a full ring ---- */
@@ -792,7 +798,7 @@ static void test_late_published_leaves_reused_space_alone(void **state)
 	assert_int_equal(b.offset, 0);
 	fill_payload(b.payload, max, 2);
 	at = a.offset - b.offset - RING_ALIGN;
-	word = RING_WORD(RING_PUBLISHING, self_pid(), a.gen);
+	word = RING_WORD(RING_PUBLISHING, TEST_HOLDER, a.gen);
 	memcpy((unsigned char *)b.payload + at, &word, sizeof(word));
 	memcpy(copy, b.payload, max);
 
@@ -1038,19 +1044,22 @@ static void test_slot_claims_are_distinct_until_exhausted(void **state)
 	int idx;
 
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
-		idx = ring_slot_claim(&t->r, getpid());
+		idx = ring_slot_claim(&t->r);
 		assert_in_range(idx, 0, RING_SLOTS - 1);
 		assert_false(used[idx]);
 		used[idx] = true;
-		assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), (uint32_t)getpid());
+		assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
 	}
-	assert_int_equal(ring_slot_claim(&t->r, getpid()), -EUSERS);
-	assert_int_equal(ring_slot_claim(&t->r, 12345), -EUSERS);
+	assert_int_equal(ring_slot_claim(&t->r), -EUSERS);
+	t->r.self = 12345;
+	assert_int_equal(ring_slot_claim(&t->r), -EUSERS);
 
 	ring_slot_free(&t->r, 77);
 	assert_int_equal(atomic_load(&ring_slot_at(&t->r, 77)->owner), 0);
-	assert_int_equal(ring_slot_claim(&t->r, 999), 77);
-	assert_int_equal(ring_slot_claim(&t->r, 999), -EUSERS);
+	t->r.self = 999;
+	assert_int_equal(ring_slot_claim(&t->r), 77);
+	assert_int_equal(atomic_load(&ring_slot_at(&t->r, 77)->owner), 999);
+	assert_int_equal(ring_slot_claim(&t->r), -EUSERS);
 }
 
 static void test_slots_hold_a_whole_message(void **state)
@@ -1068,7 +1077,7 @@ static void test_slots_hold_a_whole_message(void **state)
 /* ---- reclaim ---- */
 
 struct reclaim_ctx {
-	bool dead;        /* whether this process counts as dead */
+	bool dead;        /* whether TEST_HOLDER counts as dead (DEAD_HOLDER always does) */
 	int resend_ret;   /* what resend returns */
 	unsigned resends; /* calls to resend */
 	unsigned char last[512];
@@ -1076,11 +1085,11 @@ struct reclaim_ctx {
 	unsigned last_prio;
 };
 
-static bool is_dead_if_self(pid_t pid, void *arg)
+static bool is_dead_if_self(uint32_t holder, void *arg)
 {
 	struct reclaim_ctx *c = arg;
 
-	return c->dead && pid == getpid();
+	return (c->dead && holder == TEST_HOLDER) || holder == DEAD_HOLDER;
 }
 
 static int record_resend(const void *msg, size_t len, unsigned prio, void *arg)
@@ -1130,7 +1139,7 @@ static void test_reclaim_leaves_live_clients_alone(void **state)
 
 	assert_int_equal(ring_take(&t->r, &d, &taken), 0);
 	assert_int_equal(ring_reserve(&t->r, 200, 0, &reserved), 0);
-	idx = ring_slot_claim(&t->r, getpid());
+	idx = ring_slot_claim(&t->r);
 	assert_true(idx >= 0);
 	memcpy(ring_slot_at(&t->r, (unsigned)idx)->buf, &d, sizeof(d));
 	used = ring_bytes_used(&t->r);
@@ -1138,8 +1147,114 @@ static void test_reclaim_leaves_live_clients_alone(void **state)
 	assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_int_equal(c.resends, 0);
 	assert_int_equal(ring_bytes_used(&t->r), used);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), (uint32_t)getpid());
+	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
 	assert_true(payload_matches(taken.payload, 100, 1));
+}
+
+/* ---- hostile shared memory ---- */
+
+/* waiters is shared memory: 0xffffffff made a release post the semaphore
+ * 2^31 times.  Now a release posts at most RING_WAKE_MAX. */
+static void test_forged_waiters_make_a_bounded_number_of_posts(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct proto_ring_desc d = produce(&t->r, 1000, 1);
+	int v = -1;
+
+	atomic_store(&t->r.hdr->waiters, UINT32_MAX);
+	consume(&t->r, &d, 1);
+	assert_int_equal(sem_getvalue(&t->r.hdr->space, &v), 0);
+	assert_in_range(v, 1, RING_WAKE_MAX);
+}
+
+/* Forged head and tail: the daemon reports corruption instead of walking
+ * (or looping), and producers get -EBADMSG. */
+static void test_forged_positions_are_reported_not_walked(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct reclaim_ctx c = { .dead = true };
+	struct ring_ref ref;
+	const char *why = NULL;
+	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+	static const uint64_t forged[][2] = {
+		{ 1ull << 62, 0 },          /* head - tail far beyond the ring */
+		{ 0, 4096 },                /* tail beyond head */
+		{ 4096 + 8, 0 },            /* not on a chunk boundary */
+		{ UINT64_MAX - 63, 64 },    /* near the top of the range */
+	};
+
+	produce(&t->r, 1000, 1);
+	for (size_t i = 0; i < ARRAY_SIZE(forged); i++) {
+		uint64_t start = now_ns(CLOCK_MONOTONIC);
+
+		atomic_store(&t->r.hdr->head, forged[i][0]);
+		atomic_store(&t->r.hdr->tail, forged[i][1]);
+		assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
+		assert_non_null(why);
+		assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), -EBADMSG);
+		assert_true(elapsed_ms_since(start) < 1000);
+	}
+}
+
+/* A chunk header with an impossible size between tail and head is
+ * corruption for the daemon, and stops a release's walk at once. */
+static void test_forged_chunk_size_is_reported_not_walked(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct reclaim_ctx c = { .dead = false };
+	struct proto_ring_desc d1 = produce(&t->r, 1000, 1);
+	struct proto_ring_desc d2 = produce(&t->r, 1000, 2);
+	static const uint64_t sizes[] = { 0, 1, 63, 65, 1ull << 40, UINT64_MAX };
+	struct ring_chunk *c1 = (struct ring_chunk *)(t->r.data + d1.offset);
+	const char *why = NULL;
+	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+
+	struct ring_ref ref;
+	uint64_t real = c1->size;
+
+	for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+		c1->size = sizes[i];
+		assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
+		/* nor does a consumer take a chunk whose header lies */
+		if (sizes[i] < chunk_bytes(1000))
+			assert_int_equal(ring_take(&t->r, &d1, &ref), -EBADMSG);
+	}
+	/* a consumer releasing the first chunk does not walk past the lie */
+	c1->size = real;
+	assert_int_equal(ring_take(&t->r, &d1, &ref), 0);
+	c1->size = 0;
+	ring_release(&t->r, &ref);
+	assert_int_equal(atomic_load(&t->r.hdr->tail), 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 1);
+	consume(&t->r, &d2, 2);
+}
+
+/* The daemon breaks the producers' lock when its holder is dead, and a
+ * producer waiting for it then gets it. */
+static void test_reclaim_breaks_lock_of_dead_holder(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct reclaim_ctx c = { .dead = false };
+	struct ring_ref ref;
+
+	atomic_store(&t->r.hdr->lock, (DEAD_HOLDER << 1) | 1);
+	assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), -EAGAIN);
+	assert_true(reclaim(&t->r, &c) >= 0);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+	assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), 0);
+	ring_cancel(&t->r, &ref);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A live holder's lock is left alone. */
+static void test_reclaim_leaves_lock_of_live_holder(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct reclaim_ctx c = { .dead = false };
+
+	atomic_store(&t->r.hdr->lock, 31337u << 1);
+	assert_true(reclaim(&t->r, &c) >= 0);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 31337u << 1);
 }
 
 static void test_reclaim_frees_reservation_of_dead_producer(void **state)
@@ -1231,7 +1346,7 @@ static void test_reclaim_resends_ring_descriptor_in_dead_slot_and_frees_slot(voi
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = true };
 	struct proto_ring_desc d = produce(&t->r, 2000, 4), again;
-	int idx = ring_slot_claim(&t->r, getpid());
+	int idx = ring_slot_claim(&t->r);
 
 	assert_true(idx >= 0);
 	/* the consumer received the descriptor into its slot, then died */
@@ -1250,7 +1365,7 @@ static void test_reclaim_frees_empty_slot_of_dead_consumer(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct reclaim_ctx c = { .dead = true };
-	int idx = ring_slot_claim(&t->r, getpid());
+	int idx = ring_slot_claim(&t->r);
 	ipcq_stats st;
 
 	assert_true(idx >= 0);
@@ -1265,7 +1380,7 @@ static void test_reclaim_frees_empty_slot_of_dead_consumer(void **state)
 static int put_inline_in_dead_slot(struct ring *r, const char *text)
 {
 	struct proto_msg_hdr h = { .kind = PROTO_MSG_INLINE, .len = (uint32_t)strlen(text) };
-	int idx = ring_slot_claim(r, getpid());
+	int idx = ring_slot_claim(r);
 	struct ring_slot *s;
 
 	assert_true(idx >= 0);
@@ -1332,13 +1447,13 @@ static void test_failed_resend_of_slot_descriptor_keeps_slot_for_next_sweep(void
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct reclaim_ctx c = { .dead = true, .resend_ret = -EAGAIN };
 	struct proto_ring_desc d = produce(&t->r, 1000, 1), again;
-	int idx = ring_slot_claim(&t->r, getpid());
+	int idx = ring_slot_claim(&t->r);
 
 	assert_true(idx >= 0);
 	memcpy(ring_slot_at(&t->r, (unsigned)idx)->buf, &d, sizeof(d));
 	assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_true(c.resends >= 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), (uint32_t)getpid());
+	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
 
 	c.resend_ret = 0;
 	c.resends = 0;
@@ -1358,7 +1473,7 @@ static void test_failed_resend_of_inline_message_keeps_slot(void **state)
 
 	assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_int_equal(c.resends, 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), (uint32_t)getpid());
+	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
 	c.resend_ret = 0;
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 2);
@@ -1663,6 +1778,11 @@ int main(void)
 		RING_TEST(test_slot_claims_are_distinct_until_exhausted),
 		RING_TEST(test_slots_hold_a_whole_message),
 		RING_TEST(test_reclaim_leaves_live_clients_alone),
+		RING_TEST(test_forged_waiters_make_a_bounded_number_of_posts),
+		RING_TEST(test_forged_positions_are_reported_not_walked),
+		RING_TEST(test_forged_chunk_size_is_reported_not_walked),
+		RING_TEST(test_reclaim_breaks_lock_of_dead_holder),
+		RING_TEST(test_reclaim_leaves_lock_of_live_holder),
 		RING_TEST(test_reclaim_frees_reservation_of_dead_producer),
 		RING_TEST(test_reclaim_drops_taken_chunk_at_most_once),
 		RING_TEST(test_reclaim_redelivers_taken_chunk_at_least_once),
