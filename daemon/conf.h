@@ -59,13 +59,24 @@ enum log_level {
 	LOG_LEVEL_DEBUG,
 };
 
+/* What one user other than root and the daemon's own may ask of the
+ * daemon (section user_limits). */
+struct user_limits {
+	uint32_t max_clients;    /* control connections at once */
+	uint32_t max_queues;     /* queues created and not deleted */
+	uint64_t max_ring_size;  /* ring of one queue it creates */
+	uint64_t max_ring_total; /* rings of all the queues it created */
+};
+
 struct config {
 	char *source;               /* file it came from, or "(embedded defaults)" */
 	char namespace_[IPCQ_NAMESPACE_MAX + 1];
 	char *socket;               /* NULL: derived from the namespace */
 	bool auto_create;
+	bool show_all_queues;       /* list/stat show every queue to every user */
 	enum log_level log_level;
 	uint32_t max_clients;       /* simultaneous control connections */
+	struct user_limits user;
 	ipcq_geometry defaults;     /* every field set */
 	enum delivery_mode default_delivery;
 	size_t n_queues;

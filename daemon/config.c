@@ -41,8 +41,15 @@
 const char config_embedded[] =
 	"namespace = \"default\"\n"
 	"auto_create = true\n"
+	"show_all_queues = false\n"
 	"log_level = \"info\"\n"
 	"max_clients = 4096\n"
+	"user_limits {\n"
+	"\tmax_clients = 256\n"
+	"\tmax_queues = 64\n"
+	"\tmax_ring_size = \"1G\"\n"
+	"\tmax_ring_total = \"4G\"\n"
+	"}\n"
 	"defaults {\n"
 	"\tmax_msgs = 10\n"
 	"\tmsg_size = 512\n"
@@ -86,6 +93,9 @@ static const struct int_range int_ranges[] = {
 	{ "ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
 	{ "max_payload", 1, PROTO_MAX_PAYLOAD_MAX, 1 },
 	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
+	{ "max_queues", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
+	{ "max_ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
+	{ "max_ring_total", PROTO_RING_SIZE_MIN, 1l << 50, 1 },
 };
 
 /* Where messages go, and the file name they carry. */
@@ -537,12 +547,21 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_ACL("allow_recv"),
 		CFG_END(),
 	};
+	cfg_opt_t user_limits_opts[] = {
+		OPT_COUNT("max_clients", 256, CFGF_NONE),
+		OPT_COUNT("max_queues", 64, CFGF_NONE),
+		OPT_SIZE("max_ring_size", 1l << 30, CFGF_NONE),
+		OPT_SIZE("max_ring_total", 4l << 30, CFGF_NONE),
+		CFG_END(),
+	};
 	cfg_opt_t root_opts[] = {
 		OPT_WORD("namespace", "default", CFGF_NONE, validate_namespace),
 		OPT_WORD("socket", NULL, CFGF_NODEFAULT, validate_socket),
 		CFG_BOOL("auto_create", cfg_true, CFGF_NONE),
+		CFG_BOOL("show_all_queues", cfg_false, CFGF_NONE),
 		OPT_WORD("log_level", "info", CFGF_NONE, validate_log_level),
 		OPT_COUNT("max_clients", 4096, CFGF_NONE),
+		CFG_SEC("user_limits", user_limits_opts, CFGF_NONE),
 		CFG_SEC("defaults", defaults_opts, CFGF_NONE),
 		{
 			.name = "queue",
@@ -696,9 +715,20 @@ static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep
 			return -ENOMEM;
 	}
 	cfg->auto_create = cfg_getbool(tree, "auto_create");
+	cfg->show_all_queues = cfg_getbool(tree, "show_all_queues");
 	cfg->log_level = (enum log_level)word_index(log_level_words, ARRAY_SIZE(log_level_words),
 	                                            cfg_getstr(tree, "log_level"));
 	cfg->max_clients = (uint32_t)cfg_getint(tree, "max_clients");
+	{
+		cfg_t *ul = cfg_getsec(tree, "user_limits");
+
+		cfg->user = (struct user_limits){
+			.max_clients = (uint32_t)cfg_getint(ul, "max_clients"),
+			.max_queues = (uint32_t)cfg_getint(ul, "max_queues"),
+			.max_ring_size = (uint64_t)cfg_getint(ul, "max_ring_size"),
+			.max_ring_total = (uint64_t)cfg_getint(ul, "max_ring_total"),
+		};
+	}
 
 	cfg->defaults = section_geometry(defaults);
 	r = section_delivery(defaults, DELIVERY_AT_MOST_ONCE);

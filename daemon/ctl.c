@@ -6,14 +6,22 @@
  * that must be exactly one struct proto_req; anything else gets -EPROTO.
  * Descriptors a client sends are discarded by the kernel (we pass no
  * control buffer).  A client that does not read its replies (the send
- * would block) or hangs up is dropped.  The number of connections is
- * capped (max_clients); past it new connections are closed at once.
+ * would block) or hangs up is dropped.
+ *
+ * Resources per user.  No user but root and the daemon's own may hold more
+ * than user_limits.max_clients connections, so none can lock the others
+ * out; past max_clients only root and the daemon's user get in (up to
+ * PRIVILEGED_RESERVE more), so nobody can lock them out.  What a user may
+ * create is bounded too (user_limits: queues, ring sizes, and the kernel's
+ * own mq limits, which CAP_SYS_RESOURCE would let the daemon exceed), and
+ * every log line a client can cause is rate-limited.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +39,8 @@
 #include "util.h"
 
 #define CONN_GROUPS_MAX 64
+/* connections past max_clients that root and the daemon's user may hold */
+#define PRIVILEGED_RESERVE 64
 
 struct conn {
 	struct daemon *d;
@@ -81,9 +91,14 @@ static int reply_error(struct reply *r, int status, const char *fmt, ...)
 
 /* ---- access rules ---- */
 
+static bool uid_privileged(const struct daemon *d, uid_t uid)
+{
+	return uid == 0 || uid == d->uid;
+}
+
 static bool is_privileged(const struct conn *c)
 {
-	return c->cred.uid == 0 || c->cred.uid == c->d->uid;
+	return uid_privileged(c->d, c->cred.uid);
 }
 
 static bool acl_allows(const struct conn *c, const struct acl *acl)
@@ -105,6 +120,14 @@ static bool may_use(const struct conn *c, const struct queue *q, uint32_t flags)
 	if ((flags & IPCQ_RECV) && !acl_allows(c, &qc->allow_recv))
 		return false;
 	return true;
+}
+
+/* Whether c may learn that q exists (stat, list): it may use it, or made
+ * it, or the config shows every queue to everyone. */
+static bool may_see(const struct conn *c, const struct queue *q)
+{
+	return c->d->cfg->show_all_queues || is_privileged(c) || q->rec.creator == c->cred.uid ||
+	       may_use(c, q, IPCQ_SEND) || may_use(c, q, IPCQ_RECV);
 }
 
 /* Create, delete: the daemon's own user always; others only for
@@ -139,9 +162,48 @@ static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq
 	return g;
 }
 
+/* What a user other than root and the daemon's may create: a geometry
+ * within the kernel's mq limits (which CAP_SYS_RESOURCE would lift for
+ * the daemon) and user_limits, and no more queues and ring bytes than
+ * user_limits allow.  0, or a negative errno with the reason in r. */
+static int check_user_may_create(struct conn *c, const ipcq_geometry *g, struct reply *r)
+{
+	const struct daemon *d = c->d;
+	const struct user_limits *ul = &d->cfg->user;
+	uid_t uid = c->cred.uid;
+	uint64_t total = g->ring_size;
+	unsigned queues = 1;
+
+	if (d->limits.msg_max > 0 && g->max_msgs > (unsigned long)d->limits.msg_max)
+		return reply_error(r, -EINVAL, "max_msgs %u exceeds the kernel limit fs.mqueue.msg_max=%ld",
+		                   g->max_msgs, d->limits.msg_max);
+	if (d->limits.msgsize_max > 0 && g->msg_size > (unsigned long)d->limits.msgsize_max)
+		return reply_error(r, -EINVAL, "msg_size %u exceeds the kernel limit fs.mqueue.msgsize_max=%ld",
+		                   g->msg_size, d->limits.msgsize_max);
+	if (g->ring_size > ul->max_ring_size)
+		return reply_error(r, -EDQUOT, "ring_size %" PRIu64 " exceeds user_limits.max_ring_size (%" PRIu64 ")",
+		                   g->ring_size, ul->max_ring_size);
+	for (const struct queue *q = d->queues; q; q = q->next) {
+		if (q->rec.creator != uid || q->from_config)
+			continue;
+		queues++;
+		total += q->rec.geo.ring_size;
+	}
+	if (queues > ul->max_queues)
+		return reply_error(r, -EDQUOT, "uid %u has created %u queues, user_limits.max_queues", (unsigned)uid,
+		                   queues - 1);
+	if (total > ul->max_ring_total)
+		return reply_error(r, -EDQUOT,
+		                   "uid %u's queues would have %" PRIu64 " ring bytes, above user_limits.max_ring_total "
+		                   "(%" PRIu64 ")",
+		                   (unsigned)uid, total, ul->max_ring_total);
+	return 0;
+}
+
 static int create_queue(struct conn *c, const char *name, const ipcq_geometry *asked, struct reply *r,
                         struct queue **out)
 {
+	static struct log_ratelimit refusals;
 	struct daemon *d = c->d;
 	const struct queue_config *qc = config_find_queue(d->cfg, name);
 	struct queue_record rec = {
@@ -149,13 +211,17 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 		.delivery = qc ? qc->delivery : d->cfg->default_delivery,
 		.creator = qc ? d->uid : c->cred.uid,
 	};
-	int ret;
+	int ret = 0;
 
 	snprintf(rec.name, sizeof(rec.name), "%s", name);
-	ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
+	if (!qc && !is_privileged(c))
+		ret = check_user_may_create(c, &rec.geo, r);
+	if (ret == 0)
+		ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
 	if (ret < 0) {
 		r->rep.status = ret;
-		log_warning("queue %s: not created for uid %u: %s", name, (unsigned)c->cred.uid, r->rep.errmsg);
+		log_limited(&refusals, LOG_LEVEL_WARNING, "queue %s: not created for uid %u: %s", name,
+		            (unsigned)c->cred.uid, r->rep.errmsg);
 		return ret;
 	}
 	if (qc)
@@ -255,7 +321,7 @@ static int op_stat(struct conn *c, const struct proto_req *req, struct reply *r)
 {
 	struct queue *q = queue_find(c->d, req->name);
 
-	if (!q)
+	if (!q || !may_see(c, q))
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
@@ -268,10 +334,14 @@ static int op_list(struct conn *c, const struct proto_req *req, struct reply *r)
 
 	if (req->arg < 0)
 		return reply_error(r, -EINVAL, "negative list index");
-	r->rep.total = c->d->n_queues;
-	for (struct queue *q = c->d->queues; q && r->rep.count < PROTO_LIST_MAX; q = q->next, index++)
-		if (index >= (uint32_t)req->arg)
+	/* index and total count only the queues the caller may see */
+	for (struct queue *q = c->d->queues; q; q = q->next) {
+		if (!may_see(c, q))
+			continue;
+		if (index++ >= (uint32_t)req->arg && r->rep.count < PROTO_LIST_MAX)
 			queue_stats(q, &r->stats[r->rep.count++]);
+	}
+	r->rep.total = index;
 	return 0;
 }
 
@@ -375,9 +445,39 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	return 0;
 }
 
+static unsigned conns_of_uid(const struct daemon *d, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = d->conns; c; c = c->next)
+		n += c->cred.uid == uid;
+	return n;
+}
+
+/* Whether a new connection of uid fits max_clients and user_limits. */
+static bool conn_admissible(struct daemon *d, uid_t uid)
+{
+	static struct log_ratelimit refusals;
+
+	if (uid_privileged(d, uid)) {
+		if (d->n_conns < d->cfg->max_clients + PRIVILEGED_RESERVE)
+			return true;
+	} else if (d->n_conns >= d->cfg->max_clients) {
+		log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: max_clients (%u) reached",
+		            (unsigned)uid, d->cfg->max_clients);
+		return false;
+	} else if (conns_of_uid(d, uid) < d->cfg->user.max_clients) {
+		return true;
+	}
+	log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: it holds %u connections (%s)",
+	            (unsigned)uid, conns_of_uid(d, uid),
+	            uid_privileged(d, uid) ? "max_clients and the reserve" : "user_limits.max_clients");
+	return false;
+}
+
 static int conn_new(struct daemon *d, int fd)
 {
-	struct conn *c = calloc(1, sizeof(*c));
+	_cleanup_free_ struct conn *c = calloc(1, sizeof(*c));
 	socklen_t len = sizeof(c->cred);
 	int ret;
 
@@ -387,11 +487,9 @@ static int conn_new(struct daemon *d, int fd)
 	}
 	c->d = d;
 	c->fd = fd;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
-		ret = -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 || !conn_admissible(d, c->cred.uid)) {
 		close(fd);
-		free(c);
-		return ret;
+		return -EUSERS;
 	}
 	len = sizeof(c->groups);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
@@ -399,13 +497,12 @@ static int conn_new(struct daemon *d, int fd)
 	ret = sd_event_add_io(d->event, &c->src, fd, EPOLLIN, on_conn_io, c);
 	if (ret < 0) {
 		close(fd);
-		free(c);
 		return ret;
 	}
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
-	d->conns = c;
+	d->conns = TAKE_PTR(c);
 	d->n_conns++;
 	return 0;
 }
@@ -444,11 +541,6 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				log_warning("accept: %s", strerror(errno));
 			return 0;
-		}
-		if (d->n_conns >= d->cfg->max_clients) {
-			log_warning("refusing a client: max_clients (%u) reached", d->cfg->max_clients);
-			close(cfd);
-			continue;
 		}
 		conn_new(d, cfd);
 	}

@@ -105,6 +105,10 @@ EXPORT const char *ipcq_strerror(int err)
 		return "permission denied by the queue's access rules";
 	case EIDRM:
 		return "the queue was deleted";
+	case EDQUOT:
+		return "a per-user limit of ipcbrokerd (user_limits) refuses it";
+	case EIO:
+		return "the queue's shared memory failed a check: it is quarantined until purged or deleted";
 	case ECHILD:
 		return "this queue handle belongs to the process that opened it (after fork, connect and open again)";
 	case ESRCH:

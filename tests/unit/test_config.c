@@ -109,8 +109,13 @@ static void assert_documented_defaults(const struct config *cfg)
 	assert_string_equal(cfg->namespace_, "default");
 	assert_null(cfg->socket);
 	assert_true(cfg->auto_create);
+	assert_false(cfg->show_all_queues);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
 	assert_int_equal(cfg->max_clients, 4096);
+	assert_int_equal(cfg->user.max_clients, 256);
+	assert_int_equal(cfg->user.max_queues, 64);
+	assert_int_equal(cfg->user.max_ring_size, 1ull << 30);
+	assert_int_equal(cfg->user.max_ring_total, 4ull << 30);
 	assert_geometry_equal(cfg->defaults, (ipcq_geometry){ .max_msgs = 10,
 	                                                      .msg_size = 512,
 	                                                      .ring_size = 64u << 20,
