@@ -213,8 +213,12 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 	};
 	int ret = 0;
 
+	const char *why;
+
 	snprintf(rec.name, sizeof(rec.name), "%s", name);
-	if (!qc && !is_privileged(c))
+	if (proto_geometry_check(&rec.geo, &why) < 0)
+		ret = reply_error(r, -EINVAL, "invalid geometry: %s", why);
+	else if (!qc && !is_privileged(c))
 		ret = check_user_may_create(c, &rec.geo, r);
 	if (ret == 0)
 		ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);

@@ -236,6 +236,7 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "reclaimed", st->reclaimed },
 		{ "rejected", st->rejected },
 		{ "receivers", st->receivers },
+		{ "quarantined", st->quarantined },
 	};
 	size_t i;
 

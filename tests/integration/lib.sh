@@ -112,9 +112,8 @@ expect_status() {
 
 # need_nobody: skip unless commands can run as the user nobody.  Defines
 # as_nobody COMMAND... (nobody:$NOBODY_GROUP, no supplementary groups, the
-# environment kept) and $IPCQ_NOBODY and $IPCBROKERD_NOBODY, the programs
-# nobody can run: the build directory may sit where nobody cannot go (a
-# clone under /root), and then nobody gets a copy in $T/bin.
+# environment kept) and $IPCQ_NOBODY and $IPCBROKERD_NOBODY, command lines
+# of ipcq and ipcbrokerd that nobody can run (see nobody_prog).
 need_nobody() {
 	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run commands as nobody"; exit 77; }
 	getent passwd nobody >/dev/null || { echo "SKIP: no user nobody"; exit 77; }
@@ -137,23 +136,30 @@ need_nobody() {
 		echo "SKIP: neither setpriv, runuser nor su can run a command as nobody"
 		exit 77
 	fi
-	IPCQ_NOBODY=$IPCQ
-	IPCBROKERD_NOBODY=$IPCBROKERD
-	if ! as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 || ! as_nobody $IPCBROKERD --help >/dev/null 2>&1; then
-		mkdir -p "$T/bin"
-		if [ -x "$B/tools/.libs/ipcq" ]; then
-			cp "$B/tools/.libs/ipcq" "$T/bin/ipcq"
-			cp -P "$B"/libclient/.libs/libipcq.so* "$T/bin/"
-		else
-			cp "$IPCQ" "$T/bin/ipcq"
-		fi
-		cp "$IPCBROKERD" "$T/bin/ipcbrokerd"
-		chmod -R a+rX "$T/bin"
-		IPCQ_NOBODY="env LD_LIBRARY_PATH=$T/bin $T/bin/ipcq"
-		IPCBROKERD_NOBODY="$T/bin/ipcbrokerd"
-		as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 ||
-			{ echo "SKIP: nobody cannot run a copy of ipcq"; exit 77; }
+	IPCQ_NOBODY=$(nobody_prog "$IPCQ")
+	IPCBROKERD_NOBODY=$(nobody_prog "$IPCBROKERD")
+	as_nobody $IPCQ_NOBODY --help >/dev/null 2>&1 || { echo "SKIP: nobody cannot run a copy of ipcq"; exit 77; }
+}
+
+# nobody_prog PROGRAM: a command line nobody can run PROGRAM (of the build
+# tree) with.  The build directory may sit where nobody cannot go (a clone
+# under /root): then nobody gets a copy in $T/bin, with the library.
+nobody_prog() {
+	if as_nobody test -x "$1" && as_nobody test -r "$1"; then
+		echo "$1"
+		return
 	fi
+	mkdir -p "$T/bin"
+	name=$(basename "$1")
+	dir=$(dirname "$1")
+	if [ -x "$dir/.libs/$name" ]; then
+		cp "$dir/.libs/$name" "$T/bin/$name"
+	else
+		cp "$1" "$T/bin/$name"
+	fi
+	cp -P "$B"/libclient/.libs/libipcq.so* "$T/bin/" 2>/dev/null || true
+	chmod -R a+rX "$T/bin"
+	echo "env LD_LIBRARY_PATH=$T/bin $T/bin/$name"
 }
 
 # qstat QUEUE FIELD: one field of 'ipcq stat'

@@ -9,26 +9,9 @@
 # --namespace, so the test runs in private mount and IPC namespaces with
 # fresh tmpfs on /run and /dev/shm: it never meets a real instance, and
 # everything it made vanishes with the namespaces.
-if [ -z "${IPCQ_T_DISCOVERY_INSIDE:-}" ]; then
-	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root for private mount and IPC namespaces"; exit 77; }
-	command -v unshare >/dev/null 2>&1 || { echo "SKIP: no unshare"; exit 77; }
-	# In a chroot "/" is no mount point and cannot be made private as a
-	# whole; then only /run and /dev/shm are, below, where that is possible.
-	prop=private
-	unshare --mount --ipc --propagation private true 2>/dev/null || prop=unchanged
-	unshare --mount --ipc --propagation $prop true 2>/dev/null ||
-		{ echo "SKIP: cannot make private mount and IPC namespaces here"; exit 77; }
-	IPCQ_T_DISCOVERY_INSIDE=$prop exec unshare --mount --ipc --propagation $prop sh "$0" "$@"
-fi
-# Our tmpfs mounts must not propagate back to the real /run and /dev/shm:
-# with "/" private they cannot; otherwise the mounts beneath must be made
-# private first, which needs them to be mount points.
-if [ "$IPCQ_T_DISCOVERY_INSIDE" = unchanged ]; then
-	for m in /run /dev/shm; do
-		mountpoint -q "$m" && mount --make-private "$m" ||
-			{ echo "SKIP: $m is no mount point that can be made private in this chroot"; exit 77; }
-	done
-fi
+PRIVNS_FLAGS="--mount --ipc"
+. "$(dirname "$0")/privns.sh"
+privns_mount_private /run /dev/shm
 . "$(dirname "$0")/lib.sh"
 need_nobody
 mount -t tmpfs -o mode=755 ipcq-test-run /run || fail "cannot mount a private /run"

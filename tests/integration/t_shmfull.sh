@@ -1,0 +1,40 @@
+#!/bin/sh
+# t_shmfull.sh - a full /dev/shm is a clear error when a queue is created,
+# never a SIGBUS later: the daemon reserves a ring's memory when it makes
+# it.  Runs in a private mount namespace with a 24 MiB tmpfs on /dev/shm.
+PRIVNS_FLAGS="--mount"
+. "$(dirname "$0")/privns.sh"
+privns_mount_private /dev/shm
+. "$(dirname "$0")/lib.sh"
+mount -t tmpfs -o size=24m,mode=1777 ipcq-test-shm /dev/shm || fail "cannot mount a small /dev/shm"
+RC="$STRESS/ringcrash"
+
+test_create_beyond_free_shm_names_the_space() {
+	"$IPCQ" create first --ring-size 16M
+	expect_status 1 "create of a 16M ring with about 8M free" "$IPCQ" create second --ring-size 16M
+	grep -q "no room" "$T/err" || fail "the error does not say there is no room: $(cat "$T/err")"
+	grep -q "/dev/shm" "$T/err" || fail "the error does not name /dev/shm: $(cat "$T/err")"
+	daemon_alive || fail "the daemon died creating a ring /dev/shm has no room for"
+	! ls /dev/shm/ipcq."$NS".second.* >/dev/null 2>&1 || fail "the refused ring was left in /dev/shm"
+	expect_status 4 "stat of the refused queue" "$IPCQ" stat second
+	pass "a ring /dev/shm has no room for is refused at create, naming the free space; nothing left"
+}
+
+test_queues_made_before_keep_working() {
+	"$IPCQ" create small --ring-size 4M
+	# fill what is left of /dev/shm, so that nothing is spare
+	head -c 64M /dev/zero >/dev/shm/filler 2>/dev/null || true
+	# every page of the rings was reserved: writing them all cannot fault
+	"$RC" send first 3000000 4 || fail "sends through the 16M ring with /dev/shm full"
+	"$RC" check first 3000000 4 3000 >/dev/null || fail "the messages through the 16M ring were not intact"
+	"$RC" send small 1000000 3 || fail "sends through the 4M ring with /dev/shm full"
+	"$RC" check small 1000000 3 3000 >/dev/null || fail "the messages through the 4M ring were not intact"
+	daemon_alive || fail "the daemon died"
+	rm -f /dev/shm/filler
+	pass "with /dev/shm full, queues made before move 12M through their rings intact, no SIGBUS"
+}
+
+start_daemon
+test_create_beyond_free_shm_names_the_space
+test_queues_made_before_keep_working
+stop_daemon

@@ -1,0 +1,153 @@
+/*
+ * trust.c - clients that test the daemon's trust boundaries, for
+ * t_trust.sh.
+ *
+ *   trust squat NAME MODE MAXMSG MSGSIZE RINGBYTES
+ *                        make the mq NAME and the shm NAME.ring first, as
+ *                        another user (or the daemon's, with a wrong mode)
+ *                        could: mode MODE (octal), the mq of MAXMSG x
+ *                        MSGSIZE, the shm of RINGBYTES
+ *   trust unsquat NAME   remove them again
+ *   trust flood SOCKET N open N connections, ask each for the list of
+ *                        queues, print "answered M of N", and hold them
+ *                        until stdin closes
+ *   trust fork-handle SOCKET QUEUE
+ *                        open QUEUE, fork: the child's calls on the
+ *                        parent's handle must fail with -ECHILD, and the
+ *                        parent's must work after the child closed its copy
+ *
+ * Each exits 0 when what it did or saw is as described, 1 otherwise.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <mqueue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipcq.h"
+
+static int squat(const char *name, mode_t mode, long maxmsg, long msgsize, off_t ring_bytes)
+{
+	struct mq_attr attr = { .mq_maxmsg = maxmsg, .mq_msgsize = msgsize };
+	char shm_name[512];
+	mqd_t mq;
+	int fd;
+
+	mq = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode, &attr);
+	if (mq == (mqd_t)-1 || fchmod(mq, mode) < 0) {
+		fprintf(stderr, "trust squat: mq %s: %s\n", name, strerror(errno));
+		return 1;
+	}
+	snprintf(shm_name, sizeof(shm_name), "%s.ring", name);
+	fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0 || fchmod(fd, mode) < 0 || ftruncate(fd, ring_bytes) < 0) {
+		fprintf(stderr, "trust squat: shm %s: %s\n", shm_name, strerror(errno));
+		return 1;
+	}
+	printf("squatted %s mode %04o\n", name, (unsigned)mode);
+	return 0;
+}
+
+static int unsquat(const char *name)
+{
+	char shm_name[512];
+
+	snprintf(shm_name, sizeof(shm_name), "%s.ring", name);
+	mq_unlink(name);
+	shm_unlink(shm_name);
+	return 0;
+}
+
+static int flood(const char *sock, int n)
+{
+	ipcq_client **c = calloc((size_t)n, sizeof(*c));
+	int answered = 0;
+	char buf[64];
+	ipcq_stats st;
+
+	if (!c)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		if (ipcq_connect(&c[i], sock) < 0) {
+			c[i] = NULL;
+			continue;
+		}
+		/* refused connections are accepted and closed at once */
+		if (ipcq_list(c[i], &st, 1) >= 0)
+			answered++;
+	}
+	printf("answered %d of %d\n", answered, n);
+	fflush(stdout);
+	while (fgets(buf, sizeof(buf), stdin))
+		;
+	for (int i = 0; i < n; i++)
+		if (c[i])
+			ipcq_disconnect(c[i]);
+	free(c);
+	return 0;
+}
+
+static int expect(const char *what, int got, int want)
+{
+	if (got == want)
+		return 0;
+	fprintf(stderr, "trust fork-handle: %s returned %d (%s), expected %d\n", what, got, ipcq_strerror(got), want);
+	return 1;
+}
+
+static int fork_handle(const char *sock, const char *queue)
+{
+	ipcq_client *c;
+	ipcq_queue *q;
+	ipcq_msg m;
+	char buf[16];
+	int st, bad = 0;
+	pid_t pid;
+
+	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
+		fprintf(stderr, "trust fork-handle: cannot open %s\n", queue);
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		bad |= expect("ipcq_send in the child", ipcq_send(q, "x", 1, 0, 100), -ECHILD);
+		bad |= expect("ipcq_recv_view in the child", ipcq_recv_view(q, &m, 100), -ECHILD);
+		bad |= expect("ipcq_recv in the child", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 100), -ECHILD);
+		bad |= expect("ipcq_close in the child", ipcq_close(q), 0);
+		_exit(bad);
+	}
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		bad = 1;
+	bad |= expect("ipcq_send in the parent", ipcq_send(q, "parent", 6, 0, 1000), 0);
+	bad |= expect("ipcq_recv in the parent", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), 6);
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	if (!bad)
+		printf("child got ECHILD; parent unharmed\n");
+	return bad;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 7 && strcmp(argv[1], "squat") == 0)
+		return squat(argv[2], (mode_t)strtoul(argv[3], NULL, 8), atol(argv[4]), atol(argv[5]),
+		             (off_t)atoll(argv[6]));
+	if (argc == 3 && strcmp(argv[1], "unsquat") == 0)
+		return unsquat(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "flood") == 0)
+		return flood(argv[2], atoi(argv[3]));
+	if (argc == 4 && strcmp(argv[1], "fork-handle") == 0)
+		return fork_handle(argv[2], argv[3]);
+	fprintf(stderr, "usage: trust squat NAME MODE MAXMSG MSGSIZE RINGBYTES | unsquat NAME |\n"
+	                "       flood SOCKET N | fork-handle SOCKET QUEUE\n");
+	return 2;
+}
