@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "peer.h"
+#include "statefile.h"
 #include "util.h"
 
 static struct peer **bucket(struct daemon *d, uint32_t holder)
@@ -61,36 +62,21 @@ static uint32_t next_free_holder(struct daemon *d)
 	}
 }
 
-/* The holder table, for a daemon started after this one. */
+static int write_holders(FILE *f, void *ctx)
+{
+	const struct daemon *d = ctx;
+
+	fprintf(f, "# ipcbrokerd holders: holder pid starttime\n");
+	for (const struct peer *p = d->peers; p; p = p->next)
+		fprintf(f, "%u %d %" PRIu64 "\n", p->holder, (int)p->pid, p->starttime);
+	return ferror(f) ? -EIO : 0;
+}
+
+/* The holder table, for a daemon started after this one.  /run is a
+ * tmpfs, and the file matters only while the machine is up: no fsync. */
 static int peers_save(struct daemon *d)
 {
-	char tmp[sizeof(d->holders_path) + 8];
-	FILE *f = NULL;
-	int fd, ret = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->holders_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0)
-		f = fdopen(fd, "w");
-	if (!f) {
-		ret = -errno;
-		if (fd >= 0)
-			close(fd);
-		log_error("cannot write %s: %s", tmp, strerror(-ret));
-		return ret;
-	}
-	fprintf(f, "# ipcbrokerd holders: holder pid starttime\n");
-	for (struct peer *p = d->peers; p; p = p->next)
-		fprintf(f, "%u %d %" PRIu64 "\n", p->holder, (int)p->pid, p->starttime);
-	if (fclose(f) != 0)
-		ret = -errno;
-	if (ret == 0 && rename(tmp, d->holders_path) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		log_error("cannot write %s: %s", d->holders_path, strerror(-ret));
-		unlink(tmp);
-	}
-	return ret;
+	return statefile_save(d->holders_path, write_holders, d, 0);
 }
 
 static void peer_unlink(struct daemon *d, struct peer *p)

@@ -15,54 +15,35 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "queue.h"
+#include "statefile.h"
 #include "util.h"
 
-int registry_save(struct daemon *d)
+static int write_records(FILE *f, void *ctx)
 {
-	char tmp[sizeof(d->state_path) + 8];
-	FILE *f = NULL;
-	int fd, ret = 0;
+	const struct daemon *d = ctx;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", d->state_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd >= 0 && fchmod(fd, 0600) == 0)
-		f = fdopen(fd, "w");
-	if (!f) {
-		ret = -errno;
-		log_error("cannot write the queue registry %s: %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return ret;
-	}
 	fprintf(f, "# ipcbrokerd queue registry: name token max_msgs msg_size ring_size max_payload delivery "
 	           "creator_uid\n");
-	for (struct queue *q = d->queues; q; q = q->next) {
+	for (const struct queue *q = d->queues; q; q = q->next) {
 		const struct queue_record *r = &q->rec;
 
 		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u\n", r->name, *r->token ? r->token : "-",
 		        r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size, r->geo.max_payload, (int)r->delivery,
 		        (unsigned)r->creator);
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) < 0)
-		ret = -errno;
-	if (fclose(f) != 0 && ret == 0)
-		ret = -errno;
-	if (ret == 0 && rename(tmp, d->state_path) < 0)
-		ret = -errno;
-	if (ret < 0) {
-		log_error("cannot write the queue registry %s: %s", d->state_path, strerror(-ret));
-		unlink(tmp);
-	}
-	return ret;
+	return ferror(f) ? -EIO : 0;
+}
+
+int registry_save(struct daemon *d)
+{
+	return statefile_save(d->state_path, write_records, d, 1);
 }
 
 /* One line into rec; false if it is malformed. */
