@@ -781,8 +781,12 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	if (kind == PROTO_MSG_RING) {
 		memcpy(&d, s->buf, sizeof(d));
 		r = ring_take(&q->ring, &d, &ref);
+	} else if (kind == PROTO_MSG_CLOSED) {
+		/* the daemon sets the flag before it sends CLOSED: without it,
+		 * the message is a sender's forgery, not a deletion */
+		r = deleted(q) ? -EIDRM : -EBADMSG;
 	} else {
-		r = kind == PROTO_MSG_CLOSED ? -EIDRM : kind;
+		r = kind;
 	}
 	slot_put(q, idx);
 	if (r == -EIDRM)

@@ -246,6 +246,13 @@ test_forked_child_cannot_use_its_parents_handle() {
 	pass "$(cat "$T/out")"
 }
 
+test_forged_closed_message_is_refused() {
+	"$TRUST" forge-closed "$SOCK" closing >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+	"$IPCQ" stat closing >/dev/null || fail "the queue is gone after a forged CLOSED"
+	"$IPCQ" delete closing
+	pass "$(cat "$T/out")"
+}
+
 # wait_line FILE TEXT: until FILE has a line starting with TEXT (5 s)
 wait_line() {
 	i=0
@@ -266,4 +273,5 @@ test_connection_flood_of_one_user_locks_nobody_out
 test_oversized_and_too_many_queues_are_refused
 test_list_shows_a_user_only_its_queues
 test_forked_child_cannot_use_its_parents_handle
+test_forged_closed_message_is_refused
 stop_daemon

@@ -11,6 +11,11 @@
  *   trust flood SOCKET N open N connections, ask each for the list of
  *                        queues, print "answered M of N", and hold them
  *                        until stdin closes
+ *   trust forge-closed SOCKET QUEUE
+ *                        put a CLOSED message, which only the daemon may
+ *                        send when it deletes a queue, on QUEUE's mq as a
+ *                        sender can: the receiver must refuse it
+ *                        (-EBADMSG), not take the queue for deleted
  *   trust fork-handle SOCKET QUEUE
  *                        open QUEUE, fork: the child's calls on the
  *                        parent's handle must fail with -ECHILD, and the
@@ -32,6 +37,7 @@
 #include <unistd.h>
 
 #include "ipcq.h"
+#include "proto.h"
 
 static int squat(const char *name, mode_t mode, long maxmsg, long msgsize, off_t ring_bytes)
 {
@@ -98,7 +104,7 @@ static int expect(const char *what, int got, int want)
 {
 	if (got == want)
 		return 0;
-	fprintf(stderr, "trust fork-handle: %s returned %d (%s), expected %d\n", what, got, ipcq_strerror(got), want);
+	fprintf(stderr, "trust: %s returned %d (%s), expected %d\n", what, got, ipcq_strerror(got), want);
 	return 1;
 }
 
@@ -136,6 +142,32 @@ static int fork_handle(const char *sock, const char *queue)
 	return bad;
 }
 
+static int forge_closed(const char *sock, const char *queue)
+{
+	struct proto_msg_hdr closed = { .kind = PROTO_MSG_CLOSED };
+	ipcq_client *c;
+	ipcq_queue *q;
+	char buf[16];
+	int bad = 0;
+
+	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
+		fprintf(stderr, "trust forge-closed: cannot open %s\n", queue);
+		return 1;
+	}
+	if (mq_send(ipcq_fd(q), (const char *)&closed, sizeof(closed), 0) < 0) {
+		fprintf(stderr, "trust forge-closed: mq_send: %s\n", strerror(errno));
+		return 1;
+	}
+	bad |= expect("ipcq_recv of a forged CLOSED", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), -EBADMSG);
+	bad |= expect("ipcq_send after it", ipcq_send(q, "alive", 5, 0, 1000), 0);
+	bad |= expect("ipcq_recv after it", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), 5);
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	if (!bad)
+		printf("forged CLOSED refused; the queue lives on\n");
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && strcmp(argv[1], "squat") == 0)
@@ -147,7 +179,9 @@ int main(int argc, char **argv)
 		return flood(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "fork-handle") == 0)
 		return fork_handle(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "forge-closed") == 0)
+		return forge_closed(argv[2], argv[3]);
 	fprintf(stderr, "usage: trust squat NAME MODE MAXMSG MSGSIZE RINGBYTES | unsquat NAME |\n"
-	                "       flood SOCKET N | fork-handle SOCKET QUEUE\n");
+	                "       flood SOCKET N | fork-handle SOCKET QUEUE | forge-closed SOCKET QUEUE\n");
 	return 2;
 }
