@@ -746,9 +746,12 @@ static void slot_put(ipcq_queue *q, int handle)
  * duplicate descriptor left by a crash recovery. */
 static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
+	union {
+		struct proto_msg_hdr hdr;
+		struct proto_ring_desc desc;
+	} msg;
 	struct ring_slot *s;
 	struct proto_msg_hdr h;
-	struct proto_ring_desc d;
 	struct ring_ref ref;
 	unsigned prio = 0;
 	ssize_t n;
@@ -767,8 +770,11 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return (int)n;
 	}
 	prio = s->prio;
-	kind = proto_msg_check(s->buf, (size_t)n);
-	memcpy(&h, s->buf, sizeof(h));
+	/* One copy of what decides, checked and then used: the slot is
+	 * shared memory, which another client may rewrite meanwhile. */
+	memcpy(&msg, s->buf, MIN((size_t)n, sizeof(msg)));
+	kind = proto_msg_check(&msg, (size_t)n);
+	h = msg.hdr;
 	if (kind == PROTO_MSG_INLINE) {
 		*m = (ipcq_msg){ .data = s->buf + sizeof(h),
 			         .len = h.len,
@@ -779,8 +785,7 @@ static int recv_one(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return 0;
 	}
 	if (kind == PROTO_MSG_RING) {
-		memcpy(&d, s->buf, sizeof(d));
-		r = ring_take(&q->ring, &d, &ref);
+		r = ring_take(&q->ring, &msg.desc, &ref);
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,
 		 * the message is a sender's forgery, not a deletion */

@@ -45,12 +45,18 @@
  * after tail has passed it: so a header read (after an acquire load of
  * head) is genuine if tail had not passed it by the time it was read.
  *
- * Waiting for space.  The lock is never held while waiting.  A producer
- * that finds no room registers in waiters under the lock and sleeps on the
- * process-shared semaphore "space" with its deadline (sem_clockwait); a
- * releaser posts it up to the number of waiters, bounded by RING_WAKE_MAX
- * (waiters is shared memory), and a producer that got space after waiting
- * passes the wake-up on.  An extra post only causes one more check.
+ * Waiting for space.  The lock is never held while waiting.  space_seq is
+ * a futex word that every release moves on.  A producer reads it, looks
+ * for room (which reads tail), and when there is none counts itself in
+ * waiters and sleeps on the futex with its deadline, as long as space_seq
+ * still holds what it read; a releaser moves tail, then space_seq, then
+ * wakes up to waiters producers, bounded by RING_WAKE_MAX (waiters is
+ * shared memory).  So a release either comes before the producer's look
+ * (which sees the room) or moves space_seq before the sleep (which then
+ * returns at once) or sees the producer in waiters (and wakes it): no
+ * wake-up is lost.  A producer that got room after a wait passes one
+ * wake-up on.  Not a POSIX semaphore: glibc aborts the process when a
+ * sem_t it posts holds garbage, and any client can write garbage there.
  *
  * The producers' lock is a futex word naming its holder (see "The
  * producers' lock" below), held only for a few stores; every wait for it
@@ -89,8 +95,8 @@
  *    met on a walk is checked against it, and head and tail must be
  *    positions the ring could have (positions_valid);
  *  - loops: every walk is bounded by the number of chunks the data area
- *    can hold, every CAS retry loop by a count, every post of "space" by
- *    RING_WAKE_MAX, whatever the counters say;
+ *    can hold, every CAS retry loop by a count, every wake-up of waiting
+ *    producers by RING_WAKE_MAX, whatever the counters say;
  *  - waits: the daemon takes no lock on the ring at all (it reclaims and
  *    moves the tail with atomics alone), and a client's lock and space
  *    waits end at its own deadline;
@@ -175,8 +181,7 @@ int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geo
 	h->total_size = map_len;
 	atomic_store(&h->next_gen, 1);
 	atomic_store(&h->lock, 0);
-	if (sem_init(&h->space, 1, 0) < 0)
-		return -errno;
+	atomic_store(&h->space_seq, 0);
 	memset((unsigned char *)mem + h->slots_offset, 0, h->data_offset - h->slots_offset);
 	/* the magic goes last: a half-formatted ring is never adopted */
 	atomic_thread_fence(memory_order_release);
@@ -306,23 +311,21 @@ static uint64_t chunk_size_for(size_t len)
 	return ALIGN_UP((uint64_t)sizeof(struct ring_chunk) + len, (uint64_t)RING_ALIGN);
 }
 
-/* Wake producers waiting for space.  waiters is shared memory a client
- * may have set to anything, so the posts are bounded (an extra post costs
- * a producer one more look; a missing one is made up by the producer that
- * got space, see ring_reserve). */
+/* Move space_seq on, and wake at most max producers waiting for space
+ * (bounded: waiters is shared memory a client may have set to anything). */
+static void wake_space(struct ring *r, uint32_t max)
+{
+	uint32_t n;
+
+	atomic_fetch_add_explicit(&r->hdr->space_seq, 1, memory_order_seq_cst);
+	n = atomic_load_explicit(&r->hdr->waiters, memory_order_seq_cst);
+	if (n)
+		futex(&r->hdr->space_seq, FUTEX_WAKE, MIN(n, max), NULL, 0);
+}
+
 static void wake_producers(struct ring *r)
 {
-	uint32_t n = atomic_load_explicit(&r->hdr->waiters, memory_order_acquire);
-	int v = 0;
-
-	if (n == 0)
-		return;
-	n = MIN(n, RING_WAKE_MAX);
-	if (sem_getvalue(&r->hdr->space, &v) < 0 || v < 0)
-		v = 0;
-	for (; (uint32_t)v < n; v++)
-		if (sem_post(&r->hdr->space) < 0)
-			break;
+	wake_space(r, RING_WAKE_MAX);
 }
 
 /* Whether a chunk at pos (before head) may have this size: shared memory
@@ -497,24 +500,25 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 		until = &dl;
 	}
 	for (;;) {
+		uint32_t seq;
 		int w;
 
 		ret = ring_lock_until(r, until);
 		if (ret)
 			return ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
+		seq = atomic_load_explicit(&r->hdr->space_seq, memory_order_seq_cst);
 		ret = try_reserve_locked(r, size, len, out);
 		if (ret != -EAGAIN || timeout_ms == 0) {
 			ring_unlock(r);
-			/* the posts are bounded: pass the wake-up on to the next waiter */
-			if (ret == 0 && waited && atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
-				sem_post(&r->hdr->space);
+			/* the wake-ups are bounded: pass one on to the next waiter */
+			if (ret == 0 && waited)
+				wake_space(r, 1);
 			return ret;
 		}
-		atomic_fetch_add_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->hdr->waiters, 1, memory_order_seq_cst);
 		ring_unlock(r);
 
-		w = until ? sem_clockwait(&r->hdr->space, CLOCK_MONOTONIC, until) : sem_wait(&r->hdr->space);
-		w = w < 0 ? errno : 0;
+		w = futex(&r->hdr->space_seq, FUTEX_WAIT_BITSET, seq, until, FUTEX_BITSET_MATCH_ANY) < 0 ? errno : 0;
 		atomic_fetch_sub_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
 		waited = true;
 		if (w == ETIMEDOUT) {
@@ -525,8 +529,9 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 			ring_unlock(r);
 			return ret == -EAGAIN ? -ETIMEDOUT : ret;
 		}
-		if (w)
-			return -w; /* -EINTR: a signal handler ran, as with mq_send */
+		if (w == EINTR)
+			return -EINTR; /* a signal handler ran, as with mq_send */
+		/* woken, or space_seq moved before we slept: look again */
 	}
 }
 
@@ -793,10 +798,27 @@ static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_r
 	return 1;
 }
 
+/* Whether the header still says what it said when the ring was made or
+ * attached: a client may have overwritten it. */
+static bool header_intact(const struct ring *r)
+{
+	const volatile struct ring_hdr *h = r->hdr;
+
+	return h->magic == RING_MAGIC && h->version == RING_VERSION && h->hdr_size == RING_HDR_SIZE &&
+	       h->data_size == r->data_size && h->max_payload == r->max_payload && h->msg_size == r->msg_size &&
+	       h->delivery == r->delivery && h->nslots == RING_SLOTS && h->slot_size == r->slot_size &&
+	       h->slots_offset == RING_HDR_SIZE && h->total_size == r->map_len &&
+	       h->data_offset == (uint64_t)(r->data - (unsigned char *)r->hdr);
+}
+
 int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
 	int n = 0, ret;
 
+	if (!header_intact(r)) {
+		*why = "the ring's header was overwritten";
+		return -EBADMSG;
+	}
 	if (atomic_load_explicit(&r->hdr->corrupt, memory_order_relaxed)) {
 		*why = "a client found a chunk header with an impossible size";
 		return -EBADMSG;

@@ -9,7 +9,6 @@
 #ifndef IPCQ_RING_H
 #define IPCQ_RING_H
 
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,7 +23,7 @@
 #define RING_ALIGN 64u                   /* chunk alignment and header size */
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
-#define RING_WAKE_MAX 64u                /* most posts of "space" one release makes */
+#define RING_WAKE_MAX 64u                /* most waiting producers one release wakes */
 #define RING_LOCK_GRACE_MS 10            /* lock wait of work that may be skipped */
 #define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
@@ -92,7 +91,7 @@ struct ring_hdr {
 
 	/* the producers' lock (a futex word, see ring.c) and what it guards */
 	_Atomic uint32_t lock __attribute__((aligned(64)));
-	sem_t space;              /* posted when space is freed and producers wait */
+	_Atomic uint32_t space_seq; /* futex: moves on at every release (see ring.c) */
 	_Atomic uint64_t head;    /* position of the next reservation (monotonic) */
 	_Atomic uint64_t tail;    /* position of the oldest unreclaimed chunk */
 	_Atomic uint64_t next_gen;
@@ -151,7 +150,7 @@ size_t ring_map_size(const struct ring_geometry *geo);
 /* Check a geometry; 0 or -EINVAL with a reason in *why. */
 int ring_geometry_check(const struct ring_geometry *geo, const char **why);
 
-/* Daemon: initialize a fresh mapping (lock, semaphore, empty ring). */
+/* Daemon: initialize a fresh mapping (lock and space words, empty ring). */
 int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo);
 /* Both: check magic, version and layout of a mapping, and attach to it.
  * -EPROTO for foreign or other-version rings, -EINVAL for a bad layout. */

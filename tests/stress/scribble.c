@@ -8,6 +8,10 @@
  *       PATTERN  random | zero | ff | all (the three in turn, one a round)
  *       AFTER    exit (closes and exits 0) | stop (SIGSTOP: stays stopped,
  *                and exits 0 once continued) | kill (SIGKILL)
+ *   scribble SOCKET QUEUE use MS TIMEOUT_MS
+ *       a legitimate client that holds QUEUE before an attack: it sends and
+ *       receives for MS milliseconds, TIMEOUT_MS a call, and prints "open"
+ *       once it holds the queue; exit 3 if a call overran its timeout
  *   scribble SOCKET QUEUE feed TAG COUNT PAUSE_MS
  *       send COUNT checkable messages, 100 and 20000 bytes in turn (inline
  *       and through the ring), PAUSE_MS apart
@@ -37,7 +41,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <mqueue.h>
 #include <signal.h>
@@ -101,6 +104,16 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds left until deadline (a now_ms() time), 0 once it passed. */
+static int ms_until(uint64_t deadline)
+{
+	uint64_t now = now_ms();
+
+	if (now >= deadline)
+		return 0;
+	return deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
 }
 
 /* ---- finding what to scribble ---- */
@@ -232,21 +245,21 @@ static void account(struct tally *t, long r, uint64_t t0, int timeout_ms)
 	}
 }
 
-static void exercise_send(ipcq_queue *q, unsigned char *buf, struct tally *t)
+static void exercise_send(ipcq_queue *q, unsigned char *buf, int timeout_ms, struct tally *t)
 {
 	uint64_t t0 = now_ms();
 	void *loan;
 	int r;
 
-	account(t, ipcq_send(q, buf, INLINE_LEN, 0, CALL_TIMEOUT_MS), t0, CALL_TIMEOUT_MS);
+	account(t, ipcq_send(q, buf, INLINE_LEN, 0, timeout_ms), t0, timeout_ms);
 	t0 = now_ms();
-	account(t, ipcq_send(q, buf, RING_LEN, 0, CALL_TIMEOUT_MS), t0, CALL_TIMEOUT_MS);
+	account(t, ipcq_send(q, buf, RING_LEN, 0, timeout_ms), t0, timeout_ms);
 	/* a loan handed out on a wreck must still lie in memory we may
 	 * write; it is given back, as ipcq_publish has no timeout and the
 	 * forged messages may have filled the mq */
 	t0 = now_ms();
-	r = ipcq_loan(q, RING_LEN, &loan, CALL_TIMEOUT_MS);
-	account(t, r, t0, CALL_TIMEOUT_MS);
+	r = ipcq_loan(q, RING_LEN, &loan, timeout_ms);
+	account(t, r, t0, timeout_ms);
 	if (r == 0) {
 		memset(loan, 0x5a, RING_LEN);
 		t0 = now_ms();
@@ -254,16 +267,16 @@ static void exercise_send(ipcq_queue *q, unsigned char *buf, struct tally *t)
 	}
 }
 
-static void exercise_recv(ipcq_queue *q, unsigned char *buf, struct tally *t)
+static void exercise_recv(ipcq_queue *q, unsigned char *buf, int timeout_ms, struct tally *t)
 {
 	uint64_t t0 = now_ms();
 	ipcq_msg m;
 	int r;
 
-	account(t, (long)ipcq_recv(q, buf, RECV_CAP, NULL, CALL_TIMEOUT_MS), t0, CALL_TIMEOUT_MS);
+	account(t, (long)ipcq_recv(q, buf, RECV_CAP, NULL, timeout_ms), t0, timeout_ms);
 	t0 = now_ms();
-	r = ipcq_recv_view(q, &m, CALL_TIMEOUT_MS);
-	account(t, r, t0, CALL_TIMEOUT_MS);
+	r = ipcq_recv_view(q, &m, timeout_ms);
+	account(t, r, t0, timeout_ms);
 	if (r == 0) {
 		/* a view of a wreck must still lie in memory we may read */
 		volatile uint64_t sink = pattern_checksum(m.data, m.len);
@@ -319,11 +332,11 @@ static int parse_attack(char **argv, struct attack *a)
 static void report(const struct attack *a, const char *rights, const struct tally *t)
 {
 	printf("scribble %s %s %s: %u rounds over %u shared mappings (%u writable), %" PRIu64
-	       " bytes written; forged %lu mq messages (%s); library calls %lu, errors %lu, late %lu, slowest %" PRIu64
-	       " ms\n",
+	       " bytes written; forged %lu mq messages (%s, %lu other errors); library calls %lu, errors %lu, late %lu,"
+	       " slowest %" PRIu64 " ms\n",
 	       rights, pattern_names[a->pattern], after_names[a->after], a->rounds, t->mappings, t->writable,
-	       t->bytes, t->forged, t->mq_refused ? "the mq refused writes" : "the mq took writes", t->calls,
-	       t->errors, t->late, t->slowest_ms);
+	       t->bytes, t->forged, t->mq_refused ? "the mq refused writes" : "the mq took writes", t->forge_errors,
+	       t->calls, t->errors, t->late, t->slowest_ms);
 	fflush(stdout);
 }
 
@@ -346,9 +359,9 @@ static int run_rounds(const struct attack *a, ipcq_queue *q, struct tally *t)
 			break; /* leave the wreck as the last round made it */
 		usleep(ROUND_PAUSE_US);
 		if (a->flags & IPCQ_SEND)
-			exercise_send(q, buf, t);
+			exercise_send(q, buf, CALL_TIMEOUT_MS, t);
 		if (a->flags & IPCQ_RECV)
-			exercise_recv(q, buf, t);
+			exercise_recv(q, buf, CALL_TIMEOUT_MS, t);
 	}
 	free(buf);
 	return r;
@@ -387,6 +400,58 @@ static int mode_attack(const char *sock, char **argv)
 	ipcq_close(q);
 	ipcq_disconnect(c);
 	return 0;
+}
+
+/* ---- a legitimate client of the attacked queue ---- */
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Open QUEUE for sending and receiving, say "open", then send and receive
+ * for MS milliseconds, TIMEOUT_MS a call: it held the queue before the
+ * attack, so its calls meet the wreck itself, not an open that fails.
+ * Exit 0 unless a call overran its timeout (3). */
+static int mode_use(const char *sock, char **argv)
+{
+	unsigned char *buf = malloc(RECV_CAP);
+	uint32_t ms, timeout_ms;
+	struct tally t = { 0 };
+	uint64_t end;
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r;
+
+	if (parse_u32(argv[4], &ms) < 0 || parse_u32(argv[5], &timeout_ms) < 0 || timeout_ms > INT32_MAX)
+		return 2;
+	r = ipcq_connect(&c, sock);
+	if (r == 0)
+		r = ipcq_open(c, argv[2], IPCQ_SEND | IPCQ_RECV, &q);
+	if (r < 0 || !buf) {
+		fprintf(stderr, "scribble: use: open %s: %s\n", argv[2], ipcq_strerror(r));
+		return 1;
+	}
+	printf("open\n");
+	fflush(stdout);
+	memset(buf, 0x66, RECV_CAP);
+	for (end = now_ms() + ms; now_ms() < end;) {
+		exercise_send(q, buf, (int)timeout_ms, &t);
+		exercise_recv(q, buf, (int)timeout_ms, &t);
+		usleep(ROUND_PAUSE_US); /* calls that fail at once must not spin */
+	}
+	printf("use %s: library calls %lu, errors %lu, late %lu, slowest %" PRIu64 " ms\n", argv[2], t.calls,
+	       t.errors, t.late, t.slowest_ms);
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	free(buf);
+	return t.late ? 3 : 0;
 }
 
 /* ---- legitimate traffic ---- */
@@ -436,17 +501,6 @@ static enum verdict judge_msg(const unsigned char *p, size_t n, uint32_t tag, ui
 		return MSG_DAMAGED;
 	*seq = h.seq;
 	return MSG_INTACT;
-}
-
-static int parse_u32(const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (!*s || *end || v > UINT32_MAX)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
 }
 
 static int open_traffic(const char *sock, const char *name, int flags, ipcq_client **c, ipcq_queue **q)
@@ -538,8 +592,8 @@ static int mode_check(const char *sock, char **argv)
 	if (!seen || open_traffic(sock, argv[2], IPCQ_RECV, &c, &q) < 0)
 		return 1;
 	deadline = now_ms() + timeout_ms;
-	while (k.intact < count && now_ms() < deadline) {
-		r = check_one(q, tag, count, seen, (int)(deadline - now_ms()), &k);
+	for (int left; k.intact < count && (left = ms_until(deadline)) > 0;) {
+		r = check_one(q, tag, count, seen, left, &k);
 		if (r < 0 && r != -ETIMEDOUT && r != -EAGAIN) {
 			fprintf(stderr, "scribble: check: receive: %s\n", ipcq_strerror(r));
 			k.errors++;
@@ -561,6 +615,7 @@ static int mode_check(const char *sock, char **argv)
 static int usage(void)
 {
 	fprintf(stderr, "usage: scribble SOCKET QUEUE send|recv|both random|zero|ff|all ROUNDS exit|stop|kill\n"
+	                "       scribble SOCKET QUEUE use MS TIMEOUT_MS\n"
 	                "       scribble SOCKET QUEUE feed TAG COUNT PAUSE_MS\n"
 	                "       scribble SOCKET QUEUE check TAG COUNT TIMEOUT_MS\n");
 	return 2;
@@ -568,9 +623,13 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-	if (argc != 7)
+	if (argc < 6)
 		return usage();
 	rng_state = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+	if (argc == 6 && strcmp(argv[3], "use") == 0)
+		return mode_use(argv[1], argv);
+	if (argc != 7)
+		return usage();
 	if (strcmp(argv[3], "feed") == 0)
 		return mode_feed(argv[1], argv);
 	if (strcmp(argv[3], "check") == 0)
