@@ -129,7 +129,9 @@ int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags);
 void ipcq_disconnect(ipcq_client *c);
 
 /* Open (and with IPCQ_CREATE, create) a queue.  -ENOENT if it does not
- * exist, -EACCES if the caller may not use it as asked.  Once the queue is
+ * exist, -EACCES if the caller may not use it as asked, -EDQUOT when
+ * creating it would pass the daemon's user_limits, -EIO when the queue is
+ * quarantined (its shared memory failed a check: purge or delete it).  Once the queue is
  * deleted, calls on an open handle return -EIDRM (a receiver blocked on
  * it is woken). */
 int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out);
