@@ -2,8 +2,18 @@
 # run.sh - run the benchmarks against a private daemon (its own namespace),
 # baselines and ipcbroker side by side in the same run.
 # usage: bench/run.sh [SIZE COUNT]   (default: 1 MiB x 2000)
+# The build: $IPCQ_BUILDDIR, else build/demo (what scripts/demo.sh makes),
+# else the source tree configured in place.
 set -eu
-B=${IPCQ_BUILDDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+top=$(cd "$(dirname "$0")/.." && pwd)
+if [ -n "${IPCQ_BUILDDIR:-}" ]; then
+	B=$IPCQ_BUILDDIR
+elif [ -x "$top/build/demo/tools/ipcq" ]; then
+	B=$top/build/demo
+else
+	B=$top
+fi
+[ -x "$B/bench/bulk" ] || make -C "$B" bench/bulk >/dev/null
 T=$(mktemp -d)
 NS=bench$$
 export IPCQ_SOCKET="$T/ctl.sock"
