@@ -429,13 +429,21 @@ static int mode_use(const char *sock, char **argv)
 	ipcq_queue *q;
 	int r;
 
-	if (parse_u32(argv[4], &ms) < 0 || parse_u32(argv[5], &timeout_ms) < 0 || timeout_ms > INT32_MAX)
+	if (!buf || parse_u32(argv[4], &ms) < 0 || parse_u32(argv[5], &timeout_ms) < 0 || timeout_ms > INT32_MAX) {
+		free(buf);
 		return 2;
+	}
 	r = ipcq_connect(&c, sock);
-	if (r == 0)
+	if (r == 0) {
 		r = ipcq_open(c, argv[2], IPCQ_SEND | IPCQ_RECV, &q);
-	if (r < 0 || !buf) {
-		fprintf(stderr, "scribble: use: open %s: %s\n", argv[2], ipcq_strerror(r));
+		if (r < 0) {
+			fprintf(stderr, "scribble: use: open %s: %s (%s)\n", argv[2], ipcq_strerror(r), ipcq_last_error(c));
+			ipcq_disconnect(c);
+		}
+	}
+	if (r < 0) {
+		fprintf(stderr, "scribble: use: cannot open %s: %s\n", argv[2], ipcq_strerror(r));
+		free(buf);
 		return 1;
 	}
 	printf("open\n");
