@@ -552,7 +552,7 @@ void ring_published(struct ring *r, const struct ring_ref *ref)
 	 * consumer may have taken and released it, and the tail passed it.
 	 * While the tail is not past it the word is still its own; after, the
 	 * space must come round the whole ring again before other bytes sit
-	 * there, and those would have to equal this word (our pid and
+	 * there, and those would have to equal this word (our holder id and
 	 * generation) for the CAS to touch them.  Left PUBLISHING otherwise:
 	 * consumers take that too. */
 	if (ref->pos >= atomic_load_explicit(&r->hdr->tail, memory_order_acquire))
