@@ -57,7 +57,7 @@ struct conn {
 struct reply {
 	struct proto_reply rep;
 	ipcq_stats stats[PROTO_LIST_MAX];
-	int fds[2];
+	int fds[PROTO_OPEN_FDS];
 	unsigned nfds;
 };
 
@@ -239,7 +239,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 	struct daemon *d = c->d;
 	struct queue *q = queue_find(d, req->name);
 	struct peer *p;
-	int mq_fd, ring_fd, ret;
+	int ret;
 
 	if (!(req->flags & (IPCQ_SEND | IPCQ_RECV)))
 		return reply_error(r, -EINVAL, "open needs send and/or receive");
@@ -259,7 +259,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 	if (!may_use(c, q, req->flags))
 		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
 		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->rec.name);
-	ret = queue_open_fds(d, q, (int)req->flags, &mq_fd, &ring_fd);
+	ret = queue_open_fds(d, q, (int)req->flags, r->fds);
 	if (ret == -EIO)
 		return reply_error(r, ret, "queue '%s' is quarantined: %s (purge or delete it)", q->rec.name,
 		                   q->quarantine);
@@ -267,9 +267,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 		return reply_error(r, ret, "cannot open queue '%s': %s", q->rec.name, strerror(-ret));
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
-	r->fds[0] = mq_fd;
-	r->fds[1] = ring_fd;
-	r->nfds = 2;
+	r->nfds = PROTO_OPEN_FDS;
 	return 0;
 }
 
@@ -381,7 +379,7 @@ static int send_reply(struct conn *c, struct reply *r)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(PROTO_OPEN_FDS * sizeof(int))];
 	} ctrl;
 	struct iovec iov = { .iov_base = &r->rep,
 		             .iov_len = sizeof(r->rep) + (size_t)r->rep.count * sizeof(ipcq_stats) };

@@ -1,8 +1,11 @@
 /*
  * queue.c - creating, adopting, opening and removing queues.
  *
- * A queue is two kernel objects: the POSIX mq (inline messages and ring
- * descriptors) and the shm ring (bulk payloads, receive slots, counters).
+ * A queue is three kernel objects: the POSIX mq (inline messages and ring
+ * descriptors), the shm ring (bulk payloads, receive slots, counters),
+ * which every client of the queue maps read-write, and the shm meta page
+ * (proto.h), which only the daemon writes: deletion and quarantine are
+ * announced there, where no client can forge them.
  *
  * Ownership.  Object names are global to the IPC namespace: any local user
  * may create one first, and a daemon that took such an object for its own
@@ -17,8 +20,8 @@
  *    uid with mode 0600 and a valid header; what belongs to someone else
  *    is refused loudly and left alone, and what is ours but fails a check
  *    is quarantined, so that purge and delete still work on it.
- * Creation makes the ring first and the mq last, so the mq's existence
- * means the queue is whole.  The ring's memory is reserved when it is made
+ * Creation makes the ring and the meta page first and the mq last, so the
+ * mq's existence means the queue is whole.  The ring's memory is reserved when it is made
  * (posix_fallocate): a full /dev/shm is a clear error at create, never a
  * SIGBUS in the daemon or a client later.
  *
@@ -227,6 +230,87 @@ fail:
 	return ret;
 }
 
+static void meta_unmap(struct proto_meta **m)
+{
+	if (*m)
+		munmap(*m, PROTO_META_SIZE);
+	*m = NULL;
+}
+
+static void meta_fill(struct proto_meta *m, const struct queue_record *rec)
+{
+	m->version = PROTO_META_VERSION;
+	m->delivery = (uint32_t)rec->delivery;
+	m->geo = rec->geo;
+	atomic_store(&m->deleted, 0);
+	atomic_store(&m->quarantined, 0);
+	atomic_thread_fence(memory_order_release);
+	m->magic = PROTO_META_MAGIC;
+}
+
+/* Make the meta page; -EEXIST when the name is taken. */
+static int meta_make(const char *name, const struct queue_record *rec, struct proto_meta **out, char *errbuf,
+                     size_t errcap)
+{
+	_cleanup_close_ int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	void *mem = NULL;
+	int ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -EEXIST)
+			snprintf(errbuf, errcap, "cannot create the meta page %s: %s", name, strerror(-ret));
+		return ret;
+	}
+	ret = ftruncate(fd, PROTO_META_SIZE) < 0 ? -errno : -posix_fallocate(fd, 0, PROTO_META_SIZE);
+	if (ret == 0)
+		ret = map_fd(fd, PROTO_META_SIZE, &mem);
+	if (ret < 0) {
+		snprintf(errbuf, errcap, "cannot set up the meta page %s: %s", name, strerror(-ret));
+		shm_unlink(name);
+		return ret;
+	}
+	meta_fill(mem, rec);
+	*out = mem;
+	return 0;
+}
+
+/* Map our meta page of a queue being adopted and check it; a queue made
+ * before meta pages gets one now. */
+static int meta_adopt(const struct daemon *d, const char *name, const struct queue_record *rec,
+                      struct proto_meta **out, char *errbuf, size_t errcap)
+{
+	_cleanup_close_ int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+	struct proto_meta *m;
+	struct stat st;
+	void *mem = NULL;
+	int ret;
+
+	if (fd < 0 && errno == ENOENT)
+		return meta_make(name, rec, out, errbuf, errcap);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(errbuf, errcap, "its meta page %s cannot be opened: %s", name, strerror(-ret));
+		return ret;
+	}
+	ret = check_owned(d, fd, "meta page", name, errbuf, errcap);
+	if (ret < 0)
+		return ret;
+	if (fstat(fd, &st) < 0 || st.st_size != PROTO_META_SIZE || map_fd(fd, PROTO_META_SIZE, &mem) < 0) {
+		snprintf(errbuf, errcap, "its meta page %s is not one page", name);
+		return -EBADMSG;
+	}
+	m = mem;
+	if (m->magic != PROTO_META_MAGIC || m->version != PROTO_META_VERSION ||
+	    memcmp(&m->geo, &rec->geo, sizeof(m->geo)) != 0 || m->delivery != (uint32_t)rec->delivery) {
+		snprintf(errbuf, errcap, "its meta page %s does not say what this daemon wrote", name);
+		munmap(mem, PROTO_META_SIZE);
+		return -EBADMSG;
+	}
+	*out = m;
+	return 0;
+}
+
 static int mq_make(struct daemon *d, const char *mq_name, const ipcq_geometry *geo, char *errbuf, size_t errcap)
 {
 	struct mq_attr attr = { .mq_maxmsg = geo->max_msgs, .mq_msgsize = geo->msg_size };
@@ -254,11 +338,12 @@ static struct queue *queue_link(struct daemon *d, struct queue *q)
 /* Both objects under the record's token; -EEXIST when a name is taken. */
 static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t errcap)
 {
-	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], owner[64];
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX], owner[64];
 	struct ring_geometry rg = ring_geo_of(&q->rec);
 	int ret;
 
-	if (object_name(d, &q->rec, NULL, mq_name) < 0 || object_name(d, &q->rec, ".ring", shm_name) < 0) {
+	if (object_name(d, &q->rec, NULL, mq_name) < 0 || object_name(d, &q->rec, ".ring", shm_name) < 0 ||
+	    object_name(d, &q->rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
@@ -270,6 +355,17 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 	}
 	if (ret < 0)
 		return ret;
+	ret = meta_make(meta_name, &q->rec, &q->meta, errbuf, errcap);
+	if (ret == -EEXIST) {
+		describe_squatter("/dev/shm", meta_name, owner, sizeof(owner));
+		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
+		            q->rec.name, meta_name, owner);
+	}
+	if (ret < 0) {
+		ring_unmap(&q->ring);
+		shm_unlink(shm_name);
+		return ret;
+	}
 	ret = mq_make(d, mq_name, &q->rec.geo, errbuf, errcap);
 	if (ret == -EEXIST) {
 		describe_squatter("/dev/mqueue", mq_name, owner, sizeof(owner));
@@ -278,7 +374,9 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 	}
 	if (ret < 0) {
 		ring_unmap(&q->ring);
+		meta_unmap(&q->meta);
 		shm_unlink(shm_name);
+		shm_unlink(meta_name);
 		return ret;
 	}
 	q->mq = ret;
@@ -322,7 +420,7 @@ int queue_new(struct daemon *d, const struct queue_record *rec, char *errbuf, si
 
 int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out)
 {
-	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX];
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX];
 	struct ring_geometry rg = ring_geo_of(rec);
 	_cleanup_free_ struct queue *q = NULL;
 	struct mq_attr attr;
@@ -331,7 +429,7 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 
 	errbuf[0] = '\0';
 	if (proto_geometry_check(&rec->geo, &why) < 0 || object_name(d, rec, NULL, mq_name) < 0 ||
-	    object_name(d, rec, ".ring", shm_name) < 0) {
+	    object_name(d, rec, ".ring", shm_name) < 0 || object_name(d, rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "its registry record is invalid");
 		return -EINVAL;
 	}
@@ -353,8 +451,11 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 		ret = -EBADMSG;
 	}
 	if (ret == 0)
+		ret = meta_adopt(d, meta_name, rec, &q->meta, errbuf, errcap);
+	if (ret == 0)
 		ret = ring_adopt(d, shm_name, &rg, &q->ring, errbuf, errcap);
 	if (ret == -EPERM || ret == -ENOENT || (ret < 0 && ret != -EBADMSG)) {
+		meta_unmap(&q->meta);
 		mq_close(q->mq);
 		return ret;
 	}
@@ -374,6 +475,8 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
 	if (queue_quarantined(q))
 		return;
 	snprintf(q->quarantine, sizeof(q->quarantine), "%s", why && *why ? why : "a check failed");
+	if (q->meta)
+		atomic_store_explicit(&q->meta->quarantined, 1, memory_order_release);
 	d->quarantined++;
 	log_error("queue %s: quarantined: %s; its clients get errors until it is purged (new objects) or "
 	          "deleted",
@@ -414,10 +517,11 @@ static int wake_receivers(struct queue *q)
 	unsigned waiting = q->rec.geo.max_msgs;
 	int n;
 
-	if (q->ring.hdr) {
-		atomic_store_explicit(&q->ring.hdr->deleted, 1, memory_order_release);
+	/* before the CLOSED messages: a receiver believes one only then */
+	if (q->meta)
+		atomic_store_explicit(&q->meta->deleted, 1, memory_order_release);
+	if (q->ring.hdr)
 		waiting = MIN(ring_receivers(&q->ring), waiting);
-	}
 	/* the ring's chunks go with the ring: only the mq is emptied */
 	n = mq_drain(q, NULL);
 	for (unsigned i = 0; i < waiting; i++)
@@ -434,11 +538,14 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 		mq_unlink(name);
 	if (object_name(d, rec, ".ring", name) >= 0)
 		shm_unlink(name);
+	if (object_name(d, rec, ".meta", name) >= 0)
+		shm_unlink(name);
 }
 
 static void queue_free(struct queue *q)
 {
 	ring_unmap(&q->ring);
+	meta_unmap(&q->meta);
 	if (q->mq != (mqd_t)-1)
 		mq_close(q->mq);
 	free(q);
@@ -460,14 +567,26 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 	queue_free(q);
 }
 
-int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int *ring_fd)
+/* A new descriptor of one of the queue's shm objects. */
+static int open_shm(struct daemon *d, const struct queue *q, const char *suffix, int mode)
+{
+	char name[PROTO_OBJ_NAME_MAX];
+	int fd, ret = object_name(d, &q->rec, suffix, name);
+
+	if (ret < 0)
+		return ret;
+	fd = shm_open(name, mode | O_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_OPEN_FDS])
 {
 	char name[PROTO_OBJ_NAME_MAX];
 	int mode = O_RDWR;
 	int ret;
 	mqd_t mq;
 
-	if (queue_quarantined(q))
+	if (queue_quarantined(q) || !q->meta)
 		return -EIO;
 	/* least privilege: a sender's descriptor cannot receive, and back */
 	if ((flags & (IPCQ_SEND | IPCQ_RECV)) == IPCQ_SEND)
@@ -481,18 +600,19 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int
 	mq = mq_open(name, mode | O_CLOEXEC);
 	if (mq == (mqd_t)-1)
 		return -errno;
-	ret = object_name(d, &q->rec, ".ring", name);
-	if (ret >= 0) {
-		ret = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-		if (ret < 0)
-			ret = -errno;
+	fds[0] = mq;
+	fds[1] = open_shm(d, q, ".ring", O_RDWR);
+	/* the daemon's page: clients can map it for reading only */
+	fds[2] = open_shm(d, q, ".meta", O_RDONLY);
+	for (int i = 1; i < PROTO_OPEN_FDS; i++) {
+		if (fds[i] < 0) {
+			ret = fds[i];
+			for (int j = 0; j < PROTO_OPEN_FDS; j++)
+				if (fds[j] >= 0)
+					close(fds[j]);
+			return ret;
+		}
 	}
-	if (ret < 0) {
-		mq_close(mq);
-		return ret;
-	}
-	*mq_fd = mq;
-	*ring_fd = ret;
 	return 0;
 }
 
@@ -517,10 +637,12 @@ static int queue_rebuild(struct daemon *d, struct queue *q)
 	n = wake_receivers(q);
 	unlink_objects(d, &old);
 	ring_unmap(&q->ring);
+	meta_unmap(&q->meta);
 	mq_close(q->mq);
 	q->rec = fresh->rec;
 	q->mq = fresh->mq;
 	q->ring = fresh->ring;
+	q->meta = fresh->meta;
 	q->quarantine[0] = '\0';
 	free(fresh);
 	log_info("queue %s: rebuilt with new kernel objects (%d messages of the quarantined queue dropped)",

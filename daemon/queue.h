@@ -1,6 +1,7 @@
 /*
- * queue.h - the queues a daemon owns: a POSIX mq and a shm ring each,
- * named "/ipcq.<namespace>.<queue>.<token>" (mq) and "....ring" (shm) with
+ * queue.h - the queues a daemon owns: a POSIX mq, a shm ring and a shm meta
+ * page each, named "/ipcq.<namespace>.<queue>.<token>" (mq), "....ring" and
+ * "....meta" (shm) with
  * a random token per queue (see proto_object_name), created exclusively
  * and mode 0600 so that only the daemon can open them by name; clients get
  * them as descriptors.  The queues are kept in a registry file (0600) so a
@@ -31,6 +32,7 @@ struct queue {
 	bool from_config; /* declared in the config (not auto-created) */
 	mqd_t mq;         /* the daemon's own descriptor: O_RDWR | O_NONBLOCK */
 	struct ring ring; /* ring.hdr is NULL while the queue is quarantined at adoption */
+	struct proto_meta *meta; /* the daemon-owned page (NULL if it was unusable at adoption) */
 	/* Set when the queue's shared memory failed a check: the daemon stops
 	 * touching it, opens are refused, purge rebuilds it, delete removes it. */
 	char quarantine[160];
@@ -54,8 +56,9 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 void queue_destroy(struct daemon *d, struct queue *q, bool unlink_objects);
 struct queue *queue_find(struct daemon *d, const char *name);
 /* New descriptors of the queue for a client: the mq opened for what flags
- * ask, and the ring.  -EIO for a quarantined queue. */
-int queue_open_fds(struct daemon *d, struct queue *q, int flags, int *mq_fd, int *ring_fd);
+ * ask, the ring, and the meta page read-only.  -EIO for a quarantined
+ * queue. */
+int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_OPEN_FDS]);
 /* Drop every waiting message; returns how many.  A quarantined queue is
  * rebuilt with new objects instead (its clients get -EIDRM). */
 int queue_purge(struct daemon *d, struct queue *q);

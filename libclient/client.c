@@ -54,6 +54,7 @@ struct ipcq_queue {
 	int flags;
 	mqd_t mq;
 	struct ring ring;
+	const struct proto_meta *meta; /* the daemon's page, mapped read-only */
 	ipcq_geometry geo;
 	uint32_t id;
 	pid_t pid; /* the process that opened it: the one its holder id names */
@@ -203,12 +204,12 @@ static void close_fds(int *fds, size_t n)
 			close(fds[i]);
 }
 
-/* Receive one reply datagram with up to two descriptors. */
-static ssize_t recv_reply(int sock, void *buf, size_t cap, int fds[2], uint32_t *nfds)
+/* Receive one reply datagram with up to PROTO_OPEN_FDS descriptors. */
+static ssize_t recv_reply(int sock, void *buf, size_t cap, int fds[PROTO_OPEN_FDS], uint32_t *nfds)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(PROTO_OPEN_FDS * sizeof(int))];
 	} ctrl;
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctrl, .msg_controllen = sizeof(ctrl) };
@@ -229,7 +230,7 @@ static ssize_t recv_reply(int sock, void *buf, size_t cap, int fds[2], uint32_t 
 			int fd;
 
 			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (*nfds < 2)
+			if (*nfds < PROTO_OPEN_FDS)
 				fds[(*nfds)++] = fd;
 			else
 				close(fd);
@@ -247,9 +248,10 @@ static ssize_t recv_reply(int sock, void *buf, size_t cap, int fds[2], uint32_t 
 
 /* One request, one reply.  The reply is copied to rep (cap bytes); fds
  * (if not NULL) receives the passed descriptors, which the caller owns. */
-static int ctl_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap, int fds[2])
+static int ctl_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
+                    int fds[PROTO_OPEN_FDS])
 {
-	int got[2] = { -1, -1 };
+	int got[PROTO_OPEN_FDS] = { -1, -1, -1 };
 	uint32_t nfds = 0;
 	const struct proto_reply *dec;
 	ssize_t n;
@@ -282,8 +284,7 @@ static int ctl_call(ipcq_client *c, struct proto_req *req, struct proto_reply *r
 		atomic_store_explicit(&c->holder, rep->holder, memory_order_relaxed);
 	r = rep->status;
 	if (fds && r == 0) {
-		fds[0] = got[0];
-		fds[1] = got[1];
+		memcpy(fds, got, sizeof(got));
 	} else {
 		close_fds(got, nfds);
 	}
@@ -393,6 +394,27 @@ static int map_ring(ipcq_queue *q, int fd)
 	return r;
 }
 
+/* The daemon's page, for reading only: its descriptor is read-only, so
+ * what it says (deleted, quarantined) no client can have written. */
+static int map_meta(ipcq_queue *q, int fd)
+{
+	struct stat st;
+	void *mem;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size != PROTO_META_SIZE)
+		return -EPROTO;
+	mem = mmap(NULL, PROTO_META_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	q->meta = mem;
+	if (q->meta->magic != PROTO_META_MAGIC || q->meta->version != PROTO_META_VERSION ||
+	    memcmp(&q->meta->geo, &q->geo, sizeof(q->geo)) != 0)
+		return -EPROTO;
+	return 0;
+}
+
 /* The home slot belongs to the process that opened the queue; a child
  * forked with the handle must not free it. */
 static bool home_slot_mine(const ipcq_queue *q)
@@ -419,6 +441,8 @@ static void queue_free(ipcq_queue *q)
 		ring_slot_free(&q->ring, q->home_slot);
 	if (q->ring.hdr)
 		munmap(q->ring.hdr, q->ring.map_len);
+	if (q->meta)
+		munmap((void *)q->meta, PROTO_META_SIZE);
 	if (q->mq >= 0)
 		mq_close(q->mq);
 	pthread_mutex_destroy(&q->pending_lock);
@@ -433,7 +457,7 @@ static void queue_freep(ipcq_queue **q)
 EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out)
 {
 	__attribute__((cleanup(queue_freep))) ipcq_queue *q = NULL;
-	int fds[2] = { -1, -1 };
+	int fds[PROTO_OPEN_FDS] = { -1, -1, -1 };
 	struct proto_req req;
 	struct reply_one ro;
 	struct mq_attr attr;
@@ -450,7 +474,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 		return r;
 	q = calloc(1, sizeof(*q));
 	if (!q) {
-		close_fds(fds, 2);
+		close_fds(fds, PROTO_OPEN_FDS);
 		return -ENOMEM;
 	}
 	q->mq = fds[0];
@@ -458,15 +482,22 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	pthread_mutex_init(&q->pending_lock, NULL);
 	q->client = c;
 	q->flags = flags;
-	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0) {
-		close_fds(&fds[1], 1);
+	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
+		close_fds(&fds[1], PROTO_OPEN_FDS - 1);
 		return -EPROTO;
 	}
 	q->geo = ro.st.geo;
 	q->id = ro.st.id;
 	q->pid = self_pid();
 	snprintf(q->name, sizeof(q->name), "%s", name);
-	r = map_ring(q, fds[1]);
+	r = map_meta(q, fds[2]);
+	close(fds[2]);
+	if (r == 0 && atomic_load_explicit(&q->meta->quarantined, memory_order_relaxed))
+		r = -EIO;
+	/* the daemon's page is sound, so a ring that is not was wrecked by a
+	 * client: the daemon quarantines it at its next look */
+	if (r == 0 && map_ring(q, fds[1]) < 0)
+		r = -EIO;
 	close(fds[1]);
 	if (r < 0)
 		return r;
@@ -622,7 +653,17 @@ static int publish_ref(ipcq_queue *q, const struct ring_ref *ref, unsigned prio,
 
 static bool deleted(const ipcq_queue *q)
 {
-	return atomic_load_explicit(&q->ring.hdr->deleted, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&q->meta->deleted, memory_order_acquire) != 0;
+}
+
+/* -EIDRM for a deleted queue, -EIO for a quarantined one, else 0 */
+static int queue_state(const ipcq_queue *q)
+{
+	if (deleted(q))
+		return -EIDRM;
+	if (atomic_load_explicit(&q->meta->quarantined, memory_order_relaxed))
+		return -EIO;
+	return 0;
 }
 
 static int check_send(ipcq_queue *q, unsigned prio)
@@ -633,8 +674,9 @@ static int check_send(ipcq_queue *q, unsigned prio)
 		return r;
 	if (!(q->flags & IPCQ_SEND))
 		return -EBADF;
-	if (deleted(q))
-		return -EIDRM;
+	r = queue_state(q);
+	if (r < 0)
+		return r;
 	if (prio >= (unsigned)MQ_PRIO_MAX)
 		return -EINVAL;
 	return 0;
@@ -842,8 +884,9 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return -EBADF;
 	if (take_pending(q, m))
 		return 0;
-	if (deleted(q))
-		return -EIDRM;
+	r = queue_state(q);
+	if (r < 0)
+		return r;
 	for (;;) {
 		int left = time_left(timeout_ms, start);
 

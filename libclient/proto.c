@@ -15,6 +15,8 @@
 _Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
+_Static_assert(sizeof(struct proto_meta) == 48, "meta page layout");
+_Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
 
 static bool name_chars_valid(const char *s, size_t max, bool allow_dot)
 {

@@ -9,7 +9,8 @@
  * same host): a request that is not exactly sizeof(struct proto_req), has
  * the wrong magic or version, an unknown op or an invalid name is refused
  * with -EPROTO / -EINVAL and the connection stays usable.  A reply to OPEN
- * carries the queue's mq descriptor and ring descriptor as SCM_RIGHTS.
+ * carries PROTO_OPEN_FDS descriptors as SCM_RIGHTS: the queue's mq, its
+ * ring, and its meta page (read-only).
  *
  * Data messages.  Every mq message starts with a struct proto_msg_hdr that
  * names its kind, so new kinds (batches) fit without a format change:
@@ -23,6 +24,7 @@
 #ifndef IPCQ_PROTO_H
 #define IPCQ_PROTO_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +40,7 @@
 /* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
 #define PROTO_ERRMSG_MAX 256
+#define PROTO_OPEN_FDS 3 /* mq, ring, meta page */
 #define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
 
 enum proto_op {
@@ -146,6 +149,26 @@ enum proto_bus {
 /* Socket path of namespace ns (NULL: "default") on a bus.  -EINVAL: bad
  * namespace; -EDESTADDRREQ: the user bus without XDG_RUNTIME_DIR. */
 int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus);
+
+/* ---- the meta page ---- */
+
+/* A queue's daemon-owned page (shm "<name>.meta", one page): written by
+ * the daemon alone, and passed to clients as a read-only descriptor, so
+ * that what it says no client can forge: that the queue was deleted (its
+ * CLOSED messages are genuine only then), that it is quarantined, and its
+ * geometry.  Everything else a client shares with the queue's other
+ * clients is in the ring, which they can all write (see ring.h). */
+#define PROTO_META_MAGIC 0x4154454d51435049ull /* "IPCQMETA" */
+#define PROTO_META_VERSION 1u
+#define PROTO_META_SIZE 4096u
+struct proto_meta {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t delivery;
+	ipcq_geometry geo;
+	_Atomic uint32_t deleted;     /* the daemon deleted the queue */
+	_Atomic uint32_t quarantined; /* its shared memory failed the daemon's checks */
+};
 
 /* ---- geometry ---- */
 

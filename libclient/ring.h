@@ -99,7 +99,6 @@ struct ring_hdr {
 	_Atomic uint64_t hwm;     /* high-water mark of head - tail */
 	_Atomic uint32_t waiters; /* producers waiting on space */
 	_Atomic uint32_t corrupt; /* a chunk header failed validation on the walk */
-	_Atomic uint32_t deleted; /* the daemon deleted the queue */
 
 	/* counters, updated with relaxed atomics; hot ones on their own lines */
 	_Atomic uint64_t sent __attribute__((aligned(64)));

@@ -253,6 +253,13 @@ test_forged_closed_message_is_refused() {
 	pass "$(cat "$T/out")"
 }
 
+test_meta_page_is_read_only_to_clients() {
+	"$IPCQ" create metaq
+	as_nobody $TRUST_NOBODY meta-readonly "$SOCK" metaq >"$T/out" 2>&1 || fail "$(cat "$T/out")"
+	"$IPCQ" delete metaq
+	pass "$(cat "$T/out") (deletion and quarantine are announced where no client can forge them)"
+}
+
 # wait_line FILE TEXT: until FILE has a line starting with TEXT (5 s)
 wait_line() {
 	i=0
@@ -274,4 +281,5 @@ test_oversized_and_too_many_queues_are_refused
 test_list_shows_a_user_only_its_queues
 test_forked_child_cannot_use_its_parents_handle
 test_forged_closed_message_is_refused
+test_meta_page_is_read_only_to_clients
 stop_daemon

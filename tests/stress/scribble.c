@@ -380,16 +380,22 @@ static int mode_attack(const char *sock, char **argv)
 		return 2;
 	}
 	r = ipcq_connect(&c, sock);
-	if (r == 0)
-		r = ipcq_open(c, a.queue, a.flags, &q);
+	if (r < 0) {
+		fprintf(stderr, "scribble: connect: %s\n", ipcq_strerror(r));
+		return 1;
+	}
+	r = ipcq_open(c, a.queue, a.flags, &q);
 	if (r < 0) {
 		fprintf(stderr, "scribble: open %s: %s\n", a.queue, ipcq_strerror(r));
+		ipcq_disconnect(c);
 		return 1;
 	}
 	r = run_rounds(&a, q, &t);
 	if (r < 0 || t.writable == 0) {
 		fprintf(stderr, "scribble: no writable shared mapping of %s found in /proc/self/maps (%s)\n", SHM_PREFIX,
 		        r < 0 ? strerror(-r) : "the test no longer sees the queue's memory");
+		ipcq_close(q);
+		ipcq_disconnect(c);
 		return 1;
 	}
 	report(&a, argv[3], &t);
@@ -515,8 +521,11 @@ static int open_traffic(const char *sock, const char *name, int flags, ipcq_clie
 {
 	int r = ipcq_connect(c, sock);
 
-	if (r == 0)
+	if (r == 0) {
 		r = ipcq_open(*c, name, flags, q);
+		if (r < 0)
+			ipcq_disconnect(*c);
+	}
 	if (r < 0)
 		fprintf(stderr, "scribble: open %s: %s\n", name, ipcq_strerror(r));
 	return r;
@@ -597,8 +606,10 @@ static int mode_check(const char *sock, char **argv)
 	if (parse_u32(argv[4], &tag) < 0 || parse_u32(argv[5], &count) < 0 || parse_u32(argv[6], &timeout_ms) < 0)
 		return 2;
 	seen = calloc(count + 1, sizeof(*seen));
-	if (!seen || open_traffic(sock, argv[2], IPCQ_RECV, &c, &q) < 0)
+	if (!seen || open_traffic(sock, argv[2], IPCQ_RECV, &c, &q) < 0) {
+		free(seen);
 		return 1;
+	}
 	deadline = now_ms() + timeout_ms;
 	for (int left; k.intact < count && (left = ms_until(deadline)) > 0;) {
 		r = check_one(q, tag, count, seen, left, &k);

@@ -16,6 +16,11 @@
  *                        send when it deletes a queue, on QUEUE's mq as a
  *                        sender can: the receiver must refuse it
  *                        (-EBADMSG), not take the queue for deleted
+ *   trust meta-readonly SOCKET QUEUE
+ *                        open QUEUE and find its meta page among this
+ *                        process's mappings: it must be read-only, and
+ *                        not be made writable (the daemon passed a
+ *                        read-only descriptor)
  *   trust fork-handle SOCKET QUEUE
  *                        open QUEUE, fork: the child's calls on the
  *                        parent's handle must fail with -ECHILD, and the
@@ -31,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -168,6 +174,46 @@ static int forge_closed(const char *sock, const char *queue)
 	return bad;
 }
 
+static int meta_readonly(const char *sock, const char *queue)
+{
+	unsigned long lo, hi;
+	char line[512], perms[8];
+	int found = 0, bad = 0;
+	ipcq_client *c;
+	ipcq_queue *q;
+	FILE *f;
+
+	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
+		fprintf(stderr, "trust meta-readonly: cannot open %s\n", queue);
+		return 1;
+	}
+	f = fopen("/proc/self/maps", "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strstr(line, ".meta\n") || sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
+			continue;
+		found++;
+		if (strchr(perms, 'w')) {
+			fprintf(stderr, "trust meta-readonly: the meta page is mapped writable: %s", line);
+			bad = 1;
+		}
+		if (mprotect((void *)(uintptr_t)lo, hi - lo, PROT_READ | PROT_WRITE) == 0) {
+			fprintf(stderr, "trust meta-readonly: the meta page could be made writable\n");
+			bad = 1;
+		}
+	}
+	if (f)
+		fclose(f);
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	if (found != 1) {
+		fprintf(stderr, "trust meta-readonly: %d meta pages mapped, not 1\n", found);
+		return 1;
+	}
+	if (!bad)
+		printf("the meta page is read-only to clients\n");
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 7 && strcmp(argv[1], "squat") == 0)
@@ -179,9 +225,12 @@ int main(int argc, char **argv)
 		return flood(argv[2], atoi(argv[3]));
 	if (argc == 4 && strcmp(argv[1], "fork-handle") == 0)
 		return fork_handle(argv[2], argv[3]);
+	if (argc == 4 && strcmp(argv[1], "meta-readonly") == 0)
+		return meta_readonly(argv[2], argv[3]);
 	if (argc == 4 && strcmp(argv[1], "forge-closed") == 0)
 		return forge_closed(argv[2], argv[3]);
 	fprintf(stderr, "usage: trust squat NAME MODE MAXMSG MSGSIZE RINGBYTES | unsquat NAME |\n"
-	                "       flood SOCKET N | fork-handle SOCKET QUEUE | forge-closed SOCKET QUEUE\n");
+	                "       flood SOCKET N | fork-handle SOCKET QUEUE | forge-closed SOCKET QUEUE |\n"
+	                "       meta-readonly SOCKET QUEUE\n");
 	return 2;
 }
