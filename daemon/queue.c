@@ -136,37 +136,49 @@ static void ring_unmap(struct ring *r)
 	r->hdr = NULL;
 }
 
-/* Map our ring of a queue being adopted and check its header. */
-static int ring_adopt(const struct daemon *d, const char *shm_name, const struct ring_geometry *rg,
-                      struct ring *r, char *errbuf, size_t errcap)
+/* Map an object of ours of a queue being adopted: it must be owned by the
+ * daemon's uid with mode 0600 (else -EPERM) and have size bytes (else
+ * -EBADMSG).  -ENOENT when it does not exist. */
+static int map_owned(const struct daemon *d, const char *name, const char *what, size_t size, void **out,
+                     char *errbuf, size_t errcap)
 {
-	_cleanup_close_ int fd = shm_open(shm_name, O_RDWR | O_CLOEXEC, 0);
+	_cleanup_close_ int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 	struct stat st;
-	void *mem = NULL;
 	int ret;
 
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(errbuf, errcap, "its ring %s cannot be opened: %s", shm_name, strerror(-ret));
+		snprintf(errbuf, errcap, "its %s %s cannot be opened: %s", what, name, strerror(-ret));
 		return ret;
 	}
-	ret = check_owned(d, fd, "ring", shm_name, errbuf, errcap);
+	ret = check_owned(d, fd, what, name, errbuf, errcap);
 	if (ret < 0)
 		return ret;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != ring_map_size(rg)) {
-		snprintf(errbuf, errcap, "its ring %s has %lld bytes, not the %zu its geometry needs", shm_name,
-		         (long long)st.st_size, ring_map_size(rg));
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
+		snprintf(errbuf, errcap, "its %s %s has %lld bytes, not the %zu it should", what, name,
+		         (long long)st.st_size, size);
 		return -EBADMSG;
 	}
-	ret = map_fd(fd, (size_t)st.st_size, &mem);
-	if (ret < 0) {
-		snprintf(errbuf, errcap, "cannot map its ring: %s", strerror(-ret));
+	ret = map_fd(fd, size, out);
+	if (ret < 0)
+		snprintf(errbuf, errcap, "cannot map its %s: %s", what, strerror(-ret));
+	return ret;
+}
+
+/* Map our ring of a queue being adopted and check its header. */
+static int ring_adopt(const struct daemon *d, const char *shm_name, const struct ring_geometry *rg,
+                      struct ring *r, char *errbuf, size_t errcap)
+{
+	size_t len = ring_map_size(rg);
+	void *mem = NULL;
+	int ret = map_owned(d, shm_name, "ring", len, &mem, errbuf, errcap);
+
+	if (ret < 0)
 		return ret;
-	}
-	ret = ring_attach(r, mem, (size_t)st.st_size);
+	ret = ring_attach(r, mem, len);
 	if (ret < 0 || !ring_geometry_equal(r, rg) || r->delivery != rg->delivery) {
 		snprintf(errbuf, errcap, "its ring %s has a header that is not the one this daemon made", shm_name);
-		munmap(mem, (size_t)st.st_size);
+		munmap(mem, len);
 		r->hdr = NULL;
 		return -EBADMSG;
 	}
@@ -280,26 +292,16 @@ static int meta_make(const char *name, const struct queue_record *rec, struct pr
 static int meta_adopt(const struct daemon *d, const char *name, const struct queue_record *rec,
                       struct proto_meta **out, char *errbuf, size_t errcap)
 {
-	_cleanup_close_ int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-	struct proto_meta *m;
-	struct stat st;
 	void *mem = NULL;
-	int ret;
+	struct proto_meta *m;
+	int ret = map_owned(d, name, "meta page", PROTO_META_SIZE, &mem, errbuf, errcap);
 
-	if (fd < 0 && errno == ENOENT)
+	if (ret == -ENOENT) {
+		errbuf[0] = '\0';
 		return meta_make(name, rec, out, errbuf, errcap);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(errbuf, errcap, "its meta page %s cannot be opened: %s", name, strerror(-ret));
-		return ret;
 	}
-	ret = check_owned(d, fd, "meta page", name, errbuf, errcap);
 	if (ret < 0)
 		return ret;
-	if (fstat(fd, &st) < 0 || st.st_size != PROTO_META_SIZE || map_fd(fd, PROTO_META_SIZE, &mem) < 0) {
-		snprintf(errbuf, errcap, "its meta page %s is not one page", name);
-		return -EBADMSG;
-	}
 	m = mem;
 	if (m->magic != PROTO_META_MAGIC || m->version != PROTO_META_VERSION ||
 	    memcmp(&m->geo, &rec->geo, sizeof(m->geo)) != 0 || m->delivery != (uint32_t)rec->delivery) {
