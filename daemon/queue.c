@@ -21,9 +21,9 @@
  *    is refused loudly and left alone, and what is ours but fails a check
  *    is quarantined, so that purge and delete still work on it.
  * Creation makes the ring and the meta page first and the mq last, so the
- * mq's existence means the queue is whole.  The ring's memory is reserved when it is made
- * (posix_fallocate): a full /dev/shm is a clear error at create, never a
- * SIGBUS in the daemon or a client later.
+ * mq's existence means the queue is whole.  The ring's memory is reserved
+ * when it is made (posix_fallocate): a full /dev/shm is a clear error at
+ * create, never a SIGBUS in the daemon or a client later.
  *
  * Quarantine.  Every client of a queue can write its ring, so the daemon
  * treats the ring as hostile input (see ring.c).  When a check fails, the
@@ -106,8 +106,10 @@ static int check_owned(const struct daemon *d, int fd, const char *what, const c
 	struct stat st;
 
 	if (fstat(fd, &st) < 0) {
-		snprintf(errbuf, errcap, "cannot stat its %s %s: %s", what, name, strerror(errno));
-		return -errno;
+		int ret = -errno;
+
+		snprintf(errbuf, errcap, "cannot stat its %s %s: %s", what, name, strerror(-ret));
+		return ret;
 	}
 	if (st.st_uid != d->uid || (st.st_mode & 07777) != 0600) {
 		snprintf(errbuf, errcap,
@@ -201,7 +203,8 @@ static int ring_make(const char *shm_name, const struct ring_geometry *rg, struc
 			snprintf(errbuf, errcap, "cannot create the ring %s: %s", shm_name, strerror(-ret));
 		return ret;
 	}
-	if (ftruncate(fd, (off_t)len) < 0) {
+	/* exactly 0600 whatever the umask: adoption will insist on it */
+	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)len) < 0) {
 		ret = -errno;
 		snprintf(errbuf, errcap, "cannot size the ring to %zu bytes: %s", len, strerror(-ret));
 		goto fail;
@@ -274,7 +277,8 @@ static int meta_make(const char *name, const struct queue_record *rec, struct pr
 			snprintf(errbuf, errcap, "cannot create the meta page %s: %s", name, strerror(-ret));
 		return ret;
 	}
-	ret = ftruncate(fd, PROTO_META_SIZE) < 0 ? -errno : -posix_fallocate(fd, 0, PROTO_META_SIZE);
+	ret = fchmod(fd, 0600) < 0 || ftruncate(fd, PROTO_META_SIZE) < 0 ? -errno
+	                                                                 : -posix_fallocate(fd, 0, PROTO_META_SIZE);
 	if (ret == 0)
 		ret = map_fd(fd, PROTO_META_SIZE, &mem);
 	if (ret < 0) {
@@ -323,6 +327,15 @@ static int mq_make(struct daemon *d, const char *mq_name, const ipcq_geometry *g
 
 		if (e != EEXIST)
 			limits_explain(&d->limits, e, geo, errbuf, errcap);
+		return -e;
+	}
+	/* exactly 0600 whatever the umask: adoption will insist on it */
+	if (fchmod(mq, 0600) < 0) {
+		int e = errno;
+
+		snprintf(errbuf, errcap, "cannot set the mode of %s: %s", mq_name, strerror(e));
+		mq_close(mq);
+		mq_unlink(mq_name);
 		return -e;
 	}
 	return mq;
