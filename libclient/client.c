@@ -136,7 +136,30 @@ EXPORT int ipcq_user_socket_path(const char *ns, char *buf, size_t cap)
 	return proto_socket_path(buf, cap, ns, PROTO_BUS_USER);
 }
 
-static int connect_path(ipcq_client **out, const char *path);
+static int connect_path(ipcq_client **out, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -1;
+	ipcq_client *c;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* no socket file means no daemon there, not a missing queue */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return errno == ENOENT ? -ECONNREFUSED : -errno;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	c->fd = TAKE_FD(fd);
+	*out = c;
+	return 0;
+}
 
 EXPORT int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags)
 {
@@ -161,31 +184,6 @@ EXPORT int ipcq_connect(ipcq_client **out, const char *socket_or_null)
 		return connect_path(out, socket_or_null);
 	return ipcq_connect_namespace(out, getenv("IPCQ_NAMESPACE"),
 	                              util_env_true("IPCQ_USER") ? IPCQ_CONNECT_USER : 0);
-}
-
-static int connect_path(ipcq_client **out, const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	_cleanup_close_ int fd = -1;
-	ipcq_client *c;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* no socket file means no daemon there, not a missing queue */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		return errno == ENOENT ? -ECONNREFUSED : -errno;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	pthread_mutex_init(&c->lock, NULL);
-	c->fd = TAKE_FD(fd);
-	*out = c;
-	return 0;
 }
 
 EXPORT void ipcq_disconnect(ipcq_client *c)
