@@ -85,18 +85,22 @@ static int draw_token(char token[PROTO_TOKEN_LEN + 1])
 	return 0;
 }
 
-/* Who owns the object that took our name, for the log: /dev/shm and, when
- * mounted, /dev/mqueue show the objects as files. */
-static void describe_squatter(const char *dir, const char *name, char *buf, size_t cap)
+/* An exclusive create found the fresh name taken: log it with the owner
+ * of the object (/dev/shm and, when mounted, /dev/mqueue show them as
+ * files).  Passes ret through. */
+static int log_squatter(int ret, const struct queue *q, const char *dir, const char *name)
 {
-	char path[PROTO_OBJ_NAME_MAX + 16];
+	char path[PROTO_OBJ_NAME_MAX + 16], owner[64] = "owner unknown";
 	struct stat st;
 
+	if (ret != -EEXIST)
+		return ret;
 	snprintf(path, sizeof(path), "%s%s", dir, name);
 	if (stat(path, &st) == 0)
-		snprintf(buf, cap, "uid %u, mode %04o", (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
-	else
-		snprintf(buf, cap, "owner unknown");
+		snprintf(owner, sizeof(owner), "uid %u, mode %04o", (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used", q->rec.name, name,
+	            owner);
+	return ret;
 }
 
 /* An object to adopt must be what this daemon would have made. */
@@ -353,7 +357,7 @@ static struct queue *queue_link(struct daemon *d, struct queue *q)
 /* Both objects under the record's token; -EEXIST when a name is taken. */
 static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t errcap)
 {
-	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX], owner[64];
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX];
 	struct ring_geometry rg = ring_geo_of(&q->rec);
 	int ret;
 
@@ -362,31 +366,16 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
-	ret = ring_make(shm_name, &rg, &q->ring, errbuf, errcap);
-	if (ret == -EEXIST) {
-		describe_squatter("/dev/shm", shm_name, owner, sizeof(owner));
-		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
-		            q->rec.name, shm_name, owner);
-	}
+	ret = log_squatter(ring_make(shm_name, &rg, &q->ring, errbuf, errcap), q, "/dev/shm", shm_name);
 	if (ret < 0)
 		return ret;
-	ret = meta_make(meta_name, &q->rec, &q->meta, errbuf, errcap);
-	if (ret == -EEXIST) {
-		describe_squatter("/dev/shm", meta_name, owner, sizeof(owner));
-		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
-		            q->rec.name, meta_name, owner);
-	}
+	ret = log_squatter(meta_make(meta_name, &q->rec, &q->meta, errbuf, errcap), q, "/dev/shm", meta_name);
 	if (ret < 0) {
 		ring_unmap(&q->ring);
 		shm_unlink(shm_name);
 		return ret;
 	}
-	ret = mq_make(d, mq_name, &q->rec.geo, errbuf, errcap);
-	if (ret == -EEXIST) {
-		describe_squatter("/dev/mqueue", mq_name, owner, sizeof(owner));
-		log_warning("queue %s: %s exists already (%s) though its name is new: not ours, not used",
-		            q->rec.name, mq_name, owner);
-	}
+	ret = log_squatter(mq_make(d, mq_name, &q->rec.geo, errbuf, errcap), q, "/dev/mqueue", mq_name);
 	if (ret < 0) {
 		ring_unmap(&q->ring);
 		meta_unmap(&q->meta);

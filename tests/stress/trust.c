@@ -106,6 +106,22 @@ static int flood(const char *sock, int n)
 	return 0;
 }
 
+/* Connect and open (creating it if need be) queue for sending and
+ * receiving; 0, or 1 after saying why not. */
+static int open_queue(const char *mode, const char *sock, const char *queue, ipcq_client **c, ipcq_queue **q)
+{
+	int r = ipcq_connect(c, sock);
+
+	if (r == 0) {
+		r = ipcq_open(*c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, q);
+		if (r < 0)
+			ipcq_disconnect(*c);
+	}
+	if (r < 0)
+		fprintf(stderr, "trust %s: cannot open %s: %s\n", mode, queue, ipcq_strerror(r));
+	return r < 0;
+}
+
 static int expect(const char *what, int got, int want)
 {
 	if (got == want)
@@ -123,10 +139,8 @@ static int fork_handle(const char *sock, const char *queue)
 	int st, bad = 0;
 	pid_t pid;
 
-	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
-		fprintf(stderr, "trust fork-handle: cannot open %s\n", queue);
+	if (open_queue("fork-handle", sock, queue, &c, &q))
 		return 1;
-	}
 	pid = fork();
 	if (pid < 0)
 		return 1;
@@ -156,17 +170,16 @@ static int forge_closed(const char *sock, const char *queue)
 	char buf[16];
 	int bad = 0;
 
-	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
-		fprintf(stderr, "trust forge-closed: cannot open %s\n", queue);
+	if (open_queue("forge-closed", sock, queue, &c, &q))
 		return 1;
-	}
 	if (mq_send(ipcq_fd(q), (const char *)&closed, sizeof(closed), 0) < 0) {
 		fprintf(stderr, "trust forge-closed: mq_send: %s\n", strerror(errno));
-		return 1;
+		bad = 1;
+	} else {
+		bad |= expect("ipcq_recv of a forged CLOSED", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), -EBADMSG);
+		bad |= expect("ipcq_send after it", ipcq_send(q, "alive", 5, 0, 1000), 0);
+		bad |= expect("ipcq_recv after it", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), 5);
 	}
-	bad |= expect("ipcq_recv of a forged CLOSED", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), -EBADMSG);
-	bad |= expect("ipcq_send after it", ipcq_send(q, "alive", 5, 0, 1000), 0);
-	bad |= expect("ipcq_recv after it", (int)ipcq_recv(q, buf, sizeof(buf), NULL, 1000), 5);
 	ipcq_close(q);
 	ipcq_disconnect(c);
 	if (!bad)
@@ -183,10 +196,8 @@ static int meta_readonly(const char *sock, const char *queue)
 	ipcq_queue *q;
 	FILE *f;
 
-	if (ipcq_connect(&c, sock) < 0 || ipcq_open(c, queue, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q) < 0) {
-		fprintf(stderr, "trust meta-readonly: cannot open %s\n", queue);
+	if (open_queue("meta-readonly", sock, queue, &c, &q))
 		return 1;
-	}
 	f = fopen("/proc/self/maps", "re");
 	while (f && fgets(line, sizeof(line), f)) {
 		if (!strstr(line, ".meta\n") || sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3)
