@@ -91,13 +91,19 @@ test_user_without_user_daemon_names_the_socket() {
 	pass "no daemon at the chosen socket: exit 1, the path named, no queue blamed"
 }
 
-test_nobody_runs_a_per_user_daemon() {
-	expect_status 1 "ipcbrokerd as nobody without --user" \
-		as_nobody $IPCBROKERD_NOBODY -c "$T/sys.conf" --namespace nobody-sys
-	grep -q -- --user "$T/err" || fail "the refusal does not point at --user: $(cat "$T/err")"
+# start_user_daemon [ENV=VALUE...] [ipcbrokerd args...]: nobody's
+# ipcbrokerd --user under $T/xdg-nobody; its pid in $USERPID
+start_user_daemon() {
+	envs=
+	while [ $# -gt 0 ] && case $1 in *=*) true ;; *) false ;; esac; do
+		envs="$envs $1"
+		shift
+	done
+	rm -f "$T/xdg-nobody/pid"
 	# as_nobody may fork: the daemon tells its own pid, to be stopped
-	as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" sh -c 'echo $$ >"$0"; exec "$@"' "$T/xdg-nobody/pid" \
-		$IPCBROKERD_NOBODY --user -c "$T/sys.conf" >>"$T/user.log" 2>&1 &
+	# shellcheck disable=SC2086
+	as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $envs sh -c 'echo $$ >"$0"; exec "$@"' "$T/xdg-nobody/pid" \
+		$IPCBROKERD_NOBODY --user "$@" >>"$T/user.log" 2>&1 &
 	i=0
 	until [ -s "$T/xdg-nobody/pid" ] && USERPID=$(cat "$T/xdg-nobody/pid") &&
 		as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user list >/dev/null 2>&1; do
@@ -105,6 +111,13 @@ test_nobody_runs_a_per_user_daemon() {
 		[ $i -lt 100 ] || fail "the per-user daemon did not answer in 5 s: $(cat "$T/user.log")"
 		sleep 0.05
 	done
+}
+
+test_nobody_runs_a_per_user_daemon() {
+	expect_status 1 "ipcbrokerd as nobody without --user" \
+		as_nobody $IPCBROKERD_NOBODY -c "$T/sys.conf" --namespace nobody-sys
+	grep -q -- --user "$T/err" || fail "the refusal does not point at --user: $(cat "$T/err")"
+	start_user_daemon -c "$T/sys.conf"
 	[ -S "$T/xdg-nobody/ipcbroker/default.sock" ] || fail "no socket under nobody's runtime dir"
 	expect_status 0 "send to the per-user daemon" \
 		as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user send mine private
@@ -117,6 +130,30 @@ test_nobody_runs_a_per_user_daemon() {
 	stop_pid "$USERPID"
 	USERPID=
 	pass "nobody runs ipcbrokerd --user and reaches it only with --user or IPCQ_USER=1"
+}
+
+# Without -c a per-user daemon reads its user's config:
+# $XDG_CONFIG_HOME/ipcbroker/ipcbrokerd.conf, else ~/.config/ipcbroker/.
+test_per_user_daemon_reads_the_users_config() {
+	for base in cfg home/.config; do
+		mkdir -p "$T/xdg-nobody/$base/ipcbroker"
+		printf 'queue "from-%s" {\n\tmax_msgs = 3\n}\n' "$(basename "$base")" \
+			>"$T/xdg-nobody/$base/ipcbroker/ipcbrokerd.conf"
+	done
+	chown -R nobody "$T/xdg-nobody"
+	for how in "XDG_CONFIG_HOME=$T/xdg-nobody/cfg from-cfg" "HOME=$T/xdg-nobody/home from-.config"; do
+		set -- $how
+		start_user_daemon "$1"
+		expect_status 0 "list of the per-user daemon started with $1" \
+			as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user list
+		grep -q "^$2" "$T/out" || fail "the per-user daemon started with $1 has no queue $2: $(cat "$T/out")"
+		expect_status 0 "stat of $2" as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user stat "$2"
+		grep -qx "max_msgs: 3" "$T/out" || fail "$2 does not have the config's max_msgs 3: $(cat "$T/out")"
+		as_nobody env XDG_RUNTIME_DIR="$T/xdg-nobody" $IPCQ_NOBODY --user delete "$2"
+		stop_pid "$USERPID"
+		USERPID=
+	done
+	pass "without -c, ipcbrokerd --user reads \$XDG_CONFIG_HOME/ipcbroker/ipcbrokerd.conf, else ~/.config/ipcbroker/"
 }
 
 test_stopped_system_daemon_is_not_a_missing_queue() {
@@ -135,4 +172,5 @@ test_nobody_reaches_the_system_daemon_by_default
 test_user_without_runtime_dir_says_so
 test_user_without_user_daemon_names_the_socket
 test_nobody_runs_a_per_user_daemon
+test_per_user_daemon_reads_the_users_config
 test_stopped_system_daemon_is_not_a_missing_queue
