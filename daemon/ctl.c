@@ -460,20 +460,22 @@ static unsigned conns_of_uid(const struct daemon *d, uid_t uid)
 static bool conn_admissible(struct daemon *d, uid_t uid)
 {
 	static struct log_ratelimit refusals;
+	bool privileged = uid_privileged(d, uid);
+	unsigned held;
 
-	if (uid_privileged(d, uid)) {
-		if (d->n_conns < d->cfg->max_clients + PRIVILEGED_RESERVE)
-			return true;
-	} else if (d->n_conns >= d->cfg->max_clients) {
-		log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: max_clients (%u) reached",
-		            (unsigned)uid, d->cfg->max_clients);
+	if (d->n_conns >= d->cfg->max_clients + (privileged ? PRIVILEGED_RESERVE : 0)) {
+		log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: max_clients (%u%s) reached",
+		            (unsigned)uid, d->cfg->max_clients, privileged ? " and the reserve" : "");
 		return false;
-	} else if (conns_of_uid(d, uid) < d->cfg->user.max_clients) {
-		return true;
 	}
-	log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: it holds %u connections (%s)",
-	            (unsigned)uid, conns_of_uid(d, uid),
-	            uid_privileged(d, uid) ? "max_clients and the reserve" : "user_limits.max_clients");
+	if (privileged)
+		return true;
+	held = conns_of_uid(d, uid);
+	if (held < d->cfg->user.max_clients)
+		return true;
+	log_limited(&refusals, LOG_LEVEL_WARNING,
+	            "refusing a client of uid %u: it holds %u connections (user_limits.max_clients)", (unsigned)uid,
+	            held);
 	return false;
 }
 

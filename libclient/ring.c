@@ -747,8 +747,7 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 				break;
 			continue;
 		}
-		if (size < RING_ALIGN || size % RING_ALIGN || pos % r->data_size + size > r->data_size ||
-		    size > head - pos) {
+		if (!chunk_size_valid(r, pos, head, size)) {
 			*why = "a chunk header between the ring's tail and head has an impossible size";
 			return -EBADMSG;
 		}
