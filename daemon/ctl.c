@@ -33,6 +33,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "fdpass.h"
 #include "log.h"
 #include "peer.h"
 #include "queue.h"
@@ -377,31 +378,14 @@ static int dispatch(struct conn *c, const struct proto_req *req, struct reply *r
 
 static int send_reply(struct conn *c, struct reply *r)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(PROTO_OPEN_FDS * sizeof(int))];
-	} ctrl;
-	struct iovec iov = { .iov_base = &r->rep,
-		             .iov_len = sizeof(r->rep) + (size_t)r->rep.count * sizeof(ipcq_stats) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
 	r->rep.nfds = r->nfds;
-	if (r->nfds) {
-		memset(&ctrl, 0, sizeof(ctrl));
-		mh.msg_control = &ctrl;
-		mh.msg_controllen = CMSG_SPACE(r->nfds * sizeof(int));
-		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(r->nfds * sizeof(int));
-		memcpy(CMSG_DATA(cm), r->fds, r->nfds * sizeof(int));
-	}
-	n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	n = fdpass_send(c->fd, &r->rep, sizeof(r->rep) + (size_t)r->rep.count * sizeof(ipcq_stats), r->fds, r->nfds,
+	                MSG_DONTWAIT);
 	for (unsigned i = 0; i < r->nfds; i++)
 		close(r->fds[i]);
-	return n < 0 ? -errno : 0;
+	return n < 0 ? (int)n : 0;
 }
 
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)

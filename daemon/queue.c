@@ -488,28 +488,36 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
 }
 
 /* Take every message off the daemon's mq, releasing ring chunks of those
- * that are descriptors when ring is given.  Bounded: senders may go on
- * sending while it runs, and the event loop must not spin on them. */
+ * that are descriptors when ring is given; returns the messages taken.
+ * Bounded: senders may go on sending while it runs, and the event loop
+ * must not spin on them. */
 static int mq_drain(struct queue *q, struct ring *ring)
 {
 	unsigned char *buf = malloc(q->rec.geo.msg_size);
 	unsigned max = 2 * q->rec.geo.max_msgs;
-	unsigned n = 0;
+	unsigned n = 0, msgs = 0;
 	ssize_t len;
 
 	if (!buf)
 		return -ENOMEM;
 	while (n < max && (len = mq_receive(q->mq, (char *)buf, q->rec.geo.msg_size, NULL)) >= 0) {
-		if (ring && proto_msg_check(buf, (size_t)len) == PROTO_MSG_RING) {
+		int kind = proto_msg_check(buf, (size_t)len);
+
+		n++;
+		if (kind == PROTO_MSG_INLINE)
+			msgs++;
+		if (ring && kind == PROTO_MSG_RING) {
 			struct proto_ring_desc desc;
+			int got;
 
 			memcpy(&desc, buf, sizeof(desc));
-			ring_take_for_purge(ring, &desc);
+			got = ring_take_for_purge(ring, &desc);
+			if (got > 0)
+				msgs += (unsigned)got;
 		}
-		n++;
 	}
 	free(buf);
-	return (int)n;
+	return (int)msgs;
 }
 
 /* The queue is being deleted: its messages go, and every receiver blocked
@@ -657,9 +665,19 @@ static int queue_rebuild(struct daemon *d, struct queue *q)
 
 int queue_purge(struct daemon *d, struct queue *q)
 {
+	uint64_t n;
+	int got;
+
 	if (queue_quarantined(q))
 		return queue_rebuild(d, q);
-	return mq_drain(q, &q->ring);
+	got = mq_drain(q, &q->ring);
+	if (got < 0)
+		return got;
+	n = (uint64_t)got + ring_purge_backlog(&q->ring);
+	atomic_fetch_sub_explicit(&q->ring.hdr->depth, (int64_t)n, memory_order_relaxed);
+	if (atomic_load_explicit(&q->ring.hdr->depth, memory_order_relaxed) < 0)
+		atomic_store_explicit(&q->ring.hdr->depth, 0, memory_order_relaxed);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 void queue_stats(struct queue *q, ipcq_stats *st)
@@ -672,10 +690,14 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 	st->id = q->id;
 	st->delivery = (uint32_t)q->rec.delivery;
 	st->quarantined = queue_quarantined(q);
-	if (mq_getattr(q->mq, &attr) == 0)
-		st->depth = (uint32_t)attr.mq_curmsgs;
 	if (q->ring.hdr && !queue_quarantined(q))
 		ring_fill_stats(&q->ring, st);
+	if (mq_getattr(q->mq, &attr) == 0) {
+		st->window = (uint32_t)attr.mq_curmsgs;
+		/* what the window holds is waiting, whatever a client did to
+		 * the ring's counters */
+		st->depth = MAX(st->depth, (uint64_t)st->window);
+	}
 }
 
 struct reclaim_ctx {
@@ -704,6 +726,42 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	return 0;
 }
 
+/* The periodic sweep's look at the window beside the backlog.
+ *  - An empty window beside a backlog two sweeps running means the sender
+ *    that would have moved it died (backlog.c): a nudge wakes a receiver,
+ *    which takes from the backlog.  The daemon never moves messages.
+ *  - depth is bookkeeping clients keep; a client killed between a move
+ *    and its count leaves it off.  When the queue is at rest (nothing in
+ *    the window, the backlog or the ring's waiting chunks) for two sweeps
+ *    with the same figure, it is put to 0. */
+static void sweep_window(struct queue *q)
+{
+	struct proto_msg_hdr nudge = { .kind = PROTO_MSG_NUDGE };
+	struct ring_hdr *h = q->ring.hdr;
+	struct mq_attr attr;
+	uint64_t backlog;
+	int64_t depth;
+
+	if (mq_getattr(q->mq, &attr) < 0)
+		return;
+	backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
+	if (attr.mq_curmsgs == 0 && backlog > 0) {
+		if (++q->stuck_sweeps >= 2 && mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0)
+			q->stuck_sweeps = 0;
+	} else {
+		q->stuck_sweeps = 0;
+	}
+	depth = atomic_load_explicit(&h->depth, memory_order_relaxed);
+	if (depth == 0 || attr.mq_curmsgs != 0 || backlog != 0 || ring_waiting_chunks(&q->ring) != 0) {
+		q->rest_depth = 0;
+		return;
+	}
+	if (q->rest_depth == depth)
+		atomic_compare_exchange_strong_explicit(&h->depth, &depth, 0, memory_order_relaxed,
+		                                        memory_order_relaxed);
+	q->rest_depth = depth;
+}
+
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
 	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
@@ -714,6 +772,8 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 	if (queue_quarantined(q))
 		return 0;
 	n = ring_reclaim(&q->ring, &ops, &why);
+	if (n >= 0 && dead == 0)
+		sweep_window(q);
 	if (n > 0)
 		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name, n);
 	else if (n == -EBADMSG)

@@ -36,6 +36,9 @@ struct queue {
 	/* Set when the queue's shared memory failed a check: the daemon stops
 	 * touching it, opens are refused, purge rebuilds it, delete removes it. */
 	char quarantine[160];
+	/* the window as the last sweep saw it (queue_sweep_window) */
+	uint32_t stuck_sweeps;
+	int64_t rest_depth;
 };
 
 static inline bool queue_quarantined(const struct queue *q)

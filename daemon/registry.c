@@ -30,13 +30,13 @@ static int write_records(FILE *f, void *ctx)
 	const struct daemon *d = ctx;
 
 	fprintf(f, "# ipcbrokerd queue registry: name token max_msgs msg_size ring_size max_payload delivery "
-	           "creator_uid\n");
+	           "creator_uid max_depth prefetch\n");
 	for (const struct queue *q = d->queues; q; q = q->next) {
 		const struct queue_record *r = &q->rec;
 
-		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u\n", r->name, *r->token ? r->token : "-",
-		        r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size, r->geo.max_payload, (int)r->delivery,
-		        (unsigned)r->creator);
+		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u %" PRIu64 " %u\n", r->name,
+		        *r->token ? r->token : "-", r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size,
+		        r->geo.max_payload, (int)r->delivery, (unsigned)r->creator, r->geo.max_depth, r->geo.prefetch);
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -54,10 +54,12 @@ static bool parse_record(struct daemon *d, const char *line, struct queue_record
 	int delivery = 0, n;
 
 	memset(rec, 0, sizeof(*rec));
-	n = sscanf(line, "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u", name, token,
-	           &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload, &delivery,
-	           &creator);
-	if (n == 8) {
+	/* lines written before max_depth and prefetch have 8 fields */
+	rec->geo.prefetch = PROTO_PREFETCH_DEFAULT;
+	n = sscanf(line, "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u %" SCNu64 " %" SCNu32, name,
+	           token, &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload,
+	           &delivery, &creator, &rec->geo.max_depth, &rec->geo.prefetch);
+	if (n == 8 || n == 10) {
 		if (strcmp(token, "-") == 0)
 			token[0] = '\0';
 	} else {

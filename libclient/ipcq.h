@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,17 +72,22 @@ typedef struct ipcq_msg {
 
 /* Geometry of a queue. Zero fields mean "the daemon's default". */
 typedef struct ipcq_geometry {
-	uint32_t max_msgs;    /* depth of the POSIX mq */
+	uint32_t max_msgs;    /* the POSIX mq's window: mq messages receivers take from */
 	uint32_t msg_size;    /* bytes per mq message (inline limit + header) */
-	uint64_t ring_size;   /* bytes of the shared-memory ring */
+	uint64_t ring_size;   /* bytes of the shared-memory ring: the queue's depth */
 	uint64_t max_payload; /* largest message accepted */
+	uint64_t max_depth;   /* most messages waiting; 0: only the ring bounds it */
+	uint32_t prefetch;    /* most messages one receiver takes ahead (default 16) */
+	uint32_t reserved_;
 } ipcq_geometry;
 
 /* Counters and state of a queue (ipcq_stat). */
 typedef struct ipcq_stats {
 	char name[IPCQ_NAME_MAX + 1];
 	ipcq_geometry geo;
-	uint32_t depth;          /* messages waiting in the mq */
+	uint64_t depth;          /* messages waiting: in the window and in the backlog */
+	uint64_t backlog;        /* of which in the backlog (shared memory, beyond the window) */
+	uint32_t window;         /* mq messages in the window (one may carry a batch) */
 	uint32_t id;             /* queue id (si_value of notifications) */
 	uint64_t ring_used;      /* ring bytes in use (headers and padding included) */
 	uint64_t ring_hwm;       /* high-water mark of ring_used */
@@ -148,6 +154,35 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
 int ipcq_send(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms);
 ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms);
 
+/* Depth and batches.  A queue holds as many messages as its ring has room
+ * for (or max_depth, if set), whatever the kernel's mq limits: the mq is a
+ * window of max_msgs mq messages that receivers take messages through, and
+ * what does not fit waits in the ring as a backlog, in order, moved into
+ * the window by the queue's clients as room appears.  A send waits (up to
+ * its timeout; -EAGAIN with 0) only when the ring is full or max_depth is
+ * reached, never because receivers are slow to empty the window.
+ *
+ * One mq message may carry a batch of small messages (a ring chunk of up
+ * to prefetch of them).  ipcq_send goes out at once when the window has
+ * room, and is coalesced with the sends after it only under backpressure,
+ * so an idle queue adds no latency.  A receiver takes at most a batch at a
+ * time (prefetch messages ahead), so work stays shared among receivers.
+ *
+ * Priorities: higher first, FIFO within a priority, backlog included.  The
+ * backlog keeps up to 8 distinct priorities apart; a ninth shares the list
+ * of the nearest one.  Inversion is bounded by the window: a message may
+ * wait behind what is already in it, at most max_msgs * prefetch messages
+ * of lower priority.
+ *
+ * ipcq_send_batch sends n messages with one priority; returns how many
+ * were sent (n, or a prefix when the timeout hit), or a negative errno
+ * when none was.  ipcq_recv_batch receives up to n messages in place
+ * (waiting up to timeout_ms for the first, not for the rest); returns how
+ * many (>= 1) or a negative errno.  Each is released with ipcq_release(),
+ * in any order. */
+int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, unsigned prio, int timeout_ms);
+int ipcq_recv_batch(ipcq_queue *q, struct ipcq_msg *msgs, unsigned n, int timeout_ms);
+
 /* File descriptor that polls readable when a message waits. */
 int ipcq_fd(ipcq_queue *q);
 /* Ask for signal signo (with si_value = queue id) when the queue becomes
@@ -158,6 +193,8 @@ int ipcq_notify(ipcq_queue *q, int signo);
  * publish; or read a message in place and release it.  A view of an
  * inline message points into memory owned by the handle's receive slot. */
 int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms);
+/* Never waits: a full window sends the message to the backlog (the room
+ * it takes was reserved by ipcq_loan, which waits up to its timeout). */
 int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio);
 /* Give back a loan without publishing it. */
 int ipcq_unloan(ipcq_queue *q, void *buf);

@@ -15,7 +15,7 @@
 _Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
-_Static_assert(sizeof(struct proto_meta) == 48, "meta page layout");
+_Static_assert(sizeof(struct proto_meta) == 64, "meta page layout");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
 
 static bool name_chars_valid(const char *s, size_t max, bool allow_dot)
@@ -90,6 +90,10 @@ int proto_geometry_check(const ipcq_geometry *g, const char **why)
 	else if (g->max_payload < 1 || g->max_payload > g->ring_size - PROTO_RING_RESERVE ||
 	         g->max_payload > PROTO_MAX_PAYLOAD_MAX)
 		w = "max_payload must be between 1 and ring_size minus 64 bytes (and below 4G)";
+	else if (g->prefetch < 1 || g->prefetch > PROTO_PREFETCH_MAX)
+		w = "prefetch must be between 1 and 64";
+	else if (g->max_depth > PROTO_MAX_DEPTH_MAX)
+		w = "max_depth must be at most 2^40 (0: only the ring bounds the queue)";
 	if (why)
 		*why = w;
 	return w ? -EINVAL : 0;
@@ -204,9 +208,10 @@ int proto_msg_check(const void *msg, size_t n)
 			return -EBADMSG;
 		return PROTO_MSG_RING;
 	case PROTO_MSG_CLOSED:
+	case PROTO_MSG_NUDGE:
 		if (n != sizeof(hdr) || hdr.len != 0)
 			return -EBADMSG;
-		return PROTO_MSG_CLOSED;
+		return hdr.kind;
 	default:
 		return -EBADMSG;
 	}

@@ -18,6 +18,11 @@
  *   RING:   a struct proto_ring_desc follows: the payload is in the ring.
  *   CLOSED: sent by the daemon when it deletes the queue, one per waiting
  *           receiver, so nobody stays blocked on a queue that is gone.
+ *   NUDGE:  sent by the daemon when the window is empty beside a backlog
+ *           (a sender died before it moved the backlog on): the receiver
+ *           it wakes takes from the backlog (see backlog.c).
+ * The descriptor of a RING message names a chunk holding one message or
+ * a batch of them (ring.h); the mq carries no batch kind of its own.
  * A receiver checks the kind, and that hdr.len matches the message length
  * (inline) or the descriptor against the ring (see ring.h) before use.
  */
@@ -33,7 +38,7 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 2u
+#define PROTO_VERSION 3u
 /* Largest holder id (24 bits: it shares a chunk's state word). */
 #define PROTO_HOLDER_MAX 0xffffffu
 
@@ -89,6 +94,7 @@ enum proto_msg_kind {
 	PROTO_MSG_INLINE = 0x49, /* 'I' */
 	PROTO_MSG_RING = 0x52,   /* 'R' */
 	PROTO_MSG_CLOSED = 0x58, /* 'X': the queue was deleted (no payload) */
+	PROTO_MSG_NUDGE = 0x4e,  /* 'N': the daemon wakes a receiver to look at the backlog */
 };
 
 enum proto_msg_flags {
@@ -159,7 +165,7 @@ int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus)
  * geometry.  Everything else a client shares with the queue's other
  * clients is in the ring, which they can all write (see ring.h). */
 #define PROTO_META_MAGIC 0x4154454d51435049ull /* "IPCQMETA" */
-#define PROTO_META_VERSION 1u
+#define PROTO_META_VERSION 2u
 #define PROTO_META_SIZE 4096u
 struct proto_meta {
 	uint64_t magic;
@@ -181,6 +187,9 @@ struct proto_meta {
 #define PROTO_RING_PAGE 4096u               /* ring_size is a multiple of it */
 #define PROTO_RING_RESERVE 64u              /* a chunk header: max_payload <= ring_size - 64 */
 #define PROTO_MAX_PAYLOAD_MAX UINT32_MAX    /* lengths travel in 32 bits */
+#define PROTO_PREFETCH_MAX 64u              /* messages in a batch: a bit each (ring.h) */
+#define PROTO_PREFETCH_DEFAULT 16u
+#define PROTO_MAX_DEPTH_MAX (1ull << 40)
 /* 0, or -EINVAL with *why saying which bound a geometry breaks. */
 int proto_geometry_check(const ipcq_geometry *g, const char **why);
 

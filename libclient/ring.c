@@ -116,7 +116,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ring.h"
+#include "ring_impl.h"
 #include "util.h"
 
 _Static_assert(RING_ALIGN == PROTO_RING_RESERVE, "max_payload leaves room for exactly one chunk header");
@@ -133,7 +133,7 @@ static uint64_t slots_bytes(uint32_t msg_size)
 
 int ring_geometry_check(const struct ring_geometry *geo, const char **why)
 {
-	ipcq_geometry g = { .max_msgs = 1, .msg_size = geo->msg_size, .ring_size = geo->data_size,
+	ipcq_geometry g = { .max_msgs = 1, .msg_size = geo->msg_size, .ring_size = geo->data_size, .prefetch = 1,
 		            .max_payload = geo->max_payload };
 
 	if (geo->delivery > 1) {
@@ -237,9 +237,7 @@ static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct ti
 	return syscall(SYS_futex, uaddr, op, val, ts, NULL, val3);
 }
 
-/* Take the lock by an absolute CLOCK_MONOTONIC deadline (NULL: as long as
- * it takes); -ETIMEDOUT, or -EOWNERDEAD when this process is no holder. */
-static int ring_lock_until(struct ring *r, const struct timespec *dl)
+int ring_lock_until(struct ring *r, const struct timespec *dl)
 {
 	_Atomic uint32_t *w = &r->hdr->lock;
 	uint32_t me = r->self << 1, cur = 0;
@@ -272,6 +270,18 @@ static int ring_lock_until(struct ring *r, const struct timespec *dl)
 	}
 }
 
+int ring_trylock(struct ring *r)
+{
+	uint32_t cur = 0;
+
+	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
+		return -EOWNERDEAD;
+	return atomic_compare_exchange_strong_explicit(&r->hdr->lock, &cur, r->self << 1, memory_order_acquire,
+	                                               memory_order_relaxed)
+	               ? 0
+	               : -EBUSY;
+}
+
 /* The lock for at most RING_LOCK_GRACE_MS, for the last look of a
  * producer whose wait for space timed out. */
 static int ring_lock_briefly(struct ring *r)
@@ -281,7 +291,7 @@ static int ring_lock_briefly(struct ring *r)
 	return ring_lock_until(r, &dl);
 }
 
-static void ring_unlock(struct ring *r)
+void ring_unlock(struct ring *r)
 {
 	uint32_t was = atomic_exchange_explicit(&r->hdr->lock, 0, memory_order_release);
 
@@ -301,16 +311,6 @@ static void break_lock_of_dead(struct ring *r, const struct ring_reclaim_ops *op
 		futex(&r->hdr->lock, FUTEX_WAKE, INT32_MAX, NULL, 0);
 }
 
-static struct ring_chunk *chunk_at(const struct ring *r, uint64_t pos)
-{
-	return (struct ring_chunk *)(r->data + pos % r->data_size);
-}
-
-static uint64_t chunk_size_for(size_t len)
-{
-	return ALIGN_UP((uint64_t)sizeof(struct ring_chunk) + len, (uint64_t)RING_ALIGN);
-}
-
 /* Move space_seq on, and wake at most max producers waiting for space
  * (bounded: waiters is shared memory a client may have set to anything). */
 static void wake_space(struct ring *r, uint32_t max)
@@ -323,7 +323,7 @@ static void wake_space(struct ring *r, uint32_t max)
 		futex(&r->hdr->space_seq, FUTEX_WAKE, MIN(n, max), NULL, 0);
 }
 
-static void wake_producers(struct ring *r)
+void ring_wake_room(struct ring *r)
 {
 	wake_space(r, RING_WAKE_MAX);
 }
@@ -338,7 +338,7 @@ static bool chunk_size_valid(const struct ring *r, uint64_t pos, uint64_t head, 
 
 /* Whether head and tail are positions this ring could have: tail <= head,
  * at most the data area apart, both on chunk boundaries. */
-static bool positions_valid(const struct ring *r, uint64_t head, uint64_t tail)
+bool ring_positions_valid(const struct ring *r, uint64_t head, uint64_t tail)
 {
 	return tail <= head && head - tail <= r->data_size && head % RING_ALIGN == 0 && tail % RING_ALIGN == 0;
 }
@@ -358,7 +358,7 @@ static int load_positions(const struct ring *r, uint64_t *head, uint64_t *tail)
 	for (int tries = 0; tries < 8; tries++) {
 		*tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
 		*head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
-		if (positions_valid(r, *head, *tail))
+		if (ring_positions_valid(r, *head, *tail))
 			return 0;
 		if (atomic_load_explicit(&r->hdr->tail, memory_order_acquire) == *tail)
 			return -EBADMSG;
@@ -372,7 +372,7 @@ static int load_positions(const struct ring *r, uint64_t *head, uint64_t *tail)
  * header was read makes each step exact (no ABA), and a header read while
  * tail still pointed at it was not yet overwritten.  Bounded by the number
  * of chunks the data area can hold, whatever is in shared memory. */
-static void advance_tail(struct ring *r)
+void ring_advance_tail(struct ring *r)
 {
 	struct ring_hdr *h = r->hdr;
 
@@ -388,7 +388,7 @@ static void advance_tail(struct ring *r)
 			return;
 		if (tail == head)
 			return;
-		c = chunk_at(r, tail);
+		c = ring_chunk_at(r, tail);
 		st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
 		if (st != RING_RELEASED && st != RING_PAD)
 			return;
@@ -410,13 +410,13 @@ static void advance_tail(struct ring *r)
 static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t gen)
 {
 	atomic_store_explicit(&c->word, RING_WORD(RING_RELEASED, 0, gen), memory_order_release);
-	advance_tail(r);
-	wake_producers(r);
+	ring_advance_tail(r);
+	ring_wake_room(r);
 }
 
 /* ---- producer ---- */
 
-static void bump_hwm(struct ring_hdr *h, uint64_t used)
+void ring_bump_hwm(struct ring_hdr *h, uint64_t used)
 {
 	uint64_t old = atomic_load_explicit(&h->hwm, memory_order_relaxed);
 
@@ -430,29 +430,52 @@ static void bump_hwm(struct ring_hdr *h, uint64_t used)
  * starts at offset 0.  If the ring was empty, the tail passes it at once. */
 static void pad_to_end_locked(struct ring *r, uint64_t head)
 {
-	struct ring_chunk *c = chunk_at(r, head);
+	struct ring_chunk *c = ring_chunk_at(r, head);
 
 	c->gen = 0;
 	c->size = r->data_size - head % r->data_size;
 	c->len = 0;
 	c->magic = RING_CHUNK_MAGIC;
 	c->pos = head;
+	c->kind = RING_KIND_RAW;
+	c->count = 0;
 	atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
 	atomic_fetch_add_explicit(&r->hdr->chunks, 1, memory_order_relaxed);
 	atomic_store_explicit(&r->hdr->head, head + c->size, memory_order_release);
-	advance_tail(r);
+	ring_advance_tail(r);
 }
 
-static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
+/* Under the lock: a holder that died growing the newest batch (backlog.c)
+ * may have left it longer than head allows; its end becomes head. */
+static void repair_newest_locked(struct ring *r)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t last = h->last, size;
+	struct ring_chunk *c;
+
+	if (last < tail || last >= head || last % RING_ALIGN || !ring_positions_valid(r, head, tail))
+		return;
+	c = ring_chunk_at(r, last);
+	size = c->size;
+	if (c->magic == RING_CHUNK_MAGIC && c->pos == last && size > head - last && size % RING_ALIGN == 0 &&
+	    last % r->data_size + size <= r->data_size && last + size - tail <= r->data_size &&
+	    RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire)) == RING_QUEUED)
+		atomic_store_explicit(&h->head, last + size, memory_order_release);
+}
+
+int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t ds = r->data_size, head, tail, gen;
 	struct ring_chunk *c;
 
-	advance_tail(r);
+	repair_newest_locked(r);
+	ring_advance_tail(r);
 	head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-	if (!positions_valid(r, head, tail))
+	if (!ring_positions_valid(r, head, tail))
 		return -EBADMSG;
 
 	if (head % ds + size > ds) {
@@ -467,34 +490,36 @@ static int try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct 
 	if (size > ds - (head - tail))
 		return -EAGAIN;
 	gen = atomic_fetch_add_explicit(&h->next_gen, 1, memory_order_relaxed);
-	c = chunk_at(r, head);
+	c = ring_chunk_at(r, head);
 	c->gen = gen;
 	c->size = size;
 	c->len = (uint32_t)len;
 	c->magic = RING_CHUNK_MAGIC;
 	c->pos = head;
 	c->prio = 0;
+	c->kind = RING_KIND_RAW;
+	c->level = 0;
+	c->count = 0;
+	atomic_store_explicit(&c->handed, 0, memory_order_relaxed);
+	atomic_store_explicit(&c->done, 0, memory_order_relaxed);
+	h->last = head;
 	/* the header is whole before head moves past it */
 	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, r->self, gen), memory_order_release);
 	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
 	atomic_store_explicit(&h->head, head + size, memory_order_release);
-	bump_hwm(h, head + size - tail);
+	ring_bump_hwm(h, head + size - tail);
 
 	*out = (struct ring_ref){ .pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
 	return 0;
 }
 
-int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *out)
+int ring_with_room(struct ring *r, int timeout_ms, int (*try)(struct ring *r, void *arg), void *arg)
 {
 	struct timespec dl, *until = NULL;
 	bool waited = false;
-	uint64_t size;
 	int ret;
 
-	if (len > r->max_payload)
-		return -EMSGSIZE;
-	size = chunk_size_for(len);
-	/* timeout 0 does not wait for space, but may wait a moment for the lock */
+	/* timeout 0 does not wait for room, but may wait a moment for the lock */
 	if (timeout_ms >= 0) {
 		dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
 		until = &dl;
@@ -507,9 +532,10 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 		if (ret)
 			return ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
 		seq = atomic_load_explicit(&r->hdr->space_seq, memory_order_seq_cst);
-		ret = try_reserve_locked(r, size, len, out);
+		ret = try(r, arg);
 		if (ret != -EAGAIN || timeout_ms == 0) {
-			ring_unlock(r);
+			if (ret != 0)
+				ring_unlock(r);
 			/* the wake-ups are bounded: pass one on to the next waiter */
 			if (ret == 0 && waited)
 				wake_space(r, 1);
@@ -522,17 +548,44 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 		atomic_fetch_sub_explicit(&r->hdr->waiters, 1, memory_order_relaxed);
 		waited = true;
 		if (w == ETIMEDOUT) {
-			/* a last look: space may have come with the deadline */
+			/* a last look: room may have come with the deadline */
 			if (ring_lock_briefly(r) < 0)
 				return -ETIMEDOUT;
-			ret = try_reserve_locked(r, size, len, out);
-			ring_unlock(r);
+			ret = try(r, arg);
+			if (ret != 0)
+				ring_unlock(r);
 			return ret == -EAGAIN ? -ETIMEDOUT : ret;
 		}
 		if (w == EINTR)
 			return -EINTR; /* a signal handler ran, as with mq_send */
 		/* woken, or space_seq moved before we slept: look again */
 	}
+}
+
+struct reserve_args {
+	uint64_t size;
+	size_t len;
+	struct ring_ref *out;
+};
+
+static int try_reserve(struct ring *r, void *arg)
+{
+	struct reserve_args *a = arg;
+
+	return ring_try_reserve_locked(r, a->size, a->len, a->out);
+}
+
+int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *out)
+{
+	struct reserve_args a = { .size = ring_chunk_size_for(len), .len = len, .out = out };
+	int ret;
+
+	if (len > r->max_payload)
+		return -EMSGSIZE;
+	ret = ring_with_room(r, timeout_ms, try_reserve, &a);
+	if (ret == 0)
+		ring_unlock(r);
+	return ret;
 }
 
 void ring_publishing(struct ring *r, const struct ring_ref *ref, unsigned prio)
@@ -592,7 +645,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 	if (d->hdr.kind != PROTO_MSG_RING || d->offset % RING_ALIGN || d->offset > ds - RING_ALIGN ||
 	    len > r->max_payload)
 		return -EBADMSG;
-	size = chunk_size_for(len);
+	size = ring_chunk_size_for(len);
 	if (d->offset + size > ds)
 		return -EBADMSG;
 	/* a loan may be published shorter than reserved: size >= needed */
@@ -608,7 +661,8 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		if (!takeable(w, d->gen))
 			return -ESTALE;
 		if (c->gen != d->gen || c->len != len || c->size < size || d->offset + c->size > ds ||
-		    c->magic != RING_CHUNK_MAGIC) {
+		    c->magic != RING_CHUNK_MAGIC || c->kind > RING_KIND_BATCH ||
+		    (c->kind == RING_KIND_BATCH && (c->count == 0 || c->count > RING_BATCH_MAX))) {
 			/* the header is genuine only if the word did not move meanwhile */
 			uint64_t again = atomic_load_explicit(&c->word, memory_order_acquire);
 
@@ -621,7 +675,18 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
-	*out = (struct ring_ref){ .pos = c->pos, .offset = d->offset, .gen = d->gen, .len = (uint32_t)len, .payload = c + 1 };
+	*out = (struct ring_ref){ .pos = c->pos,
+		                  .offset = d->offset,
+		                  .gen = d->gen,
+		                  .len = (uint32_t)len,
+		                  .payload = c + 1,
+		                  .kind = c->kind,
+		                  .count = c->kind == RING_KIND_BATCH ? c->count : 0,
+		                  .prio = c->prio,
+		                  .handed = atomic_load_explicit(&c->handed, memory_order_relaxed),
+		                  .done = atomic_load_explicit(&c->done, memory_order_relaxed) };
+	if (out->kind != RING_KIND_BATCH)
+		out->handed = out->done = 0;
 	return 0;
 }
 
@@ -633,6 +698,49 @@ int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *
 void ring_release(struct ring *r, const struct ring_ref *ref)
 {
 	release_and_advance(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
+}
+
+int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct ring_recview *out)
+{
+	const unsigned char *p = ref->payload;
+	uint64_t off = 0;
+
+	(void)r;
+	if (ref->count == 0 || ref->count > RING_BATCH_MAX)
+		return -EBADMSG;
+	/* the sender wrote these bytes: check each record against the
+	 * length the descriptor and the header agreed on */
+	for (unsigned i = 0; i < ref->count; i++) {
+		struct ring_rec rec;
+
+		if (ref->len - off < sizeof(rec))
+			return -EBADMSG;
+		memcpy(&rec, p + off, sizeof(rec));
+		if (rec.len > RING_REC_MAX || ring_rec_size(rec.len) > ref->len - off)
+			return -EBADMSG;
+		out[i] = (struct ring_recview){ .data = p + off + sizeof(rec), .len = rec.len };
+		off += ring_rec_size(rec.len);
+	}
+	return 0;
+}
+
+void ring_batch_handed(struct ring *r, uint64_t offset, unsigned idx)
+{
+	struct ring_chunk *c = (struct ring_chunk *)(r->data + offset);
+
+	atomic_fetch_or_explicit(&c->handed, (uint64_t)1 << idx, memory_order_relaxed);
+}
+
+bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx)
+{
+	struct ring_chunk *c = (struct ring_chunk *)(r->data + offset);
+	uint64_t bit = (uint64_t)1 << idx, was;
+	unsigned n = c->count;
+
+	if (c->gen != gen || n == 0 || n > RING_BATCH_MAX)
+		return false; /* not ours any more (or spoilt): leave it to the daemon */
+	was = atomic_fetch_or_explicit(&c->done, bit, memory_order_acq_rel);
+	return !(was & bit) && ((was | bit) & ring_batch_mask(n)) == ring_batch_mask(n);
 }
 
 /* ---- receive slots ---- */
@@ -689,6 +797,30 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 	return 1;
 }
 
+/* A batch a dead consumer held: what it had not done with goes back (in
+ * an at-most-once queue, what it had been handed counts as done: dropped,
+ * never delivered twice).  Returns the records left to redeliver, with
+ * the done bits of the others set, so the next taker skips them. */
+static unsigned batch_leftover(struct ring *r, struct ring_chunk *c)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t full = ring_batch_mask(c->count);
+	uint64_t handed = atomic_load_explicit(&c->handed, memory_order_relaxed) & full;
+	uint64_t done = atomic_load_explicit(&c->done, memory_order_acquire) & full;
+	uint64_t left;
+
+	if (h->delivery == 0 && (handed & ~done)) {
+		atomic_fetch_or_explicit(&c->done, handed, memory_order_relaxed);
+		atomic_fetch_add_explicit(&h->dropped, (uint64_t)__builtin_popcountll(handed & ~done),
+		                          memory_order_relaxed);
+		done |= handed;
+	}
+	left = full & ~done;
+	/* handed out, not done: they count as waiting again */
+	ring_depth_add(r, __builtin_popcountll(left & handed));
+	return (unsigned)__builtin_popcountll(left);
+}
+
 static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring_reclaim_ops *ops)
 {
 	struct ring_hdr *h = r->hdr;
@@ -696,11 +828,27 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 	enum ring_state st = RING_WORD_STATE(w);
 	uint32_t holder = RING_WORD_HOLDER(w);
 	uint64_t released = RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w));
+	bool batch = c->kind == RING_KIND_BATCH && c->count > 0 && c->count <= RING_BATCH_MAX;
 
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
 		return 0;
 	if (holder != 0 && !ops->is_dead(holder, ops->ctx))
 		return 0;
+	if (st == RING_TAKEN && batch) {
+		uint64_t pending = RING_WORD(RING_PUBLISHING, 0, c->gen);
+
+		/* claimed first, so the bookkeeping is done once */
+		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel,
+		                                             memory_order_relaxed))
+			return 0;
+		if (batch_leftover(r, c) == 0) {
+			atomic_store_explicit(&c->word, released, memory_order_release);
+			return 1;
+		}
+		atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
+		return 1;
+	}
 	if (st == RING_RESERVED || (st == RING_TAKEN && h->delivery == 0)) {
 		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, released, memory_order_acq_rel,
 		                                             memory_order_relaxed))
@@ -712,6 +860,8 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 	 * at-least-once queue: send the descriptor again */
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
+	if (st == RING_TAKEN)
+		ring_depth_add(r, 1);
 	atomic_fetch_add_explicit(st == RING_TAKEN ? &h->redelivered : &h->reclaimed, 1, memory_order_relaxed);
 	return 1;
 }
@@ -735,7 +885,7 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 		return -EBADMSG;
 	}
 	while (pos < head && steps--) {
-		struct ring_chunk *c = chunk_at(r, pos);
+		struct ring_chunk *c = ring_chunk_at(r, pos);
 		uint64_t size = c->size, tail;
 
 		atomic_thread_fence(memory_order_acquire);
@@ -743,11 +893,17 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 		if (tail > pos) {
 			/* passed meanwhile: go on from the tail */
 			pos = tail;
-			if (!positions_valid(r, head, pos))
+			if (!ring_positions_valid(r, head, pos))
 				break;
 			continue;
 		}
 		if (!chunk_size_valid(r, pos, head, size)) {
+			/* the newest chunk may be a batch in the backlog that a
+			 * sender is growing (its size moves before head): nothing
+			 * there needs reclaiming, and the next sweep sees it whole */
+			if (RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire)) == RING_QUEUED &&
+			    size > head - pos && size % RING_ALIGN == 0 && pos % r->data_size + size <= r->data_size)
+				break;
 			*why = "a chunk header between the ring's tail and head has an impossible size";
 			return -EBADMSG;
 		}
@@ -839,8 +995,8 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 	ret = reclaim_chunks(r, ops, why);
 	if (ret < 0)
 		return ret;
-	advance_tail(r);
-	wake_producers(r);
+	ring_advance_tail(r);
+	ring_wake_room(r);
 	return n + ret;
 }
 
@@ -870,6 +1026,9 @@ void ring_fill_stats(const struct ring *r, ipcq_stats *st)
 	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
 	st->delivery = r->delivery;
 	st->receivers = ring_receivers(r);
+	st->depth = ring_depth(r);
+	st->backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
+	st->backlog = MIN(st->backlog, st->depth);
 }
 
 unsigned ring_receivers(const struct ring *r)
@@ -886,11 +1045,77 @@ int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d)
 {
 	struct ring_ref ref;
 	int ret = take_as(r, d, 0, &ref);
+	unsigned msgs;
 
-	if (ret == 0) {
-		release_and_advance(r, (struct ring_chunk *)(r->data + ref.offset), ref.gen);
+	if (ret < 0)
+		return ret;
+	msgs = ref.kind == RING_KIND_BATCH
+	               ? (unsigned)__builtin_popcountll(ring_batch_mask(ref.count) & ~ref.done)
+	               : 1;
+	release_and_advance(r, (struct ring_chunk *)(r->data + ref.offset), ref.gen);
+	return (int)msgs;
+}
+
+uint64_t ring_purge_backlog(struct ring *r)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t steps = r->data_size / RING_ALIGN + 1;
+	uint64_t head, pos, msgs = 0;
+
+	if (load_positions(r, &head, &pos) < 0)
+		return 0;
+	while (pos < head && steps--) {
+		struct ring_chunk *c = ring_chunk_at(r, pos);
+		uint64_t size = c->size, w, tail;
+		unsigned n;
+
+		atomic_thread_fence(memory_order_acquire);
+		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+		if (tail > pos) {
+			pos = tail;
+			continue;
+		}
+		if (!chunk_size_valid(r, pos, head, size))
+			break;
+		w = atomic_load_explicit(&c->word, memory_order_acquire);
+		n = ring_chunk_msgs(c);
+		if (RING_WORD_STATE(w) == RING_QUEUED &&
+		    atomic_compare_exchange_strong_explicit(&c->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
+		                                            memory_order_acq_rel, memory_order_relaxed))
+			msgs += n;
+		pos += size;
 	}
-	return ret;
+	atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+	ring_advance_tail(r);
+	ring_wake_room(r);
+	return msgs;
+}
+
+uint64_t ring_waiting_chunks(const struct ring *r)
+{
+	uint64_t steps = r->data_size / RING_ALIGN + 1;
+	uint64_t head, pos, n = 0;
+
+	if (load_positions(r, &head, &pos) < 0)
+		return 1; /* cannot tell: not at rest */
+	while (pos < head && steps--) {
+		struct ring_chunk *c = ring_chunk_at(r, pos);
+		uint64_t size = c->size;
+		enum ring_state st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
+
+		if (!chunk_size_valid(r, pos, head, size))
+			return n + 1;
+		n += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
+		pos += size;
+	}
+	return n;
+}
+
+uint64_t ring_depth(const struct ring *r)
+{
+	int64_t d = atomic_load_explicit(&r->hdr->depth, memory_order_relaxed);
+
+	return d > 0 ? (uint64_t)d : 0;
 }
 
 /* Producer: find our reservation from the payload pointer of a loan and

@@ -19,7 +19,7 @@
 #include "proto.h"
 
 #define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
-#define RING_VERSION 2u
+#define RING_VERSION 3u
 #define RING_ALIGN 64u                   /* chunk alignment and header size */
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
@@ -27,6 +27,10 @@
 #define RING_LOCK_GRACE_MS 10            /* lock wait of work that may be skipped */
 #define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
+#define RING_LEVELS 8u                   /* priorities the backlog keeps apart */
+#define RING_BATCH_MAX 64u               /* messages in one batch chunk (a bit each) */
+#define RING_REC_MAX 16384u              /* largest message a batch chunk carries */
+#define RING_MOVE_MAX 64u                /* chunks one move puts in the window */
 
 /* Chunk states, the low byte of ring_chunk.word. */
 enum ring_state {
@@ -37,7 +41,25 @@ enum ring_state {
 	RING_TAKEN = 4,      /* a consumer owns it and is reading the payload */
 	RING_RELEASED = 5,   /* done; space returns when every earlier chunk is done */
 	RING_PAD = 6,        /* filler up to the end of the data area (no payload) */
+	RING_QUEUED = 7,     /* complete, in the backlog: its descriptor is not on the mq yet */
 };
+
+/* What a chunk's payload is. */
+enum ring_kind {
+	RING_KIND_RAW = 0,   /* one message: len bytes (a loan, or a large send) */
+	RING_KIND_BATCH = 1, /* count records, each a ring_rec and its bytes, 8-aligned */
+};
+
+/* A record of a batch chunk; the next starts 8-aligned after its bytes. */
+struct ring_rec {
+	uint32_t len;
+	uint32_t reserved;
+};
+/* bytes a record of len payload bytes takes in a batch */
+static inline uint64_t ring_rec_size(uint64_t len)
+{
+	return (sizeof(struct ring_rec) + len + 7u) & ~(uint64_t)7u;
+}
 
 /* Holders.  What marks a chunk, a slot or the lock as held names its
  * holder by the id the daemon gave the holder's process when it connected
@@ -58,11 +80,18 @@ struct ring_chunk {
 	_Atomic uint64_t word;
 	uint64_t gen;   /* full generation; equals the descriptor's */
 	uint64_t size;  /* bytes of the chunk, header included, multiple of RING_ALIGN */
-	uint32_t len;   /* payload bytes */
+	uint32_t len;   /* payload bytes (a batch: its records, headers included) */
 	uint32_t magic; /* RING_CHUNK_MAGIC */
 	uint64_t pos;   /* monotonic position, for ring_published's liveness check */
 	uint32_t prio;  /* mq priority, set when published: redelivery keeps it */
-	uint8_t pad_[RING_ALIGN - 44];
+	uint8_t kind;   /* enum ring_kind */
+	uint8_t level;  /* backlog level, while QUEUED (backlog.c) */
+	uint16_t count; /* records of a batch */
+	/* a batch's records, a bit each: handed to a receiver, and done with
+	 * (released, or given up by the daemon); the holder of the TAKEN
+	 * chunk sets them, the daemon reads them when the holder died */
+	_Atomic uint64_t handed;
+	_Atomic uint64_t done;
 };
 
 /* A receive slot: a consumer receives mq messages straight into buf, so a
@@ -99,6 +128,18 @@ struct ring_hdr {
 	_Atomic uint64_t hwm;     /* high-water mark of head - tail */
 	_Atomic uint32_t waiters; /* producers waiting on space */
 	_Atomic uint32_t corrupt; /* a chunk header failed validation on the walk */
+	uint64_t last;            /* position of the newest chunk (the one a batch may grow) */
+
+	/* the backlog (backlog.c): chunks QUEUED in the ring, in levels by
+	 * priority; levels are written under the lock */
+	struct ring_level {
+		uint32_t prio;
+		uint32_t chunks; /* QUEUED chunks of the level (a hint: the walk is the truth) */
+		uint64_t cursor; /* no QUEUED chunk of the level lies before it */
+	} levels[RING_LEVELS];
+	_Atomic uint64_t backlog __attribute__((aligned(64))); /* messages QUEUED; 0: senders may go straight to the window */
+	_Atomic uint32_t want_move;                            /* a receiver found the lock busy: move again */
+	_Atomic int64_t depth __attribute__((aligned(64)));    /* messages waiting (see backlog.c) */
 
 	/* counters, updated with relaxed atomics; hot ones on their own lines */
 	_Atomic uint64_t sent __attribute__((aligned(64)));
@@ -135,6 +176,18 @@ struct ring_ref {
 	uint64_t gen;
 	uint32_t len;
 	void *payload;
+	/* what a consumer's take found (ring_take) */
+	uint8_t kind;    /* enum ring_kind */
+	uint16_t count;  /* records of a batch */
+	uint32_t prio;
+	uint64_t handed; /* records handed out before (a redelivered batch) */
+	uint64_t done;   /* records done with before: skip them */
+};
+
+/* A record of a taken batch, checked against the chunk's bounds. */
+struct ring_recview {
+	const void *data;
+	uint32_t len;
 };
 
 struct ring_geometry {
@@ -179,6 +232,14 @@ void ring_describe(const struct ring_ref *ref, unsigned flags, struct proto_ring
 int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out);
 /* Consumer: done with a taken chunk. */
 void ring_release(struct ring *r, const struct ring_ref *ref);
+/* Consumer: the records of a taken batch, each checked against the
+ * chunk (ref->count of them); -EBADMSG if they do not fit it. */
+int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct ring_recview *out);
+/* Consumer: record idx of a taken batch was handed out / is done with;
+ * ring_batch_done returns true when it was the last, and the caller then
+ * releases the chunk. */
+void ring_batch_handed(struct ring *r, uint64_t offset, unsigned idx);
+bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx);
 
 /* Receive slots, claimed for r->self. */
 int ring_slot_claim(struct ring *r);   /* index or -EUSERS */
@@ -213,7 +274,16 @@ uint64_t ring_bytes_used(const struct ring *r);
 void ring_fill_stats(const struct ring *r, ipcq_stats *st);
 
 /* Daemon (purge): take and release the chunk of a descriptor drained
- * from the mq (no lock is taken). */
+ * from the mq (no lock is taken); returns the messages it held, or a
+ * negative errno. */
 int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d);
+/* Daemon (purge): release every chunk waiting in the backlog, without the
+ * lock; returns the messages dropped. */
+uint64_t ring_purge_backlog(struct ring *r);
+/* Messages waiting (window and backlog), as clients count them. */
+uint64_t ring_depth(const struct ring *r);
+/* Daemon: chunks whose messages wait (in the backlog, or with their
+ * descriptor on its way or in the window); a walk without the lock. */
+uint64_t ring_waiting_chunks(const struct ring *r);
 
 #endif

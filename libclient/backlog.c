@@ -1,0 +1,483 @@
+/*
+ * backlog.c - a queue holds what its ring holds, not what the kernel lets
+ * its mq hold.
+ *
+ * The mq is the window receivers take messages through: it gives them
+ * the order (priorities), the wake-up (mq_receive, the pollable fd) and
+ * the crash record (receive slots, see ring.c).  The kernel keeps it
+ * small (msg_max is 10 by default), so what does not fit waits in the
+ * ring as the backlog: chunks in state QUEUED, complete, their
+ * descriptors not on the mq yet.
+ *
+ * Shape.  A QUEUED chunk is a raw message (a large send, a loan) or a
+ * batch: up to prefetch small messages as records (ring.h).  Chunks are
+ * kept in levels, one per priority (RING_LEVELS of them in the ring
+ * header; a priority beyond that shares the nearest level).  A level
+ * needs no list: its chunks are the QUEUED ones marked with its index,
+ * and position order in the ring is their order, so a level is a cursor
+ * (no QUEUED chunk of it lies before) and a count (a hint).  The lock
+ * (the producers' futex word, ring.c) guards levels, cursors, the growth
+ * of the newest batch and every QUEUED -> other move; the counters
+ * `backlog` (messages QUEUED) and `depth` (messages waiting anywhere) are
+ * atomics read without it.
+ *
+ * Senders.  While the backlog is empty a send goes straight to the
+ * window (mq_send that does not wait): an idle queue adds no latency.
+ * When the window is full, or the backlog is not empty (so nothing
+ * overtakes what waits there), the message goes to the backlog under the
+ * lock: appended to the newest batch of its priority when that is the
+ * last chunk of the ring and has room (coalescing under backpressure
+ * only), else as a new chunk; then, still under the lock, the sender
+ * moves what it can from the backlog into the window, highest level
+ * first, oldest first.
+ *
+ * Receivers take from the window; when it is empty and the backlog is
+ * not, they take the oldest chunk of the highest level straight from the
+ * backlog (under the lock).  So a receive-only client, whose mq
+ * descriptor cannot send, never needs to move anything, and a backlog
+ * whose senders have all gone drains all the same.  A receiver blocks in
+ * mq_receive only after it saw the backlog empty; a message enters the
+ * backlog only when the window was full or the backlog not empty, and its
+ * sender then moves what fits into the window, so a receiver never sleeps
+ * on an empty window beside a backlog unless a sender died between the
+ * two: the daemon's sweep then sends a nudge (PROTO_MSG_NUDGE) that wakes
+ * a receiver, which takes from the backlog.
+ *
+ * Priorities: the window orders what is in it; the backlog hands out its
+ * highest level first.  A message of higher priority may wait behind
+ * what is already in the window: at most max_msgs mq messages, each at
+ * most a batch of prefetch messages (stated in ipcq.h).
+ *
+ * Growing the newest batch.  Under the lock, with the chunk QUEUED (no
+ * receiver can hold it), the record is written past the chunk's end, in
+ * free space; then size grows, then head moves (release); then the
+ * chunk's len and count take the record in.  A reader without the lock
+ * (the daemon's walk) that sees the new size with the old head stops its
+ * walk there (ring.c); one that sees the new head sees the new size.
+ *
+ * Crash points (any client killed at any instruction):
+ *  - a sender dies holding the lock: the daemon breaks it (ring.c); every
+ *    step under it leaves the ring consistent, in this order:
+ *  - ... after reserving a new batch chunk, before it is QUEUED: the
+ *    chunk is RESERVED by a dead holder, and the daemon frees it (the
+ *    send never returned: nothing acknowledged is lost);
+ *  - ... while growing a batch, after size and before head: the next
+ *    holder of the lock finds the newest chunk longer than head allows
+ *    and moves head to its end (ring_try_reserve_locked); the record,
+ *    not yet in len and count, is not part of the batch;
+ *  - ... after len and count, before the counters: the counters are low
+ *    by one.  Counts are hints: a level whose walk finds no QUEUED chunk
+ *    is emptied, a backlog whose levels are all empty is zeroed, and the
+ *    daemon puts depth right when the queue is at rest;
+ *  - a sender or receiver dies moving a chunk (QUEUED -> PUBLISHING
+ *    under its holder id -> descriptor on the mq -> PUBLISHED): the
+ *    daemon finds it PUBLISHING by a dead holder and sends the descriptor
+ *    again, flagged REDELIVERED; a second copy finds the chunk taken and
+ *    is dropped as a duplicate (ring.c);
+ *  - a receiver dies taking from the backlog (QUEUED -> PUBLISHING(it)
+ *    -> TAKEN(it)): as above, or as a dead consumer's chunk;
+ *  - a receiver dies holding a batch: the records it had not done with
+ *    are redelivered in an at-least-once queue; in an at-most-once queue
+ *    what it had been handed is dropped (counted) and the rest goes to
+ *    others (ring.c, batch_leftover);
+ *  - the daemon dies: the backlog is in the ring and survives it.
+ * Untrusted input: everything here is read from shared memory a client
+ * may have scribbled on; level indexes, cursors and counts are checked or
+ * clamped, every walk is bounded by the chunks the data area can hold,
+ * and a header that fails a check marks the ring corrupt (-EBADMSG).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "backlog.h"
+#include "ring_impl.h"
+#include "util.h"
+
+/* Take n from a counter a client may have spoiled, never below 0. */
+static void sub_clamped(_Atomic uint64_t *ctr, uint64_t n)
+{
+	uint64_t v = atomic_load_explicit(ctr, memory_order_relaxed);
+
+	while (!atomic_compare_exchange_weak_explicit(ctr, &v, v > n ? v - n : 0, memory_order_release,
+	                                              memory_order_relaxed))
+		;
+}
+
+/* The level of priority prio: its own, else a free one, else (all in use
+ * by other priorities) the nearest, the higher one on a tie. */
+static unsigned level_for(struct ring_hdr *h, unsigned prio)
+{
+	unsigned best = 0, unused = RING_LEVELS;
+	uint64_t best_dist = UINT64_MAX;
+
+	for (unsigned i = 0; i < RING_LEVELS; i++) {
+		struct ring_level *l = &h->levels[i];
+		uint64_t dist;
+
+		if (l->chunks == 0) {
+			if (unused == RING_LEVELS)
+				unused = i;
+			continue;
+		}
+		if (l->prio == prio)
+			return i;
+		dist = l->prio > prio ? 2 * (uint64_t)(l->prio - prio) : 2 * (uint64_t)(prio - l->prio) + 1;
+		if (dist < best_dist) {
+			best_dist = dist;
+			best = i;
+		}
+	}
+	if (unused < RING_LEVELS) {
+		h->levels[unused].prio = prio;
+		h->levels[unused].cursor = UINT64_MAX;
+		return unused;
+	}
+	return best;
+}
+
+/* The level to serve first, or RING_LEVELS when all are empty. */
+static unsigned top_level(const struct ring_hdr *h)
+{
+	unsigned top = RING_LEVELS;
+
+	for (unsigned i = 0; i < RING_LEVELS; i++)
+		if (h->levels[i].chunks && (top == RING_LEVELS || h->levels[i].prio > h->levels[top].prio))
+			top = i;
+	return top;
+}
+
+/* Under the lock: the oldest QUEUED chunk of level lv, at *pos; NULL when
+ * there is none (or -EBADMSG through *err for a header that fails its
+ * checks).  Headers between tail and head do not change under the lock
+ * except their words: new chunks are laid only by its holder. */
+static struct ring_chunk *find_queued(struct ring *r, unsigned lv, uint64_t *pos, int *err)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t p = h->levels[lv].cursor, steps = r->data_size / RING_ALIGN + 1;
+	bool from_tail = false;
+
+	*err = 0;
+	if (!ring_positions_valid(r, head, tail)) {
+		*err = -EBADMSG;
+		return NULL;
+	}
+	if (p < tail || p > head || p % RING_ALIGN) {
+		p = tail;
+		from_tail = true;
+	}
+	while (p < head && steps--) {
+		struct ring_chunk *c = ring_chunk_at(r, p);
+		uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+		uint64_t size = c->size;
+
+		if (size < RING_ALIGN || size % RING_ALIGN || size > head - p || p % r->data_size + size > r->data_size ||
+		    c->magic != RING_CHUNK_MAGIC) {
+			/* a cursor a client set between chunks: walk from the tail once */
+			if (!from_tail) {
+				p = atomic_load_explicit(&h->tail, memory_order_acquire);
+				from_tail = true;
+				continue;
+			}
+			*err = -EBADMSG;
+			return NULL;
+		}
+		if (RING_WORD_STATE(w) == RING_QUEUED && c->level == lv) {
+			*pos = p;
+			return c;
+		}
+		p += size;
+	}
+	h->levels[lv].cursor = p;
+	return NULL;
+}
+
+/* Under the lock: a chunk of this process (RESERVED, or PUBLISHING when
+ * its send found the window full, or TAKEN when given back) joins the
+ * backlog with its n messages.  The counters move before the word says
+ * QUEUED, so a crash between leaves them high, which heals (see top). */
+static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n)
+{
+	struct ring_hdr *h = r->hdr;
+	unsigned lv = level_for(h, c->prio);
+	struct ring_level *l = &h->levels[lv];
+
+	if (l->cursor > pos)
+		l->cursor = pos;
+	l->chunks++;
+	c->level = (uint8_t)lv;
+	atomic_fetch_add_explicit(&h->backlog, n, memory_order_relaxed);
+	atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
+}
+
+/* Under the lock: chunk c at pos left the backlog with its messages. */
+static void dequeued_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n)
+{
+	struct ring_level *l = &r->hdr->levels[c->level < RING_LEVELS ? c->level : 0];
+
+	if (l->cursor <= pos)
+		l->cursor = pos + c->size;
+	if (l->chunks)
+		l->chunks--;
+	sub_clamped(&r->hdr->backlog, n);
+}
+
+/* Under the lock: the next chunk to serve, marked PUBLISHING by this
+ * process (so if it dies now, the daemon sends its descriptor again);
+ * NULL when the backlog is empty. */
+static struct ring_chunk *claim_next_locked(struct ring *r, uint64_t *pos, int *err)
+{
+	struct ring_hdr *h = r->hdr;
+
+	*err = 0;
+	/* each round either empties a level or finds a chunk whose word moved
+	 * meanwhile (the daemon purges without the lock): bounded either way */
+	for (unsigned rounds = 0; rounds < 4 * RING_LEVELS; rounds++) {
+		unsigned lv = top_level(h);
+		struct ring_chunk *c;
+		uint64_t w;
+
+		if (lv == RING_LEVELS) {
+			/* every level empty: so is the backlog, whatever its count says */
+			atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+			return NULL;
+		}
+		c = find_queued(r, lv, pos, err);
+		if (*err)
+			return NULL;
+		if (!c) {
+			h->levels[lv].chunks = 0;
+			continue;
+		}
+		w = RING_WORD(RING_QUEUED, 0, c->gen);
+		if (atomic_compare_exchange_strong_explicit(&c->word, &w, RING_WORD(RING_PUBLISHING, r->self, c->gen),
+		                                            memory_order_acquire, memory_order_relaxed))
+			return c;
+	}
+	return NULL;
+}
+
+static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uint64_t pos, struct proto_ring_desc *d)
+{
+	struct ring_ref ref = { .pos = pos, .offset = pos % r->data_size, .gen = c->gen, .len = c->len };
+
+	ring_describe(&ref, atomic_load_explicit(&c->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0, d);
+}
+
+/* Under the lock: move what fits from the backlog into the window. */
+static void move_locked(struct ring *r, const struct backlog_window *w)
+{
+	if (!w || !w->send)
+		return;
+	for (unsigned moved = 0; moved < RING_MOVE_MAX && backlog_busy(r); moved++) {
+		struct proto_ring_desc d;
+		struct ring_chunk *c;
+		uint64_t pos;
+		unsigned n;
+		int err;
+
+		c = claim_next_locked(r, &pos, &err);
+		if (!c)
+			return;
+		n = ring_chunk_msgs(c);
+		describe_chunk(r, c, pos, &d);
+		if (w->send(w->ctx, &d, sizeof(d), c->prio) < 0) {
+			/* the window is full: back to the backlog, as it was */
+			atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
+			return;
+		}
+		dequeued_locked(r, c, pos, n);
+		ring_published(r, &(struct ring_ref){ .pos = pos, .offset = d.offset, .gen = d.gen });
+	}
+}
+
+int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, unsigned nmsgs,
+                   const struct backlog_window *w, int timeout_ms)
+{
+	struct ring_chunk *c = ring_chunk_at(r, ref->pos);
+	struct timespec dl;
+	int ret;
+
+	c->prio = prio;
+	ring_depth_add(r, nmsgs);
+	if (!backlog_busy(r) && w && w->send) {
+		struct proto_ring_desc d;
+
+		ring_publishing(r, ref, prio);
+		ring_describe(ref, 0, &d);
+		ret = w->send(w->ctx, &d, sizeof(d), prio);
+		if (ret == 0) {
+			ring_published(r, ref);
+			return 0;
+		}
+		if (ret != -EAGAIN)
+			goto fail;
+	}
+	dl = deadline_after(CLOCK_MONOTONIC, timeout_ms >= 0 ? timeout_ms : 0);
+	ret = ring_lock_until(r, timeout_ms >= 0 ? &dl : NULL);
+	if (ret < 0) {
+		ret = ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
+		goto fail;
+	}
+	queue_locked(r, c, ref->pos, nmsgs);
+	move_locked(r, w);
+	ring_unlock(r);
+	return 0;
+fail:
+	ring_depth_add(r, -(int64_t)nmsgs);
+	ring_cancel(r, ref);
+	return ret;
+}
+
+struct append_args {
+	const void *buf;
+	uint32_t len;
+	unsigned prio;
+	unsigned batch_max;
+};
+
+static void put_record(unsigned char *at, const void *buf, uint32_t len)
+{
+	struct ring_rec rec = { .len = len };
+
+	memcpy(at, &rec, sizeof(rec));
+	if (len)
+		memcpy(at + sizeof(rec), buf, len);
+}
+
+/* Under the lock: grow the newest chunk by one record, if it is a batch
+ * of this priority in the backlog with room; -EAGAIN if it is not. */
+static int grow_newest_locked(struct ring *r, const struct append_args *a)
+{
+	struct ring_hdr *h = r->hdr;
+	uint64_t ds = r->data_size, rec = ring_rec_size(a->len), newsize, extra;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t last = h->last;
+	struct ring_chunk *c;
+
+	if (last < tail || last >= head || last % RING_ALIGN)
+		return -EAGAIN;
+	c = ring_chunk_at(r, last);
+	if (atomic_load_explicit(&c->word, memory_order_acquire) != RING_WORD(RING_QUEUED, 0, c->gen) ||
+	    c->magic != RING_CHUNK_MAGIC || c->pos != last || c->kind != RING_KIND_BATCH || c->prio != a->prio ||
+	    c->count == 0 || c->count >= a->batch_max || c->count >= RING_BATCH_MAX || c->size != head - last ||
+	    atomic_load_explicit(&c->handed, memory_order_relaxed) != 0 || c->len > r->max_payload - rec)
+		return -EAGAIN;
+	newsize = ring_chunk_size_for(c->len + rec);
+	extra = newsize - c->size;
+	if (last % ds + newsize > ds || extra > ds - (head - tail))
+		return -EAGAIN;
+	put_record((unsigned char *)(c + 1) + c->len, a->buf, a->len);
+	if (extra) {
+		c->size = newsize;
+		atomic_store_explicit(&h->head, head + extra, memory_order_release);
+		ring_bump_hwm(h, head + extra - tail);
+	}
+	c->len += (uint32_t)rec;
+	c->count++;
+	atomic_fetch_add_explicit(&h->backlog, 1, memory_order_relaxed);
+	return 0;
+}
+
+static int try_append(struct ring *r, void *arg)
+{
+	const struct append_args *a = arg;
+	uint64_t rec = ring_rec_size(a->len);
+	struct ring_chunk *c;
+	struct ring_ref ref;
+	int ret = grow_newest_locked(r, a);
+
+	if (ret != -EAGAIN)
+		return ret;
+	ret = ring_try_reserve_locked(r, ring_chunk_size_for(rec), rec, &ref);
+	if (ret < 0)
+		return ret;
+	c = ring_chunk_at(r, ref.pos);
+	c->kind = RING_KIND_BATCH;
+	c->count = 1;
+	c->prio = a->prio;
+	put_record(ref.payload, a->buf, a->len);
+	queue_locked(r, c, ref.pos, 1);
+	return 0;
+}
+
+int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, unsigned batch_max,
+                   const struct backlog_window *w, int timeout_ms)
+{
+	struct append_args a = { .buf = buf, .len = (uint32_t)len, .prio = prio, .batch_max = batch_max };
+	int ret;
+
+	if (len > RING_REC_MAX || ring_rec_size(len) > r->max_payload)
+		return -EMSGSIZE;
+	ret = ring_with_room(r, timeout_ms, try_append, &a);
+	if (ret < 0)
+		return ret;
+	ring_depth_add(r, 1);
+	move_locked(r, w);
+	ring_unlock(r);
+	return 0;
+}
+
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms)
+{
+	struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
+	int ret;
+
+	if (!backlog_busy(r))
+		return -EAGAIN;
+	ret = ring_lock_until(r, timeout_ms < 0 ? NULL : &dl);
+	if (ret < 0)
+		return ret == -ETIMEDOUT ? -EAGAIN : ret;
+	for (unsigned tries = 0; tries < RING_LEVELS + 1; tries++) {
+		struct proto_ring_desc d;
+		struct ring_chunk *c;
+		uint64_t pos;
+		unsigned n;
+
+		c = claim_next_locked(r, &pos, &ret);
+		if (!c) {
+			ret = ret ? ret : -EAGAIN;
+			break;
+		}
+		n = ring_chunk_msgs(c);
+		describe_chunk(r, c, pos, &d);
+		dequeued_locked(r, c, pos, n);
+		/* PUBLISHING by us -> TAKEN by us, with every check a
+		 * descriptor from the mq gets */
+		ret = ring_take(r, &d, out);
+		if (ret != -ESTALE)
+			break;
+	}
+	ring_unlock(r);
+	return ret;
+}
+
+int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
+{
+	struct ring_chunk *c = ring_chunk_at(r, ref->pos);
+	struct timespec dl = deadline_after(CLOCK_MONOTONIC, 1000);
+	uint64_t left;
+	int ret;
+
+	if (ref->kind != RING_KIND_BATCH || ref->count == 0 || ref->count > RING_BATCH_MAX)
+		return -EINVAL;
+	atomic_fetch_or_explicit(&c->done, done, memory_order_release);
+	left = ring_batch_mask(ref->count) & ~atomic_load_explicit(&c->done, memory_order_acquire);
+	if (!left) {
+		ring_release(r, ref);
+		return 0;
+	}
+	/* if the lock cannot be had, the chunk stays ours until this process
+	 * exits, and the daemon gives it back then */
+	ret = ring_lock_until(r, &dl);
+	if (ret < 0)
+		return ret;
+	ring_depth_add(r, __builtin_popcountll(left & atomic_load_explicit(&c->handed, memory_order_relaxed)));
+	queue_locked(r, c, ref->pos, (unsigned)__builtin_popcountll(left));
+	ring_unlock(r);
+	return 0;
+}

@@ -1,0 +1,49 @@
+/*
+ * backlog.h - what does not fit a queue's mq window waits in its ring.
+ *
+ * See the comment at the top of backlog.c for the protocol and its crash
+ * points.  The library's send and receive paths use it; the daemon only
+ * reads what it leaves in the ring (ring.c reclaims and purges).
+ */
+#ifndef IPCQ_BACKLOG_H
+#define IPCQ_BACKLOG_H
+
+#include "ring.h"
+
+/* How a client puts a descriptor into the mq window.  send never waits:
+ * 0, -EAGAIN when the window is full, or another negative errno.  NULL
+ * for a client that may not send (it never moves the backlog). */
+struct backlog_window {
+	int (*send)(void *ctx, const void *msg, size_t len, unsigned prio);
+	void *ctx;
+};
+
+/* Whether senders must go through the backlog (it is not empty). */
+static inline bool backlog_busy(const struct ring *r)
+{
+	return atomic_load_explicit(&r->hdr->backlog, memory_order_acquire) != 0;
+}
+
+/* Sender: a complete chunk this process reserved (payload written, kind
+ * and count set), carrying nmsgs messages: into the window when the
+ * backlog is empty and the window has room, else into the backlog.  Waits
+ * only for the lock, up to timeout_ms; on failure the chunk is given back. */
+int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, unsigned nmsgs,
+                   const struct backlog_window *w, int timeout_ms);
+
+/* Sender: one message of at most RING_REC_MAX bytes into the backlog,
+ * coalesced with the newest batch of its priority while that has room
+ * (batch_max messages at most); waits for ring space up to timeout_ms. */
+int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, unsigned batch_max,
+                   const struct backlog_window *w, int timeout_ms);
+
+/* Receiver: take the oldest chunk of the highest priority waiting in the
+ * backlog, as ring_take does; -EAGAIN when there is none. */
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms);
+
+/* Receiver: give a taken batch back to the backlog, with the records
+ * marked done in `done` skipped by its next taker (a handle closed before
+ * it had handed them all out). */
+int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * client.h - libipcq's internals, shared by its files:
+ *   control.c  the control connection and administration (one request,
+ *              one reply, over the daemon's socket)
+ *   open.c     opening a queue: its kernel objects, mapped
+ *   send.c     the send paths (window, backlog, batches, loans)
+ *   recv.c     the receive paths (window, backlog, batches, views)
+ * The core they share with the daemon: proto (wire format), ring and
+ * backlog (shared memory), fdpass (SCM_RIGHTS), util.
+ */
+#ifndef IPCQ_CLIENT_H
+#define IPCQ_CLIENT_H
+
+#include <errno.h>
+#include <mqueue.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "backlog.h"
+#include "ipcq.h"
+#include "proto.h"
+#include "ring.h"
+#include "util.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct ipcq_client {
+	int fd;
+	pthread_mutex_t lock;
+	uint32_t seq;
+	_Atomic uint32_t holder; /* what the daemon knows this process by (ring.h) */
+	char errmsg[PROTO_ERRMSG_MAX];
+};
+
+/* A batch a receiving handle took and hands out a message at a time. */
+struct held_batch {
+	struct ring_ref ref;
+	uint64_t skip;    /* records done with before it was taken */
+	unsigned next;    /* next record to look at */
+	struct ring_recview rec[RING_BATCH_MAX];
+};
+
+#define HELD_BATCHES 4
+
+struct ipcq_queue {
+	ipcq_client *client;
+	int flags;
+	mqd_t mq;
+	struct ring ring;
+	const struct proto_meta *meta; /* the daemon's page, mapped read-only */
+	ipcq_geometry geo;
+	uint32_t id;
+	pid_t pid; /* the process that opened it: the one its holder id names */
+	size_t inline_max;
+	struct backlog_window window; /* how this handle sends into the mq window */
+	int home_slot; /* -1 when not receiving */
+	atomic_flag home_busy;
+	/* batches being handed out, and a message too large for the buffer
+	 * ipcq_recv was given (the next receive on the handle returns it) */
+	pthread_mutex_t recv_lock;
+	unsigned nheld;
+	struct held_batch held[HELD_BATCHES];
+	_Atomic unsigned nkept;
+	unsigned kept_cap;
+	ipcq_msg *kept;
+	char name[IPCQ_NAME_MAX + 1];
+};
+
+/* control.c */
+/* One request, one reply.  The reply is copied to rep (cap bytes); fds
+ * (if not NULL) receives the passed descriptors, which the caller owns. */
+int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
+                int fds[PROTO_OPEN_FDS]);
+/* A reply with room for one stats record. */
+struct reply_one {
+	struct proto_reply rep;
+	ipcq_stats st;
+};
+
+/* recv.c: give back what a closing handle holds */
+void recv_close(ipcq_queue *q);
+/* send.c: put a message into the window without waiting (struct backlog_window) */
+int window_send(void *ctx, const void *msg, size_t len, unsigned prio);
+
+/* A handle is its opener's: what it holds is marked with the holder id
+ * the daemon gave that process, which would name the parent in a child. */
+static inline int check_owner(const ipcq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return q->pid == self_pid() ? 0 : -ECHILD;
+}
+
+static inline bool deleted(const ipcq_queue *q)
+{
+	return atomic_load_explicit(&q->meta->deleted, memory_order_acquire) != 0;
+}
+
+/* -EIDRM for a deleted queue, -EIO for a quarantined one, else 0 */
+static inline int queue_state(const ipcq_queue *q)
+{
+	if (deleted(q))
+		return -EIDRM;
+	if (atomic_load_explicit(&q->meta->quarantined, memory_order_relaxed))
+		return -EIO;
+	return 0;
+}
+
+static inline void count_n(_Atomic uint64_t *ctr, uint64_t n)
+{
+	atomic_fetch_add_explicit(ctr, n, memory_order_relaxed);
+}
+
+static inline int timeout_error(int timeout_ms)
+{
+	return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
+}
+
+/* Milliseconds left of a timeout that started at start_ns. */
+static inline int time_left(int timeout_ms, uint64_t start_ns)
+{
+	uint64_t spent;
+
+	if (timeout_ms <= 0)
+		return timeout_ms;
+	spent = (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000000u;
+	return spent >= (uint64_t)timeout_ms ? 0 : timeout_ms - (int)spent;
+}
+
+#endif

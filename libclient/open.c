@@ -1,0 +1,198 @@
+/*
+ * open.c - opening a queue: the daemon checks the caller's rights and
+ * passes the queue's kernel objects (its mq, its ring, its meta page);
+ * the handle maps them.
+ *
+ * Each open queue holds its own mq descriptor (a private open file
+ * description, so timeouts and flags are ours alone), a mapping of the
+ * queue's ring, and the daemon's meta page, read-only.  A receiving
+ * handle claims a home receive slot in the ring (see recv.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "fdpass.h"
+
+
+static int map_ring(ipcq_queue *q, int fd)
+{
+	struct stat st;
+	void *mem;
+	int r;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size < (off_t)RING_HDR_SIZE)
+		return -EPROTO;
+	mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	r = ring_attach(&q->ring, mem, (size_t)st.st_size);
+	if (r == 0 && (q->ring.msg_size != q->geo.msg_size || q->ring.data_size != q->geo.ring_size ||
+	               q->ring.max_payload != q->geo.max_payload))
+		r = -EPROTO;
+	if (r < 0)
+		munmap(mem, (size_t)st.st_size);
+	return r;
+}
+
+/* The daemon's page, for reading only: its descriptor is read-only, so
+ * what it says (deleted, quarantined) no client can have written. */
+static int map_meta(ipcq_queue *q, int fd)
+{
+	struct stat st;
+	void *mem;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_size != PROTO_META_SIZE)
+		return -EPROTO;
+	mem = mmap(NULL, PROTO_META_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	q->meta = mem;
+	if (q->meta->magic != PROTO_META_MAGIC || q->meta->version != PROTO_META_VERSION ||
+	    memcmp(&q->meta->geo, &q->geo, sizeof(q->geo)) != 0)
+		return -EPROTO;
+	return 0;
+}
+
+/* The home slot belongs to the process that opened the queue; a child
+ * forked with the handle must not free it. */
+static bool home_slot_mine(const ipcq_queue *q)
+{
+	return q->home_slot >= 0 && q->pid == self_pid();
+}
+
+static void queue_free(ipcq_queue *q)
+{
+	if (!q)
+		return;
+	if (q->ring.hdr && q->pid == self_pid())
+		recv_close(q);
+	if (home_slot_mine(q))
+		ring_slot_free(&q->ring, q->home_slot);
+	if (q->ring.hdr)
+		munmap(q->ring.hdr, q->ring.map_len);
+	if (q->meta)
+		munmap((void *)q->meta, PROTO_META_SIZE);
+	if (q->mq >= 0)
+		mq_close(q->mq);
+	pthread_mutex_destroy(&q->recv_lock);
+	free(q);
+}
+
+static void queue_freep(ipcq_queue **q)
+{
+	queue_free(*q);
+}
+
+EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out)
+{
+	__attribute__((cleanup(queue_freep))) ipcq_queue *q = NULL;
+	int fds[PROTO_OPEN_FDS] = { -1, -1, -1 };
+	struct proto_req req;
+	struct reply_one ro;
+	struct mq_attr attr;
+	int r;
+
+	if (!c || !name || !out || !proto_queue_name_valid(name))
+		return -EINVAL;
+	if (!(flags & (IPCQ_SEND | IPCQ_RECV)) || (flags & ~(IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE)))
+		return -EINVAL;
+	proto_req_init(&req, PROTO_OP_OPEN, 0, name);
+	req.flags = (uint32_t)flags;
+	r = client_call(c, &req, &ro.rep, sizeof(ro), fds);
+	if (r < 0)
+		return r;
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		fdpass_close(fds, PROTO_OPEN_FDS);
+		return -ENOMEM;
+	}
+	q->mq = fds[0];
+	q->home_slot = -1;
+	pthread_mutex_init(&q->recv_lock, NULL);
+	q->client = c;
+	q->flags = flags;
+	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
+		fdpass_close(&fds[1], PROTO_OPEN_FDS - 1);
+		return -EPROTO;
+	}
+	q->geo = ro.st.geo;
+	q->id = ro.st.id;
+	q->pid = self_pid();
+	snprintf(q->name, sizeof(q->name), "%s", name);
+	r = map_meta(q, fds[2]);
+	close(fds[2]);
+	if (r == 0 && atomic_load_explicit(&q->meta->quarantined, memory_order_relaxed))
+		r = -EIO;
+	/* the daemon's page is sound, so a ring that is not was wrecked by a
+	 * client: the daemon quarantines it at its next look */
+	if (r == 0 && map_ring(q, fds[1]) < 0)
+		r = -EIO;
+	close(fds[1]);
+	if (r < 0)
+		return r;
+	q->ring.self = atomic_load_explicit(&c->holder, memory_order_relaxed);
+	if (q->ring.self == 0 || q->ring.self > PROTO_HOLDER_MAX)
+		return -EPROTO;
+	if (mq_getattr(q->mq, &attr) < 0)
+		return -errno;
+	if ((uint64_t)attr.mq_msgsize != q->geo.msg_size)
+		return -EPROTO;
+	q->inline_max = proto_inline_max(q->geo.msg_size);
+	if (flags & IPCQ_SEND)
+		q->window = (struct backlog_window){ .send = window_send, .ctx = q };
+	if (flags & IPCQ_RECV) {
+		r = ring_slot_claim(&q->ring);
+		if (r < 0)
+			return r;
+		q->home_slot = r;
+	}
+	*out = TAKE_PTR(q);
+	return 0;
+}
+
+EXPORT int ipcq_close(ipcq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	queue_free(q);
+	return 0;
+}
+
+EXPORT int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out)
+{
+	if (!q || !out)
+		return -EINVAL;
+	*out = q->geo;
+	return 0;
+}
+
+EXPORT int ipcq_fd(ipcq_queue *q)
+{
+	return q ? q->mq : -EINVAL;
+}
+
+EXPORT int ipcq_notify(ipcq_queue *q, int signo)
+{
+	struct proto_req req;
+	struct reply_one ro;
+
+	if (!q || signo < 0 || signo >= 65)
+		return -EINVAL;
+	proto_req_init(&req, PROTO_OP_NOTIFY, 0, q->name);
+	req.arg = signo;
+	return client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);
+}
+

@@ -1,0 +1,464 @@
+/*
+ * recv.c - libipcq's receive paths.
+ *
+ * A receiver takes from the window (the queue's mq) first; when the
+ * window is empty and the backlog is not, it takes the backlog's next
+ * chunk itself (backlog.c).  What it takes is an inline message, a ring
+ * chunk with one message, or a batch: a batch is held by the handle and
+ * handed out a message at a time (at most prefetch messages ahead, so
+ * work stays shared among receivers); its chunk is released when every
+ * message of it is.
+ *
+ * Receiving from the mq goes through a receive slot in the ring's shared
+ * memory: mq_receive writes straight into it, so if this process dies
+ * between taking a message off the mq and finishing with it, the daemon
+ * sees the message and can redeliver it.  Each receiving handle claims a
+ * home slot at open; a second thread receiving on the same handle at the
+ * same time borrows a free slot for the duration of the call.
+ *
+ * A message's token says what it is: token2 == 0, an inline message in
+ * receive slot `token`; else a chunk at offset token (low 48 bits) of
+ * generation token2, and in the high bits the record of a batch plus one
+ * (0 for a chunk of one message).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "ring_impl.h"
+
+#define TOKEN_OFFSET_MASK ((1ull << 48) - 1)
+#define TOKEN_RECORD_SHIFT 48
+
+/* A slot index, with HOME_SLOT set when it is the handle's home slot
+ * (given back by clearing home_busy) rather than one borrowed from the
+ * ring's free slots (given back by freeing it). */
+#define HOME_SLOT 0x10000
+
+static bool home_slot_mine(const ipcq_queue *q)
+{
+	return q->home_slot >= 0 && q->pid == self_pid();
+}
+
+static int slot_acquire(ipcq_queue *q)
+{
+	if (home_slot_mine(q) && !atomic_flag_test_and_set_explicit(&q->home_busy, memory_order_acquire))
+		return q->home_slot | HOME_SLOT;
+	return ring_slot_claim(&q->ring);
+}
+
+static struct ring_slot *slot_of(ipcq_queue *q, int handle)
+{
+	return ring_slot_at(&q->ring, (unsigned)(handle & ~HOME_SLOT));
+}
+
+static void slot_put(ipcq_queue *q, int handle)
+{
+	if (handle & HOME_SLOT) {
+		slot_of(q, handle)->buf[0] = 0;
+		atomic_flag_clear_explicit(&q->home_busy, memory_order_release);
+	} else {
+		ring_slot_free(&q->ring, handle);
+	}
+}
+
+static ssize_t mq_get(mqd_t mq, void *buf, size_t cap, unsigned *prio, int timeout_ms)
+{
+	ssize_t n;
+
+	if (timeout_ms < 0) {
+		n = mq_receive(mq, buf, cap, prio);
+	} else {
+		struct timespec dl = deadline_after(CLOCK_REALTIME, timeout_ms);
+
+		n = mq_timedreceive(mq, buf, cap, prio, &dl);
+	}
+	if (n >= 0)
+		return n;
+	return errno == ETIMEDOUT ? timeout_error(timeout_ms) : -errno;
+}
+
+/* ---- handing messages out ---- */
+
+/* One message leaves the queue for this receiver. */
+static void handed_out(ipcq_queue *q)
+{
+	struct ring *r = &q->ring;
+
+	count_n(&r->hdr->received, 1);
+	ring_depth_add(r, -1);
+	/* senders may wait for depth to drop under max_depth */
+	if (q->geo.max_depth && atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
+		ring_wake_room(r);
+}
+
+/* Under recv_lock: the next record of a held batch, or false when it has
+ * none left (the batch is then dropped from the handle). */
+static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
+{
+	while (hb->next < hb->ref.count) {
+		unsigned i = hb->next++;
+		uint64_t bit = (uint64_t)1 << i;
+
+		if (hb->skip & bit)
+			continue;
+		ring_batch_handed(&q->ring, hb->ref.offset, i);
+		*m = (ipcq_msg){ .data = hb->rec[i].data,
+			         .len = hb->rec[i].len,
+			         .prio = hb->ref.prio,
+			         .flags = (hb->ref.handed & bit) ? IPCQ_MSG_REDELIVERED : 0,
+			         .token = hb->ref.offset | ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
+			         .token2 = hb->ref.gen };
+		handed_out(q);
+		return true;
+	}
+	return false;
+}
+
+/* A message from the batches this handle holds. */
+static bool take_held(ipcq_queue *q, ipcq_msg *m)
+{
+	bool got = false;
+
+	if (!q->nheld)
+		return false;
+	pthread_mutex_lock(&q->recv_lock);
+	while (q->nheld && !got) {
+		struct held_batch *hb = &q->held[q->nheld - 1];
+
+		got = hand_record(q, hb, m);
+		if (hb->next >= hb->ref.count)
+			q->nheld--;
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	return got;
+}
+
+/* A chunk this handle took (from the window or the backlog): its message,
+ * or the first of its batch, with the rest held for the next receives. */
+static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned flags, ipcq_msg *m)
+{
+	struct held_batch hb = { .ref = *ref, .skip = ref->done };
+	bool got;
+
+	if (ref->kind != RING_KIND_BATCH) {
+		*m = (ipcq_msg){ .data = ref->payload,
+			         .len = ref->len,
+			         .prio = ref->prio,
+			         .flags = flags,
+			         .token = ref->offset,
+			         .token2 = ref->gen };
+		handed_out(q);
+		return 0;
+	}
+	if (ring_batch_records(&q->ring, ref, hb.rec) < 0) {
+		/* records that do not fit their chunk: a sender's forgery */
+		count_n(&q->ring.hdr->rejected, 1);
+		ring_release(&q->ring, ref);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&q->recv_lock);
+	got = hand_record(q, &hb, m);
+	if (hb.next < hb.ref.count) {
+		if (q->nheld < HELD_BATCHES) {
+			q->held[q->nheld++] = hb;
+		} else {
+			/* more threads than places to hold batches: the rest
+			 * goes back for others */
+			uint64_t handed = ring_batch_mask(hb.next);
+
+			backlog_give_back(&q->ring, ref, hb.skip | handed);
+		}
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	if (!got) {
+		/* every record was done with before (a redelivery raced) */
+		return -ESTALE;
+	}
+	return 0;
+}
+
+#define SKIPPED 1
+
+/* Take the next message off the mq into a slot and resolve it.  Returns
+ * SKIPPED for a message that is not one (a duplicate descriptor left by a
+ * crash recovery, a nudge). */
+static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+{
+	union {
+		struct proto_msg_hdr hdr;
+		struct proto_ring_desc desc;
+	} msg;
+	struct ring_slot *s;
+	struct proto_msg_hdr h;
+	struct ring_ref ref;
+	unsigned prio = 0, flags;
+	ssize_t n;
+	int idx, kind, r;
+
+	idx = slot_acquire(q);
+	if (idx < 0)
+		return idx;
+	s = slot_of(q, idx);
+	s->buf[0] = 0;
+	/* straight into shared memory, priority included: if we die now, the
+	 * daemon finds the whole message in the slot */
+	n = mq_get(q->mq, s->buf, q->geo.msg_size, &s->prio, timeout_ms);
+	if (n < 0) {
+		slot_put(q, idx);
+		return (int)n;
+	}
+	prio = s->prio;
+	/* One copy of what decides, checked and then used: the slot is
+	 * shared memory, which another client may rewrite meanwhile. */
+	memcpy(&msg, s->buf, MIN((size_t)n, sizeof(msg)));
+	kind = proto_msg_check(&msg, (size_t)n);
+	h = msg.hdr;
+	flags = (h.flags & PROTO_MSGF_REDELIVERED) ? IPCQ_MSG_REDELIVERED : 0;
+	if (kind == PROTO_MSG_INLINE) {
+		*m = (ipcq_msg){ .data = s->buf + sizeof(h),
+			         .len = h.len,
+			         .prio = prio,
+			         .flags = flags,
+			         .token = (uint64_t)idx,
+			         .token2 = 0 };
+		handed_out(q);
+		return 0;
+	}
+	if (kind == PROTO_MSG_RING) {
+		r = ring_take(&q->ring, &msg.desc, &ref);
+	} else if (kind == PROTO_MSG_CLOSED) {
+		/* the daemon sets the flag before it sends CLOSED: without it,
+		 * the message is a sender's forgery, not a deletion */
+		r = deleted(q) ? -EIDRM : -EBADMSG;
+	} else if (kind == PROTO_MSG_NUDGE) {
+		r = SKIPPED; /* look at the backlog */
+	} else {
+		r = kind;
+	}
+	slot_put(q, idx);
+	if (r == -EIDRM || r == SKIPPED)
+		return r;
+	if (r < 0) {
+		/* a duplicate left by a crash recovery is expected; anything
+		 * else is reported, and both are counted */
+		count_n(&q->ring.hdr->rejected, 1);
+		if (r == -ESTALE && (h.flags & PROTO_MSGF_REDELIVERED))
+			return SKIPPED;
+		return r;
+	}
+	ref.prio = prio;
+	r = deliver_chunk(q, &ref, flags, m);
+	return r == -ESTALE ? SKIPPED : r;
+}
+
+/* From the backlog, when the window is empty: -EAGAIN if it is empty too. */
+static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+{
+	struct ring_ref ref;
+	int r = backlog_take(&q->ring, &ref, timeout_ms);
+
+	if (r < 0)
+		return r;
+	r = deliver_chunk(q, &ref, 0, m);
+	return r == -ESTALE ? SKIPPED : r;
+}
+
+/* A message an earlier ipcq_recv could not fit in its buffer (the oldest
+ * first: several threads may each have kept one). */
+static bool take_pending(ipcq_queue *q, ipcq_msg *m)
+{
+	bool got = false;
+
+	if (!atomic_load_explicit(&q->nkept, memory_order_acquire))
+		return false;
+	pthread_mutex_lock(&q->recv_lock);
+	if (q->nkept) {
+		*m = q->kept[0];
+		memmove(&q->kept[0], &q->kept[1], (q->nkept - 1) * sizeof(*m));
+		atomic_store_explicit(&q->nkept, q->nkept - 1, memory_order_relaxed);
+		got = true;
+		count_n(&q->ring.hdr->received, 1);
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	return got;
+}
+
+/* Keep m for the next receive on the handle: a receiving descriptor
+ * cannot put it back on the mq, and it must not be lost. */
+static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->recv_lock);
+	if (q->nkept == q->kept_cap) {
+		unsigned cap = q->kept_cap ? 2 * q->kept_cap : 4;
+		ipcq_msg *k = reallocarray(q->kept, cap, sizeof(*k));
+
+		if (k) {
+			q->kept = k;
+			q->kept_cap = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0) {
+		q->kept[q->nkept] = *m;
+		atomic_store_explicit(&q->nkept, q->nkept + 1, memory_order_release);
+		atomic_fetch_sub_explicit(&q->ring.hdr->received, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	return r;
+}
+
+static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+{
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	int r;
+
+	for (unsigned rounds = 0;; rounds++) {
+		int left = time_left(timeout_ms, start);
+
+		if (take_held(q, m))
+			return 0;
+		r = queue_state(q);
+		if (r < 0)
+			return r;
+		if (backlog_busy(&q->ring)) {
+			/* the window first (it is older), then the backlog */
+			r = recv_window(q, m, 0);
+			if (r == -EAGAIN)
+				r = recv_backlog(q, m, left);
+			if (r == -EAGAIN)
+				r = recv_window(q, m, left);
+		} else {
+			r = recv_window(q, m, left);
+		}
+		if (r != SKIPPED)
+			break;
+		/* not a message: go on to the next, within the deadline */
+		if (left == 0 && rounds > 0)
+			return -EAGAIN;
+	}
+	/* the deadline may have run out on a retry */
+	return r == -EAGAIN ? timeout_error(timeout_ms) : r;
+}
+
+static int check_recv(ipcq_queue *q, const void *m)
+{
+	int r = check_owner(q);
+
+	if (r < 0 || !m)
+		return r < 0 ? r : -EINVAL;
+	if (!(q->flags & IPCQ_RECV))
+		return -EBADF;
+	return 0;
+}
+
+EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+{
+	int r = check_recv(q, m);
+
+	if (r < 0)
+		return r;
+	if (take_pending(q, m))
+		return 0;
+	return recv_next(q, m, timeout_ms);
+}
+
+EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeout_ms)
+{
+	unsigned got = 0;
+	int r = check_recv(q, msgs);
+
+	if (r < 0)
+		return r;
+	if (n == 0 || n > INT32_MAX)
+		return -EINVAL;
+	if (take_pending(q, &msgs[0]))
+		got = 1;
+	else if ((r = recv_next(q, &msgs[0], timeout_ms)) < 0)
+		return r;
+	else
+		got = 1;
+	/* the rest only as far as they are there already */
+	while (got < n && recv_next(q, &msgs[got], 0) == 0)
+		got++;
+	return (int)got;
+}
+
+EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
+{
+	int r = check_owner(q);
+	struct ring_ref ref;
+	unsigned rec;
+
+	if (r < 0)
+		return r;
+	if (!m || !m->data)
+		return -EINVAL;
+	if (m->token2 == 0) {
+		if ((m->token & ~(uint64_t)HOME_SLOT) >= RING_SLOTS)
+			return -EINVAL;
+		slot_put(q, (int)m->token);
+		m->data = NULL;
+		return 0;
+	}
+	ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
+	rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
+	if (ref.offset >= q->ring.data_size || ref.offset % RING_ALIGN || rec > RING_BATCH_MAX)
+		return -EINVAL;
+	if (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1))
+		ring_release(&q->ring, &ref);
+	m->data = NULL;
+	return 0;
+}
+
+EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
+{
+	ipcq_msg m;
+	int r;
+
+	if (!buf && cap)
+		return -EINVAL;
+	r = ipcq_recv_view(q, &m, timeout_ms);
+	if (r < 0)
+		return r;
+	if (m.len > cap) {
+		r = keep_pending(q, &m);
+		if (r < 0) {
+			ipcq_release(q, &m);
+			return r;
+		}
+		return -EMSGSIZE;
+	}
+	if (m.len)
+		memcpy(buf, m.data, m.len);
+	if (prio)
+		*prio = m.prio;
+	ipcq_release(q, &m);
+	return (ssize_t)m.len;
+}
+
+void recv_close(ipcq_queue *q)
+{
+	/* what the handle holds goes back: in an at-least-once queue what it
+	 * handed out and nobody released goes too (redelivered) */
+	for (unsigned i = 0; i < q->nheld; i++) {
+		struct held_batch *hb = &q->held[i];
+		uint64_t done = hb->skip;
+
+		if (q->ring.delivery == 0)
+			done |= ring_batch_mask(hb->next);
+		backlog_give_back(&q->ring, &hb->ref, done);
+	}
+	q->nheld = 0;
+	for (unsigned i = 0; i < q->nkept; i++)
+		ipcq_release(q, &q->kept[i]);
+	q->nkept = 0;
+	free(q->kept);
+	q->kept = NULL;
+}

@@ -1,0 +1,70 @@
+/*
+ * ring_impl.h - the ring's internals that backlog.c shares with ring.c.
+ * Not for the library's other files nor for the daemon: they use ring.h
+ * and backlog.h.
+ */
+#ifndef IPCQ_RING_IMPL_H
+#define IPCQ_RING_IMPL_H
+
+#include <time.h>
+
+#include "ring.h"
+
+static inline struct ring_chunk *ring_chunk_at(const struct ring *r, uint64_t pos)
+{
+	return (struct ring_chunk *)(r->data + pos % r->data_size);
+}
+
+static inline uint64_t ring_chunk_size_for(uint64_t len)
+{
+	return (sizeof(struct ring_chunk) + len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+}
+
+/* The producers' lock (see ring.c).  ring_lock_until: by an absolute
+ * CLOCK_MONOTONIC deadline (NULL: as long as it takes); -ETIMEDOUT, or
+ * -EOWNERDEAD when this process is no holder.  ring_trylock: 0 or -EBUSY. */
+int ring_lock_until(struct ring *r, const struct timespec *dl);
+int ring_trylock(struct ring *r);
+void ring_unlock(struct ring *r);
+
+/* Under the lock: wait (lock released meanwhile) until try(r, arg),
+ * called with the lock held, returns something other than -EAGAIN, or
+ * the timeout passes (-ETIMEDOUT; -EAGAIN with timeout 0).  Returns with
+ * the lock held when try returned 0. */
+int ring_with_room(struct ring *r, int timeout_ms, int (*try)(struct ring *r, void *arg), void *arg);
+
+/* Under the lock: lay a new chunk of size bytes (header included) for a
+ * payload of len at head, RESERVED by this process; -EAGAIN if no room. */
+int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out);
+
+bool ring_positions_valid(const struct ring *r, uint64_t head, uint64_t tail);
+void ring_advance_tail(struct ring *r);
+/* Wake producers waiting for room (ring space or depth). */
+void ring_wake_room(struct ring *r);
+void ring_bump_hwm(struct ring_hdr *h, uint64_t used);
+
+/* The full mask of a batch of n records. */
+static inline uint64_t ring_batch_mask(unsigned n)
+{
+	return n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1);
+}
+
+/* Messages of a chunk still waiting: a raw chunk's one, or a batch's
+ * records not done. */
+static inline unsigned ring_chunk_msgs(const struct ring_chunk *c)
+{
+	if (c->kind != RING_KIND_BATCH)
+		return 1;
+	if (c->count == 0 || c->count > RING_BATCH_MAX)
+		return 0;
+	return (unsigned)__builtin_popcountll(ring_batch_mask(c->count) &
+	                                      ~atomic_load_explicit(&c->done, memory_order_relaxed));
+}
+
+/* Depth bookkeeping: messages waiting, window and backlog. */
+static inline void ring_depth_add(struct ring *r, int64_t n)
+{
+	atomic_fetch_add_explicit(&r->hdr->depth, n, memory_order_relaxed);
+}
+
+#endif
