@@ -156,6 +156,10 @@ static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq
 			g.ring_size = asked->ring_size;
 		if (asked->max_payload)
 			g.max_payload = asked->max_payload;
+		if (asked->max_depth)
+			g.max_depth = asked->max_depth;
+		if (asked->prefetch)
+			g.prefetch = asked->prefetch;
 		/* a smaller ring than the default max_payload: shrink the latter */
 		if (!asked->max_payload && g.ring_size > RING_ALIGN && g.max_payload > g.ring_size - RING_ALIGN)
 			g.max_payload = g.ring_size / 2;

@@ -415,9 +415,10 @@ int queue_new(struct daemon *d, const struct queue_record *rec, char *errbuf, si
 		snprintf(errbuf, errcap, "its kernel object names were taken %d times in a row", CREATE_ATTEMPTS);
 	if (ret < 0)
 		return ret;
-	log_info("queue %s: created (max_msgs %u, msg_size %u, ring %" PRIu64 ", max_payload %" PRIu64 ", uid %u)",
+	log_info("queue %s: created (max_msgs %u, msg_size %u, ring %" PRIu64 ", max_payload %" PRIu64
+	         ", max_depth %" PRIu64 ", prefetch %u, uid %u)",
 	         rec->name, rec->geo.max_msgs, rec->geo.msg_size, rec->geo.ring_size, rec->geo.max_payload,
-	         (unsigned)rec->creator);
+	         rec->geo.max_depth, rec->geo.prefetch, (unsigned)rec->creator);
 	*out = queue_link(d, TAKE_PTR(q));
 	return 0;
 }

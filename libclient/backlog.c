@@ -267,10 +267,18 @@ static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uin
 	ring_describe(&ref, atomic_load_explicit(&c->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0, d);
 }
 
-/* Under the lock: move what fits from the backlog into the window. */
+/* Under the lock: move what fits from the backlog into the window.
+ * Once a move found the window full, senders do not try again (a system
+ * call each) until a receiver says it took from it or is about to sleep
+ * on it (backlog_window_drained): the receiver clears the hint and then
+ * reads backlog, the sender counts its message in backlog and then reads
+ * the hint, both sequentially consistent, so either the receiver sees the
+ * backlog (and takes from it) or the sender sees the hint cleared (and
+ * moves). */
 static void move_locked(struct ring *r, const struct backlog_window *w)
 {
-	if (!w || !w->send)
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst))
 		return;
 	for (unsigned moved = 0; moved < RING_MOVE_MAX && backlog_busy(r); moved++) {
 		struct proto_ring_desc d;
@@ -287,6 +295,7 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 		if (w->send(w->ctx, &d, sizeof(d), c->prio) < 0) {
 			/* the window is full: back to the backlog, as it was */
 			atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
+			atomic_store_explicit(&r->hdr->window_full, 1, memory_order_relaxed);
 			return;
 		}
 		dequeued_locked(r, c, pos, n);

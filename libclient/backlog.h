@@ -24,6 +24,16 @@ static inline bool backlog_busy(const struct ring *r)
 	return atomic_load_explicit(&r->hdr->backlog, memory_order_acquire) != 0;
 }
 
+/* Receiver, before it looks at the backlog and sleeps on the window:
+ * the window is no longer full, so senders move the backlog into it
+ * again (see backlog.c). */
+static inline void backlog_window_drained(struct ring *r)
+{
+	if (atomic_load_explicit(&r->hdr->window_full, memory_order_relaxed))
+		atomic_store_explicit(&r->hdr->window_full, 0, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 /* Sender: a complete chunk this process reserved (payload written, kind
  * and count set), carrying nmsgs messages: into the window when the
  * backlog is empty and the window has room, else into the backlog.  Waits

@@ -327,6 +327,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		r = queue_state(q);
 		if (r < 0)
 			return r;
+		backlog_window_drained(&q->ring);
 		if (backlog_busy(&q->ring)) {
 			/* the window first (it is older), then the backlog */
 			r = recv_window(q, m, 0);

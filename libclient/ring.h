@@ -138,7 +138,7 @@ struct ring_hdr {
 		uint64_t cursor; /* no QUEUED chunk of the level lies before it */
 	} levels[RING_LEVELS];
 	_Atomic uint64_t backlog __attribute__((aligned(64))); /* messages QUEUED; 0: senders may go straight to the window */
-	_Atomic uint32_t want_move;                            /* a receiver found the lock busy: move again */
+	_Atomic uint32_t window_full;                          /* a move found the window full (a hint, backlog.c) */
 	_Atomic int64_t depth __attribute__((aligned(64)));    /* messages waiting (see backlog.c) */
 
 	/* counters, updated with relaxed atomics; hot ones on their own lines */

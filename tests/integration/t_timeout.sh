@@ -1,6 +1,7 @@
 #!/bin/sh
-# t_timeout.sh - -t gives up with exit 3, on receive and on send (a full
-# queue or a full ring), within reasonable time, and loses nothing.
+# t_timeout.sh - -t gives up with exit 3, on receive and on send (a queue
+# at its max_depth, or a full ring), within reasonable time, and loses
+# nothing.  A full mq window alone never makes a send wait: see t_deep.sh.
 . "$(dirname "$0")/lib.sh"
 
 now_ms() {
@@ -39,7 +40,7 @@ test_recv_count_prints_what_arrived_then_exits_3() {
 }
 
 test_send_to_full_queue_times_out_with_exit_3() {
-	"$IPCQ" create full --max-msgs 2
+	"$IPCQ" create full --max-msgs 2 --max-depth 2
 	"$IPCQ" send full a b
 	assert_eq 2 "$(qstat full depth)" "depth of the filled queue"
 	timed 3 290 2000 "send -t 0.3 to a full queue" "$IPCQ" send -t 0.3 full c
@@ -47,7 +48,7 @@ test_send_to_full_queue_times_out_with_exit_3() {
 	printf 'c\nd\n' >"$T/lines"
 	timed 3 290 2000 "send -t 0.3 of stdin lines to a full queue" "$IPCQ" send -t 0.3 full <"$T/lines"
 	assert_eq 2 "$(qstat full depth)" "depth after the timed-out sends"
-	pass "send -t 0.3 to a full queue (--max-msgs 2) exits 3"
+	pass "send -t 0.3 to a full queue (--max-depth 2) exits 3"
 }
 
 test_send_to_full_ring_times_out_with_exit_3() {

@@ -780,7 +780,7 @@ static int mode_forged(const char *name)
 		return 1;
 	if (st.rejected == 0 || st.ring_used != 0 || st.depth != 0) {
 		fprintf(stderr, "hostile: forged: rejected %" PRIu64 " (expected > 0), ring_used %" PRIu64
-		                ", depth %u (expected 0)\n",
+		                ", depth %" PRIu64 " (expected 0)\n",
 		        st.rejected, st.ring_used, st.depth);
 		return 1;
 	}

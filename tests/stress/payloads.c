@@ -350,7 +350,7 @@ static void test_nothing_leaked(void)
 	CHECK(n == -EAGAIN, "a message is left over at the end: ipcq_recv returned %zd", n);
 	if (stat_queue(&st) < 0)
 		return;
-	CHECK(st.depth == 0, "depth %u at the end, expected 0", st.depth);
+	CHECK(st.depth == 0, "depth %" PRIu64 " at the end, expected 0", st.depth);
 	CHECK(st.ring_used == 0 && st.ring_chunks == 0,
 	      "at the end: ring_used %" PRIu64 ", ring_chunks %" PRIu64 ", expected 0 and 0", st.ring_used,
 	      st.ring_chunks);
