@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -345,8 +346,25 @@ static int mq_make(struct daemon *d, const char *mq_name, const ipcq_geometry *g
 	return mq;
 }
 
+/* The queue's bell (backlog.c): an eventfd readable while its backlog is
+ * not empty, passed to every client, so that ipcq_fd() polls readable
+ * when messages wait beyond an empty window.  Not a named object: after a
+ * restart the daemon makes a new one and rings it if a backlog waits;
+ * clients of before keep theirs (the sweep's nudge covers the gap). */
+static void bell_make(struct queue *q)
+{
+	uint64_t one = 1;
+
+	q->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->ring.bell = q->bell;
+	if (q->bell >= 0 && q->ring.hdr && atomic_load_explicit(&q->ring.hdr->backlog, memory_order_relaxed) &&
+	    write(q->bell, &one, sizeof(one)) < 0)
+		log_warning("queue %s: cannot ring its bell: %s", q->rec.name, strerror(errno));
+}
+
 static struct queue *queue_link(struct daemon *d, struct queue *q)
 {
+	bell_make(q);
 	q->id = ++d->next_queue_id;
 	q->next = d->queues;
 	d->queues = q;
@@ -557,6 +575,8 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 
 static void queue_free(struct queue *q)
 {
+	if (q->bell >= 0)
+		close(q->bell);
 	ring_unmap(&q->ring);
 	meta_unmap(&q->meta);
 	if (q->mq != (mqd_t)-1)
@@ -617,6 +637,9 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 	fds[1] = open_shm(d, q, ".ring", O_RDWR);
 	/* the daemon's page: clients can map it for reading only */
 	fds[2] = open_shm(d, q, ".meta", O_RDONLY);
+	fds[3] = q->bell >= 0 ? fcntl(q->bell, F_DUPFD_CLOEXEC, 3) : -EIO;
+	if (fds[3] < 0 && q->bell >= 0)
+		fds[3] = -errno;
 	for (int i = 1; i < PROTO_OPEN_FDS; i++) {
 		if (fds[i] < 0) {
 			ret = fds[i];
@@ -652,8 +675,11 @@ static int queue_rebuild(struct daemon *d, struct queue *q)
 	ring_unmap(&q->ring);
 	meta_unmap(&q->meta);
 	mq_close(q->mq);
+	if (q->bell >= 0)
+		close(q->bell);
 	q->rec = fresh->rec;
 	q->mq = fresh->mq;
+	q->bell = fresh->bell;
 	q->ring = fresh->ring;
 	q->meta = fresh->meta;
 	q->quarantine[0] = '\0';

@@ -31,6 +31,7 @@ struct queue {
 	uint32_t id;
 	bool from_config; /* declared in the config (not auto-created) */
 	mqd_t mq;         /* the daemon's own descriptor: O_RDWR | O_NONBLOCK */
+	int bell;         /* the backlog's eventfd (backlog.c), passed to clients */
 	struct ring ring; /* ring.hdr is NULL while the queue is quarantined at adoption */
 	struct proto_meta *meta; /* the daemon-owned page (NULL if it was unusable at adoption) */
 	/* Set when the queue's shared memory failed a check: the daemon stops

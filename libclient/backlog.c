@@ -90,6 +90,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backlog.h"
 #include "ring_impl.h"
@@ -103,6 +104,41 @@ static void sub_clamped(_Atomic uint64_t *ctr, uint64_t n)
 	while (!atomic_compare_exchange_weak_explicit(ctr, &v, v > n ? v - n : 0, memory_order_release,
 	                                              memory_order_relaxed))
 		;
+}
+
+/* The bell: the queue's eventfd, readable while the backlog is not
+ * empty, so that ipcq_fd() polls readable when messages wait beyond an
+ * empty window.  Rung and silenced under the lock, at the transitions. */
+static void bell_ring(const struct ring *r)
+{
+	uint64_t one = 1;
+
+	if (r->bell >= 0 && write(r->bell, &one, sizeof(one)) < 0) {
+		/* EAGAIN: rung already, as far as it goes */
+	}
+}
+
+static void bell_silence(const struct ring *r)
+{
+	uint64_t v;
+
+	if (r->bell >= 0 && read(r->bell, &v, sizeof(v)) < 0) {
+		/* EAGAIN: silent already */
+	}
+}
+
+/* Under the lock: n messages joined the backlog / left it. */
+static void backlog_add_locked(struct ring *r, uint64_t n)
+{
+	if (atomic_fetch_add_explicit(&r->hdr->backlog, n, memory_order_relaxed) == 0)
+		bell_ring(r);
+}
+
+static void backlog_sub_locked(struct ring *r, uint64_t n)
+{
+	sub_clamped(&r->hdr->backlog, n);
+	if (atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed) == 0)
+		bell_silence(r);
 }
 
 /* The level of priority prio: its own, else a free one, else (all in use
@@ -137,13 +173,17 @@ static unsigned level_for(struct ring_hdr *h, unsigned prio)
 	return best;
 }
 
-/* The level to serve first, or RING_LEVELS when all are empty. */
-static unsigned top_level(const struct ring_hdr *h)
+/* The level to serve first, or RING_LEVELS + 1 when all are empty:
+ * batches given back first (with returned), then by priority. */
+#define NO_LEVEL (RING_LEVELS + 1)
+static unsigned top_level(const struct ring_hdr *h, bool returned)
 {
-	unsigned top = RING_LEVELS;
+	unsigned top = NO_LEVEL;
 
+	if (returned && h->levels[RING_RETURNED].chunks)
+		return RING_RETURNED;
 	for (unsigned i = 0; i < RING_LEVELS; i++)
-		if (h->levels[i].chunks && (top == RING_LEVELS || h->levels[i].prio > h->levels[top].prio))
+		if (h->levels[i].chunks && (top == NO_LEVEL || h->levels[i].prio > h->levels[top].prio))
 			top = i;
 	return top;
 }
@@ -197,38 +237,43 @@ static struct ring_chunk *find_queued(struct ring *r, unsigned lv, uint64_t *pos
 
 /* Under the lock: a chunk of this process (RESERVED, or PUBLISHING when
  * its send found the window full, or TAKEN when given back) joins the
- * backlog with its n messages.  The counters move before the word says
- * QUEUED, so a crash between leaves them high, which heals (see top). */
-static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n)
+ * backlog with its n messages, in level lv.  The counters move before the
+ * word says QUEUED, so a crash between leaves them high, which heals (see
+ * top). */
+static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n, unsigned lv)
 {
 	struct ring_hdr *h = r->hdr;
-	unsigned lv = level_for(h, c->prio);
 	struct ring_level *l = &h->levels[lv];
 
+	c->level = (uint8_t)lv;
 	if (l->cursor > pos)
 		l->cursor = pos;
 	l->chunks++;
-	c->level = (uint8_t)lv;
-	atomic_fetch_add_explicit(&h->backlog, n, memory_order_relaxed);
+	if (lv == RING_RETURNED)
+		atomic_fetch_add_explicit(&h->returned, 1, memory_order_relaxed);
+	backlog_add_locked(r, n);
 	atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
 }
 
 /* Under the lock: chunk c at pos left the backlog with its messages. */
 static void dequeued_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n)
 {
-	struct ring_level *l = &r->hdr->levels[c->level < RING_LEVELS ? c->level : 0];
+	unsigned lv = c->level <= RING_RETURNED ? c->level : 0;
+	struct ring_level *l = &r->hdr->levels[lv];
 
 	if (l->cursor <= pos)
 		l->cursor = pos + c->size;
 	if (l->chunks)
 		l->chunks--;
-	sub_clamped(&r->hdr->backlog, n);
+	if (lv == RING_RETURNED && atomic_load_explicit(&r->hdr->returned, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&r->hdr->returned, 1, memory_order_relaxed);
+	backlog_sub_locked(r, n);
 }
 
 /* Under the lock: the next chunk to serve, marked PUBLISHING by this
  * process (so if it dies now, the daemon sends its descriptor again);
  * NULL when the backlog is empty. */
-static struct ring_chunk *claim_next_locked(struct ring *r, uint64_t *pos, int *err)
+static struct ring_chunk *claim_next_locked(struct ring *r, bool returned, uint64_t *pos, int *err)
 {
 	struct ring_hdr *h = r->hdr;
 
@@ -236,13 +281,17 @@ static struct ring_chunk *claim_next_locked(struct ring *r, uint64_t *pos, int *
 	/* each round either empties a level or finds a chunk whose word moved
 	 * meanwhile (the daemon purges without the lock): bounded either way */
 	for (unsigned rounds = 0; rounds < 4 * RING_LEVELS; rounds++) {
-		unsigned lv = top_level(h);
+		unsigned lv = top_level(h, returned);
 		struct ring_chunk *c;
 		uint64_t w;
 
-		if (lv == RING_LEVELS) {
-			/* every level empty: so is the backlog, whatever its count says */
-			atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+		if (lv == NO_LEVEL) {
+			/* every level empty: so is the backlog, whatever its count
+			 * says (unless batches given back wait for a receiver) */
+			if (!h->levels[RING_RETURNED].chunks) {
+				atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+				bell_silence(r);
+			}
 			return NULL;
 		}
 		c = find_queued(r, lv, pos, err);
@@ -250,6 +299,8 @@ static struct ring_chunk *claim_next_locked(struct ring *r, uint64_t *pos, int *
 			return NULL;
 		if (!c) {
 			h->levels[lv].chunks = 0;
+			if (lv == RING_RETURNED)
+				atomic_store_explicit(&h->returned, 0, memory_order_relaxed);
 			continue;
 		}
 		w = RING_WORD(RING_QUEUED, 0, c->gen);
@@ -287,7 +338,9 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 		unsigned n;
 		int err;
 
-		c = claim_next_locked(r, &pos, &err);
+		/* batches given back are older than the window: receivers take
+		 * them from the backlog, ahead of it */
+		c = claim_next_locked(r, false, &pos, &err);
 		if (!c)
 			return;
 		n = ring_chunk_msgs(c);
@@ -299,6 +352,7 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 			return;
 		}
 		dequeued_locked(r, c, pos, n);
+		atomic_fetch_add_explicit(&r->hdr->window_seq, 1, memory_order_release);
 		ring_published(r, &(struct ring_ref){ .pos = pos, .offset = d.offset, .gen = d.gen });
 	}
 }
@@ -325,13 +379,14 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 		if (ret != -EAGAIN)
 			goto fail;
 	}
-	dl = deadline_after(CLOCK_MONOTONIC, timeout_ms >= 0 ? timeout_ms : 0);
+	/* timeout 0 may wait a moment for the lock, as ring_with_room does */
+	dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
 	ret = ring_lock_until(r, timeout_ms >= 0 ? &dl : NULL);
 	if (ret < 0) {
 		ret = ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
 		goto fail;
 	}
-	queue_locked(r, c, ref->pos, nmsgs);
+	queue_locked(r, c, ref->pos, nmsgs, level_for(r->hdr, prio));
 	move_locked(r, w);
 	ring_unlock(r);
 	return 0;
@@ -388,7 +443,7 @@ static int grow_newest_locked(struct ring *r, const struct append_args *a)
 	}
 	c->len += (uint32_t)rec;
 	c->count++;
-	atomic_fetch_add_explicit(&h->backlog, 1, memory_order_relaxed);
+	backlog_add_locked(r, 1);
 	return 0;
 }
 
@@ -410,7 +465,7 @@ static int try_append(struct ring *r, void *arg)
 	c->count = 1;
 	c->prio = a->prio;
 	put_record(ref.payload, a->buf, a->len);
-	queue_locked(r, c, ref.pos, 1);
+	queue_locked(r, c, ref.pos, 1, level_for(r->hdr, a->prio));
 	return 0;
 }
 
@@ -431,7 +486,7 @@ int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, u
 	return 0;
 }
 
-int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms)
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
 	int ret;
@@ -441,13 +496,26 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms)
 	ret = ring_lock_until(r, timeout_ms < 0 ? NULL : &dl);
 	if (ret < 0)
 		return ret == -ETIMEDOUT ? -EAGAIN : ret;
+	/* a sender killed growing the newest batch: its senders may all be
+	 * gone, and the backlog must drain all the same */
+	ring_repair_newest(r);
+	ret = -EAGAIN;
 	for (unsigned tries = 0; tries < RING_LEVELS + 1; tries++) {
 		struct proto_ring_desc d;
 		struct ring_chunk *c;
 		uint64_t pos;
 		unsigned n;
 
-		c = claim_next_locked(r, &pos, &ret);
+		if ((flags & BACKLOG_RETURNED) && !r->hdr->levels[RING_RETURNED].chunks)
+			break;
+		/* a sender moved messages into the window while we waited for
+		 * the lock: they are older than the backlog, take them first */
+		if (!(flags & BACKLOG_RETURNED) &&
+		    atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire) != window_seq) {
+			ret = -EINPROGRESS;
+			break;
+		}
+		c = claim_next_locked(r, true, &pos, &ret);
 		if (!c) {
 			ret = ret ? ret : -EAGAIN;
 			break;
@@ -486,7 +554,7 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 	if (ret < 0)
 		return ret;
 	ring_depth_add(r, __builtin_popcountll(left & atomic_load_explicit(&c->handed, memory_order_relaxed)));
-	queue_locked(r, c, ref->pos, (unsigned)__builtin_popcountll(left));
+	queue_locked(r, c, ref->pos, (unsigned)__builtin_popcountll(left), RING_RETURNED);
 	ring_unlock(r);
 	return 0;
 }

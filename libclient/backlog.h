@@ -47,9 +47,25 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, unsigned batch_max,
                    const struct backlog_window *w, int timeout_ms);
 
-/* Receiver: take the oldest chunk of the highest priority waiting in the
- * backlog, as ring_take does; -EAGAIN when there is none. */
-int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms);
+/* Receiver: take the next chunk waiting in the backlog (batches given
+ * back first, then the oldest of the highest priority), as ring_take
+ * does; -EAGAIN when there is none.  With BACKLOG_RETURNED, only a batch
+ * given back.  Otherwise window_seq is what the receiver read before it
+ * found the window empty: -EINPROGRESS if a sender has moved messages
+ * into the window since (they come first: look there again). */
+enum { BACKLOG_RETURNED = 1u << 0 };
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq);
+
+/* Whether batches given back wait (receivers take them before the window). */
+static inline bool backlog_returned(const struct ring *r)
+{
+	return atomic_load_explicit(&r->hdr->returned, memory_order_relaxed) != 0;
+}
+
+static inline uint64_t backlog_window_seq(const struct ring *r)
+{
+	return atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire);
+}
 
 /* Receiver: give a taken batch back to the backlog, with the records
  * marked done in `done` skipped by its next taker (a handle closed before

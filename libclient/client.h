@@ -41,8 +41,6 @@ struct held_batch {
 	struct ring_recview rec[RING_BATCH_MAX];
 };
 
-#define HELD_BATCHES 4
-
 struct ipcq_queue {
 	ipcq_client *client;
 	int flags;
@@ -59,8 +57,11 @@ struct ipcq_queue {
 	/* batches being handed out, and a message too large for the buffer
 	 * ipcq_recv was given (the next receive on the handle returns it) */
 	pthread_mutex_t recv_lock;
-	unsigned nheld;
-	struct held_batch held[HELD_BATCHES];
+	unsigned nheld, held_cap;
+	struct held_batch *held;
+	int pollfd;       /* ipcq_fd of a receiving handle (open.c), or -1 */
+	int held_bell;    /* eventfd readable while nheld or nkept, or -1 */
+	bool held_rung;
 	_Atomic unsigned nkept;
 	unsigned kept_cap;
 	ipcq_msg *kept;
@@ -80,6 +81,8 @@ struct reply_one {
 
 /* recv.c: give back what a closing handle holds */
 void recv_close(ipcq_queue *q);
+/* recv.c, under recv_lock: the handle's bell follows what it holds */
+void held_bell_update(ipcq_queue *q);
 /* send.c: put a message into the window without waiting (struct backlog_window) */
 int window_send(void *ctx, const void *msg, size_t len, unsigned prio);
 

@@ -3,10 +3,11 @@
  *
  * A client connects to the daemon (ipcbrokerd) over its control socket,
  * opens named queues, and then moves messages itself: small messages
- * travel inline in a POSIX message queue, larger ones through the
- * queue's shared-memory ring with only a descriptor on the mq.  The
- * daemon checks permissions and hands out the kernel objects; it is not
- * on the data path.
+ * travel inline in a POSIX message queue, larger ones (and batches of
+ * small ones) through the queue's shared-memory ring with only a
+ * descriptor on the mq; what does not fit the mq waits in the ring (see
+ * "Depth and batches" below).  The daemon checks permissions and hands out
+ * the kernel objects; it is not on the data path.
  *
  * Conventions (liburing style):
  *  - every call returns 0 or a non-negative count on success and a

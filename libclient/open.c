@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +89,12 @@ static void queue_free(ipcq_queue *q)
 		munmap((void *)q->meta, PROTO_META_SIZE);
 	if (q->mq >= 0)
 		mq_close(q->mq);
+	if (q->ring.bell >= 0)
+		close(q->ring.bell);
+	if (q->pollfd >= 0)
+		close(q->pollfd);
+	if (q->held_bell >= 0)
+		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
 	free(q);
 }
@@ -99,7 +107,7 @@ static void queue_freep(ipcq_queue **q)
 EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out)
 {
 	__attribute__((cleanup(queue_freep))) ipcq_queue *q = NULL;
-	int fds[PROTO_OPEN_FDS] = { -1, -1, -1 };
+	int fds[PROTO_OPEN_FDS] = { -1, -1, -1, -1 };
 	struct proto_req req;
 	struct reply_one ro;
 	struct mq_attr attr;
@@ -120,11 +128,13 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 		return -ENOMEM;
 	}
 	q->mq = fds[0];
+	q->ring.bell = -1;
+	q->pollfd = q->held_bell = -1;
 	q->home_slot = -1;
 	pthread_mutex_init(&q->recv_lock, NULL);
 	q->client = c;
 	q->flags = flags;
-	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0) {
+	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
 		fdpass_close(&fds[1], PROTO_OPEN_FDS - 1);
 		return -EPROTO;
 	}
@@ -141,6 +151,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	if (r == 0 && map_ring(q, fds[1]) < 0)
 		r = -EIO;
 	close(fds[1]);
+	q->ring.bell = fds[3]; /* after map_ring, which sets it to none */
 	if (r < 0)
 		return r;
 	q->ring.self = atomic_load_explicit(&c->holder, memory_order_relaxed);
@@ -179,9 +190,51 @@ EXPORT int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out)
 	return 0;
 }
 
+/* A receiving handle's fd is an epoll set of what may say a message
+ * waits: the window (the mq), the queue's bell (its backlog is not empty,
+ * backlog.c), and the handle's own (messages of a batch it holds, or
+ * kept back).  Made at the first call, so handles never polled pay
+ * nothing for it. */
+static int make_pollfd(ipcq_queue *q)
+{
+	int fds[3] = { q->mq, q->ring.bell, -1 };
+	int ep, r = 0;
+
+	q->held_bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->held_bell < 0)
+		return -errno;
+	fds[2] = q->held_bell;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	for (unsigned i = 0; i < 3 && r == 0; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = fds[i] };
+
+		if (fds[i] >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		close(ep);
+		return r;
+	}
+	q->pollfd = ep;
+	held_bell_update(q);
+	return 0;
+}
+
 EXPORT int ipcq_fd(ipcq_queue *q)
 {
-	return q ? q->mq : -EINVAL;
+	int r = 0;
+
+	if (!q)
+		return -EINVAL;
+	if (!(q->flags & IPCQ_RECV))
+		return q->mq;
+	pthread_mutex_lock(&q->recv_lock);
+	if (q->pollfd < 0)
+		r = make_pollfd(q);
+	pthread_mutex_unlock(&q->recv_lock);
+	return r < 0 ? r : q->pollfd;
 }
 
 EXPORT int ipcq_notify(ipcq_queue *q, int signo)

@@ -10,7 +10,7 @@
  * the wrong magic or version, an unknown op or an invalid name is refused
  * with -EPROTO / -EINVAL and the connection stays usable.  A reply to OPEN
  * carries PROTO_OPEN_FDS descriptors as SCM_RIGHTS: the queue's mq, its
- * ring, and its meta page (read-only).
+ * ring, its meta page (read-only), and its bell (backlog.c).
  *
  * Data messages.  Every mq message starts with a struct proto_msg_hdr that
  * names its kind, so new kinds (batches) fit without a format change:
@@ -45,7 +45,7 @@
 /* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
 #define PROTO_ERRMSG_MAX 256
-#define PROTO_OPEN_FDS 3 /* mq, ring, meta page */
+#define PROTO_OPEN_FDS 4 /* mq, ring, meta page, the backlog's bell (an eventfd) */
 #define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
 
 enum proto_op {
@@ -98,7 +98,8 @@ enum proto_msg_kind {
 };
 
 enum proto_msg_flags {
-	PROTO_MSGF_REDELIVERED = 1u << 0,
+	PROTO_MSGF_REDELIVERED = 1u << 0, /* it was handed to a receiver before (IPCQ_MSG_REDELIVERED) */
+	PROTO_MSGF_RESENT = 1u << 1,      /* sent again by the daemon: another copy may be on the mq */
 };
 
 struct proto_msg_hdr {

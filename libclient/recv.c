@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "ring_impl.h"
@@ -83,6 +84,19 @@ static ssize_t mq_get(mqd_t mq, void *buf, size_t cap, unsigned *prio, int timeo
 
 /* ---- handing messages out ---- */
 
+void held_bell_update(ipcq_queue *q)
+{
+	bool want = q->nheld || q->nkept;
+	uint64_t v = 1;
+
+	if (q->held_bell < 0 || want == q->held_rung)
+		return;
+	if (want ? write(q->held_bell, &v, sizeof(v)) < 0 : read(q->held_bell, &v, sizeof(v)) < 0) {
+		/* EAGAIN: it says so already */
+	}
+	q->held_rung = want;
+}
+
 /* One message leaves the queue for this receiver. */
 static void handed_out(ipcq_queue *q)
 {
@@ -133,6 +147,7 @@ static bool take_held(ipcq_queue *q, ipcq_msg *m)
 		if (hb->next >= hb->ref.count)
 			q->nheld--;
 	}
+	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
 	return got;
 }
@@ -163,16 +178,23 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 	pthread_mutex_lock(&q->recv_lock);
 	got = hand_record(q, &hb, m);
 	if (hb.next < hb.ref.count) {
-		if (q->nheld < HELD_BATCHES) {
-			q->held[q->nheld++] = hb;
-		} else {
-			/* more threads than places to hold batches: the rest
-			 * goes back for others */
-			uint64_t handed = ring_batch_mask(hb.next);
+		/* the rest is held for the next receives on the handle; never
+		 * given back here, where one of its messages is in a view */
+		if (q->nheld == q->held_cap) {
+			unsigned cap = q->held_cap ? 2 * q->held_cap : 4;
+			struct held_batch *h = reallocarray(q->held, cap, sizeof(*h));
 
-			backlog_give_back(&q->ring, ref, hb.skip | handed);
+			if (h) {
+				q->held = h;
+				q->held_cap = cap;
+			}
 		}
+		/* without memory to hold them, the rest stays taken by this
+		 * process until it exits, and the daemon gives it to others */
+		if (q->nheld < q->held_cap)
+			q->held[q->nheld++] = hb;
 	}
+	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
 	if (!got) {
 		/* every record was done with before (a redelivery raced) */
@@ -246,7 +268,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		/* a duplicate left by a crash recovery is expected; anything
 		 * else is reported, and both are counted */
 		count_n(&q->ring.hdr->rejected, 1);
-		if (r == -ESTALE && (h.flags & PROTO_MSGF_REDELIVERED))
+		if (r == -ESTALE && (h.flags & (PROTO_MSGF_RESENT | PROTO_MSGF_REDELIVERED)))
 			return SKIPPED;
 		return r;
 	}
@@ -255,11 +277,12 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	return r == -ESTALE ? SKIPPED : r;
 }
 
-/* From the backlog, when the window is empty: -EAGAIN if it is empty too. */
-static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+/* From the backlog: -EAGAIN if it is empty, -EINPROGRESS if the window
+ * was refilled since the receiver found it empty (see backlog_take). */
+static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
 	struct ring_ref ref;
-	int r = backlog_take(&q->ring, &ref, timeout_ms);
+	int r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq);
 
 	if (r < 0)
 		return r;
@@ -282,6 +305,7 @@ static bool take_pending(ipcq_queue *q, ipcq_msg *m)
 		atomic_store_explicit(&q->nkept, q->nkept - 1, memory_order_relaxed);
 		got = true;
 		count_n(&q->ring.hdr->received, 1);
+		held_bell_update(q);
 	}
 	pthread_mutex_unlock(&q->recv_lock);
 	return got;
@@ -309,6 +333,7 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
 		q->kept[q->nkept] = *m;
 		atomic_store_explicit(&q->nkept, q->nkept + 1, memory_order_release);
 		atomic_fetch_sub_explicit(&q->ring.hdr->received, 1, memory_order_relaxed);
+		held_bell_update(q);
 	}
 	pthread_mutex_unlock(&q->recv_lock);
 	return r;
@@ -328,20 +353,26 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		if (r < 0)
 			return r;
 		backlog_window_drained(&q->ring);
-		if (backlog_busy(&q->ring)) {
+		r = -EAGAIN;
+		/* batches given back were at the head of the line */
+		if (backlog_returned(&q->ring))
+			r = recv_backlog(q, m, left, BACKLOG_RETURNED, 0);
+		if (r == -EAGAIN && backlog_busy(&q->ring)) {
 			/* the window first (it is older), then the backlog */
+			uint64_t seq = backlog_window_seq(&q->ring);
+
 			r = recv_window(q, m, 0);
 			if (r == -EAGAIN)
-				r = recv_backlog(q, m, left);
-			if (r == -EAGAIN)
-				r = recv_window(q, m, left);
-		} else {
-			r = recv_window(q, m, left);
+				r = recv_backlog(q, m, left, 0, seq);
+			if (r == -EINPROGRESS)
+				r = SKIPPED; /* the window was refilled: look again */
 		}
+		if (r == -EAGAIN)
+			r = recv_window(q, m, left);
 		if (r != SKIPPED)
 			break;
 		/* not a message: go on to the next, within the deadline */
-		if (left == 0 && rounds > 0)
+		if (left == 0 && rounds > 2)
 			return -EAGAIN;
 	}
 	/* the deadline may have run out on a retry */
@@ -457,6 +488,8 @@ void recv_close(ipcq_queue *q)
 		backlog_give_back(&q->ring, &hb->ref, done);
 	}
 	q->nheld = 0;
+	free(q->held);
+	q->held = NULL;
 	for (unsigned i = 0; i < q->nkept; i++)
 		ipcq_release(q, &q->kept[i]);
 	q->nkept = 0;

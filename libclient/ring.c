@@ -160,6 +160,7 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len)
 	r->slot_size = r->hdr->slot_size;
 	r->msg_size = r->hdr->msg_size;
 	r->delivery = r->hdr->delivery;
+	r->bell = -1;
 }
 
 int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo)
@@ -445,12 +446,14 @@ static void pad_to_end_locked(struct ring *r, uint64_t head)
 	ring_advance_tail(r);
 }
 
-/* Under the lock: a holder that died growing the newest batch (backlog.c)
- * may have left it longer than head allows; its end becomes head. */
-static void repair_newest_locked(struct ring *r)
+/* A holder that died growing the newest batch (backlog.c) may have left
+ * it longer than head allows; its end becomes head.  With or without the
+ * lock: a compare-and-swap from the head it read, to the value a live
+ * grower would store itself. */
+void ring_repair_newest(struct ring *r)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
 	uint64_t last = h->last, size;
 	struct ring_chunk *c;
@@ -462,7 +465,40 @@ static void repair_newest_locked(struct ring *r)
 	if (c->magic == RING_CHUNK_MAGIC && c->pos == last && size > head - last && size % RING_ALIGN == 0 &&
 	    last % r->data_size + size <= r->data_size && last + size - tail <= r->data_size &&
 	    RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire)) == RING_QUEUED)
-		atomic_store_explicit(&h->head, last + size, memory_order_release);
+		atomic_compare_exchange_strong_explicit(&h->head, &head, last + size, memory_order_release,
+		                                        memory_order_relaxed);
+}
+
+/* A walk without the lock met a chunk at pos whose *size does not fit
+ * before *head.  Either head moved since the walk read it (a sender grew
+ * the newest batch and may have published it since: the word is read
+ * first, then head again), or the newest batch is growing right now, or
+ * its grower died mid-growth (it is QUEUED, longer than head allows:
+ * nothing in it needs reclaiming, and it is repaired), or it is corrupt.
+ * Returns WALK_ON to go on with *head and *size read again, WALK_TAIL
+ * when the tail passed pos meanwhile (go on from the tail), WALK_STOP to
+ * stop the walk here, or -EBADMSG. */
+enum { WALK_STOP = 0, WALK_ON = 1, WALK_TAIL = 2 };
+static int walk_recheck(struct ring *r, const struct ring_chunk *c, uint64_t pos, uint64_t *head, uint64_t *size)
+{
+	uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+	uint64_t h2 = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+
+	*size = c->size;
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&r->hdr->tail, memory_order_relaxed) > pos)
+		return WALK_TAIL; /* what we read may be a newer chunk's */
+	if (h2 != *head) {
+		*head = h2;
+		if (chunk_size_valid(r, pos, h2, *size))
+			return WALK_ON;
+	}
+	if (RING_WORD_STATE(w) == RING_QUEUED && *size > *head - pos && *size % RING_ALIGN == 0 &&
+	    pos % r->data_size + *size <= r->data_size) {
+		ring_repair_newest(r);
+		return WALK_STOP;
+	}
+	return -EBADMSG;
 }
 
 int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
@@ -471,7 +507,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	uint64_t ds = r->data_size, head, tail, gen;
 	struct ring_chunk *c;
 
-	repair_newest_locked(r);
+	ring_repair_newest(r);
 	ring_advance_tail(r);
 	head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
@@ -789,7 +825,10 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 	if (w != pending &&
 	    !atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel, memory_order_relaxed))
 		return 0; /* it moved on by itself */
-	ring_describe(&ref, PROTO_MSGF_REDELIVERED, &d);
+	/* a raw chunk a dead consumer held is marked handed (reclaim_chunk) */
+	ring_describe(&ref,
+	              PROTO_MSGF_RESENT | (atomic_load_explicit(&c->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0),
+	              &d);
 	if (ops->resend(&d, sizeof(d), prio, ops->ctx) < 0)
 		return 0;
 	atomic_compare_exchange_strong_explicit(&c->word, &pending, RING_WORD(RING_PUBLISHED, 0, gen),
@@ -857,7 +896,10 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 		return 1;
 	}
 	/* PUBLISHING by a dead producer (or left half done), or TAKEN in an
-	 * at-least-once queue: send the descriptor again */
+	 * at-least-once queue: send the descriptor again (flagged redelivered
+	 * only when a consumer had it) */
+	if (st == RING_TAKEN)
+		atomic_store_explicit(&c->handed, 1, memory_order_relaxed);
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
 	if (st == RING_TAKEN)
@@ -898,14 +940,16 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 			continue;
 		}
 		if (!chunk_size_valid(r, pos, head, size)) {
-			/* the newest chunk may be a batch in the backlog that a
-			 * sender is growing (its size moves before head): nothing
-			 * there needs reclaiming, and the next sweep sees it whole */
-			if (RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire)) == RING_QUEUED &&
-			    size > head - pos && size % RING_ALIGN == 0 && pos % r->data_size + size <= r->data_size)
+			int ok = walk_recheck(r, c, pos, &head, &size);
+
+			if (ok == WALK_TAIL)
+				continue; /* the loop's tail check moves pos on */
+			if (ok == WALK_STOP)
 				break;
-			*why = "a chunk header between the ring's tail and head has an impossible size";
-			return -EBADMSG;
+			if (ok < 0) {
+				*why = "a chunk header between the ring's tail and head has an impossible size";
+				return -EBADMSG;
+			}
 		}
 		n += reclaim_chunk(r, c, ops);
 		pos += size;
@@ -941,7 +985,7 @@ static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_r
 		memcpy(&mh, s->buf, sizeof(mh));
 		if (mh.len <= n - sizeof(mh)) {
 			if (h->delivery) {
-				s->buf[1] |= PROTO_MSGF_REDELIVERED;
+				s->buf[1] |= PROTO_MSGF_REDELIVERED | PROTO_MSGF_RESENT;
 				if (ops->resend(s->buf, sizeof(mh) + mh.len, s->prio, ops->ctx) < 0)
 					return -EAGAIN;
 				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
@@ -1062,6 +1106,7 @@ uint64_t ring_purge_backlog(struct ring *r)
 	uint64_t steps = r->data_size / RING_ALIGN + 1;
 	uint64_t head, pos, msgs = 0;
 
+	ring_repair_newest(r);
 	if (load_positions(r, &head, &pos) < 0)
 		return 0;
 	while (pos < head && steps--) {
@@ -1075,8 +1120,14 @@ uint64_t ring_purge_backlog(struct ring *r)
 			pos = tail;
 			continue;
 		}
-		if (!chunk_size_valid(r, pos, head, size))
-			break;
+		if (!chunk_size_valid(r, pos, head, size)) {
+			int ok = walk_recheck(r, c, pos, &head, &size);
+
+			if (ok == WALK_TAIL)
+				continue;
+			if (ok != WALK_ON)
+				break;
+		}
 		w = atomic_load_explicit(&c->word, memory_order_acquire);
 		n = ring_chunk_msgs(c);
 		if (RING_WORD_STATE(w) == RING_QUEUED &&
@@ -1086,12 +1137,20 @@ uint64_t ring_purge_backlog(struct ring *r)
 		pos += size;
 	}
 	atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->returned, 0, memory_order_relaxed);
+	if (r->bell >= 0) {
+		uint64_t v;
+
+		if (read(r->bell, &v, sizeof(v)) < 0) {
+			/* silent already */
+		}
+	}
 	ring_advance_tail(r);
 	ring_wake_room(r);
 	return msgs;
 }
 
-uint64_t ring_waiting_chunks(const struct ring *r)
+uint64_t ring_waiting_chunks(struct ring *r)
 {
 	uint64_t steps = r->data_size / RING_ALIGN + 1;
 	uint64_t head, pos, n = 0;
@@ -1103,9 +1162,22 @@ uint64_t ring_waiting_chunks(const struct ring *r)
 		uint64_t size = c->size;
 		enum ring_state st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
 
-		if (!chunk_size_valid(r, pos, head, size))
-			return n + 1;
+		if (!chunk_size_valid(r, pos, head, size)) {
+			int ok = walk_recheck(r, c, pos, &head, &size);
+
+			if (ok == WALK_TAIL) {
+				pos = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+				continue;
+			}
+			if (ok != WALK_ON)
+				return n + 1;
+		}
 		n += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
+		/* a batch a receiver holds, with messages it has not handed out yet */
+		if (st == RING_TAKEN && c->kind == RING_KIND_BATCH && c->count && c->count <= RING_BATCH_MAX &&
+		    (atomic_load_explicit(&c->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
+		            ring_batch_mask(c->count))
+			n++;
 		pos += size;
 	}
 	return n;

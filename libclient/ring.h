@@ -28,6 +28,7 @@
 #define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
 #define RING_LEVELS 8u                   /* priorities the backlog keeps apart */
+#define RING_RETURNED RING_LEVELS        /* the level of batches given back: served first */
 #define RING_BATCH_MAX 64u               /* messages in one batch chunk (a bit each) */
 #define RING_REC_MAX 16384u              /* largest message a batch chunk carries */
 #define RING_MOVE_MAX 64u                /* chunks one move puts in the window */
@@ -136,9 +137,11 @@ struct ring_hdr {
 		uint32_t prio;
 		uint32_t chunks; /* QUEUED chunks of the level (a hint: the walk is the truth) */
 		uint64_t cursor; /* no QUEUED chunk of the level lies before it */
-	} levels[RING_LEVELS];
+	} levels[RING_LEVELS + 1];
 	_Atomic uint64_t backlog __attribute__((aligned(64))); /* messages QUEUED; 0: senders may go straight to the window */
 	_Atomic uint32_t window_full;                          /* a move found the window full (a hint, backlog.c) */
+	_Atomic uint32_t returned;                             /* chunks in the returned level (a hint) */
+	_Atomic uint64_t window_seq;                           /* moves into the window (backlog.c) */
 	_Atomic int64_t depth __attribute__((aligned(64)));    /* messages waiting (see backlog.c) */
 
 	/* counters, updated with relaxed atomics; hot ones on their own lines */
@@ -167,6 +170,7 @@ struct ring {
 	uint32_t msg_size;
 	uint32_t delivery;
 	uint32_t self; /* this process's holder id (the library's; 0 in the daemon) */
+	int bell;      /* the queue's eventfd, readable while the backlog is not empty; -1: none */
 };
 
 /* A chunk held by this process (reserved or taken). */
@@ -284,6 +288,6 @@ uint64_t ring_purge_backlog(struct ring *r);
 uint64_t ring_depth(const struct ring *r);
 /* Daemon: chunks whose messages wait (in the backlog, or with their
  * descriptor on its way or in the window); a walk without the lock. */
-uint64_t ring_waiting_chunks(const struct ring *r);
+uint64_t ring_waiting_chunks(struct ring *r);
 
 #endif

@@ -37,6 +37,9 @@ int ring_with_room(struct ring *r, int timeout_ms, int (*try)(struct ring *r, vo
  * payload of len at head, RESERVED by this process; -EAGAIN if no room. */
 int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out);
 
+/* Repair what a holder killed growing the newest batch left (ring.c). */
+void ring_repair_newest(struct ring *r);
+
 bool ring_positions_valid(const struct ring *r, uint64_t head, uint64_t tail);
 void ring_advance_tail(struct ring *r);
 /* Wake producers waiting for room (ring space or depth). */

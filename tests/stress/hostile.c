@@ -38,6 +38,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "client.h" /* the handle's raw mq, which a hostile client would use */
 #include "ipcq.h"
 #include "proto.h"
 
@@ -671,7 +672,7 @@ static int mode_forged(const char *name)
 		return 1;
 	}
 	ipcq_geometry_of(fq, &fgeo);
-	fmq = (mqd_t)ipcq_fd(fq);
+	fmq = fq->mq; /* the raw mq, to forge on (ipcq_fd may be an epoll set) */
 	ds = fgeo.ring_size;
 
 	/* random bytes of descriptor size, kind 'R' */

@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h" /* the handle's raw mq, which a hostile client would use */
 #include "ipcq.h"
 #include "pattern.h"
 
@@ -354,7 +355,7 @@ static int run_rounds(const struct attack *a, ipcq_queue *q, struct tally *t)
 		r = scribble_mappings(pat, t);
 		if (r < 0 || t->writable == 0)
 			break;
-		forge_messages((mqd_t)ipcq_fd(q), pat, t);
+		forge_messages(q->mq, pat, t);
 		if (i + 1 == a->rounds)
 			break; /* leave the wreck as the last round made it */
 		usleep(ROUND_PAUSE_US);

@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client.h" /* the handle's raw mq, which a hostile client would use */
 #include "ipcq.h"
 #include "proto.h"
 
@@ -172,7 +173,7 @@ static int forge_closed(const char *sock, const char *queue)
 
 	if (open_queue("forge-closed", sock, queue, &c, &q))
 		return 1;
-	if (mq_send(ipcq_fd(q), (const char *)&closed, sizeof(closed), 0) < 0) {
+	if (mq_send(q->mq, (const char *)&closed, sizeof(closed), 0) < 0) {
 		fprintf(stderr, "trust forge-closed: mq_send: %s\n", strerror(errno));
 		bad = 1;
 	} else {

@@ -1112,7 +1112,7 @@ static int reclaim(struct ring *r, struct reclaim_ctx *c)
 	return ring_reclaim(r, &ops, &why);
 }
 
-/* The last resend was the descriptor of d, flagged REDELIVERED. */
+/* The last resend was the descriptor of d, flagged RESENT. */
 static struct proto_ring_desc assert_resent_descriptor_of(const struct reclaim_ctx *c,
                                                           const struct proto_ring_desc *d)
 {
@@ -1121,7 +1121,7 @@ static struct proto_ring_desc assert_resent_descriptor_of(const struct reclaim_c
 	assert_int_equal(c->last_len, sizeof(struct proto_ring_desc));
 	memcpy(&got, c->last, sizeof(got));
 	assert_int_equal(proto_msg_check(&got, sizeof(got)), PROTO_MSG_RING);
-	assert_int_equal(got.hdr.flags & PROTO_MSGF_REDELIVERED, PROTO_MSGF_REDELIVERED);
+	assert_int_equal(got.hdr.flags & PROTO_MSGF_RESENT, PROTO_MSGF_RESENT);
 	assert_int_equal(got.offset, d->offset);
 	assert_int_equal(got.gen, d->gen);
 	assert_int_equal(got.hdr.len, d->hdr.len);
