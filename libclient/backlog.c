@@ -33,15 +33,32 @@
  *
  * Receivers take from the window; when it is empty and the backlog is
  * not, they take the oldest chunk of the highest level straight from the
- * backlog (under the lock).  So a receive-only client, whose mq
- * descriptor cannot send, never needs to move anything, and a backlog
- * whose senders have all gone drains all the same.  A receiver blocks in
- * mq_receive only after it saw the backlog empty; a message enters the
- * backlog only when the window was full or the backlog not empty, and its
- * sender then moves what fits into the window, so a receiver never sleeps
- * on an empty window beside a backlog unless a sender died between the
- * two: the daemon's sweep then sends a nudge (PROTO_MSG_NUDGE) that wakes
- * a receiver, which takes from the backlog.
+ * backlog (under the lock).  This departs from "backlog non-empty implies
+ * window non-empty", on purpose: a receive-only client's mq descriptor is
+ * read-only (so it cannot forge a message onto the mq), and a backlog
+ * whose senders have all gone drains all the same.  What that invariant
+ * gave, these give instead:
+ *  - order: the window's messages are older than the backlog's, so a
+ *    receiver reads window_seq, finds the window empty, and under the
+ *    lock takes from the backlog only if no sender moved messages into
+ *    the window since (window_seq unchanged); else it looks again;
+ *  - no sleeping on work: a receiver blocks in mq_receive only after it
+ *    saw the backlog empty; a message enters the backlog only when the
+ *    window was full or the backlog not empty, and its sender then moves
+ *    what fits into the window (the window_full hint, cleared by
+ *    receivers before they look, never hides room: see move_locked);
+ *  - a pollable fd: the bell, an eventfd the daemon passes to every
+ *    client, is readable while the backlog is not empty (rung and
+ *    silenced under the lock as the backlog count leaves and reaches 0),
+ *    and ipcq_fd() is an epoll set of the mq and the bell;
+ *  - after a crash: a sender killed between its append and its move
+ *    leaves the window empty beside a backlog; the bell still rings, and
+ *    the daemon's sweep sends a nudge (PROTO_MSG_NUDGE) that wakes a
+ *    receiver blocked in mq_receive, which then takes from the backlog.
+ * A batch a receiver gives back unfinished (a handle closed, see recv.c)
+ * was at the head of the line: it goes to a level of its own
+ * (RING_RETURNED) that receivers serve before the window, and that
+ * senders never move into the window (it would go behind newer messages).
  *
  * Priorities: the window orders what is in it; the backlog hands out its
  * highest level first.  A message of higher priority may wait behind

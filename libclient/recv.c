@@ -72,6 +72,12 @@ static ssize_t mq_get(mqd_t mq, void *buf, size_t cap, unsigned *prio, int timeo
 
 	if (timeout_ms < 0) {
 		n = mq_receive(mq, buf, cap, prio);
+	} else if (timeout_ms == 0) {
+		/* a deadline long past: the kernel returns at once, where one
+		 * of "now" arms a timer and sleeps on it */
+		static const struct timespec past = { 0, 0 };
+
+		n = mq_timedreceive(mq, buf, cap, prio, &past);
 	} else {
 		struct timespec dl = deadline_after(CLOCK_REALTIME, timeout_ms);
 

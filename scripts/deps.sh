@@ -2,8 +2,9 @@
 # deps.sh - install what ipcbroker needs to build and test, when missing
 # (Debian 12).  Needs root to install; does nothing when all is present.
 set -eu
+# libzmq3-dev is optional (the benchmarks' ZeroMQ baseline); the rest is not.
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
-libsystemd-dev libconfuse-dev libcmocka-dev
+libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev
 util-linux procps python3 systemd man-db"
 missing=
 for p in $pkgs; do

@@ -22,6 +22,8 @@ enum {
 	OPT_MSG_SIZE,
 	OPT_RING_SIZE,
 	OPT_MAX_PAYLOAD,
+	OPT_MAX_DEPTH,
+	OPT_PREFETCH,
 	OPT_JSON,
 };
 
@@ -48,24 +50,37 @@ static int parse_plain(struct cli *cli, int argc, char **argv, int nargs)
 	return -1;
 }
 
+/* Bounds are the daemon's to check, in one place for every way a queue
+ * is made; here only what does not fit the field, and a prefetch of 0,
+ * which the geometry would take for "the default". */
 static int parse_geometry_option(struct cli *cli, int opt, ipcq_geometry *geo)
 {
+	bool count = opt == OPT_MAX_MSGS || opt == OPT_MAX_DEPTH || opt == OPT_PREFETCH;
 	uint64_t v;
 
 	if (parse_size(optarg, &v) < 0)
-		return cli_usage_error(cli, "bad size '%s' (bytes, or with K, M or G)", optarg);
+		return cli_usage_error(cli, "bad %s '%s' (a number, or with K, M or G)", count ? "count" : "size",
+		                       optarg);
 	switch (opt) {
 	case OPT_MAX_MSGS:
 	case OPT_MSG_SIZE:
+	case OPT_PREFETCH:
 		if (v > UINT32_MAX)
 			return cli_usage_error(cli, "'%s' is too large", optarg);
+		if (opt == OPT_PREFETCH && v == 0)
+			return cli_usage_error(cli, "--prefetch must be at least 1");
 		if (opt == OPT_MAX_MSGS)
 			geo->max_msgs = (uint32_t)v;
-		else
+		else if (opt == OPT_MSG_SIZE)
 			geo->msg_size = (uint32_t)v;
+		else
+			geo->prefetch = (uint32_t)v;
 		break;
 	case OPT_RING_SIZE:
 		geo->ring_size = v;
+		break;
+	case OPT_MAX_DEPTH:
+		geo->max_depth = v;
 		break;
 	default:
 		geo->max_payload = v;
@@ -90,6 +105,8 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		{ "msg-size", required_argument, NULL, OPT_MSG_SIZE },
 		{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 		{ "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
+		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
+		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
@@ -98,7 +115,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		if (opt >= OPT_MAX_MSGS && opt <= OPT_MAX_PAYLOAD)
+		if (opt >= OPT_MAX_MSGS && opt <= OPT_PREFETCH)
 			r = parse_geometry_option(cli, opt, &geo);
 		else
 			r = cli_common_option(cli, opt, argv);
@@ -183,7 +200,8 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 		return cli_fail_request(cli, n, "cannot list the queues");
 	for (i = 0; i < n; i++) {
 		all[i].name[sizeof(all[i].name) - 1] = '\0';
-		printf("%s\t%" PRIu32 "\t%" PRIu64 "\n", all[i].name, all[i].depth, all[i].ring_used);
+		printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", all[i].name, all[i].depth, all[i].ring_used,
+		       all[i].backlog);
 	}
 	return cli_finish_stdout();
 }
@@ -224,7 +242,11 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "msg_size", st->geo.msg_size },
 		{ "ring_size", st->geo.ring_size },
 		{ "max_payload", st->geo.max_payload },
+		{ "max_depth", st->geo.max_depth },
+		{ "prefetch", st->geo.prefetch },
 		{ "depth", st->depth },
+		{ "backlog", st->backlog },
+		{ "window", st->window },
 		{ "ring_used", st->ring_used },
 		{ "ring_hwm", st->ring_hwm },
 		{ "ring_chunks", st->ring_chunks },

@@ -1,19 +1,24 @@
 /*
  * cmd_recv.c - ipcq recv: receive messages and write them out.
  *
- * Waiting is a poll() on two descriptors, the queue's and a signalfd for
- * SIGINT and SIGTERM, followed by a receive that does not block.  So a
+ * Waiting is a receive that does not block and, while the queue is
+ * empty, a poll() on two descriptors, the queue's and a signalfd for
+ * SIGINT and SIGTERM, which is also looked at before every receive.  So a
  * signal is seen between two messages even while messages keep coming,
  * and never in the middle of one: "ipcq recv -c 0" ends cleanly with the
  * last message written whole.
  *
- * Each message is written from the receive view (in place in the ring for
- * large ones) with one writev() of payload and separator, then released.
- * Writing every message at once, with no stdio buffer, is what makes
- * "ipcq recv -c 0 q | grep x" stream; it costs one write per message,
- * the same order as the receive itself.  A message whose write fails is
- * not released (acknowledged): what becomes of it is the library's and
- * the daemon's decision for an unacknowledged message, not a success.
+ * Messages are taken in batches (ipcq_recv_batch, at most RECV_BATCH_MAX
+ * and never more than -c leaves to take), which the library fills with
+ * what is waiting, without waiting for more than the first.  A batch is
+ * written in place (in the ring for large messages) with one writev() of
+ * payloads and separators, and then each message is released.  Writing
+ * what has arrived at once, with no stdio buffer, is what makes "ipcq
+ * recv -c 0 q | grep x" stream, at one write per batch.  A message whose
+ * write fails is not released (acknowledged): what becomes of it is the
+ * library's and the daemon's decision for an unacknowledged message, not
+ * a success.  A signal is looked at between batches, so it never cuts a
+ * batch, let alone a message.
  */
 #include "config.h"
 
@@ -30,6 +35,8 @@
 
 #include "cli.h"
 #include "util.h"
+
+#define RECV_BATCH_MAX 64 /* the most messages taken at once (prefetch's bound) */
 
 struct receiver {
 	ipcq_queue *q;
@@ -52,15 +59,16 @@ static int remaining_ms(uint64_t deadline_ns)
 	return (int)((deadline_ns - now + 999999) / 1000000);
 }
 
-/* Wait for the next message: 0 with *m filled, -ETIMEDOUT, -EINTR when a
- * SIGINT or SIGTERM arrived (rc->signo is set), or a negative errno. */
-static int wait_message(struct receiver *rc, ipcq_msg *m)
+/* Wait for the next messages: how many of at most n were put in msgs
+ * (>= 1), -ETIMEDOUT, -EINTR when a SIGINT or SIGTERM arrived (rc->signo
+ * is set), or a negative errno. */
+static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
 	uint64_t deadline = 0;
 
 	if (rc->timeout_ms >= 0)
 		deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)rc->timeout_ms * 1000000u;
-	for (;;) {
+	for (bool first = true;; first = false) {
 		struct pollfd pfd[2] = {
 			{ .fd = rc->signal_fd, .events = POLLIN },
 			{ .fd = rc->queue_fd, .events = POLLIN },
@@ -68,7 +76,10 @@ static int wait_message(struct receiver *rc, ipcq_msg *m)
 		struct signalfd_siginfo si;
 		int r;
 
-		r = poll(pfd, 2, rc->timeout_ms < 0 ? -1 : remaining_ms(deadline));
+		/* Look before waiting: a backlog beside an empty window does not
+		 * make the queue's descriptor readable, and a receive takes from
+		 * it.  Only an empty queue is waited on. */
+		r = poll(pfd, 2, first ? 0 : rc->timeout_ms < 0 ? -1 : remaining_ms(deadline));
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0 && pfd[0].revents) {
@@ -76,7 +87,7 @@ static int wait_message(struct receiver *rc, ipcq_msg *m)
 				rc->signo = (int)si.ssi_signo;
 			return -EINTR;
 		}
-		r = ipcq_recv_view(rc->q, m, 0);
+		r = ipcq_recv_batch(rc->q, msgs, n, 0);
 		/* Empty: nothing came, or another receiver was quicker. */
 		if (r != -EAGAIN && r != -ETIMEDOUT)
 			return r;
@@ -85,17 +96,19 @@ static int wait_message(struct receiver *rc, ipcq_msg *m)
 	}
 }
 
-/* Write all of iov[0..n), however short the writes. */
-static int write_all(int fd, struct iovec *iov, int n)
+/* Write all of iov[0..n), however short the writes; *done counts the
+ * iovecs written whole, also on failure. */
+static int write_all(int fd, struct iovec *iov, int n, int *done)
 {
+	*done = 0;
 	while (n > 0) {
-		ssize_t w = writev(fd, iov, n);
+		ssize_t w = writev(fd, iov, n); /* n <= 2 * RECV_BATCH_MAX, far below IOV_MAX */
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
 			return -errno;
-		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--)
+		for (; n > 0 && (size_t)w >= iov->iov_len; iov++, n--, (*done)++)
 			w -= (ssize_t)iov->iov_len;
 		if (n > 0) {
 			iov->iov_base = (char *)iov->iov_base + w;
@@ -105,25 +118,46 @@ static int write_all(int fd, struct iovec *iov, int n)
 	return 0;
 }
 
-static int write_message(const struct receiver *rc, const ipcq_msg *m)
+/* Write msgs[0..n), each with its separator, and release each one
+ * written whole (those not written are not released).  Returns an exit
+ * status. */
+static int write_messages(const struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
-	struct iovec iov[2] = {
-		{ .iov_base = (void *)m->data, .iov_len = m->len },
-		{ .iov_base = (void *)&rc->sep, .iov_len = 1 },
-	};
+	struct iovec iov[2 * RECV_BATCH_MAX];
+	int per = rc->has_sep ? 2 : 1;
+	int niov = 0, done, r, w;
 
-	return write_all(rc->out_fd, iov, rc->has_sep ? 2 : 1);
+	for (unsigned i = 0; i < n; i++) {
+		iov[niov++] = (struct iovec){ .iov_base = (void *)msgs[i].data, .iov_len = msgs[i].len };
+		if (rc->has_sep)
+			iov[niov++] = (struct iovec){ .iov_base = (void *)&rc->sep, .iov_len = 1 };
+	}
+	w = write_all(rc->out_fd, iov, niov, &done);
+	for (int i = 0; i < done / per; i++) {
+		r = ipcq_release(rc->q, &msgs[i]);
+		if (r < 0)
+			return cli_fail(r, "cannot release a message of '%s'", rc->name);
+	}
+	if (w == -EPIPE)
+		return CLI_EXIT_ERROR; /* the reader left: nothing to say */
+	if (w < 0)
+		return cli_error("writing a message: %s", strerror(-w));
+	return CLI_EXIT_OK;
 }
 
 /* Receive up to count messages (0: no limit); returns an exit status. */
 static int receive(struct receiver *rc, unsigned long count)
 {
+	ipcq_msg msgs[RECV_BATCH_MAX];
 	unsigned long got = 0;
-	ipcq_msg m;
 	int r;
 
 	while (count == 0 || got < count) {
-		r = wait_message(rc, &m);
+		unsigned want = RECV_BATCH_MAX, n;
+
+		if (count > 0 && count - got < want)
+			want = (unsigned)(count - got);
+		r = wait_messages(rc, msgs, want);
 		if (r == -ESTALE || r == -EBADMSG) {
 			cli_warn("skipped a bad message on '%s': %s", rc->name, ipcq_strerror(r));
 			continue;
@@ -136,15 +170,11 @@ static int receive(struct receiver *rc, unsigned long count)
 		}
 		if (r < 0)
 			return cli_fail(r, "cannot receive from '%s'", rc->name);
-		r = write_message(rc, &m);
-		if (r == -EPIPE)
-			return CLI_EXIT_ERROR; /* the reader left: nothing to say */
-		if (r < 0)
-			return cli_error("writing a message: %s", strerror(-r));
-		r = ipcq_release(rc->q, &m);
-		if (r < 0)
-			return cli_fail(r, "cannot release a message of '%s'", rc->name);
-		got++;
+		n = MIN((unsigned)r, want);
+		r = write_messages(rc, msgs, n);
+		if (r)
+			return r;
+		got += n;
 	}
 	return CLI_EXIT_OK;
 }

@@ -3,10 +3,18 @@
  * (one per line, NUL-separated records, or all of it), or from a file.
  *
  * Standard input is cut into records straight out of a read buffer rather
- * than with stdio: no copy per record, each line goes out as soon as it
- * has arrived (tail -f log | ipcq send logs), and the buffer never grows
- * much past the queue's max_payload, so input without a delimiter ends in
- * a clear error instead of eating memory.
+ * than with stdio: no copy per record, and the buffer never grows much
+ * past the queue's max_payload, so input without a delimiter ends in a
+ * clear error instead of eating memory.
+ *
+ * Records go out in batches (ipcq_send_batch), of what stdin has ready:
+ * after the first record, which is waited for, a batch takes what is
+ * already buffered and what a read that would not block gives, up to
+ * SEND_BATCH_MAX, and is sent at once.  So a fast producer (seq 1000000 |
+ * ipcq send q) costs one send per many lines, and a slow one (tail -f log
+ * | ipcq send logs) still has each line go out as soon as it has arrived:
+ * a batch never waits to fill.  Records stay in the buffer until their
+ * batch is sent: the buffer is only compacted from the batch's start.
  *
  * A file too large to travel inline is read straight into a loan in the
  * ring, in pieces so that a progress bar can follow, and then published:
@@ -17,16 +25,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "util.h"
 
 #define READ_CHUNK (64 * 1024)
+#define SEND_BATCH_MAX 64 /* the most messages one batch carries (prefetch's bound) */
+#define SEND_BATCH_BYTES (4 * READ_CHUNK) /* a batch reads no more once it holds this much */
 #define FILE_PIECE (1024 * 1024)
 #define PROGRESS_DELAY_NS 500000000ull /* a bar only for sends slower than this */
 #define PROGRESS_PERIOD_NS 100000000ull
@@ -40,15 +52,32 @@ struct sender {
 	int timeout_ms;
 };
 
+static int send_failed(const struct sender *s, int err)
+{
+	if (err == -ETIMEDOUT || err == -EAGAIN)
+		return cli_fail(err, "queue '%s' stayed full", s->name);
+	return cli_fail(err, "cannot send to '%s'", s->name);
+}
+
 static int send_one(const struct sender *s, const void *data, size_t len)
 {
 	int r = ipcq_send(s->q, data, len, s->prio, s->timeout_ms);
 
-	if (r == -ETIMEDOUT || r == -EAGAIN)
-		return cli_fail(r, "queue '%s' stayed full", s->name);
-	if (r < 0)
-		return cli_fail(r, "cannot send to '%s'", s->name);
-	return CLI_EXIT_OK;
+	return r < 0 ? send_failed(s, r) : CLI_EXIT_OK;
+}
+
+/* Send msgs[0..n) as one batch.  A part of it sent means the timeout hit
+ * before the rest found room. */
+static int send_batch(const struct sender *s, const struct iovec *msgs, unsigned n)
+{
+	int r;
+
+	if (n == 0)
+		return CLI_EXIT_OK;
+	r = ipcq_send_batch(s->q, msgs, n, s->prio, s->timeout_ms);
+	if (r >= 0 && (unsigned)r < n)
+		r = -ETIMEDOUT;
+	return r < 0 ? send_failed(s, r) : CLI_EXIT_OK;
 }
 
 /* what and index name the message: "line 3", "message 2", "FILE" (0). */
@@ -61,20 +90,29 @@ static int too_large(const struct sender *s, const char *what, size_t index)
 			 s->max_payload);
 }
 
+/* The arguments, in batches; those before one that is too large are sent. */
 static int send_args(const struct sender *s, char **msgs, int n)
 {
+	struct iovec batch[SEND_BATCH_MAX];
+	unsigned k = 0;
 	int i, r;
 
 	for (i = 0; i < n; i++) {
 		size_t len = strlen(msgs[i]);
 
-		if (len > s->max_payload)
-			return too_large(s, "message", (size_t)i + 1);
-		r = send_one(s, msgs[i], len);
-		if (r)
-			return r;
+		if (len > s->max_payload) {
+			r = send_batch(s, batch, k);
+			return r ? r : too_large(s, "message", (size_t)i + 1);
+		}
+		batch[k++] = (struct iovec){ .iov_base = msgs[i], .iov_len = len };
+		if (k == SEND_BATCH_MAX) {
+			r = send_batch(s, batch, k);
+			if (r)
+				return r;
+			k = 0;
+		}
 	}
-	return CLI_EXIT_OK;
+	return send_batch(s, batch, k);
 }
 
 /* ---- reading standard input ---- */
@@ -85,6 +123,7 @@ struct reader {
 	uint64_t limit; /* longest record wanted */
 	char *buf;
 	size_t cap, start, end; /* unconsumed input is buf[start, end) */
+	size_t base;            /* records handed out but still in use begin here */
 	size_t scanned;         /* bytes after start known to hold no delim */
 	bool eof;
 };
@@ -101,15 +140,16 @@ static void reader_deinit(struct reader *rd)
 	free(rd->buf);
 }
 
-/* Move the unconsumed input to the front, make room and read once. */
+/* Move the input still in use to the front, make room and read once. */
 static int reader_fill(struct reader *rd)
 {
 	ssize_t n;
 
-	if (rd->start > 0) {
-		memmove(rd->buf, rd->buf + rd->start, rd->end - rd->start);
-		rd->end -= rd->start;
-		rd->start = 0;
+	if (rd->base > 0) {
+		memmove(rd->buf, rd->buf + rd->base, rd->end - rd->base);
+		rd->end -= rd->base;
+		rd->start -= rd->base;
+		rd->base = 0;
 	}
 	if (rd->cap - rd->end < READ_CHUNK) {
 		char *buf = realloc(rd->buf, rd->cap * 2);
@@ -120,6 +160,12 @@ static int reader_fill(struct reader *rd)
 		rd->cap *= 2;
 	}
 	n = read(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		/* a non-blocking descriptor, inherited: wait as for a blocking one */
+		struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
+
+		return poll(&pfd, 1, -1) < 0 && errno != EINTR ? -errno : 0;
+	}
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	rd->eof = n == 0;
@@ -127,11 +173,23 @@ static int reader_fill(struct reader *rd)
 	return 0;
 }
 
-/* The next record: 1 with *rec and *len set (valid until the next call),
- * 0 at the end of input, or a negative errno; -EMSGSIZE when a record
- * grows past the limit before its delimiter arrives.  A last record
- * without a delimiter still counts. */
-static int reader_next(struct reader *rd, const char **rec, size_t *len)
+/* Whether a read of rd->fd would return at once (data, end or error). */
+static bool reader_ready(const struct reader *rd)
+{
+	struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) > 0 && pfd.revents;
+}
+
+/* The next record: 1 with *off and *len set, 0 at the end of input, or a
+ * negative errno; -EMSGSIZE when a record grows past the limit before its
+ * delimiter arrives; with wait false, -EAGAIN when no whole record is
+ * there without waiting for input, or without reading more once the
+ * records not yet released hold SEND_BATCH_BYTES.  A last record without
+ * a delimiter still counts.  *off counts from the first record not yet
+ * released (the record is at rd->buf + rd->base + *off): records handed
+ * out stay in the buffer, though it may move, until reader_release(). */
+static int reader_next(struct reader *rd, bool wait, size_t *off, size_t *len)
 {
 	for (;;) {
 		char *s = rd->buf + rd->start;
@@ -140,7 +198,7 @@ static int reader_next(struct reader *rd, const char **rec, size_t *len)
 		int r;
 
 		if (d || (rd->eof && avail)) {
-			*rec = s;
+			*off = rd->start - rd->base;
 			*len = d ? (size_t)(d - s) : avail;
 			rd->start += d ? *len + 1 : avail;
 			rd->scanned = 0;
@@ -151,35 +209,64 @@ static int reader_next(struct reader *rd, const char **rec, size_t *len)
 		if (avail > rd->limit)
 			return -EMSGSIZE;
 		rd->scanned = avail;
+		if (!wait && (rd->start - rd->base >= SEND_BATCH_BYTES || !reader_ready(rd)))
+			return -EAGAIN;
 		r = reader_fill(rd);
 		if (r < 0)
 			return r;
 	}
 }
 
+/* The records handed out so far are done with. */
+static void reader_release(struct reader *rd)
+{
+	rd->base = rd->start;
+}
+
+/* Records of standard input, in batches of what is ready.  Whatever ends
+ * the input (its end, a record too large, a read error), the records
+ * before it are sent first. */
 static int send_records(const struct sender *s, char delim)
 {
 	__attribute__((cleanup(reader_deinit))) struct reader rd = { 0 };
 	const char *what = delim ? "line" : "record";
-	size_t n;
-	int r;
+	size_t offs[SEND_BATCH_MAX];
+	struct iovec batch[SEND_BATCH_MAX];
+	size_t sent = 0;
+	unsigned k = 0;
+	int r, st;
 
 	if (reader_init(&rd, STDIN_FILENO, delim, s->max_payload) < 0)
 		return cli_error("%s", strerror(ENOMEM));
-	for (n = 1;; n++) {
-		const char *rec;
-		size_t len;
+	for (;;) {
+		size_t off, len;
+		bool fits;
 
-		r = reader_next(&rd, &rec, &len);
+		/* wait for the first record of a batch, not for the others */
+		r = reader_next(&rd, k == 0, &off, &len);
+		fits = r > 0 && len <= s->max_payload;
+		if (fits) {
+			offs[k] = off;
+			batch[k++].iov_len = len;
+			if (k < SEND_BATCH_MAX)
+				continue;
+		}
+		/* the buffer may have moved since the offsets were taken */
+		for (unsigned i = 0; i < k; i++)
+			batch[i].iov_base = rd.buf + rd.base + offs[i];
+		st = send_batch(s, batch, k);
+		if (st)
+			return st;
+		sent += k;
+		k = 0;
+		reader_release(&rd);
+		if (fits || r == -EAGAIN)
+			continue;
 		if (r == 0)
 			return CLI_EXIT_OK;
-		if (r == -EMSGSIZE || (r > 0 && len > s->max_payload))
-			return too_large(s, what, n);
-		if (r < 0)
-			return cli_error("reading standard input: %s", strerror(-r));
-		r = send_one(s, rec, len);
-		if (r)
-			return r;
+		if (r > 0 || r == -EMSGSIZE)
+			return too_large(s, what, sent + 1);
+		return cli_error("reading standard input: %s", strerror(-r));
 	}
 }
 

@@ -21,6 +21,8 @@ static const struct cli_command commands[] = {
 		.summary = "send messages (arguments, lines of stdin, or a file)",
 		.help = "Send each MESSAGE as one message; without MESSAGE, send each line of\n"
 			"standard input as one message (newline removed, empty lines included).\n"
+			"Lines already read go out together as one batch (up to 64); a line is\n"
+			"never held back waiting for more input.\n"
 			"The queue is created with the daemon's defaults if the daemon allows it.\n"
 			"\n"
 			"Options:\n"
@@ -28,7 +30,8 @@ static const struct cli_command commands[] = {
 			"  -s, --single           send all of standard input as one message\n"
 			"  -f, --file FILE        send FILE as one message\n"
 			"  -p, --priority PRIO    message priority, 0 (default) to 31 (first out)\n"
-			"  -t, --timeout SECONDS  give up (exit 3) if the queue stays full that long\n"
+			"  -t, --timeout SECONDS  give up (exit 3) if the queue stays full (its ring,\n"
+			"                         or max_depth messages waiting) that long\n"
 			"                         (fractions allowed; default: wait forever)\n",
 		.run = cmd_send,
 	},
@@ -40,6 +43,7 @@ static const struct cli_command commands[] = {
 			"\n"
 			"Options:\n"
 			"  -c, --count N          receive N messages; 0: until interrupted or timed out\n"
+			"                         (taken up to 64 at a time, as many as are waiting)\n"
 			"  -t, --timeout SECONDS  wait at most SECONDS for each message (exit 3)\n"
 			"  -0, --null             end each message with NUL instead of newline\n"
 			"  -N, --no-separator     write the payloads only\n"
@@ -54,10 +58,13 @@ static const struct cli_command commands[] = {
 		.help = "Create a queue; sizes take K, M or G; omitted values are the daemon's defaults.\n"
 			"\n"
 			"Options:\n"
-			"      --max-msgs N       depth of the kernel message queue\n"
+			"      --max-msgs N       the window: messages in the kernel message queue\n"
 			"      --msg-size B       bytes per kernel message (the inline limit)\n"
-			"      --ring-size B      bytes of the shared-memory ring\n"
-			"      --max-payload B    largest message accepted\n",
+			"      --ring-size B      bytes of the shared-memory ring: the queue's depth\n"
+			"      --max-payload B    largest message accepted\n"
+			"      --max-depth N      most messages waiting (0: the daemon's default,\n"
+			"                         normally no bound but the ring)\n"
+			"      --prefetch N       most messages one receiver takes ahead, 1 to 64\n",
 		.run = cmd_create,
 	},
 	{
@@ -77,20 +84,48 @@ static const struct cli_command commands[] = {
 	{
 		.name = "list",
 		.synopsis = "",
-		.summary = "list the queues: name, depth, ring bytes in use",
-		.help = "Print one line per queue: name, depth and ring bytes in use, tab-separated.\n",
+		.summary = "list the queues: name, depth, ring bytes in use, backlog",
+		.help = "Print one line per queue, tab-separated: name, depth (messages waiting),\n"
+			"ring bytes in use, and backlog (of the depth, messages beyond the window).\n",
 		.run = cmd_list,
 	},
 	{
 		.name = "stat",
 		.synopsis = "[--json] QUEUE",
 		.summary = "show a queue's geometry, ring use and counters",
-		.help = "Print a queue's geometry, depth, ring use, counters and delivery mode\n"
-			"as \"key: value\" lines.\n"
+		.help = "Print a queue's geometry, depth (window and backlog), ring use, counters\n"
+			"and delivery mode as \"key: value\" lines.\n"
 			"\n"
 			"Options:\n"
 			"      --json             print one JSON object instead\n",
 		.run = cmd_stat,
+	},
+	{
+		.name = "bench",
+		.synopsis = "[OPTIONS] [QUEUE]",
+		.summary = "measure throughput and latency between processes",
+		.help = "Send COUNT messages from producer processes to consumer processes through\n"
+			"QUEUE, which must exist and be empty, or through a temporary queue\n"
+			"bench.PID made with the geometry below and deleted afterwards.  Prints\n"
+			"msgs/s, MB/s (10^6 bytes) and latency percentiles; messages of 8 bytes\n"
+			"or more carry their send time.  Fails (exit 1) unless as many messages\n"
+			"were received as sent, each whole, and (with one consumer) each producer's\n"
+			"in the order it sent them.\n"
+			"\n"
+			"Options:\n"
+			"  -c, --count N          messages in all, shared among producers (100000)\n"
+			"      --size B           bytes per message (64; K, M or G)\n"
+			"      --producers P      producer processes (1)\n"
+			"      --consumers C      consumer processes (1)\n"
+			"      --batch K          K messages per ipcq_send_batch/ipcq_recv_batch call\n"
+			"                         (1: ipcq_send/ipcq_recv, one per call)\n"
+			"      --zero-copy        ipcq_loan/ipcq_publish and ipcq_recv_view/ipcq_release\n"
+			"      --json             print one JSON object\n"
+			"  The temporary queue's geometry (default: the daemon's):\n"
+			"      --ring-size B      bytes of its shared-memory ring\n"
+			"      --prefetch N       messages one receiver takes ahead\n"
+			"      --max-msgs N       its kernel message queue's window\n",
+		.run = cmd_bench,
 	},
 };
 

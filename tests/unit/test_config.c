@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "policy.h"
 #include "proto.h"
 
 /* Outcome of loading a config text from a temporary file. */
@@ -95,12 +96,22 @@ static void assert_error_at(const struct loaded *l, int line, const char *needle
 	assert_true(found);
 }
 
+/* policy_acl_match for a peer of uid, gid and supplementary groups */
+static bool acl_match(const struct acl *acl, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+	const struct policy_subject who = { .uid = uid, .gid = gid, .groups = groups, .ngroups = ngroups };
+
+	return policy_acl_match(acl, &who);
+}
+
 static void assert_geometry_equal(ipcq_geometry a, ipcq_geometry b)
 {
 	assert_int_equal(a.max_msgs, b.max_msgs);
 	assert_int_equal(a.msg_size, b.msg_size);
 	assert_int_equal(a.ring_size, b.ring_size);
 	assert_int_equal(a.max_payload, b.max_payload);
+	assert_int_equal(a.max_depth, b.max_depth);
+	assert_int_equal(a.prefetch, b.prefetch);
 }
 
 /* What the embedded config and the shipped sample both promise. */
@@ -119,7 +130,9 @@ static void assert_documented_defaults(const struct config *cfg)
 	assert_geometry_equal(cfg->defaults, (ipcq_geometry){ .max_msgs = 10,
 	                                                      .msg_size = 512,
 	                                                      .ring_size = 64u << 20,
-	                                                      .max_payload = 16u << 20 });
+	                                                      .max_payload = 16u << 20,
+	                                                      .max_depth = 0,
+	                                                      .prefetch = 16 });
 	assert_int_equal(cfg->default_delivery, DELIVERY_AT_MOST_ONCE);
 	assert_int_equal(cfg->n_queues, 0);
 }
@@ -186,12 +199,19 @@ static void test_full_file_with_queues_and_acls_parses(void **state)
 	assert_false(l.cfg->auto_create);
 	assert_int_equal(l.cfg->log_level, LOG_LEVEL_DEBUG);
 	assert_int_equal(l.cfg->max_clients, 16);
-	assert_geometry_equal(l.cfg->defaults, (ipcq_geometry){ 8, 256, 1u << 20, 512u << 10 });
+	assert_geometry_equal(l.cfg->defaults, (ipcq_geometry){ .max_msgs = 8,
+	                                                        .msg_size = 256,
+	                                                        .ring_size = 1u << 20,
+	                                                        .max_payload = 512u << 10,
+	                                                        .prefetch = 16 });
 	assert_int_equal(l.cfg->n_queues, 2);
 
 	q = &l.cfg->queues[0];
 	assert_string_equal(q->name, "jobs");
-	assert_geometry_equal(q->geo, (ipcq_geometry){ 10, 1024, 256u << 20, 16u << 20 });
+	assert_geometry_equal(q->geo, (ipcq_geometry){ .max_msgs = 10,
+	                                               .msg_size = 1024,
+	                                               .ring_size = 256u << 20,
+	                                               .max_payload = 16u << 20 });
 	assert_int_equal(q->delivery, DELIVERY_AT_LEAST_ONCE);
 	assert_true(q->allow_send.set);
 	assert_int_equal(q->allow_send.n, 3);
@@ -270,6 +290,47 @@ static void test_max_payload_may_fill_ring_less_reserve(void **state)
 	load_text(&l, "queue \"edge\" { ring_size = \"64K\"  max_payload = 65472 }\n");
 	assert_loaded_ok(&l);
 	assert_int_equal(l.cfg->queues[0].geo.max_payload, 64 * 1024 - PROTO_RING_RESERVE);
+	loaded_clear(&l);
+}
+
+static void test_max_depth_and_prefetch_parse_in_defaults_and_queues(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "defaults { max_depth = 500000  prefetch = 8 }\n"
+	              "queue \"deep\" { max_depth = 1099511627776  prefetch = 64 }\n"
+	              "queue \"one\" { prefetch = 1 }\n"
+	              "queue \"plain\" { }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->defaults.max_depth, 500000);
+	assert_int_equal(l.cfg->defaults.prefetch, 8);
+	assert_int_equal(l.cfg->queues[0].geo.max_depth, 1ull << 40);
+	assert_int_equal(l.cfg->queues[0].geo.prefetch, 64);
+	assert_int_equal(l.cfg->queues[1].geo.prefetch, 1);
+	/* left out: 0 in the queue's record, the defaults' value in its geometry */
+	assert_int_equal(l.cfg->queues[2].geo.max_depth, 0);
+	assert_int_equal(l.cfg->queues[2].geo.prefetch, 0);
+	assert_int_equal(config_queue_geometry(l.cfg, &l.cfg->queues[2]).max_depth, 500000);
+	assert_int_equal(config_queue_geometry(l.cfg, &l.cfg->queues[2]).prefetch, 8);
+	assert_int_equal(config_queue_geometry(l.cfg, &l.cfg->queues[1]).max_depth, 500000);
+	assert_int_equal(config_queue_geometry(l.cfg, &l.cfg->queues[1]).prefetch, 1);
+	assert_int_equal(config_queue_geometry(l.cfg, NULL).max_depth, 500000);
+	loaded_clear(&l);
+}
+
+static void test_queue_max_depth_0_lifts_a_default_bound(void **state)
+{
+	struct loaded l = { 0 };
+	ipcq_geometry geo;
+
+	load_text(&l, "defaults { max_depth = 1000 }\n"
+	              "queue \"unbounded\" { max_depth = 0 }\n"
+	              "queue \"bounded\" { }\n");
+	assert_loaded_ok(&l);
+	geo = config_queue_geometry(l.cfg, config_find_queue(l.cfg, "unbounded"));
+	assert_int_equal(geo.max_depth, 0);
+	geo = config_queue_geometry(l.cfg, config_find_queue(l.cfg, "bounded"));
+	assert_int_equal(geo.max_depth, 1000);
 	loaded_clear(&l);
 }
 
@@ -365,6 +426,12 @@ static void test_values_out_of_range_are_errors_with_line_number(void **state)
 		{ "queue \"q\" { ring_size = \"128G\" }\n", "ring_size = 137438953472: out of range" },
 		{ "queue \"q\" { max_payload = 0 }\n", "max_payload = 0: out of range" },
 		{ "queue \"q\" { max_payload = \"4G\" }\n", "max_payload = 4294967296: out of range" },
+		{ "defaults { max_depth = -1 }\n", "max_depth = -1: out of range (0 to 1099511627776)" },
+		{ "queue \"q\" { max_depth = 1099511627777 }\n", "max_depth = 1099511627777: out of range" },
+		{ "defaults { prefetch = 0 }\n", "prefetch = 0: out of range (1 to 64)" },
+		{ "queue \"q\" { prefetch = 0 }\n", "prefetch = 0: out of range (1 to 64)" },
+		{ "queue \"q\" { prefetch = 65 }\n", "prefetch = 65: out of range (1 to 64)" },
+		{ "defaults { prefetch = -3 }\n", "prefetch = -3: out of range" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -377,6 +444,26 @@ static void test_values_out_of_range_are_errors_with_line_number(void **state)
 		assert_error_at(&l, 2, cases[i].needle);
 		loaded_clear(&l);
 	}
+}
+
+static void test_bad_depth_and_prefetch_report_their_own_line(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "queue \"q\" {\n"
+	              "  max_msgs = 10\n"
+	              "  prefetch = 100\n"
+	              "}\n");
+	assert_error_at(&l, 3, "prefetch = 100: out of range (1 to 64)");
+	loaded_clear(&l);
+
+	load_text(&l, "defaults {\n"
+	              "  ring_size = \"128M\"\n"
+	              "\n"
+	              "  max_depth = \"1M\"\n"
+	              "}\n");
+	assert_error_at(&l, 4, "max_depth");
+	loaded_clear(&l);
 }
 
 static void test_unknown_words_are_errors(void **state)
@@ -550,14 +637,18 @@ static void test_queue_geometry_fills_zero_fields_from_defaults(void **state)
 	              "queue \"q\" { msg_size = 1024  max_payload = \"4K\" }\n");
 	assert_loaded_ok(&l);
 	geo = config_queue_geometry(l.cfg, config_find_queue(l.cfg, "q"));
-	assert_geometry_equal(geo, (ipcq_geometry){ 7, 1024, 2u << 20, 4096 });
+	assert_geometry_equal(geo, (ipcq_geometry){ .max_msgs = 7,
+	                                            .msg_size = 1024,
+	                                            .ring_size = 2u << 20,
+	                                            .max_payload = 4096,
+	                                            .prefetch = 16 });
 	/* the queue's own record keeps the zeros: they mean "default" */
 	assert_int_equal(l.cfg->queues[0].geo.max_msgs, 0);
 	assert_geometry_equal(config_queue_geometry(l.cfg, NULL), l.cfg->defaults);
 	loaded_clear(&l);
 }
 
-/* ---- acl_match ---- */
+/* ---- policy_acl_match ---- */
 
 static struct acl_rule uid_1000[] = { { ACL_UID, 1000 } };
 static struct acl_rule gid_50[] = { { ACL_GID, 50 } };
@@ -626,6 +717,8 @@ int main(void)
 		cmocka_unit_test(test_queue_delivery_inherits_defaults_declared_later),
 		cmocka_unit_test(test_empty_acl_is_set_and_absent_acl_is_not),
 		cmocka_unit_test(test_max_payload_may_fill_ring_less_reserve),
+		cmocka_unit_test(test_max_depth_and_prefetch_parse_in_defaults_and_queues),
+		cmocka_unit_test(test_queue_max_depth_0_lifts_a_default_bound),
 		cmocka_unit_test(test_unknown_key_is_error_with_line_number),
 		cmocka_unit_test(test_unknown_key_in_queue_is_error_with_line_number),
 		cmocka_unit_test(test_comments_do_not_shift_line_numbers),
@@ -633,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_bad_size_is_error_with_line_number),
 		cmocka_unit_test(test_ring_size_not_page_multiple_is_error),
 		cmocka_unit_test(test_values_out_of_range_are_errors_with_line_number),
+		cmocka_unit_test(test_bad_depth_and_prefetch_report_their_own_line),
 		cmocka_unit_test(test_unknown_words_are_errors),
 		cmocka_unit_test(test_invalid_namespace_is_error),
 		cmocka_unit_test(test_relative_socket_path_is_error),

@@ -1,0 +1,1582 @@
+/*
+ * test_backlog.c - the backlog (libclient/backlog.c) alone, in one
+ * process: a ring formatted in anonymous shared memory, driven by the
+ * sender's and the receiver's backlog operations directly, with a fake
+ * window standing in for the mq: an array of descriptors with a capacity
+ * the test sets, whose send says -EAGAIN when it is full, drained the way
+ * the mq hands messages out (highest priority first, FIFO within one).
+ *
+ * Every message carries its id, its length and a pattern derived from
+ * both, so what comes out is checked to be exactly what went in, once.
+ * A dead client is a holder id (DEAD_HOLDER) that the fake daemon's
+ * is_dead declares dead; where it matters, a forked child with that id
+ * really dies in the middle of an operation.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backlog.h"
+#include "proto.h"
+#include "ring.h"
+#include "util.h"
+
+#define KIB 1024ull
+#define TEST_HOLDER 4242u
+#define DEAD_HOLDER 777u /* a holder id no live process has */
+#define BIT(i) ((uint64_t)1 << (i))
+
+/* The bits of a batch of n records. */
+static uint64_t all_records(unsigned n)
+{
+	return n >= 64 ? ~(uint64_t)0 : BIT(n) - 1;
+}
+
+/* ---- fixtures ---- */
+
+struct test_ring {
+	struct ring r;
+	void *mem;
+	size_t len;
+	struct ring_geometry geo;
+};
+
+static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
+{
+	struct test_ring *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->geo = (struct ring_geometry){
+		.data_size = data_size, .max_payload = max_payload, .msg_size = 256, .delivery = delivery
+	};
+	assert_int_equal(ring_geometry_check(&t->geo, NULL), 0);
+	t->len = ring_map_size(&t->geo);
+	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(t->mem != MAP_FAILED);
+	assert_int_equal(ring_format(&t->r, t->mem, t->len, &t->geo), 0);
+	t->r.self = TEST_HOLDER;
+	return t;
+}
+
+static int teardown_ring(void **state)
+{
+	struct test_ring *t = *state;
+
+	if (t) {
+		munmap(t->mem, t->len);
+		free(t);
+	}
+	*state = NULL;
+	return 0;
+}
+
+static struct ring_chunk *chunk_at(const struct ring *r, uint64_t pos)
+{
+	return (struct ring_chunk *)(r->data + pos % r->data_size);
+}
+
+static uint64_t chunks_of(const struct ring *r)
+{
+	return atomic_load(&r->hdr->chunks);
+}
+
+static uint64_t backlog_of(const struct ring *r)
+{
+	return atomic_load(&r->hdr->backlog);
+}
+
+static uint64_t elapsed_ms_since(uint64_t start_ns)
+{
+	return (now_ns(CLOCK_MONOTONIC) - start_ns) / 1000000u;
+}
+
+static uint32_t xorshift32(uint32_t *s)
+{
+	uint32_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
+}
+
+/* ---- messages ---- */
+
+#define MSG_MIN 8u   /* id and length */
+#define MSG_MAX 4096u
+
+static void make_msg(unsigned char *buf, uint32_t id, uint32_t len)
+{
+	assert_true(len >= MSG_MIN && len <= MSG_MAX);
+	memcpy(buf, &id, 4);
+	memcpy(buf + 4, &len, 4);
+	for (uint32_t i = MSG_MIN; i < len; i++)
+		buf[i] = (unsigned char)(id * 131u + i * 7u + len);
+}
+
+/* The id of a message, or -1 if its bytes are not one make_msg made. */
+static int64_t msg_id(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint32_t id, want;
+
+	if (len < MSG_MIN || len > MSG_MAX)
+		return -1;
+	memcpy(&id, p, 4);
+	memcpy(&want, p + 4, 4);
+	if (want != len)
+		return -1;
+	for (uint32_t i = MSG_MIN; i < len; i++)
+		if (p[i] != (unsigned char)(id * 131u + i * 7u + len))
+			return -1;
+	return id;
+}
+
+static int append_msg(struct test_ring *t, const struct backlog_window *w, uint32_t id, uint32_t len, unsigned prio,
+                      unsigned batch_max, int timeout_ms)
+{
+	unsigned char buf[MSG_MAX];
+
+	make_msg(buf, id, len);
+	return backlog_append(&t->r, buf, len, prio, batch_max, w, timeout_ms);
+}
+
+static void append_ok(struct test_ring *t, const struct backlog_window *w, uint32_t id, uint32_t len, unsigned prio,
+                      unsigned batch_max)
+{
+	assert_int_equal(append_msg(t, w, id, len, prio, batch_max, 0), 0);
+}
+
+/* A raw chunk of one message, reserved, written and submitted as a
+ * sender's large message is. */
+static int submit_raw(struct test_ring *t, const struct backlog_window *w, uint32_t id, uint32_t len, unsigned prio)
+{
+	struct ring_ref ref;
+
+	assert_int_equal(ring_reserve(&t->r, len, 0, &ref), 0);
+	make_msg(ref.payload, id, len);
+	return backlog_submit(&t->r, &ref, prio, 1, w, 0);
+}
+
+/* A receiver's take from the backlog, having just found the window
+ * empty (so no sender has moved anything into it since). */
+static int take(struct test_ring *t, struct ring_ref *out, int timeout_ms)
+{
+	return backlog_take(&t->r, out, timeout_ms, 0, backlog_window_seq(&t->r));
+}
+
+/* ---- the fake window ---- */
+
+#define WINDOW_MAX 256
+
+struct fake_window {
+	unsigned cap;     /* descriptors it holds; send is -EAGAIN beyond */
+	unsigned n;
+	unsigned sends;   /* descriptors accepted, in all */
+	unsigned refused; /* sends refused because it was full */
+	struct {
+		struct proto_ring_desc d;
+		unsigned prio;
+	} msgs[WINDOW_MAX];
+	/* every descriptor accepted, in order, for the move-order tests */
+	struct proto_ring_desc log[WINDOW_MAX];
+	unsigned log_prio[WINDOW_MAX];
+};
+
+static int fake_send(void *ctx, const void *msg, size_t len, unsigned prio)
+{
+	struct fake_window *w = ctx;
+
+	assert_int_equal(len, sizeof(struct proto_ring_desc));
+	if (w->n >= w->cap) {
+		w->refused++;
+		return -EAGAIN;
+	}
+	assert_true(w->n < WINDOW_MAX);
+	memcpy(&w->msgs[w->n].d, msg, len);
+	assert_int_equal(proto_msg_check(&w->msgs[w->n].d, len), PROTO_MSG_RING);
+	w->msgs[w->n].prio = prio;
+	if (w->sends < WINDOW_MAX) {
+		w->log[w->sends] = w->msgs[w->n].d;
+		w->log_prio[w->sends] = prio;
+	}
+	w->n++;
+	w->sends++;
+	return 0;
+}
+
+static struct backlog_window window_of(struct fake_window *w)
+{
+	return (struct backlog_window){ .send = fake_send, .ctx = w };
+}
+
+/* The receiver's side: the next descriptor as an mq hands it out. */
+static bool window_pop(struct fake_window *w, struct proto_ring_desc *d, unsigned *prio)
+{
+	unsigned best = 0;
+
+	if (w->n == 0)
+		return false;
+	for (unsigned i = 1; i < w->n; i++)
+		if (w->msgs[i].prio > w->msgs[best].prio)
+			best = i;
+	*d = w->msgs[best].d;
+	if (prio)
+		*prio = w->msgs[best].prio;
+	memmove(&w->msgs[best], &w->msgs[best + 1], (w->n - best - 1) * sizeof(w->msgs[0]));
+	w->n--;
+	return true;
+}
+
+/* The window has room again: set its capacity, and tell the senders as
+ * a receiver does before it looks at the backlog. */
+static void window_open(struct test_ring *t, struct fake_window *w, unsigned cap)
+{
+	w->cap = cap;
+	backlog_window_drained(&t->r);
+}
+
+/* ---- the receiver's side of a chunk ---- */
+
+#define IDS_MAX 4096
+
+struct seen {
+	unsigned n;            /* messages taken, in order */
+	uint32_t ids[IDS_MAX]; /* their ids */
+	unsigned prio[IDS_MAX];
+};
+
+/* Every message of a taken chunk that is not done with: checked, noted
+ * in s, and released (the chunk when its last record is done). */
+static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct seen *s)
+{
+	if (ref->kind == RING_KIND_RAW) {
+		int64_t id = msg_id(ref->payload, ref->len);
+
+		assert_true(id >= 0);
+		assert_true(s->n < IDS_MAX);
+		s->prio[s->n] = ref->prio;
+		s->ids[s->n++] = (uint32_t)id;
+		ring_release(&t->r, ref);
+		return;
+	}
+	{
+		struct ring_recview rec[RING_BATCH_MAX];
+		unsigned left = 0;
+
+		assert_int_equal(ref->kind, RING_KIND_BATCH);
+		assert_int_equal(ring_batch_records(&t->r, ref, rec), 0);
+		for (unsigned i = 0; i < ref->count; i++)
+			left += !(ref->done & BIT(i));
+		assert_true(left > 0);
+		for (unsigned i = 0; i < ref->count; i++) {
+			int64_t id;
+
+			if (ref->done & BIT(i))
+				continue;
+			id = msg_id(rec[i].data, rec[i].len);
+			assert_true(id >= 0);
+			assert_true(s->n < IDS_MAX);
+			s->prio[s->n] = ref->prio;
+			s->ids[s->n++] = (uint32_t)id;
+			ring_batch_handed(&t->r, ref->offset, i);
+			/* true for the last one only */
+			assert_int_equal(ring_batch_done(&t->r, ref->offset, ref->gen, i), --left == 0);
+		}
+		ring_release(&t->r, ref);
+	}
+}
+
+/* Take from the backlog until it is empty. */
+static void drain_backlog(struct test_ring *t, struct seen *s)
+{
+	struct ring_ref ref;
+	int ret;
+
+	while ((ret = take(t, &ref, 0)) == 0)
+		consume_ref(t, &ref, s);
+	assert_int_equal(ret, -EAGAIN);
+}
+
+/* Take what the window holds, as the mq hands it out. */
+static void drain_window(struct test_ring *t, struct fake_window *w, struct seen *s)
+{
+	struct proto_ring_desc d;
+	struct ring_ref ref;
+	unsigned prio;
+
+	while (window_pop(w, &d, &prio)) {
+		assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+		assert_int_equal(ref.prio, prio);
+		consume_ref(t, &ref, s);
+	}
+}
+
+static void assert_ids(const struct seen *s, const uint32_t *want, unsigned n)
+{
+	assert_int_equal(s->n, n);
+	for (unsigned i = 0; i < n; i++) {
+		if (s->ids[i] != want[i])
+			print_error("message %u: id %u, expected %u\n", i, s->ids[i], want[i]);
+		assert_int_equal(s->ids[i], want[i]);
+	}
+}
+
+/* Each of ids 0..n-1 exactly once, in any order. */
+static void assert_each_once(const struct seen *s, unsigned n)
+{
+	unsigned char *count = calloc(n ? n : 1, 1);
+
+	assert_non_null(count);
+	assert_int_equal(s->n, n);
+	for (unsigned i = 0; i < s->n; i++) {
+		assert_true(s->ids[i] < n);
+		assert_int_equal(count[s->ids[i]]++, 0);
+	}
+	free(count);
+}
+
+/* The records of the next chunk taken from the backlog: count of them,
+ * with these ids. */
+static void take_chunk_expect(struct test_ring *t, unsigned prio, const uint32_t *ids, unsigned count)
+{
+	struct ring_ref ref;
+	struct seen s = { 0 };
+
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.prio, prio);
+	assert_int_equal(ref.kind == RING_KIND_BATCH ? ref.count : 1, count);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, ids, count);
+}
+
+/* ---- coalescing ---- */
+
+static void test_append_coalesces_into_newest_batch_up_to_batch_max(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	uint32_t ids[19];
+
+	for (uint32_t i = 0; i < 19; i++) {
+		append_ok(t, &w, i, 20, 0, 8);
+		ids[i] = i;
+	}
+	assert_int_equal(chunks_of(&t->r), 3); /* 8 + 8 + 3 */
+	assert_int_equal(backlog_of(&t->r), 19);
+	assert_int_equal(ring_depth(&t->r), 19);
+	assert_int_equal(fw.n, 0);
+	take_chunk_expect(t, 0, ids, 8);
+	take_chunk_expect(t, 0, ids + 8, 8);
+	take_chunk_expect(t, 0, ids + 16, 3);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_int_equal(chunks_of(&t->r), 0);
+}
+
+/* A batch_max above what a chunk's bit masks can count stops at
+ * RING_BATCH_MAX records. */
+static void test_batch_never_exceeds_ring_batch_max(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 16 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	uint32_t ids[2 * RING_BATCH_MAX + 2];
+
+	for (uint32_t i = 0; i < ARRAY_SIZE(ids); i++) {
+		append_ok(t, &w, i, 8, 3, 1000);
+		ids[i] = i;
+	}
+	assert_int_equal(chunks_of(&t->r), 3);
+	take_chunk_expect(t, 3, ids, RING_BATCH_MAX);
+	take_chunk_expect(t, 3, ids + RING_BATCH_MAX, RING_BATCH_MAX);
+	take_chunk_expect(t, 3, ids + 2 * RING_BATCH_MAX, 2);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A batch grows no larger than max_payload: records of 100 bytes take
+ * 112 in a batch, so 9 fit 1024 bytes and the 10th starts a chunk. */
+static void test_batch_never_exceeds_max_payload(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 1024, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	uint32_t ids[20];
+
+	for (uint32_t i = 0; i < 20; i++) {
+		append_ok(t, &w, i, 100, 0, 64);
+		ids[i] = i;
+	}
+	assert_int_equal(chunks_of(&t->r), 3);
+	take_chunk_expect(t, 0, ids, 9);
+	take_chunk_expect(t, 0, ids + 9, 9);
+	take_chunk_expect(t, 0, ids + 18, 2);
+	/* and a record that can never fit a batch is refused at once */
+	assert_int_equal(append_msg(t, &w, 99, 1024, 0, 64, 0), -EMSGSIZE);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+static void test_other_priority_starts_new_chunk(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+
+	append_ok(t, &w, 0, 30, 1, 16);
+	append_ok(t, &w, 1, 30, 2, 16);
+	append_ok(t, &w, 2, 30, 2, 16); /* joins 1: the newest, same priority */
+	append_ok(t, &w, 3, 30, 1, 16); /* the newest is 2's: a new chunk */
+	assert_int_equal(chunks_of(&t->r), 3);
+	assert_int_equal(backlog_of(&t->r), 4);
+	take_chunk_expect(t, 2, (const uint32_t[]){ 1, 2 }, 2);
+	take_chunk_expect(t, 1, (const uint32_t[]){ 0 }, 1);
+	take_chunk_expect(t, 1, (const uint32_t[]){ 3 }, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+static void test_raw_chunk_in_between_closes_batch(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref;
+	struct seen s = { 0 };
+
+	append_ok(t, &w, 0, 40, 0, 16);
+	append_ok(t, &w, 1, 40, 0, 16);
+	assert_int_equal(submit_raw(t, &w, 2, 3000, 0), 0);
+	append_ok(t, &w, 3, 40, 0, 16);
+	assert_int_equal(chunks_of(&t->r), 3);
+	assert_int_equal(backlog_of(&t->r), 4);
+	assert_int_equal(fw.n, 0);
+
+	take_chunk_expect(t, 0, (const uint32_t[]){ 0, 1 }, 2);
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.kind, RING_KIND_RAW);
+	assert_int_equal(ref.len, 3000);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 2 }, 1);
+	take_chunk_expect(t, 0, (const uint32_t[]){ 3 }, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* ---- moves into the window ---- */
+
+/* A(1) B(5) C(1) D(3) E(5) F(0) wait in the backlog, each its own chunk;
+ * once the window has room, the next send moves them highest level
+ * first, oldest first within a level: B E D A C F (G joins F). */
+static void test_move_order_is_highest_level_first_fifo_within(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	static const unsigned prio[] = { 1, 5, 1, 3, 5, 0 };
+	static const uint32_t want[] = { 1, 4, 3, 0, 2, 5, 6 };
+	static const unsigned want_prio[] = { 5, 5, 3, 1, 1, 0, 0 };
+	struct seen s = { 0 };
+
+	for (uint32_t i = 0; i < ARRAY_SIZE(prio); i++)
+		append_ok(t, &w, i, 24 + i, prio[i], 16);
+	assert_int_equal(chunks_of(&t->r), 6);
+	assert_int_equal(fw.sends, 0);
+	assert_true(fw.refused > 0);
+
+	window_open(t, &fw, 16);
+	append_ok(t, &w, 6, 24, 0, 16);
+	assert_int_equal(chunks_of(&t->r), 6); /* G joined F before the move */
+	assert_int_equal(fw.sends, 6);
+	assert_int_equal(backlog_of(&t->r), 0);
+	for (unsigned i = 0; i < 6; i++)
+		assert_int_equal(fw.log_prio[i], want_prio[i]);
+
+	drain_window(t, &fw, &s);
+	assert_ids(&s, want, ARRAY_SIZE(want));
+	for (unsigned i = 0; i < s.n; i++)
+		assert_int_equal(s.prio[i], want_prio[i]);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A move stops when the window is full and goes on from the same chunk
+ * later: nothing is skipped or sent twice, and a raw submit made while
+ * the backlog is busy waits behind it. */
+static void test_move_stops_at_full_window_and_resumes_in_order(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	static const uint32_t order[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13 };
+	struct seen s = { 0 };
+
+	for (uint32_t i = 0; i < 10; i++)
+		append_ok(t, &w, i, 16, 0, 1); /* batch_max 1: a chunk each */
+	assert_int_equal(backlog_of(&t->r), 10);
+	for (uint32_t round = 0; round < 4; round++) {
+		/* room for 3, emptied by the receiver: the next send moves 3 */
+		drain_window(t, &fw, &s);
+		window_open(t, &fw, 3);
+		assert_int_equal(submit_raw(t, &w, 10 + round, 100, 0), 0);
+		assert_int_equal(fw.n, 3);
+	}
+	window_open(t, &fw, 16);
+	drain_window(t, &fw, &s);
+	drain_backlog(t, &s);
+	/* one priority: the order is the send order */
+	assert_ids(&s, order, ARRAY_SIZE(order));
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Once a move found the window full, sends into the backlog do not try
+ * the window again (a system call each) until a receiver says it has
+ * room; then the next send moves what waits. */
+static void test_full_window_is_not_tried_again_until_drained(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct seen s = { 0 };
+
+	for (uint32_t i = 0; i < 5; i++)
+		append_ok(t, &w, i, 16, 0, 1);
+	assert_int_equal(fw.refused, 1);
+	fw.cap = 16; /* room, but no receiver said so */
+	append_ok(t, &w, 5, 16, 0, 1);
+	assert_int_equal(fw.sends, 0);
+	window_open(t, &fw, 16);
+	append_ok(t, &w, 6, 16, 0, 1);
+	assert_int_equal(fw.sends, 7);
+	assert_int_equal(fw.refused, 1);
+	drain_window(t, &fw, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3, 4, 5, 6 }, 7);
+}
+
+/* A submit goes straight to the window while the backlog is empty, and
+ * behind the backlog (never overtaking it) while it is not. */
+static void test_submit_bypasses_only_an_empty_backlog(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 1 };
+	struct backlog_window w = window_of(&fw);
+	struct seen s = { 0 };
+
+	assert_int_equal(submit_raw(t, &w, 0, 2000, 4), 0);
+	assert_int_equal(fw.n, 1);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, 0)->word)), RING_PUBLISHED);
+
+	assert_int_equal(submit_raw(t, &w, 1, 2000, 4), 0); /* window full: backlog */
+	assert_int_equal(fw.n, 1);
+	assert_int_equal(backlog_of(&t->r), 1);
+
+	drain_window(t, &fw, &s);
+	window_open(t, &fw, 4);
+	assert_int_equal(submit_raw(t, &w, 2, 2000, 4), 0); /* behind 1 */
+	assert_int_equal(fw.n, 2);
+	assert_int_equal(backlog_of(&t->r), 0);
+	drain_window(t, &fw, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2 }, 3);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* ---- taking from the backlog ---- */
+
+static void test_take_returns_oldest_of_highest_level_then_eagain(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref;
+	struct seen s = { 0 };
+
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+	append_ok(t, &w, 0, 50, 1, 16);
+	append_ok(t, &w, 1, 50, 5, 16);
+	append_ok(t, &w, 2, 50, 1, 16);
+	assert_int_equal(submit_raw(t, &w, 3, 1000, 5), 0);
+	append_ok(t, &w, 4, 50, 3, 16);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 1, 3, 4, 0, 2 }, 5);
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+	assert_int_equal(take(t, &ref, 50), -EAGAIN);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Priorities beyond RING_LEVELS share levels; none is lost, taken from
+ * the backlog or moved into the window. */
+static void test_more_priorities_than_levels_all_come_out(void **state)
+{
+	enum { N = 2 * RING_LEVELS + 3 };
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	uint32_t rnd = 12345;
+	struct seen s = { 0 };
+
+	for (uint32_t i = 0; i < N; i++)
+		append_ok(t, &w, i, 8 + i, (i * 7) % N, 16); /* N distinct priorities */
+	assert_int_equal(chunks_of(&t->r), N);
+	assert_int_equal(backlog_of(&t->r), N);
+	drain_backlog(t, &s);
+	assert_each_once(&s, N);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+
+	/* the same through the window, five chunks a move, with priorities
+	 * drawn at random; each move is made by a raw send behind them */
+	memset(&s, 0, sizeof(s));
+	window_open(t, &fw, 0);
+	for (uint32_t i = 0; i < 3 * N; i++)
+		append_ok(t, &w, i, 16, xorshift32(&rnd) % 100, 1 + i % 3);
+	while (backlog_busy(&t->r)) {
+		window_open(t, &fw, 5);
+		assert_int_equal(submit_raw(t, &w, 3 * N + s.n, 64, 0), 0);
+		drain_window(t, &fw, &s);
+	}
+	drain_window(t, &fw, &s);
+	assert_true(s.n >= 3 * N);
+	{
+		/* each of the 3N once, and every raw submit once */
+		unsigned char count[8 * N] = { 0 };
+
+		for (unsigned i = 0; i < s.n; i++) {
+			assert_true(s.ids[i] < 8 * N);
+			assert_int_equal(count[s.ids[i]]++, 0);
+		}
+		for (uint32_t i = 0; i < 3 * N; i++)
+			assert_int_equal(count[i], 1);
+	}
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* ---- a full ring ---- */
+
+static void snapshot(const struct test_ring *t, unsigned char *copy)
+{
+	memcpy(copy, t->mem, t->len);
+}
+
+static void assert_unchanged(const struct test_ring *t, const unsigned char *copy)
+{
+	const unsigned char *now = t->mem;
+
+	for (size_t i = 0; i < t->len; i++)
+		if (now[i] != copy[i]) {
+			print_error("byte %zu of the mapping changed (%u -> %u)\n", i, copy[i], now[i]);
+			fail();
+		}
+}
+
+/* The mapping is as in copy, but for a PAD chunk a refused append may
+ * lay at head up to the end of the data area (it is needed before any
+ * chunk that does not fit there, so the ring lays it as soon as it fits):
+ * then head and the chunk count moved past it, and nothing else. */
+static void assert_unchanged_but_pad(const struct test_ring *t, unsigned char *copy)
+{
+	const struct ring_hdr *was = (const struct ring_hdr *)copy;
+	uint64_t old_head = atomic_load(&was->head), head = atomic_load(&t->r.hdr->head);
+
+	if (head != old_head) {
+		uint64_t ds = t->r.data_size, pad = ds - old_head % ds;
+		const struct ring_chunk *c = chunk_at(&t->r, old_head);
+		size_t data_off = (size_t)(t->r.data - (unsigned char *)t->mem);
+
+		assert_int_equal(head, old_head + pad);
+		assert_int_equal(RING_WORD_STATE(atomic_load(&c->word)), RING_PAD);
+		assert_int_equal(c->size, pad);
+		memcpy(copy + offsetof(struct ring_hdr, head), (const void *)&t->r.hdr->head, sizeof(uint64_t));
+		memcpy(copy + offsetof(struct ring_hdr, chunks), (const void *)&t->r.hdr->chunks, sizeof(uint64_t));
+		memcpy(copy + data_off + old_head % ds, c, sizeof(*c));
+	}
+	assert_unchanged(t, copy);
+}
+
+/* A full ring refuses an append with timeout 0 (-EAGAIN) or with a
+ * timeout (-ETIMEDOUT) and leaves not one byte of the mapping changed:
+ * nothing half written, no counter moved.  Whatever was accepted comes
+ * out, once. */
+static void test_full_ring_append_is_eagain_and_writes_nothing(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	unsigned char *copy = malloc(t->len);
+	uint32_t rnd = 777, accepted = 0, refused = 0;
+	struct seen s = { 0 };
+	uint64_t start;
+
+	assert_non_null(copy);
+	for (uint32_t i = 0; i < 2000 && refused < 100; i++) {
+		uint32_t len = MSG_MIN + xorshift32(&rnd) % (i % 2 ? 64 : 3000);
+		unsigned prio = xorshift32(&rnd) % 3;
+		int ret;
+
+		snapshot(t, copy);
+		ret = append_msg(t, &w, accepted, len, prio, 16, 0);
+		if (ret == 0) {
+			accepted++;
+			continue;
+		}
+		assert_int_equal(ret, -EAGAIN);
+		assert_unchanged_but_pad(t, copy);
+		refused++;
+	}
+	assert_true(refused >= 100);
+	assert_true(ring_bytes_used(&t->r) > 60 * KIB);
+	assert_int_equal(backlog_of(&t->r), accepted);
+
+	/* 4000 bytes need more than the 4K left, as a batch or a chunk */
+	snapshot(t, copy);
+	start = now_ns(CLOCK_MONOTONIC);
+	assert_int_equal(append_msg(t, &w, accepted, 4000, 0, 16, 50), -ETIMEDOUT);
+	assert_true(elapsed_ms_since(start) >= 40);
+	assert_unchanged_but_pad(t, copy);
+	free(copy);
+
+	drain_backlog(t, &s);
+	assert_each_once(&s, accepted);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	/* room again */
+	append_ok(t, &w, 0, 3000, 0, 16);
+}
+
+/* ---- giving a batch back ---- */
+
+/* A receiver hands out records 0-2 of five, is done with record 0, and
+ * gives the batch back with 0-2 done (what a closing at-most-once
+ * handle does): the next taker sees 3 and 4 only. */
+static void test_given_back_batch_is_taken_again_without_done_records(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_recview rec[RING_BATCH_MAX];
+	struct ring_ref ref, again;
+	struct seen s = { 0 };
+
+	for (uint32_t i = 0; i < 5; i++)
+		append_ok(t, &w, i, 10 + i, 2, 16);
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.count, 5);
+	assert_int_equal(ref.done, 0);
+	assert_int_equal(ref.handed, 0);
+	assert_int_equal(backlog_of(&t->r), 0);
+	for (unsigned i = 0; i < 3; i++)
+		ring_batch_handed(&t->r, ref.offset, i);
+	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 0));
+
+	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0) | BIT(1) | BIT(2)), 0);
+	assert_int_equal(backlog_of(&t->r), 2);
+	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, ref.pos)->word)), RING_QUEUED);
+
+	assert_int_equal(take(t, &again, 0), 0);
+	assert_int_equal(again.pos, ref.pos);
+	assert_int_equal(again.gen, ref.gen);
+	assert_int_equal(again.count, 5);
+	assert_int_equal(again.done, BIT(0) | BIT(1) | BIT(2));
+	assert_int_equal(again.handed, BIT(0) | BIT(1) | BIT(2));
+	assert_int_equal(ring_batch_records(&t->r, &again, rec), 0);
+	consume_ref(t, &again, &s);
+	assert_ids(&s, (const uint32_t[]){ 3, 4 }, 2);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_int_equal(take(t, &again, 0), -EAGAIN);
+}
+
+/* A batch given back was at the head of the line: the next take serves
+ * it before any other chunk, of a higher priority too; a take of given
+ * back batches only (BACKLOG_RETURNED) finds nothing else. */
+static void test_given_back_batch_is_served_first(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref;
+	struct seen s = { 0 };
+
+	append_ok(t, &w, 0, 10, 1, 16);
+	append_ok(t, &w, 1, 10, 1, 16);
+	append_ok(t, &w, 2, 10, 5, 16);
+	append_ok(t, &w, 3, 10, 5, 16);
+	assert_false(backlog_returned(&t->r));
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), -EAGAIN);
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.prio, 5);
+	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 0));
+	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0)), 0);
+	assert_true(backlog_returned(&t->r));
+	append_ok(t, &w, 4, 10, 9, 16);
+
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), 0);
+	assert_int_equal(ref.done, BIT(0));
+	consume_ref(t, &ref, &s);
+	assert_false(backlog_returned(&t->r));
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), -EAGAIN);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 3, 4, 0, 1 }, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A receiver that found the window empty and then the backlog busy is
+ * told to look at the window again (-EINPROGRESS) when a sender moved
+ * messages into it meanwhile: they are older than what stays behind. */
+static void test_take_after_window_refilled_is_einprogress(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref;
+	struct seen s = { 0 };
+	uint64_t seq;
+
+	for (uint32_t i = 0; i < 3; i++)
+		append_ok(t, &w, i, 10, 0, 1);
+	seq = backlog_window_seq(&t->r); /* the receiver saw an empty window */
+	window_open(t, &fw, 1);
+	append_ok(t, &w, 3, 10, 0, 1); /* a sender moves 0 into it */
+	assert_int_equal(fw.n, 1);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, 0, seq), -EINPROGRESS);
+	drain_window(t, &fw, &s);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3 }, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Given back with every record done, a batch is released, not queued;
+ * a raw chunk cannot be given back. */
+static void test_give_back_of_finished_batch_releases_it(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref;
+
+	append_ok(t, &w, 0, 10, 0, 16);
+	append_ok(t, &w, 1, 10, 0, 16);
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 1));
+	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0)), 0);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+
+	assert_int_equal(submit_raw(t, &w, 2, 500, 0), 0);
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.kind, RING_KIND_RAW);
+	assert_int_equal(backlog_give_back(&t->r, &ref, 0), -EINVAL);
+	ring_release(&t->r, &ref);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* ring_batch_done says true exactly once: for the record that completes
+ * the batch, whatever the order, never for one already done. */
+static void test_batch_done_is_true_once_for_the_last_record(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	static const unsigned sizes[] = { 1, 2, 5, 63, RING_BATCH_MAX };
+	uint32_t rnd = 99;
+
+	for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+		unsigned n = sizes[k], order[RING_BATCH_MAX] = { 0 }, trues = 0;
+		struct ring_ref ref;
+
+		for (uint32_t i = 0; i < n; i++)
+			append_ok(t, &w, i, 8, 0, RING_BATCH_MAX);
+		assert_int_equal(take(t, &ref, 0), 0);
+		assert_int_equal(ref.count, n);
+		for (unsigned i = 0; i < n; i++)
+			order[i] = i;
+		for (unsigned i = n; i > 1; i--) {
+			unsigned j = xorshift32(&rnd) % i, x = order[i - 1];
+
+			order[i - 1] = order[j];
+			order[j] = x;
+		}
+		/* a wrong generation is not ours: never true, nothing marked */
+		assert_false(ring_batch_done(&t->r, ref.offset, ref.gen + 1, order[0]));
+		for (unsigned i = 0; i < n; i++) {
+			bool last = ring_batch_done(&t->r, ref.offset, ref.gen, order[i]);
+
+			assert_int_equal(last, i == n - 1);
+			trues += last;
+			/* done twice is never the last */
+			assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, order[i / 2]));
+		}
+		assert_int_equal(trues, 1);
+		ring_release(&t->r, &ref);
+		assert_int_equal(ring_bytes_used(&t->r), 0);
+	}
+}
+
+/* ---- crash states ---- */
+
+static bool is_dead(uint32_t holder, void *arg)
+{
+	(void)arg;
+	return holder == DEAD_HOLDER;
+}
+
+/* The daemon's resends go into its window as a sender's sends do. */
+static int fake_resend(const void *msg, size_t len, unsigned prio, void *arg)
+{
+	return fake_send(arg, msg, len, prio);
+}
+
+/* The daemon's sweep, its resends going into the window `resent`. */
+static int reclaim(struct test_ring *t, struct fake_window *resent)
+{
+	const struct ring_reclaim_ops ops = { .is_dead = is_dead, .resend = fake_resend, .ctx = resent };
+	const char *why = NULL;
+	int ret = ring_reclaim(&t->r, &ops, &why);
+
+	if (ret < 0)
+		print_error("ring_reclaim: %d (%s)\n", ret, why ? why : "?");
+	return ret;
+}
+
+/* (a) A sender died growing the newest batch after its size and before
+ * head: the record it was adding is not in len or count.  The daemon's
+ * walk does not call it corruption, the next append moves head to the
+ * chunk's end and lays its record after it, and both chunks come out
+ * with exactly their records. */
+static void test_batch_grown_by_size_not_head_is_repaired_by_next_append(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct fake_window resent = { .cap = 16 };
+	struct ring_chunk *c;
+	uint64_t head, size;
+	unsigned char rec[8 + 40];
+	struct seen s = { 0 };
+
+	append_ok(t, &w, 0, 40, 0, 16); /* 8 + 40 bytes of record: a 128-byte chunk */
+	c = chunk_at(&t->r, 0);
+	head = atomic_load(&t->r.hdr->head);
+	size = c->size;
+	assert_int_equal(size, 128);
+	assert_int_equal(head, 128);
+	/* the dead sender's steps: record written past len, size grown */
+	memcpy(rec, &(struct ring_rec){ .len = 40 }, 8);
+	make_msg(rec + 8, 1, 40);
+	memcpy((unsigned char *)(c + 1) + c->len, rec, sizeof(rec));
+	c->size = size + 64;
+	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
+
+	/* the daemon breaks the lock and sees nothing to reclaim or report */
+	assert_true(reclaim(t, &resent) >= 0);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+	assert_int_equal(resent.sends, 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+
+	/* repaired (by the sweep or by the next sender): head covers the
+	 * grown chunk, whose unfinished record is not part of it; the next
+	 * record may go into it or into a new chunk */
+	assert_int_equal(atomic_load(&t->r.hdr->head), size + 64);
+	assert_int_equal(c->count, 1);
+	append_ok(t, &w, 2, 40, 0, 16);
+	assert_true(atomic_load(&t->r.hdr->head) >= size + 64);
+	assert_true(reclaim(t, &resent) >= 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 2 }, 2);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+}
+
+/* The same state met by a receiver before any sender comes: its take
+ * neither misreads the half-added record nor calls the ring corrupt; the
+ * one record of the batch comes out and the space returns. */
+static void test_batch_grown_by_size_not_head_is_taken_by_receiver(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_chunk *c;
+	struct seen s = { 0 };
+	struct ring_ref ref;
+	int ret;
+
+	append_ok(t, &w, 0, 40, 0, 16);
+	c = chunk_at(&t->r, 0);
+	c->size += 64;
+
+	ret = take(t, &ref, 0);
+	if (ret != 0)
+		print_error("backlog_take after a sender died mid-growth: %d\n", ret);
+	assert_int_equal(ret, 0);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 0 }, 1);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* The same state met by the daemon's purge: the batch is released like
+ * any other in the backlog, and its space returns. */
+static void test_batch_grown_by_size_not_head_is_purged(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+
+	append_ok(t, &w, 0, 40, 0, 16);
+	append_ok(t, &w, 1, 40, 1, 16);
+	chunk_at(&t->r, 128)->size += 64;
+	assert_int_equal(ring_purge_backlog(&t->r), 2);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+}
+
+static int die_in_send(void *ctx, const void *msg, size_t len, unsigned prio)
+{
+	(void)ctx;
+	(void)msg;
+	(void)len;
+	(void)prio;
+	_exit(0);
+}
+
+/* (b) A sender moving the backlog dies inside its mq send, holding the
+ * lock, its chunk PUBLISHING under its id: the daemon breaks the lock
+ * and sends the descriptor again, flagged, at its priority; the message
+ * comes out once, and the stale backlog counts heal. */
+static void test_chunk_left_publishing_by_dead_mover_is_resent(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window resent = { .cap = 16 };
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct proto_ring_desc d;
+	struct ring_ref ref;
+	struct seen s = { 0 };
+	unsigned prio;
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		const struct backlog_window dying = { .send = die_in_send };
+
+		t->r.self = DEAD_HOLDER;
+		append_msg(t, &dying, 0, 100, 6, 16, 0);
+		_exit(1); /* the send was never tried */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(RING_WORD(RING_PUBLISHING, DEAD_HOLDER, 1), atomic_load(&chunk_at(&t->r, 0)->word));
+	assert_int_equal(atomic_load(&t->r.hdr->lock) >> 1, DEAD_HOLDER);
+
+	/* the lock is the dead one's: a receiver gives up at its deadline */
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+
+	assert_true(reclaim(t, &resent) >= 1);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+	assert_int_equal(resent.sends, 1);
+	assert_true(window_pop(&resent, &d, &prio));
+	assert_int_equal(prio, 6);
+	assert_int_equal(d.hdr.flags & PROTO_MSGF_RESENT, PROTO_MSGF_RESENT);
+	assert_int_equal(d.offset, 0);
+	/* a second sweep has nothing more to send */
+	assert_true(reclaim(t, &resent) >= 0);
+	assert_int_equal(resent.sends, 1);
+
+	/* the backlog does not hand it out a second time */
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 0 }, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+
+	/* and the queue goes on */
+	append_ok(t, &w, 1, 100, 0, 16);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1 }, 2);
+}
+
+/* A child with a dead holder's id takes a batch of six from the backlog,
+ * is handed records 0-3, is done with 0 and 1, and dies. */
+static void dead_taker(struct test_ring *t)
+{
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	pid_t pid;
+	int st;
+
+	for (uint32_t i = 0; i < 6; i++)
+		append_ok(t, &w, i, 20, 3, 16);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ring_ref ref;
+
+		t->r.self = DEAD_HOLDER;
+		if (take(t, &ref, 0) != 0 || ref.count != 6)
+			_exit(1);
+		for (unsigned i = 0; i < 4; i++)
+			ring_batch_handed(&t->r, ref.offset, i);
+		ring_batch_done(&t->r, ref.offset, ref.gen, 0);
+		ring_batch_done(&t->r, ref.offset, ref.gen, 1);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, 0)->word)), RING_TAKEN);
+}
+
+/* The next taker of the resent batch: what it skips, and what it gets. */
+static void take_resent(struct test_ring *t, struct fake_window *resent, uint64_t want_done, const uint32_t *ids,
+                        unsigned n)
+{
+	struct proto_ring_desc d;
+	struct ring_ref ref;
+	struct seen s = { 0 };
+	unsigned prio;
+
+	assert_int_equal(resent->sends, 1);
+	assert_true(window_pop(resent, &d, &prio));
+	assert_int_equal(prio, 3);
+	assert_int_equal(d.hdr.flags & PROTO_MSGF_RESENT, PROTO_MSGF_RESENT);
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	assert_int_equal(ref.count, 6);
+	assert_int_equal(ref.done, want_done);
+	assert_int_equal(ref.handed, BIT(0) | BIT(1) | BIT(2) | BIT(3));
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, ids, n);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* (c) at-least-once: everything not done (2-5, handed or not) again. */
+static void test_batch_of_dead_taker_redelivers_not_done_at_least_once(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window resent = { .cap = 16 };
+	ipcq_stats st = { 0 };
+
+	dead_taker(t);
+	assert_int_equal(reclaim(t, &resent), 1);
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.redelivered, 1);
+	assert_int_equal(st.dropped, 0);
+	take_resent(t, &resent, BIT(0) | BIT(1), (const uint32_t[]){ 2, 3, 4, 5 }, 4);
+}
+
+/* (c) at-most-once: handed and not done (2, 3) are dropped, counted; the
+ * ones never handed (4, 5) go to the next taker. */
+static void test_batch_of_dead_taker_drops_handed_at_most_once(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct fake_window resent = { .cap = 16 };
+	ipcq_stats st = { 0 };
+
+	dead_taker(t);
+	assert_int_equal(reclaim(t, &resent), 1);
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.dropped, 2);
+	take_resent(t, &resent, BIT(0) | BIT(1) | BIT(2) | BIT(3), (const uint32_t[]){ 4, 5 }, 2);
+	/* a later sweep drops nothing more */
+	assert_true(reclaim(t, &resent) >= 0);
+	memset(&st, 0, sizeof(st));
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.dropped, 2);
+}
+
+/* (c) at-most-once, every record handed: nothing is left to resend and
+ * the chunk is released. */
+static void test_fully_handed_batch_of_dead_taker_is_released_at_most_once(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct fake_window resent = { .cap = 16 };
+	struct ring_chunk *c = chunk_at(&t->r, 0);
+	ipcq_stats st = { 0 };
+
+	dead_taker(t);
+	ring_batch_handed(&t->r, 0, 4); /* as if the dead one had handed all */
+	ring_batch_handed(&t->r, 0, 5);
+	assert_int_equal(atomic_load(&c->handed), all_records(6));
+	assert_int_equal(reclaim(t, &resent), 1);
+	assert_int_equal(resent.sends, 0);
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.dropped, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A resend into a full window is tried again by the next sweep, once. */
+static void test_resend_of_dead_takers_batch_is_retried_when_window_was_full(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window resent = { .cap = 0 };
+	ipcq_stats st = { 0 };
+
+	dead_taker(t);
+	assert_int_equal(reclaim(t, &resent), 1);
+	assert_int_equal(resent.sends, 0);
+	resent.cap = 16;
+	assert_true(reclaim(t, &resent) >= 1);
+	assert_true(reclaim(t, &resent) >= 0);
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.redelivered, 1); /* one redelivery, however many sweeps */
+	take_resent(t, &resent, BIT(0) | BIT(1), (const uint32_t[]){ 2, 3, 4, 5 }, 4);
+}
+
+/* ---- hostile shared memory ---- */
+
+static uint64_t hostile_u64(uint32_t *rnd, const struct ring *r)
+{
+	uint64_t head = atomic_load(&r->hdr->head), tail = atomic_load(&r->hdr->tail);
+
+	switch (xorshift32(rnd) % 10) {
+	case 0: return 0;
+	case 1: return UINT64_MAX;
+	case 2: return tail;
+	case 3: return head;
+	case 4: return head - 64;
+	case 5: return tail + 64 * (xorshift32(rnd) % 64);       /* a boundary, or inside a payload */
+	case 6: return tail + 1 + xorshift32(rnd) % (64 * KIB); /* misaligned */
+	case 7: return head + 64 * (1 + xorshift32(rnd) % 16);
+	case 8: return ((uint64_t)xorshift32(rnd) << 32) | xorshift32(rnd);
+	default: return (uint64_t)1 << (xorshift32(rnd) % 64);
+	}
+}
+
+static uint32_t hostile_u32(uint32_t *rnd)
+{
+	switch (xorshift32(rnd) % 5) {
+	case 0: return 0;
+	case 1: return UINT32_MAX;
+	case 2: return 1 + xorshift32(rnd) % 4;
+	default: return xorshift32(rnd);
+	}
+}
+
+static void scribble_backlog_state(struct test_ring *t, uint32_t *rnd)
+{
+	struct ring_hdr *h = t->r.hdr;
+	unsigned what = xorshift32(rnd);
+
+	for (unsigned i = 0; i < ARRAY_SIZE(h->levels); i++) {
+		if (xorshift32(rnd) % 2)
+			h->levels[i].prio = hostile_u32(rnd);
+		if (xorshift32(rnd) % 2)
+			h->levels[i].chunks = hostile_u32(rnd);
+		if (xorshift32(rnd) % 2)
+			h->levels[i].cursor = hostile_u64(rnd, &t->r);
+	}
+	if (what & 1)
+		atomic_store(&h->backlog, xorshift32(rnd) % 2 ? UINT64_MAX : hostile_u64(rnd, &t->r));
+	if (what & 2)
+		h->last = hostile_u64(rnd, &t->r);
+	if (what & 4)
+		atomic_store(&h->window_full, hostile_u32(rnd));
+	if (what & 8)
+		atomic_store(&h->depth, (int64_t)hostile_u64(rnd, &t->r));
+	if (what & 16)
+		atomic_store(&h->returned, hostile_u32(rnd));
+	if (what & 32)
+		atomic_store(&h->window_seq, hostile_u64(rnd, &t->r));
+}
+
+/* A receiver done with the first k records of a taken batch (noted in
+ * s) that gives the rest back. */
+static void consume_some_give_back(struct test_ring *t, const struct ring_ref *ref, struct seen *s, unsigned k)
+{
+	struct ring_recview rec[RING_BATCH_MAX];
+
+	assert_int_equal(ring_batch_records(&t->r, ref, rec), 0);
+	for (unsigned i = 0; i < ref->count && k; i++) {
+		int64_t id;
+
+		if (ref->done & BIT(i))
+			continue;
+		id = msg_id(rec[i].data, rec[i].len);
+		assert_true(id >= 0);
+		assert_true(s->n < IDS_MAX);
+		s->ids[s->n++] = (uint32_t)id;
+		ring_batch_handed(&t->r, ref->offset, i);
+		assert_false(ring_batch_done(&t->r, ref->offset, ref->gen, i));
+		k--;
+	}
+	assert_int_equal(backlog_give_back(&t->r, ref, 0), 0);
+}
+
+/* Whatever a client scribbled over the backlog's levels, counters and
+ * newest-chunk position: appends and takes return (quickly) with 0,
+ * -EAGAIN or -EBADMSG; every message a take hands out is one that was
+ * sent, intact, and never handed out twice; and a purge still empties
+ * the ring. */
+static void test_hostile_backlog_state_neither_hangs_nor_misdelivers(void **state)
+{
+	enum { TRIALS = 300, PER_TRIAL = 12, OPS = 24 };
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	unsigned char *count = calloc((size_t)TRIALS * (PER_TRIAL + OPS), 1);
+	uint32_t rnd = 0x5eed, next = 0;
+	unsigned taken = 0, refused = 0, bad = 0, purged = 0, gave_back = 0;
+
+	assert_non_null(count);
+	for (unsigned trial = 0; trial < TRIALS; trial++) {
+		uint32_t first = next;
+		struct proto_ring_desc d;
+		struct ring_ref ref;
+
+		window_open(t, &fw, xorshift32(&rnd) % 3);
+		for (unsigned i = 0; i < PER_TRIAL; i++) {
+			if (xorshift32(&rnd) % 4 == 0) {
+				assert_int_equal(submit_raw(t, &w, next++, MSG_MIN + xorshift32(&rnd) % 2000,
+				                            xorshift32(&rnd) % 4),
+				                 0);
+			} else {
+				int ret = append_msg(t, &w, next, MSG_MIN + xorshift32(&rnd) % 300, xorshift32(&rnd) % 4,
+				                     1 + xorshift32(&rnd) % 8, 0);
+
+				assert_true(ret == 0 || ret == -EAGAIN || ret == -EBADMSG);
+				next += ret == 0;
+			}
+		}
+		scribble_backlog_state(t, &rnd);
+		for (unsigned op = 0; op < OPS; op++) {
+			uint64_t start = now_ns(CLOCK_MONOTONIC);
+			int ret;
+
+			if (xorshift32(&rnd) % 2) {
+				ret = append_msg(t, &w, next, MSG_MIN + xorshift32(&rnd) % 300, xorshift32(&rnd) % 8,
+				                 xorshift32(&rnd) % 70, 0);
+				assert_true(ret == 0 || ret == -EAGAIN || ret == -EBADMSG);
+				next += ret == 0;
+				refused += ret == -EAGAIN;
+			} else {
+				if (xorshift32(&rnd) % 4)
+					ret = take(t, &ref, 0);
+				else
+					ret = backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0);
+				assert_true(ret == 0 || ret == -EAGAIN || ret == -EBADMSG);
+				if (ret == 0) {
+					struct seen s = { 0 };
+					unsigned left = ref.kind == RING_KIND_BATCH
+					                        ? (unsigned)__builtin_popcountll(~ref.done & all_records(ref.count))
+					                        : 0;
+
+					if (left > 1 && xorshift32(&rnd) % 3 == 0) {
+						consume_some_give_back(t, &ref, &s, 1 + xorshift32(&rnd) % (left - 1));
+						gave_back++;
+					} else {
+						consume_ref(t, &ref, &s);
+					}
+					for (unsigned i = 0; i < s.n; i++) {
+						assert_true(s.ids[i] >= first && s.ids[i] < next);
+						assert_int_equal(count[s.ids[i]]++, 0);
+					}
+					taken += s.n;
+				}
+			}
+			bad += ret == -EBADMSG;
+			assert_true(elapsed_ms_since(start) < 2000);
+			if (xorshift32(&rnd) % 4 == 0)
+				scribble_backlog_state(t, &rnd);
+			if (xorshift32(&rnd) % 4 == 0)
+				window_open(t, &fw, fw.n + xorshift32(&rnd) % 3);
+		}
+		/* what is left: purged from the backlog, taken from the window */
+		purged += (unsigned)ring_purge_backlog(&t->r);
+		while (window_pop(&fw, &d, NULL)) {
+			struct seen s = { 0 };
+
+			assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+			consume_ref(t, &ref, &s);
+			for (unsigned i = 0; i < s.n; i++) {
+				assert_true(s.ids[i] >= first && s.ids[i] < next);
+				assert_int_equal(count[s.ids[i]]++, 0);
+			}
+			taken += s.n;
+		}
+		if (ring_bytes_used(&t->r) != 0)
+			print_error("trial %u: %llu bytes left after purge and drain\n", trial,
+			            (unsigned long long)ring_bytes_used(&t->r));
+		assert_int_equal(ring_bytes_used(&t->r), 0);
+		assert_int_equal(chunks_of(&t->r), 0);
+		assert_int_equal(backlog_of(&t->r), 0);
+	}
+	free(count);
+	/* the trials did exercise the paths they claim to */
+	print_message("hostile: %u sent, %u taken, %u purged, %u batches given back, %u appends refused, %u -EBADMSG\n",
+	              next, taken, purged, gave_back, refused, bad);
+	assert_true(taken > 0);
+	assert_true(gave_back > 0);
+	/* every message sent was taken once or purged: none lost track of */
+	assert_int_equal(taken + purged, next);
+	/* a wrap of the data area happened, several times */
+	assert_true(atomic_load(&t->r.hdr->head) > 4 * 64 * KIB);
+}
+
+/* ---- the daemon's sweep beside live clients ---- */
+
+struct busy_client {
+	struct test_ring *t;
+	_Atomic bool stop;
+	unsigned rounds;
+};
+
+/* A live client: appends that grow batches and move them into the
+ * window, and receives that take them and release them. */
+static void *busy_client_main(void *arg)
+{
+	struct busy_client *b = arg;
+	struct fake_window fw = { .cap = 2 };
+	struct backlog_window w = window_of(&fw);
+	uint32_t id = 0;
+
+	while (!atomic_load(&b->stop)) {
+		struct seen s = { 0 };
+
+		for (unsigned i = 0; i < 40; i++)
+			if (append_msg(b->t, &w, id, MSG_MIN + id % 200, 0, 64, 0) == 0)
+				id++;
+		drain_window(b->t, &fw, &s);
+		window_open(b->t, &fw, 2);
+		if (b->rounds % 8 == 0)
+			drain_backlog(b->t, &s);
+		b->rounds++;
+	}
+	return NULL;
+}
+
+/* The daemon's sweep walks the ring without the lock while clients grow
+ * batches, move them and release them: it must never take that for
+ * corruption (which quarantines the queue). */
+static void test_sweep_beside_growing_batches_finds_no_corruption(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct busy_client b = { .t = t };
+	struct fake_window resent = { .cap = 16 };
+	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	unsigned sweeps = 0;
+	pthread_t th;
+	int ret = 0;
+
+	assert_int_equal(pthread_create(&th, NULL, busy_client_main, &b), 0);
+	while (elapsed_ms_since(start) < 2000 && ret >= 0) {
+		ret = reclaim(t, &resent);
+		sweeps++;
+	}
+	atomic_store(&b.stop, true);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	print_message("sweep: %u sweeps beside %u client rounds\n", sweeps, b.rounds);
+	assert_int_equal(ret, 0);
+	assert_int_equal(resent.sends, 0);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+}
+
+/* ---- purge ---- */
+
+/* ring_purge_backlog releases every QUEUED chunk (raw, batch, given
+ * back), counts their messages, leaves the window's chunk alone; once
+ * that one is taken and released, the tail passes all and the ring is
+ * empty.  The daemon's sweep leaves the backlog alone before. */
+static void test_purge_releases_every_queued_chunk(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window resent = { .cap = 16 };
+	struct fake_window fw = { .cap = 1 };
+	struct backlog_window w = window_of(&fw);
+	struct proto_ring_desc d;
+	struct ring_ref ref;
+	struct seen s = { 0 };
+	uint64_t used;
+
+	assert_int_equal(submit_raw(t, &w, 0, 1000, 0), 0); /* into the window */
+	assert_int_equal(fw.n, 1);
+	for (uint32_t i = 1; i <= 10; i++)
+		append_ok(t, &w, i, 30, (const unsigned[]){ 1, 2, 0 }[(i - 1) / 4], 4); /* 1-4, 5-8, 9-10 */
+	assert_int_equal(submit_raw(t, &w, 11, 4000, 1), 0);
+	/* a batch taken, one record done, given back */
+	assert_int_equal(take(t, &ref, 0), 0);
+	assert_int_equal(ref.kind, RING_KIND_BATCH);
+	assert_int_equal(ref.count, 4);
+	assert_int_equal(ref.prio, 2);
+	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 0));
+	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0)), 0);
+	assert_int_equal(backlog_of(&t->r), 10);
+
+	used = ring_bytes_used(&t->r);
+	assert_int_equal(reclaim(t, &resent), 0);
+	assert_int_equal(resent.sends, 0);
+	assert_int_equal(ring_bytes_used(&t->r), used);
+
+	assert_int_equal(ring_purge_backlog(&t->r), 10);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+	/* the tail waits behind the window's chunk, at the front */
+	assert_int_equal(ring_bytes_used(&t->r), used);
+	assert_true(window_pop(&fw, &d, NULL));
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 0 }, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_int_equal(chunks_of(&t->r), 0);
+	/* a second purge finds nothing */
+	assert_int_equal(ring_purge_backlog(&t->r), 0);
+
+	/* and the backlog works afterwards, levels and all */
+	window_open(t, &fw, 0);
+	append_ok(t, &w, 20, 30, 1, 4);
+	append_ok(t, &w, 21, 30, 2, 4);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 21, 20 }, 3);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+#define BACKLOG_TEST(f) cmocka_unit_test_teardown(f, teardown_ring)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BACKLOG_TEST(test_append_coalesces_into_newest_batch_up_to_batch_max),
+		BACKLOG_TEST(test_batch_never_exceeds_ring_batch_max),
+		BACKLOG_TEST(test_batch_never_exceeds_max_payload),
+		BACKLOG_TEST(test_other_priority_starts_new_chunk),
+		BACKLOG_TEST(test_raw_chunk_in_between_closes_batch),
+		BACKLOG_TEST(test_move_order_is_highest_level_first_fifo_within),
+		BACKLOG_TEST(test_move_stops_at_full_window_and_resumes_in_order),
+		BACKLOG_TEST(test_full_window_is_not_tried_again_until_drained),
+		BACKLOG_TEST(test_submit_bypasses_only_an_empty_backlog),
+		BACKLOG_TEST(test_take_returns_oldest_of_highest_level_then_eagain),
+		BACKLOG_TEST(test_more_priorities_than_levels_all_come_out),
+		BACKLOG_TEST(test_full_ring_append_is_eagain_and_writes_nothing),
+		BACKLOG_TEST(test_given_back_batch_is_taken_again_without_done_records),
+		BACKLOG_TEST(test_given_back_batch_is_served_first),
+		BACKLOG_TEST(test_take_after_window_refilled_is_einprogress),
+		BACKLOG_TEST(test_give_back_of_finished_batch_releases_it),
+		BACKLOG_TEST(test_batch_done_is_true_once_for_the_last_record),
+		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_repaired_by_next_append),
+		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_taken_by_receiver),
+		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_purged),
+		BACKLOG_TEST(test_chunk_left_publishing_by_dead_mover_is_resent),
+		BACKLOG_TEST(test_batch_of_dead_taker_redelivers_not_done_at_least_once),
+		BACKLOG_TEST(test_batch_of_dead_taker_drops_handed_at_most_once),
+		BACKLOG_TEST(test_fully_handed_batch_of_dead_taker_is_released_at_most_once),
+		BACKLOG_TEST(test_resend_of_dead_takers_batch_is_retried_when_window_was_full),
+		BACKLOG_TEST(test_hostile_backlog_state_neither_hangs_nor_misdelivers),
+		BACKLOG_TEST(test_sweep_beside_growing_batches_finds_no_corruption),
+		BACKLOG_TEST(test_purge_releases_every_queued_chunk),
+	};
+
+	alarm(120); /* a hang is a failure, not a stuck CI job */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
