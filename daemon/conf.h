@@ -26,7 +26,8 @@ enum delivery_mode {
 };
 
 /* One access rule: "user:NAME", "group:NAME", "uid:N", "gid:N" or "*",
- * resolved to a numeric id when the config is loaded. */
+ * resolved to a numeric id when the config is loaded (policy.c matches
+ * peers against them). */
 enum acl_kind {
 	ACL_ANY,
 	ACL_UID,
@@ -46,7 +47,8 @@ struct acl {
 
 struct queue_config {
 	char name[IPCQ_NAME_MAX + 1];
-	ipcq_geometry geo;          /* fields left 0 take the defaults */
+	ipcq_geometry geo;          /* fields left 0 take the defaults... */
+	bool max_depth_set;         /* ...but max_depth when set, 0 included */
 	enum delivery_mode delivery;
 	struct acl allow_send;
 	struct acl allow_recv;
@@ -112,9 +114,5 @@ const struct queue_config *config_find_queue(const struct config *cfg, const cha
 
 /* Geometry of q with the defaults filled in (q may be NULL). */
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q);
-
-/* Whether a peer with uid, primary gid and supplementary groups matches
- * the rules. */
-bool acl_match(const struct acl *acl, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups);
 
 #endif /* IPCQ_CONF_H */

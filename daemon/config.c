@@ -55,6 +55,8 @@ const char config_embedded[] =
 	"\tmsg_size = 512\n"
 	"\tring_size = \"64M\"\n"
 	"\tmax_payload = \"16M\"\n"
+	"\tmax_depth = 0\n"
+	"\tprefetch = 16\n"
 	"\tdelivery = \"at-most-once\"\n"
 	"}\n";
 
@@ -92,6 +94,8 @@ static const struct int_range int_ranges[] = {
 	{ "msg_size", PROTO_MSG_SIZE_MIN, PROTO_MSG_SIZE_MAX, 1 },
 	{ "ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
 	{ "max_payload", 1, PROTO_MAX_PAYLOAD_MAX, 1 },
+	{ "max_depth", 0, (long)PROTO_MAX_DEPTH_MAX, 1 },
+	{ "prefetch", 1, PROTO_PREFETCH_MAX, 1 },
 	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_queues", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
@@ -533,6 +537,8 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_SIZE("msg_size", 512, CFGF_NONE),
 		OPT_SIZE("ring_size", 64l << 20, CFGF_NONE),
 		OPT_SIZE("max_payload", 16l << 20, CFGF_NONE),
+		OPT_COUNT("max_depth", 0, CFGF_NONE),
+		OPT_COUNT("prefetch", PROTO_PREFETCH_DEFAULT, CFGF_NONE),
 		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
 		CFG_END(),
 	};
@@ -542,6 +548,8 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_SIZE("msg_size", 0, CFGF_NODEFAULT),
 		OPT_SIZE("ring_size", 0, CFGF_NODEFAULT),
 		OPT_SIZE("max_payload", 0, CFGF_NODEFAULT),
+		OPT_COUNT("max_depth", 0, CFGF_NODEFAULT),
+		OPT_COUNT("prefetch", 0, CFGF_NODEFAULT),
 		OPT_WORD("delivery", NULL, CFGF_NODEFAULT, validate_delivery),
 		OPT_ACL("allow_send"),
 		OPT_ACL("allow_recv"),
@@ -590,8 +598,12 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 
 /* ---- the parsed tree into a struct config ---- */
 
-static ipcq_geometry geometry_with_defaults(ipcq_geometry geo, const ipcq_geometry *def)
+/* max_depth 0 is a value of its own (no bound but the ring's), so a
+ * queue that sets it explicitly keeps it: max_depth_set tells. */
+static ipcq_geometry geometry_with_defaults(const struct queue_config *q, const ipcq_geometry *def)
 {
+	ipcq_geometry geo = q ? q->geo : (ipcq_geometry){ 0 };
+
 	if (!geo.max_msgs)
 		geo.max_msgs = def->max_msgs;
 	if (!geo.msg_size)
@@ -600,6 +612,10 @@ static ipcq_geometry geometry_with_defaults(ipcq_geometry geo, const ipcq_geomet
 		geo.ring_size = def->ring_size;
 	if (!geo.max_payload)
 		geo.max_payload = def->max_payload;
+	if (!q || !q->max_depth_set)
+		geo.max_depth = def->max_depth;
+	if (!geo.prefetch)
+		geo.prefetch = def->prefetch;
 	return geo;
 }
 
@@ -617,6 +633,8 @@ static ipcq_geometry section_geometry(cfg_t *sec)
 		.msg_size = (uint32_t)section_int(sec, "msg_size"),
 		.ring_size = (uint64_t)section_int(sec, "ring_size"),
 		.max_payload = (uint64_t)section_int(sec, "max_payload"),
+		.max_depth = (uint64_t)section_int(sec, "max_depth"),
+		.prefetch = (uint32_t)section_int(sec, "prefetch"),
 	};
 }
 
@@ -662,6 +680,7 @@ static int queue_read(struct queue_config *q, cfg_t *sec, enum delivery_mode def
 
 	snprintf(q->name, sizeof(q->name), "%s", cfg_title(sec));
 	q->geo = section_geometry(sec);
+	q->max_depth_set = cfg_size(sec, "max_depth") > 0;
 	r = section_delivery(sec, default_delivery);
 	if (r < 0)
 		return r;
@@ -693,7 +712,7 @@ static int config_read_queues(struct config *cfg, cfg_t *tree, const struct repo
 		r = queue_read(q, sec, cfg->default_delivery);
 		if (r)
 			return r;
-		geo = geometry_with_defaults(q->geo, &cfg->defaults);
+		geo = geometry_with_defaults(q, &cfg->defaults);
 		snprintf(what, sizeof(what), "queue \"%s\"", q->name);
 		/* report every queue that does not fit, not just the first */
 		if (check_payload_fits(rep, queue_title_line(rep->text, i, sec->line), what, &geo))
@@ -809,32 +828,5 @@ const struct queue_config *config_find_queue(const struct config *cfg, const cha
 
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q)
 {
-	return geometry_with_defaults(q ? q->geo : (ipcq_geometry){ 0 }, &cfg->defaults);
-}
-
-static bool acl_rule_match(const struct acl_rule *rule, uid_t uid, gid_t gid, const gid_t *groups,
-                           size_t ngroups)
-{
-	switch (rule->kind) {
-	case ACL_ANY:
-		return true;
-	case ACL_UID:
-		return rule->id == uid;
-	case ACL_GID:
-		if (rule->id == gid)
-			return true;
-		for (size_t i = 0; i < ngroups; i++)
-			if (groups[i] == rule->id)
-				return true;
-		return false;
-	}
-	return false;
-}
-
-bool acl_match(const struct acl *acl, uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
-{
-	for (size_t i = 0; i < acl->n; i++)
-		if (acl_rule_match(&acl->rules[i], uid, gid, groups, ngroups))
-			return true;
-	return false;
+	return geometry_with_defaults(q, &cfg->defaults);
 }

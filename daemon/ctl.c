@@ -1,6 +1,7 @@
 /*
  * ctl.c - the control socket: accepting clients, reading their requests,
- * checking their credentials, and answering with kernel objects.
+ * asking policy.c what their credentials allow, and answering with kernel
+ * objects.
  *
  * Clients are untrusted.  Each request is one SOCK_SEQPACKET datagram
  * that must be exactly one struct proto_req; anything else gets -EPROTO.
@@ -8,20 +9,15 @@
  * control buffer).  A client that does not read its replies (the send
  * would block) or hangs up is dropped.
  *
- * Resources per user.  No user but root and the daemon's own may hold more
- * than user_limits.max_clients connections, so none can lock the others
- * out; past max_clients only root and the daemon's user get in (up to
- * PRIVILEGED_RESERVE more), so nobody can lock them out.  What a user may
- * create is bounded too (user_limits: queues, ring sizes, and the kernel's
- * own mq limits, which CAP_SYS_RESOURCE would let the daemon exceed), and
- * every log line a client can cause is rate-limited.
+ * Resources per user.  Connections and what a user may create are bounded
+ * (policy.c says how); ctl.c counts the connections policy decides from,
+ * and every log line a client can cause is rate-limited.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +32,11 @@
 #include "fdpass.h"
 #include "log.h"
 #include "peer.h"
+#include "policy.h"
 #include "queue.h"
 #include "util.h"
 
 #define CONN_GROUPS_MAX 64
-/* connections past max_clients that root and the daemon's user may hold */
-#define PRIVILEGED_RESERVE 64
 
 struct conn {
 	struct daemon *d;
@@ -50,7 +45,7 @@ struct conn {
 	sd_event_source *src;
 	struct ucred cred;
 	gid_t groups[CONN_GROUPS_MAX];
-	size_t ngroups;
+	struct policy_subject who; /* cred and groups, as policy.c asks for them */
 	uint32_t holder; /* its process's id (peer.h), once it opened a queue */
 };
 
@@ -90,56 +85,6 @@ static int reply_error(struct reply *r, int status, const char *fmt, ...)
 	return status;
 }
 
-/* ---- access rules ---- */
-
-static bool uid_privileged(const struct daemon *d, uid_t uid)
-{
-	return uid == 0 || uid == d->uid;
-}
-
-static bool is_privileged(const struct conn *c)
-{
-	return uid_privileged(c->d, c->cred.uid);
-}
-
-static bool acl_allows(const struct conn *c, const struct acl *acl)
-{
-	if (is_privileged(c) || !acl->set)
-		return true;
-	return acl_match(acl, c->cred.uid, c->cred.gid, c->groups, c->ngroups);
-}
-
-/* Whether c may use q as flags ask (send and/or receive). */
-static bool may_use(const struct conn *c, const struct queue *q, uint32_t flags)
-{
-	const struct queue_config *qc = config_find_queue(c->d->cfg, q->rec.name);
-
-	if (!qc)
-		return true; /* auto-created queues are open to everyone */
-	if ((flags & IPCQ_SEND) && !acl_allows(c, &qc->allow_send))
-		return false;
-	if ((flags & IPCQ_RECV) && !acl_allows(c, &qc->allow_recv))
-		return false;
-	return true;
-}
-
-/* Whether c may learn that q exists (stat, list): it may use it, or made
- * it, or the config shows every queue to everyone. */
-static bool may_see(const struct conn *c, const struct queue *q)
-{
-	return c->d->cfg->show_all_queues || is_privileged(c) || q->rec.creator == c->cred.uid ||
-	       may_use(c, q, IPCQ_SEND) || may_use(c, q, IPCQ_RECV);
-}
-
-/* Create, delete: the daemon's own user always; others only for
- * auto-created queues, and only while auto_create is on. */
-static bool may_manage(const struct conn *c, const struct queue *q)
-{
-	if (is_privileged(c))
-		return true;
-	return c->d->cfg->auto_create && (!q || !q->from_config);
-}
-
 /* ---- operations ---- */
 
 static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq_geometry *asked)
@@ -167,44 +112,6 @@ static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq
 	return g;
 }
 
-/* What a user other than root and the daemon's may create: a geometry
- * within the kernel's mq limits (which CAP_SYS_RESOURCE would lift for
- * the daemon) and user_limits, and no more queues and ring bytes than
- * user_limits allow.  0, or a negative errno with the reason in r. */
-static int check_user_may_create(struct conn *c, const ipcq_geometry *g, struct reply *r)
-{
-	const struct daemon *d = c->d;
-	const struct user_limits *ul = &d->cfg->user;
-	uid_t uid = c->cred.uid;
-	uint64_t total = g->ring_size;
-	unsigned queues = 1;
-
-	if (d->limits.msg_max > 0 && g->max_msgs > (unsigned long)d->limits.msg_max)
-		return reply_error(r, -EINVAL, "max_msgs %u exceeds the kernel limit fs.mqueue.msg_max=%ld",
-		                   g->max_msgs, d->limits.msg_max);
-	if (d->limits.msgsize_max > 0 && g->msg_size > (unsigned long)d->limits.msgsize_max)
-		return reply_error(r, -EINVAL, "msg_size %u exceeds the kernel limit fs.mqueue.msgsize_max=%ld",
-		                   g->msg_size, d->limits.msgsize_max);
-	if (g->ring_size > ul->max_ring_size)
-		return reply_error(r, -EDQUOT, "ring_size %" PRIu64 " exceeds user_limits.max_ring_size (%" PRIu64 ")",
-		                   g->ring_size, ul->max_ring_size);
-	for (const struct queue *q = d->queues; q; q = q->next) {
-		if (q->rec.creator != uid || q->from_config)
-			continue;
-		queues++;
-		total += q->rec.geo.ring_size;
-	}
-	if (queues > ul->max_queues)
-		return reply_error(r, -EDQUOT, "uid %u has created %u queues, user_limits.max_queues", (unsigned)uid,
-		                   queues - 1);
-	if (total > ul->max_ring_total)
-		return reply_error(r, -EDQUOT,
-		                   "uid %u's queues would have %" PRIu64 " ring bytes, above user_limits.max_ring_total "
-		                   "(%" PRIu64 ")",
-		                   (unsigned)uid, total, ul->max_ring_total);
-	return 0;
-}
-
 static int create_queue(struct conn *c, const char *name, const ipcq_geometry *asked, struct reply *r,
                         struct queue **out)
 {
@@ -223,8 +130,8 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 	snprintf(rec.name, sizeof(rec.name), "%s", name);
 	if (proto_geometry_check(&rec.geo, &why) < 0)
 		ret = reply_error(r, -EINVAL, "invalid geometry: %s", why);
-	else if (!qc && !is_privileged(c))
-		ret = check_user_may_create(c, &rec.geo, r);
+	else
+		ret = policy_check_create(d, &c->who, qc != NULL, &rec.geo, r->rep.errmsg, sizeof(r->rep.errmsg));
 	if (ret == 0)
 		ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
 	if (ret < 0) {
@@ -256,12 +163,12 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 		                   (int)c->cred.pid);
 	c->holder = p->holder;
 	if (!q) {
-		if (!(req->flags & IPCQ_CREATE) || !(d->cfg->auto_create || is_privileged(c)))
+		if (!(req->flags & IPCQ_CREATE) || !policy_may_manage(d, &c->who, NULL))
 			return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 		if (create_queue(c, req->name, NULL, r, &q) < 0)
 			return r->rep.status;
 	}
-	if (!may_use(c, q, req->flags))
+	if (!policy_may_use(d, &c->who, q, req->flags))
 		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
 		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->rec.name);
 	ret = queue_open_fds(d, q, (int)req->flags, r->fds);
@@ -282,7 +189,7 @@ static int op_create(struct conn *c, const struct proto_req *req, struct reply *
 
 	if (q)
 		return reply_error(r, -EEXIST, "queue '%s' exists already", req->name);
-	if (!may_manage(c, NULL))
+	if (!policy_may_manage(c->d, &c->who, NULL))
 		return reply_error(r, -EACCES, "uid %u may not create queues (auto_create is off)",
 		                   (unsigned)c->cred.uid);
 	if (create_queue(c, req->name, &req->geo, r, &q) == 0) {
@@ -298,7 +205,7 @@ static int op_delete(struct conn *c, const struct proto_req *req, struct reply *
 
 	if (!q)
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
-	if (!may_manage(c, q))
+	if (!policy_may_manage(c->d, &c->who, q))
 		return reply_error(r, -EACCES, "uid %u may not delete queue '%s'", (unsigned)c->cred.uid, q->rec.name);
 	log_info("queue %s: deleted by uid %u", q->rec.name, (unsigned)c->cred.uid);
 	queue_destroy(c->d, q, true);
@@ -313,7 +220,7 @@ static int op_purge(struct conn *c, const struct proto_req *req, struct reply *r
 
 	if (!q)
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
-	if (!may_manage(c, q) && !may_use(c, q, IPCQ_RECV))
+	if (!policy_may_purge(c->d, &c->who, q))
 		return reply_error(r, -EACCES, "uid %u may not purge queue '%s'", (unsigned)c->cred.uid, q->rec.name);
 	n = queue_purge(c->d, q);
 	if (n < 0)
@@ -328,7 +235,7 @@ static int op_stat(struct conn *c, const struct proto_req *req, struct reply *r)
 {
 	struct queue *q = queue_find(c->d, req->name);
 
-	if (!q || !may_see(c, q))
+	if (!q || !policy_may_see(c->d, &c->who, q))
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 	queue_stats(q, &r->stats[0]);
 	r->rep.count = 1;
@@ -343,7 +250,7 @@ static int op_list(struct conn *c, const struct proto_req *req, struct reply *r)
 		return reply_error(r, -EINVAL, "negative list index");
 	/* index and total count only the queues the caller may see */
 	for (struct queue *q = c->d->queues; q; q = q->next) {
-		if (!may_see(c, q))
+		if (!policy_may_see(c->d, &c->who, q))
 			continue;
 		if (index++ >= (uint32_t)req->arg && r->rep.count < PROTO_LIST_MAX)
 			queue_stats(q, &r->stats[r->rep.count++]);
@@ -448,22 +355,13 @@ static unsigned conns_of_uid(const struct daemon *d, uid_t uid)
 static bool conn_admissible(struct daemon *d, uid_t uid)
 {
 	static struct log_ratelimit refusals;
-	bool privileged = uid_privileged(d, uid);
-	unsigned held;
+	/* no per-user bound for privileged users: spare them the count */
+	unsigned held = policy_uid_privileged(d, uid) ? 0 : conns_of_uid(d, uid);
+	char why[128];
 
-	if (d->n_conns >= d->cfg->max_clients + (privileged ? PRIVILEGED_RESERVE : 0)) {
-		log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: max_clients (%u%s) reached",
-		            (unsigned)uid, d->cfg->max_clients, privileged ? " and the reserve" : "");
-		return false;
-	}
-	if (privileged)
+	if (policy_admit_conn(d, uid, d->n_conns, held, why, sizeof(why)) == 0)
 		return true;
-	held = conns_of_uid(d, uid);
-	if (held < d->cfg->user.max_clients)
-		return true;
-	log_limited(&refusals, LOG_LEVEL_WARNING,
-	            "refusing a client of uid %u: it holds %u connections (user_limits.max_clients)", (unsigned)uid,
-	            held);
+	log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: %s", (unsigned)uid, why);
 	return false;
 }
 
@@ -484,8 +382,9 @@ static int conn_new(struct daemon *d, int fd)
 		return -EUSERS;
 	}
 	len = sizeof(c->groups);
+	c->who = (struct policy_subject){ .uid = c->cred.uid, .gid = c->cred.gid, .groups = c->groups };
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
-		c->ngroups = len / sizeof(gid_t);
+		c->who.ngroups = len / sizeof(gid_t);
 	ret = sd_event_add_io(d->event, &c->src, fd, EPOLLIN, on_conn_io, c);
 	if (ret < 0) {
 		close(fd);
