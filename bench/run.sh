@@ -159,6 +159,7 @@ while [ $r -le "$rounds" ]; do
 	run_row mq "$B/bench/mq_pair" 64 "$count"
 	run_row ipcq "$IPCQ" bench --json --size 64 --count "$count"
 	run_row ipcq_batch "$IPCQ" bench --json --size 64 --count "$batched" --batch 64
+	run_row ipcq_batch_p64 "$IPCQ" bench --json --size 64 --count "$batched" --batch 64 --prefetch 64
 	[ $have_zmq = no ] || run_row zmq "$B/bench/zmq_pushpull" 64 "$batched"
 	r=$((r + 1))
 done
@@ -166,6 +167,7 @@ done
 mq=$(median mq)
 one=$(median ipcq)
 batch=$(median ipcq_batch)
+batch64=$(median ipcq_batch_p64)
 zmq=n/a
 [ $have_zmq = no ] || zmq=$(median zmq)
 ratio() { # A B WHAT: "A/B× WHAT", or n/a
@@ -178,7 +180,8 @@ echo "| workload | msgs/s | ratio |"
 echo "|---|---:|---|"
 printf '| raw POSIX mq pair (mq_send/mq_receive, 10 x 512 B) | %.0f | |\n' "$mq"
 printf '| ipcq, one message per call (ipcq_send/ipcq_recv) | %.0f | %s |\n' "$one" "$(ratio "$one" "$mq" "raw mq pair")"
-printf '| ipcq, batches of 64 (ipcq_send_batch/ipcq_recv_batch) | %.0f | %s |\n' "$batch" "$(ratio "$batch" "$zmq" ZeroMQ)"
+printf '| ipcq, batches of 64 (ipcq_send_batch/ipcq_recv_batch), default prefetch 16 | %.0f | %s |\n' "$batch" "$(ratio "$batch" "$zmq" ZeroMQ)"
+printf '| ipcq, batches of 64, a queue with prefetch 64 (one mq message per batch) | %.0f | %s |\n' "$batch64" "$(ratio "$batch64" "$zmq" ZeroMQ)"
 if [ $have_zmq = yes ]; then
 	printf '| ZeroMQ PUSH/PULL over ipc:// | %.0f | |\n' "$zmq"
 else
