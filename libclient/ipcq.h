@@ -96,9 +96,10 @@ typedef struct ipcq_stats {
 	uint64_t sent;           /* messages sent */
 	uint64_t received;       /* messages received */
 	uint64_t sent_ring;      /* of which through the ring */
-	uint64_t redelivered;    /* messages redelivered after a client died */
+	uint64_t redelivered;    /* deliveries again of what a dead consumer had (at-least-once) */
 	uint64_t dropped;        /* messages dropped (dead consumer, at-most-once) */
-	uint64_t reclaimed;      /* ring chunks reclaimed from dead clients */
+	uint64_t reclaimed;      /* ring chunks taken back from dead clients, or sent again
+	                            unseen (a consumer died before it had them) */
 	uint64_t rejected;       /* forged or stale descriptors rejected */
 	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
 	uint32_t receivers;      /* receive slots in use: open receiving handles */

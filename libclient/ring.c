@@ -838,9 +838,10 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 
 /* A batch a dead consumer held: what it had not done with goes back (in
  * an at-most-once queue, what it had been handed counts as done: dropped,
- * never delivered twice).  Returns the records left to redeliver, with
- * the done bits of the others set, so the next taker skips them. */
-static unsigned batch_leftover(struct ring *r, struct ring_chunk *c)
+ * never delivered twice).  Returns the records left to deliver, with the
+ * done bits of the others set, so the next taker skips them; *again says
+ * how many of those the dead consumer had been handed (redelivered). */
+static unsigned batch_leftover(struct ring *r, struct ring_chunk *c, unsigned *again)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t full = ring_batch_mask(c->count);
@@ -856,7 +857,8 @@ static unsigned batch_leftover(struct ring *r, struct ring_chunk *c)
 	}
 	left = full & ~done;
 	/* handed out, not done: they count as waiting again */
-	ring_depth_add(r, __builtin_popcountll(left & handed));
+	*again = (unsigned)__builtin_popcountll(left & handed);
+	ring_depth_add(r, *again);
 	return (unsigned)__builtin_popcountll(left);
 }
 
@@ -875,16 +877,18 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 		return 0;
 	if (st == RING_TAKEN && batch) {
 		uint64_t pending = RING_WORD(RING_PUBLISHING, 0, c->gen);
+		unsigned again;
 
 		/* claimed first, so the bookkeeping is done once */
 		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			return 0;
-		if (batch_leftover(r, c) == 0) {
+		if (batch_leftover(r, c, &again) == 0) {
 			atomic_store_explicit(&c->word, released, memory_order_release);
 			return 1;
 		}
-		atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+		/* redelivered: what a receiver had; the rest it never saw */
+		atomic_fetch_add_explicit(again ? &h->redelivered : &h->reclaimed, 1, memory_order_relaxed);
 		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
 		return 1;
 	}
@@ -976,7 +980,8 @@ static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_r
 			if (takeable(w, d.gen) && c->gen == d.gen) {
 				if (!redeliver_chunk(r, c, w, ops))
 					return -EAGAIN; /* keep the slot: try again next sweep */
-				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+				/* its receiver never had it: sent again, not redelivered */
+				atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
 			}
 		}
 	} else if (s->buf[0] == PROTO_MSG_INLINE) {

@@ -24,7 +24,7 @@
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
 #define RING_WAKE_MAX 64u                /* most waiting producers one release wakes */
-#define RING_LOCK_GRACE_MS 10            /* lock wait of work that may be skipped */
+#define RING_LOCK_GRACE_MS 100           /* the lock wait of a call with timeout 0 (a holder descheduled) */
 #define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
 #define RING_LEVELS 8u                   /* priorities the backlog keeps apart */
