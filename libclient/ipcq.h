@@ -12,7 +12,10 @@
  * Conventions (liburing style):
  *  - every call returns 0 or a non-negative count on success and a
  *    negative errno value on failure; errno is not used to report errors.
- *  - timeouts are in milliseconds: -1 waits forever, 0 does not wait.
+ *  - timeouts are in milliseconds: -1 waits forever, 0 does not wait
+ *    (for a message, for room); a call with 0 may still wait up to 100 ms
+ *    for another client's turn at a queue's lock, held for microseconds
+ *    unless its holder was descheduled.
  *  - the library never prints and never exits.
  *
  * Thread safety: an ipcq_client may be used from several threads (control
