@@ -375,7 +375,7 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 }
 
 int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, unsigned nmsgs,
-                   const struct backlog_window *w, int timeout_ms)
+                   const struct backlog_window *w, int timeout_ms, unsigned flags)
 {
 	struct ring_chunk *c = ring_chunk_at(r, ref->pos);
 	struct timespec dl;
@@ -401,6 +401,12 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 	ret = ring_lock_until(r, timeout_ms >= 0 ? &dl : NULL);
 	if (ret < 0) {
 		ret = ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
+		if (flags & BACKLOG_KEEP_ON_TIMEOUT) {
+			/* the loan stays the caller's, RESERVED as it was */
+			ring_depth_add(r, -(int64_t)nmsgs);
+			atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, r->self, c->gen), memory_order_release);
+			return ret;
+		}
 		goto fail;
 	}
 	queue_locked(r, c, ref->pos, nmsgs, level_for(r->hdr, prio));

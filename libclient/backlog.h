@@ -37,9 +37,12 @@ static inline void backlog_window_drained(struct ring *r)
 /* Sender: a complete chunk this process reserved (payload written, kind
  * and count set), carrying nmsgs messages: into the window when the
  * backlog is empty and the window has room, else into the backlog.  Waits
- * only for the lock, up to timeout_ms; on failure the chunk is given back. */
+ * only for the lock, up to timeout_ms; on failure the chunk is given back,
+ * but with BACKLOG_KEEP_ON_TIMEOUT a lock wait that timed out leaves it
+ * reserved by the caller (a loan, to publish again or give back). */
+enum { BACKLOG_KEEP_ON_TIMEOUT = 1u << 0 };
 int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, unsigned nmsgs,
-                   const struct backlog_window *w, int timeout_ms);
+                   const struct backlog_window *w, int timeout_ms, unsigned flags);
 
 /* Sender: one message of at most RING_REC_MAX bytes into the backlog,
  * coalesced with the newest batch of its priority while that has room

@@ -198,9 +198,14 @@ int ipcq_notify(ipcq_queue *q, int signo);
  * publish; or read a message in place and release it.  A view of an
  * inline message points into memory owned by the handle's receive slot. */
 int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms);
-/* Never waits: a full window sends the message to the backlog (the room
- * it takes was reserved by ipcq_loan, which waits up to its timeout). */
+/* Never waits for receivers: a full window sends the message to the
+ * backlog (the room it takes was reserved by ipcq_loan, which waits up to
+ * its timeout).  It may wait for the queue's lock, held for microseconds
+ * by another client unless that client was stopped: ipcq_publish_timed
+ * bounds that wait (-ETIMEDOUT; the loan is still the caller's, to publish
+ * again or give back with ipcq_unloan). */
 int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio);
+int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned prio, int timeout_ms);
 /* Give back a loan without publishing it. */
 int ipcq_unloan(ipcq_queue *q, void *buf);
 int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms);

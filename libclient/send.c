@@ -155,7 +155,7 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	if (r < 0)
 		return r;
 	memcpy(ref.payload, buf, len);
-	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, time_left(timeout_ms, start));
+	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, time_left(timeout_ms, start), 0);
 	if (r == 0)
 		counted_sent(q, 1, true);
 	return r;
@@ -223,7 +223,7 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 	c = (struct ring_chunk *)(q->ring.data + ref.offset);
 	c->kind = RING_KIND_BATCH;
 	c->count = (uint16_t)k;
-	r = backlog_submit(&q->ring, &ref, prio, k, &q->window, time_left(timeout_ms, start));
+	r = backlog_submit(&q->ring, &ref, prio, k, &q->window, time_left(timeout_ms, start), 0);
 	if (r == 0)
 		counted_sent(q, k, true);
 	return r;
@@ -293,7 +293,7 @@ EXPORT int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms)
 	return 0;
 }
 
-EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
+EXPORT int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned prio, int timeout_ms)
 {
 	struct ring_ref ref;
 	int r;
@@ -305,10 +305,15 @@ EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
 	if (r < 0)
 		return r;
 	/* never waits for the window: a full one sends it to the backlog */
-	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, -1);
+	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, timeout_ms, BACKLOG_KEEP_ON_TIMEOUT);
 	if (r == 0)
 		counted_sent(q, 1, true);
 	return r;
+}
+
+EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
+{
+	return ipcq_publish_timed(q, buf, len, prio, -1);
 }
 
 EXPORT int ipcq_unloan(ipcq_queue *q, void *buf)

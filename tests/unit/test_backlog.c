@@ -170,7 +170,7 @@ static int submit_raw(struct test_ring *t, const struct backlog_window *w, uint3
 
 	assert_int_equal(ring_reserve(&t->r, len, 0, &ref), 0);
 	make_msg(ref.payload, id, len);
-	return backlog_submit(&t->r, &ref, prio, 1, w, 0);
+	return backlog_submit(&t->r, &ref, prio, 1, w, 0, 0);
 }
 
 /* A receiver's take from the backlog, having just found the window
@@ -590,6 +590,41 @@ static void test_submit_bypasses_only_an_empty_backlog(void **state)
 	assert_int_equal(backlog_of(&t->r), 0);
 	drain_window(t, &fw, &s);
 	assert_ids(&s, (const uint32_t[]){ 0, 1, 2 }, 3);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A loan published while another client holds the lock: with
+ * BACKLOG_KEEP_ON_TIMEOUT the wait ends at the deadline and the loan is
+ * still the caller's, reserved, to publish again once the lock is free;
+ * without it, the chunk is given back. */
+static void test_submit_keeps_a_loan_when_the_lock_wait_times_out(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref, again;
+	struct seen s = { 0 };
+
+	assert_int_equal(ring_reserve(&t->r, 2000, 0, &ref), 0);
+	make_msg(ref.payload, 7, 2000);
+	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1); /* someone else's turn, for ever */
+	assert_int_equal(backlog_submit(&t->r, &ref, 3, 1, &w, 50, BACKLOG_KEEP_ON_TIMEOUT), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&chunk_at(&t->r, 0)->word), RING_WORD(RING_RESERVED, t->r.self, ref.gen));
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(ring_loan_ref(&t->r, ref.payload, 2000, &again), 0);
+
+	atomic_store(&t->r.hdr->lock, 0);
+	assert_int_equal(backlog_submit(&t->r, &again, 3, 1, &w, 50, BACKLOG_KEEP_ON_TIMEOUT), 0);
+	assert_int_equal(backlog_of(&t->r), 1);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 7 }, 1);
+
+	/* without the flag the chunk goes back to the ring */
+	assert_int_equal(ring_reserve(&t->r, 2000, 0, &ref), 0);
+	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
+	assert_int_equal(backlog_submit(&t->r, &ref, 3, 1, &w, 50, 0), -ETIMEDOUT);
+	atomic_store(&t->r.hdr->lock, 0);
+	assert_int_equal(ring_loan_ref(&t->r, ref.payload, 2000, &again), -EINVAL);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -1556,6 +1591,7 @@ int main(void)
 		BACKLOG_TEST(test_move_stops_at_full_window_and_resumes_in_order),
 		BACKLOG_TEST(test_full_window_is_not_tried_again_until_drained),
 		BACKLOG_TEST(test_submit_bypasses_only_an_empty_backlog),
+		BACKLOG_TEST(test_submit_keeps_a_loan_when_the_lock_wait_times_out),
 		BACKLOG_TEST(test_take_returns_oldest_of_highest_level_then_eagain),
 		BACKLOG_TEST(test_more_priorities_than_levels_all_come_out),
 		BACKLOG_TEST(test_full_ring_append_is_eagain_and_writes_nothing),
