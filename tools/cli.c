@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h> /* isfinite(), a macro: no libm */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,4 +297,15 @@ void cli_disconnect(struct cli *cli)
 	if (cli->client)
 		ipcq_disconnect(cli->client);
 	cli->client = NULL;
+}
+
+void cli_die_of_signal(int signo)
+{
+	sigset_t mask;
+
+	signal(signo, SIG_DFL);
+	sigemptyset(&mask);
+	sigaddset(&mask, signo);
+	raise(signo);
+	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 }

@@ -107,4 +107,9 @@ static inline void cli_queue_closep(ipcq_queue **q)
 }
 #define _cleanup_queue_ __attribute__((cleanup(cli_queue_closep)))
 
+/* Die of signo as if it had never been blocked, so that a calling shell
+ * sees the interruption (and stops a script) rather than a status;
+ * returns only if the signal does not kill. */
+void cli_die_of_signal(int signo);
+
 #endif

@@ -837,18 +837,6 @@ static int block_signals(void)
 	return fd < 0 ? -errno : fd;
 }
 
-/* End as the signal would have ended us, so a calling script stops. */
-static int die_of_signal(int signo)
-{
-	sigset_t mask;
-
-	signal(signo, SIG_DFL);
-	sigemptyset(&mask);
-	sigaddset(&mask, signo);
-	raise(signo);
-	sigprocmask(SIG_UNBLOCK, &mask, NULL);
-	return 128 + signo;
-}
 
 static int parse_count_option(struct cli *cli, const char *what, unsigned long min, unsigned long max,
 			      unsigned long *out)
@@ -971,7 +959,10 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 	st = run_bench(&b);
 	teardown_run(&b);
 	r = delete_temporary(cli, &b);
-	if (st > 128)
-		return die_of_signal(st - 128);
+	if (st > 128) {
+		/* end as the signal would have ended us, so a calling script stops */
+		cli_die_of_signal(st - 128);
+		return st;
+	}
 	return st ? st : r;
 }

@@ -196,18 +196,6 @@ static int setup_signals(void)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Die of signo as if it had never been blocked, so that a calling shell
- * sees the interruption (and stops a script) rather than a status. */
-static void die_of_signal(int signo)
-{
-	sigset_t mask;
-
-	signal(signo, SIG_DFL);
-	sigemptyset(&mask);
-	sigaddset(&mask, signo);
-	raise(signo);
-	sigprocmask(SIG_UNBLOCK, &mask, NULL);
-}
 
 int cmd_recv(struct cli *cli, int argc, char **argv)
 {
@@ -286,7 +274,7 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	if (rc.signo && count > 0) {
 		ipcq_close(TAKE_PTR(q));
 		cli_disconnect(cli);
-		die_of_signal(rc.signo);
+		cli_die_of_signal(rc.signo);
 	}
 	return r;
 }
