@@ -757,16 +757,20 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
  *  - An empty window beside a backlog two sweeps running means the sender
  *    that would have moved it died (backlog.c): a nudge wakes a receiver,
  *    which takes from the backlog.  The daemon never moves messages.
- *  - depth is bookkeeping clients keep; a client killed between a move
- *    and its count leaves it off.  When the queue is at rest (nothing in
- *    the window, the backlog or the ring's waiting chunks) for two sweeps
- *    with the same figure, it is put to 0. */
+ *  - depth and the chunk count are bookkeeping clients keep; a client
+ *    killed between a step and its count leaves them off.  When the queue
+ *    is at rest (nothing in the window, the backlog or the ring's waiting
+ *    chunks) and two sweeps running saw the same figures, depth is put to
+ *    0 and the chunk count to what the walk counted, each by a
+ *    compare-and-swap from the figure seen, so a client's move in between
+ *    wins. */
 static void sweep_window(struct queue *q)
 {
 	struct proto_msg_hdr nudge = { .kind = PROTO_MSG_NUDGE };
 	struct ring_hdr *h = q->ring.hdr;
+	struct ring_census census;
 	struct mq_attr attr;
-	uint64_t backlog;
+	uint64_t backlog, chunks;
 	int64_t depth;
 
 	if (mq_getattr(q->mq, &attr) < 0)
@@ -779,14 +783,24 @@ static void sweep_window(struct queue *q)
 		q->stuck_sweeps = 0;
 	}
 	depth = atomic_load_explicit(&h->depth, memory_order_relaxed);
-	if (depth == 0 || attr.mq_curmsgs != 0 || backlog != 0 || ring_waiting_chunks(&q->ring) != 0) {
-		q->rest_depth = 0;
+	chunks = atomic_load_explicit(&h->chunks, memory_order_relaxed);
+	if (attr.mq_curmsgs != 0 || backlog != 0 || ring_census(&q->ring, &census) < 0 || census.waiting != 0 ||
+	    (depth == 0 && chunks == census.chunks)) {
+		q->rest_valid = false;
 		return;
 	}
-	if (q->rest_depth == depth)
-		atomic_compare_exchange_strong_explicit(&h->depth, &depth, 0, memory_order_relaxed,
-		                                        memory_order_relaxed);
+	if (q->rest_valid && q->rest_depth == depth && q->rest_chunks == chunks && q->rest_census == census.chunks) {
+		if (depth != 0)
+			atomic_compare_exchange_strong_explicit(&h->depth, &depth, 0, memory_order_relaxed,
+			                                        memory_order_relaxed);
+		if (chunks != census.chunks)
+			atomic_compare_exchange_strong_explicit(&h->chunks, &chunks, census.chunks,
+			                                        memory_order_relaxed, memory_order_relaxed);
+	}
+	q->rest_valid = true;
 	q->rest_depth = depth;
+	q->rest_chunks = chunks;
+	q->rest_census = census.chunks;
 }
 
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)

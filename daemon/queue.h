@@ -39,7 +39,9 @@ struct queue {
 	char quarantine[160];
 	/* the window as the last sweep saw it (queue_sweep_window) */
 	uint32_t stuck_sweeps;
+	bool rest_valid; /* the last sweep found the queue at rest, with: */
 	int64_t rest_depth;
+	uint64_t rest_chunks, rest_census;
 };
 
 static inline bool queue_quarantined(const struct queue *q)

@@ -38,10 +38,14 @@
  * read-only (so it cannot forge a message onto the mq), and a backlog
  * whose senders have all gone drains all the same.  What that invariant
  * gave, these give instead:
- *  - order: the window's messages are older than the backlog's, so a
- *    receiver reads window_seq, finds the window empty, and under the
- *    lock takes from the backlog only if no sender moved messages into
- *    the window since (window_seq unchanged); else it looks again;
+ *  - order: the window's messages are older than the backlog's (a
+ *    message enters the backlog only after the window was full, or behind
+ *    a backlog), so a receiver takes from the backlog only under the lock
+ *    and only while the window is empty (asked of the mq under the lock:
+ *    a sender that saw the backlog empty may have sent straight to the
+ *    window after the receiver last looked, and then appended its next
+ *    message to the backlog); window_seq (moves since it looked) spares
+ *    the question when the answer is plainly no; else it looks again;
  *  - no sleeping on work: a receiver blocks in mq_receive only after it
  *    saw the backlog empty; a message enters the backlog only when the
  *    window was full or the backlog not empty, and its sender then moves
@@ -98,6 +102,9 @@
  *    what it had been handed is dropped (counted) and the rest goes to
  *    others (ring.c, batch_leftover);
  *  - the daemon dies: the backlog is in the ring and survives it.
+ * Without crashes, tests/model/backlog.pml models the protocol in spin
+ * (t_model.sh checks it): per-sender order, no receiver asleep beside a
+ * waiting message, and the bell readable while the backlog is not empty.
  * Untrusted input: everything here is read from shared memory a client
  * may have scribbled on; level indexes, cursors and counts are checked or
  * clamped, every walk is bounded by the chunks the data area can hold,
@@ -142,6 +149,17 @@ static void bell_silence(const struct ring *r)
 	if (r->bell >= 0 && read(r->bell, &v, sizeof(v)) < 0) {
 		/* EAGAIN: silent already */
 	}
+}
+
+void backlog_silence_idle_bell(struct ring *r)
+{
+	struct timespec dl = deadline_after(CLOCK_MONOTONIC, RING_LOCK_GRACE_MS);
+
+	if (ring_lock_until(r, &dl) < 0)
+		return;
+	if (!atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed))
+		bell_silence(r);
+	ring_unlock(r);
 }
 
 /* Under the lock: n messages joined the backlog / left it. */
@@ -509,7 +527,8 @@ int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, u
 	return 0;
 }
 
-int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq)
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq,
+                 const struct backlog_window *w)
 {
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
 	int ret;
@@ -534,7 +553,8 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 		/* a sender moved messages into the window while we waited for
 		 * the lock: they are older than the backlog, take them first */
 		if (!(flags & BACKLOG_RETURNED) &&
-		    atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire) != window_seq) {
+		    (atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire) != window_seq ||
+		     (w && w->waiting && w->waiting(w->ctx) > 0))) {
 			ret = -EINPROGRESS;
 			break;
 		}

@@ -10,11 +10,14 @@
 
 #include "ring.h"
 
-/* How a client puts a descriptor into the mq window.  send never waits:
- * 0, -EAGAIN when the window is full, or another negative errno.  NULL
- * for a client that may not send (it never moves the backlog). */
+/* How a client reaches the mq window.  send never waits: 0, -EAGAIN when
+ * the window is full, or another negative errno; NULL for a client that
+ * may not send (it never moves the backlog).  waiting: how many messages
+ * the window holds (a receiver asks under the lock before it takes from
+ * the backlog, see backlog_take), or a negative errno. */
 struct backlog_window {
 	int (*send)(void *ctx, const void *msg, size_t len, unsigned prio);
+	long (*waiting)(void *ctx);
 	void *ctx;
 };
 
@@ -53,11 +56,17 @@ int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, u
 /* Receiver: take the next chunk waiting in the backlog (batches given
  * back first, then the oldest of the highest priority), as ring_take
  * does; -EAGAIN when there is none.  With BACKLOG_RETURNED, only a batch
- * given back.  Otherwise window_seq is what the receiver read before it
- * found the window empty: -EINPROGRESS if a sender has moved messages
- * into the window since (they come first: look there again). */
+ * given back.  Otherwise the window's messages are older than the
+ * backlog's: -EINPROGRESS (look there again) if, under the lock, the
+ * window holds a message (w->waiting), or a sender moved messages into
+ * it since the receiver read window_seq and found it empty. */
 enum { BACKLOG_RETURNED = 1u << 0 };
-int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq);
+int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq,
+                 const struct backlog_window *w);
+
+/* Receiver: the bell rang but the backlog is empty: silence it, under the
+ * lock (where it is rung), unless a message joined the backlog meanwhile. */
+void backlog_silence_idle_bell(struct ring *r);
 
 /* Whether batches given back wait (receivers take them before the window). */
 static inline bool backlog_returned(const struct ring *r)

@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -283,12 +284,22 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	return r == -ESTALE ? SKIPPED : r;
 }
 
+/* How many messages the window holds (backlog_take asks, under the lock). */
+static long window_waiting(void *ctx)
+{
+	const ipcq_queue *q = ctx;
+	struct mq_attr attr;
+
+	return mq_getattr(q->mq, &attr) < 0 ? -errno : attr.mq_curmsgs;
+}
+
 /* From the backlog: -EAGAIN if it is empty, -EINPROGRESS if the window
- * was refilled since the receiver found it empty (see backlog_take). */
+ * holds older messages (see backlog_take). */
 static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
+	const struct backlog_window w = { .waiting = window_waiting, .ctx = q };
 	struct ring_ref ref;
-	int r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq);
+	int r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq, &w);
 
 	if (r < 0)
 		return r;
@@ -345,6 +356,27 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
 	return r;
 }
 
+/* Sleep until the window or the bell is readable, or timeout_ms (-1: for
+ * ever) passes: 0, or -EAGAIN at the deadline.  A bell readable beside an
+ * empty backlog (a hostile write, or a count a crash left) is silenced
+ * under the lock, so the next sleep is one. */
+static int wait_window_or_bell(ipcq_queue *q, int timeout_ms)
+{
+	struct pollfd pfd[2] = { { .fd = q->mq, .events = POLLIN }, { .fd = q->ring.bell, .events = POLLIN } };
+	int n;
+
+	do
+		n = poll(pfd, 2, timeout_ms);
+	while (n < 0 && errno == EINTR && timeout_ms < 0);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return -EAGAIN;
+	if ((pfd[1].revents & POLLIN) && !(pfd[0].revents & POLLIN) && !backlog_busy(&q->ring))
+		backlog_silence_idle_bell(&q->ring);
+	return 0;
+}
+
 static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
@@ -374,7 +406,16 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 				r = SKIPPED; /* the window was refilled: look again */
 		}
 		if (r == -EAGAIN)
-			r = recv_window(q, m, left);
+			r = recv_window(q, m, left == 0 || q->ring.bell < 0 ? left : 0);
+		if (r == -EAGAIN && left != 0 && q->ring.bell >= 0) {
+			/* nothing anywhere: sleep on the window and the bell at
+			 * once, so a backlog that fills while the window stays
+			 * empty (its sender found the window full a moment ago)
+			 * wakes us too, then look again */
+			r = wait_window_or_bell(q, left);
+			if (r == 0)
+				r = SKIPPED;
+		}
 		if (r != SKIPPED)
 			break;
 		/* not a message: go on to the next, within the deadline */

@@ -1155,13 +1155,14 @@ uint64_t ring_purge_backlog(struct ring *r)
 	return msgs;
 }
 
-uint64_t ring_waiting_chunks(struct ring *r)
+int ring_census(struct ring *r, struct ring_census *out)
 {
 	uint64_t steps = r->data_size / RING_ALIGN + 1;
-	uint64_t head, pos, n = 0;
+	uint64_t head, pos;
 
+	*out = (struct ring_census){ 0 };
 	if (load_positions(r, &head, &pos) < 0)
-		return 1; /* cannot tell: not at rest */
+		return -EAGAIN;
 	while (pos < head && steps--) {
 		struct ring_chunk *c = ring_chunk_at(r, pos);
 		uint64_t size = c->size;
@@ -1171,21 +1172,23 @@ uint64_t ring_waiting_chunks(struct ring *r)
 			int ok = walk_recheck(r, c, pos, &head, &size);
 
 			if (ok == WALK_TAIL) {
+				*out = (struct ring_census){ 0 };
 				pos = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
 				continue;
 			}
 			if (ok != WALK_ON)
-				return n + 1;
+				return -EAGAIN;
 		}
-		n += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
+		out->chunks++;
+		out->waiting += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
 		/* a batch a receiver holds, with messages it has not handed out yet */
 		if (st == RING_TAKEN && c->kind == RING_KIND_BATCH && c->count && c->count <= RING_BATCH_MAX &&
 		    (atomic_load_explicit(&c->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
 		            ring_batch_mask(c->count))
-			n++;
+			out->waiting++;
 		pos += size;
 	}
-	return n;
+	return pos >= head ? 0 : -EAGAIN;
 }
 
 uint64_t ring_depth(const struct ring *r)

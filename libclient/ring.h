@@ -286,8 +286,15 @@ int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d);
 uint64_t ring_purge_backlog(struct ring *r);
 /* Messages waiting (window and backlog), as clients count them. */
 uint64_t ring_depth(const struct ring *r);
-/* Daemon: chunks whose messages wait (in the backlog, or with their
- * descriptor on its way or in the window); a walk without the lock. */
-uint64_t ring_waiting_chunks(struct ring *r);
+/* Daemon: a walk without the lock over the chunks between tail and head:
+ * how many, and how many of them hold messages that wait (in the backlog,
+ * with their descriptor on its way or in the window, or in a batch a
+ * receiver has not handed out).  -EAGAIN when the walk could not tell
+ * (the ring moved under it). */
+struct ring_census {
+	uint64_t chunks;
+	uint64_t waiting;
+};
+int ring_census(struct ring *r, struct ring_census *out);
 
 #endif

@@ -5,7 +5,7 @@ set -eu
 # libzmq3-dev is optional (the benchmarks' ZeroMQ baseline); the rest is not.
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
 libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev
-util-linux procps python3 systemd man-db"
+util-linux procps python3 systemd man-db spin"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -177,7 +177,7 @@ static int submit_raw(struct test_ring *t, const struct backlog_window *w, uint3
  * empty (so no sender has moved anything into it since). */
 static int take(struct test_ring *t, struct ring_ref *out, int timeout_ms)
 {
-	return backlog_take(&t->r, out, timeout_ms, 0, backlog_window_seq(&t->r));
+	return backlog_take(&t->r, out, timeout_ms, 0, backlog_window_seq(&t->r), NULL);
 }
 
 /* ---- the fake window ---- */
@@ -220,9 +220,14 @@ static int fake_send(void *ctx, const void *msg, size_t len, unsigned prio)
 	return 0;
 }
 
+static long fake_waiting(void *ctx)
+{
+	return ((struct fake_window *)ctx)->n;
+}
+
 static struct backlog_window window_of(struct fake_window *w)
 {
-	return (struct backlog_window){ .send = fake_send, .ctx = w };
+	return (struct backlog_window){ .send = fake_send, .waiting = fake_waiting, .ctx = w };
 }
 
 /* The receiver's side: the next descriptor as an mq hands it out. */
@@ -847,7 +852,7 @@ static void test_given_back_batch_is_served_first(void **state)
 	append_ok(t, &w, 2, 10, 5, 16);
 	append_ok(t, &w, 3, 10, 5, 16);
 	assert_false(backlog_returned(&t->r));
-	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), -EAGAIN);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0, NULL), -EAGAIN);
 	assert_int_equal(take(t, &ref, 0), 0);
 	assert_int_equal(ref.prio, 5);
 	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 0));
@@ -855,11 +860,11 @@ static void test_given_back_batch_is_served_first(void **state)
 	assert_true(backlog_returned(&t->r));
 	append_ok(t, &w, 4, 10, 9, 16);
 
-	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), 0);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0, NULL), 0);
 	assert_int_equal(ref.done, BIT(0));
 	consume_ref(t, &ref, &s);
 	assert_false(backlog_returned(&t->r));
-	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0), -EAGAIN);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0, NULL), -EAGAIN);
 	drain_backlog(t, &s);
 	assert_ids(&s, (const uint32_t[]){ 3, 4, 0, 1 }, 4);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
@@ -883,10 +888,46 @@ static void test_take_after_window_refilled_is_einprogress(void **state)
 	window_open(t, &fw, 1);
 	append_ok(t, &w, 3, 10, 0, 1); /* a sender moves 0 into it */
 	assert_int_equal(fw.n, 1);
-	assert_int_equal(backlog_take(&t->r, &ref, 0, 0, seq), -EINPROGRESS);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, 0, seq, NULL), -EINPROGRESS);
 	drain_window(t, &fw, &s);
 	drain_backlog(t, &s);
 	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3 }, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Found by the spin model (tests/model/backlog.pml): sender A sees the
+ * backlog empty and sends A0 straight to the window after receiver R last
+ * looked at it (window_seq does not move for a direct send), then appends
+ * A1 to the backlog.  R, under the lock, must see A0 in the window and
+ * look there again (-EINPROGRESS), so A0 leaves before A1. */
+static void test_take_sees_a_direct_send_after_the_look(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 2 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref ref0, ref;
+	struct proto_ring_desc d;
+	struct seen s = { 0 };
+	uint64_t seq;
+
+	assert_int_equal(submit_raw(t, &w, 100, 10, 0), 0); /* B0, B1 fill the window */
+	assert_int_equal(submit_raw(t, &w, 101, 10, 0), 0);
+	assert_int_equal(ring_reserve(&t->r, 10, 0, &ref0), 0); /* A0, written; A saw no backlog */
+	make_msg(ref0.payload, 0, 10);
+	assert_false(backlog_busy(&t->r));
+	append_ok(t, &w, 102, 10, 0, 16); /* B2: window full, to the backlog */
+	drain_window(t, &fw, &s);         /* R takes B0, B1 ... */
+	seq = backlog_window_seq(&t->r);  /* ... and finds the window empty */
+	ring_publishing(&t->r, &ref0, 0); /* A0 straight into the window */
+	ring_describe(&ref0, 0, &d);
+	assert_int_equal(w.send(w.ctx, &d, sizeof(d), 0), 0);
+	ring_published(&t->r, &ref0);
+	append_ok(t, &w, 1, 10, 0, 16); /* A1: the backlog is busy */
+	assert_int_equal(fw.n, 1);
+	assert_int_equal(backlog_take(&t->r, &ref, 0, 0, seq, &w), -EINPROGRESS);
+	drain_window(t, &fw, &s);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 100, 101, 0, 102, 1 }, 5);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -1400,7 +1441,7 @@ static void test_hostile_backlog_state_neither_hangs_nor_misdelivers(void **stat
 				if (xorshift32(&rnd) % 4)
 					ret = take(t, &ref, 0);
 				else
-					ret = backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0);
+					ret = backlog_take(&t->r, &ref, 0, BACKLOG_RETURNED, 0, NULL);
 				assert_true(ret == 0 || ret == -EAGAIN || ret == -EBADMSG);
 				if (ret == 0) {
 					struct seen s = { 0 };
@@ -1598,6 +1639,7 @@ int main(void)
 		BACKLOG_TEST(test_given_back_batch_is_taken_again_without_done_records),
 		BACKLOG_TEST(test_given_back_batch_is_served_first),
 		BACKLOG_TEST(test_take_after_window_refilled_is_einprogress),
+		BACKLOG_TEST(test_take_sees_a_direct_send_after_the_look),
 		BACKLOG_TEST(test_give_back_of_finished_batch_releases_it),
 		BACKLOG_TEST(test_batch_done_is_true_once_for_the_last_record),
 		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_repaired_by_next_append),

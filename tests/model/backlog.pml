@@ -1,0 +1,348 @@
+/*
+ * backlog.pml - a spin model of the backlog's synchronization protocol
+ * (libclient/backlog.c; recv.c, recv_next; send.c, send_one).
+ *
+ * What it models, with sequentially consistent atomics (spin's
+ * interleaving, which is what the seq_cst fences of move_locked and
+ * backlog_window_drained give):
+ *  - the window: the mq, a FIFO of WCAP mq messages (one priority), sent
+ *    to without waiting, received from with or without waiting;
+ *  - a chunk: one message, or a batch of two (PREFETCH 2), as an mq
+ *    message or in the backlog;
+ *  - the backlog: chunks in order, touched only under the producers' lock,
+ *    beside what is read without it: the count `backlog`, the hint
+ *    `wfull` (window_full) and `wseq` (window_seq); the bell (the eventfd)
+ *    as a flag;
+ *  - two senders, sending N0 and N1 messages numbered in order: straight
+ *    to the window while the count is 0 (a full window sends it on), else
+ *    under the lock into the backlog, coalesced into the newest batch or as
+ *    a chunk of its own (either may happen: send_one coalesces,
+ *    backlog_submit does not), then move_locked: unless the hint is set,
+ *    chunks from the backlog into the window; on a full window the chunk
+ *    stays and the hint is set;
+ *  - NRECV receivers, each looping in recv_next: clear the hint, and if
+ *    the count is not 0, read wseq, try the window without waiting, else
+ *    (backlog_take) under the lock take from the backlog only if wseq is
+ *    unchanged, else look again; block on the window only after seeing the
+ *    backlog empty.
+ * Taking a chunk (from the window or the backlog) is where its messages
+ * leave the queue, in order.  Every read or write of a shared word is a
+ * step of its own; steps under the lock that touch only what the lock
+ * guards are merged with the next visible one.
+ *
+ * Checked:
+ *  - order: each sender's messages leave the queue in the order sent, none
+ *    twice (assertion at every take);
+ *  - no sleeping on work: when nothing can move (senders done, receivers
+ *    blocked on the window), every message was taken and the window and
+ *    the backlog are empty (the watcher's assertion at timeout; spin also
+ *    reports any other state where nothing can move as an invalid end);
+ *  - the bell: whenever the lock is free, the bell is readable exactly
+ *    when the backlog count is not 0 (both move only under the lock, so an
+ *    assertion at every unlock covers every such state);
+ *  - every message leaves the queue on every run, livelocks included (the
+ *    LTL property all_taken, with no fairness assumed).
+ * The window here may hold a message while a receiver waits in
+ * mq_receive (Linux hands it to the receiver at once): that allows more
+ * runs, not fewer, so what holds here holds there.
+ * Not modelled: crashes and the daemon's sweep (nudges, lock breaking),
+ * priorities, batches given back (RING_RETURNED), timeouts, ring space.
+ *
+ * backlog_take looks again when the window is not empty (mq_getattr under
+ * the lock), as backlog.c does: without that check the model finds a
+ * sender's messages out of order (a send straight to the window after the
+ * receiver looked, then the next one appended to the backlog).
+ * Variants (spin -D...): FIX_DIRECT_SEQ, a send straight to the window
+ * moves wseq on too (another fix, at a cost on every send; not what the
+ * code does).  NO_ORDER_CHECK leaves out the order assertion, to check the
+ * rest alone.
+ *
+ * Run: tests/integration/t_model.sh, or by hand
+ *   spin -a backlog.pml && gcc -O2 -DSAFETY -DNOCLAIM -o pan pan.c && ./pan
+ *   gcc -O2 -DNFAIR=3 -o pan pan.c && ./pan -a          (all_taken)
+ *   spin -T -t backlog.pml               (replays a trail pan wrote)
+ */
+
+#ifndef N0
+#define N0 3            /* messages sender 0 sends */
+#endif
+#ifndef N1
+#define N1 2            /* messages sender 1 sends */
+#endif
+#ifndef NRECV
+#define NRECV 2
+#endif
+#define WCAP 2          /* the window's capacity (mq_maxmsg) */
+#define TOTAL (N0 + N1) /* a message makes one chunk at most */
+
+/* A message: sender * 8 + sequence number + 1; 0 is none.  A chunk is a
+ * pair of them: the second is 0 for a chunk of one. */
+#define SENDER(m) (((m) - 1) / 8)
+#define SEQ(m) (((m) - 1) % 8)
+
+chan win = [WCAP] of { byte, byte };
+
+byte bla[TOTAL];                   /* the backlog, oldest first: chunk k */
+byte blb[TOTAL];                   /* is bla[k], blb[k]; bln of them */
+byte bln;
+
+byte lock;                         /* 0, or the holder's _pid + 1 */
+byte backlog;                      /* messages in the backlog (atomic) */
+bool wfull;                        /* the window_full hint (atomic) */
+byte wseq;                         /* window_seq (atomic) */
+bool bell;                         /* the eventfd is readable */
+
+byte expect[2];                    /* each sender's next message to leave */
+byte delivered;
+
+inline LOCK() {
+	atomic { lock == 0 -> lock = _pid + 1 }
+}
+
+/* counters and bell move only under the lock: at every release they agree */
+inline UNLOCK() {
+	atomic {
+		assert(bell == (backlog != 0));
+		lock = 0
+	}
+}
+
+inline DELIVER(m) {
+	printf(" %d.%d", SENDER(m), SEQ(m));
+#ifndef NO_ORDER_CHECK
+	assert(SEQ(m) == expect[SENDER(m)]);
+#endif
+	expect[SENDER(m)]++;
+	delivered++
+}
+
+/* chunk (a, b) leaves the queue */
+inline TAKE(a, b) {
+	DELIVER(a);
+	if
+	:: b != 0 -> DELIVER(b)
+	:: else -> skip
+	fi;
+	printf("\n");
+	a = 0;
+	b = 0
+}
+
+/* the oldest chunk leaves the backlog's list (under the lock) */
+inline SHIFT() {
+	d_step {
+		k = 1;
+		do
+		:: k < bln -> bla[k - 1] = bla[k]; blb[k - 1] = blb[k]; k++
+		:: else -> break
+		od;
+		bln--;
+		bla[bln] = 0;
+		blb[bln] = 0;
+		k = 0
+	}
+}
+
+/* backlog_sub_locked */
+inline BACKLOG_SUB(n) {
+	backlog = backlog - n;
+	if
+	:: backlog == 0 -> bell = false
+	:: else -> skip
+	fi
+}
+
+/* move_locked, under the lock: the seq_cst fence, then the hint */
+inline MOVE() {
+	if
+	:: wfull -> printf("S%d sees window_full: no move\n", s)
+	:: else ->
+		do
+		:: atomic {
+			backlog != 0 ->
+			/* claim the oldest chunk, try the window without waiting */
+			if
+			:: len(win) < WCAP -> win!bla[0], blb[0]; ok = true;
+				printf("S%d moves a chunk into the window\n", s)
+			:: else -> ok = false;
+				printf("S%d finds the window full: sets window_full\n", s)
+			fi
+		   };
+			if
+			:: ok ->
+				atomic {
+					n = (blb[0] != 0 -> 2 : 1);
+					SHIFT();
+					BACKLOG_SUB(n);
+					n = 0
+				};
+				wseq++
+			:: else ->
+				/* back to the backlog as it was; the hint */
+				wfull = true;
+				break
+			fi
+		:: backlog == 0 -> break
+		od
+	fi
+}
+
+proctype Sender(byte s; byte nmsg)
+{
+	byte q = 0, k, n;
+	bool ok;
+
+	do
+	:: q < nmsg ->
+		/* send_one: straight to the window while the backlog is empty */
+		if
+		:: backlog == 0 ->
+			printf("S%d reads backlog 0 for %d.%d\n", s, s, q);
+			atomic {
+				if
+				:: len(win) < WCAP -> win!s * 8 + q + 1, 0; ok = true;
+					printf("S%d sends %d.%d straight into the window\n", s, s, q)
+				:: else -> ok = false;
+					printf("S%d finds the window full for %d.%d\n", s, s, q)
+				fi
+			}
+#ifdef FIX_DIRECT_SEQ
+			if
+			:: ok -> wseq++
+			:: else -> skip
+			fi
+#endif
+		:: else -> ok = false
+		fi;
+		if
+		:: ok -> skip
+		:: else ->
+			/* backlog_append or backlog_submit: under the lock */
+			LOCK();
+			atomic {
+				if
+				:: bln > 0 && blb[bln - 1] == 0 ->
+					/* grow the newest batch (backlog_append) */
+					blb[bln - 1] = s * 8 + q + 1;
+					printf("S%d appends %d.%d to the newest batch in the backlog\n", s, s, q)
+				:: true ->
+					bla[bln] = s * 8 + q + 1;
+					bln++;
+					printf("S%d queues %d.%d in the backlog\n", s, s, q)
+				fi;
+				if
+				:: backlog == 0 -> bell = true
+				:: else -> skip
+				fi;
+				backlog++
+			};
+			MOVE();
+			UNLOCK()
+		fi;
+		ok = false;
+		q++
+	:: else -> break
+	od
+}
+
+proctype Receiver()
+{
+	byte a, b, seq, k, n;
+	bool got;
+
+again:
+	/* backlog_window_drained: a relaxed load, then a seq_cst store */
+	if
+	:: wfull -> wfull = false; printf("R%d clears window_full\n", _pid - 3)
+	:: else -> skip
+	fi;
+	if
+	:: backlog != 0 ->
+		/* the window first (it is older), then the backlog */
+		atomic { seq = wseq; printf("R%d sees the backlog busy, reads window_seq %d\n", _pid - 3, seq) };
+		atomic {
+			if
+			:: len(win) > 0 -> win?a, b; printf("R%d takes from the window:", _pid - 3); TAKE(a, b); got = true
+			:: else -> got = false; printf("R%d finds the window empty\n", _pid - 3)
+			fi
+		};
+		if
+		:: got -> got = false; seq = 0; goto again
+		:: else -> skip
+		fi;
+		/* backlog_take */
+		if
+		:: backlog == 0 -> seq = 0; printf("R%d sees the backlog empty\n", _pid - 3); goto block
+		:: else -> skip
+		fi;
+		LOCK();
+		if
+		:: wseq != seq ->
+			/* moved into the window meanwhile: look there again */
+			printf("R%d: window_seq moved on, looks again\n", _pid - 3);
+			seq = 0;
+			UNLOCK();
+			goto again
+		:: else -> seq = 0
+		fi;
+		if
+		:: len(win) > 0 ->
+			/* the window holds older ones: look there again */
+			printf("R%d: the window is not empty, looks again\n", _pid - 3);
+			UNLOCK();
+			goto again
+		:: else -> skip
+		fi;
+		if
+		:: bln == 0 ->
+			/* claim_next_locked: every level empty */
+			atomic { backlog = 0; bell = false; printf("R%d finds the backlog empty\n", _pid - 3) };
+			UNLOCK();
+			goto block
+		:: else ->
+			/* claim_next_locked: the oldest chunk */
+			atomic {
+				printf("R%d takes from the backlog:", _pid - 3);
+				a = bla[0];
+				b = blb[0];
+				n = (b != 0 -> 2 : 1);
+				SHIFT();
+				TAKE(a, b)
+			};
+			/* dequeued_locked */
+			atomic { BACKLOG_SUB(n); n = 0 };
+			UNLOCK();
+			goto again
+		fi
+	:: else -> printf("R%d sees the backlog empty\n", _pid - 3)
+	fi;
+block:
+	/* mq_receive that waits */
+end_block:
+	atomic { win?a, b; printf("R%d takes from the window (it waited):", _pid - 3); TAKE(a, b) };
+	goto again
+}
+
+/* When nothing can move, nothing may wait. */
+active proctype Watch()
+{
+end_watch:
+	timeout ->
+	assert(delivered == TOTAL && len(win) == 0 && bln == 0 && backlog == 0 && !bell && lock == 0)
+}
+
+init {
+	byte r = 0;
+
+	atomic {
+		run Sender(0, N0);
+		run Sender(1, N1);
+		do
+		:: r < NRECV -> run Receiver(); r++
+		:: else -> break
+		od
+	}
+}
+
+/* Every message leaves the queue, on every run (livelock included). */
+ltl all_taken { <> (delivered == TOTAL) }
