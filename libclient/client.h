@@ -5,8 +5,8 @@
  *   open.c     opening a queue: its kernel objects, mapped
  *   send.c     the send paths (window, backlog, batches, loans)
  *   recv.c     the receive paths (window, backlog, batches, views)
- * The core they share with the daemon: proto (wire format), ring and
- * backlog (shared memory), fdpass (SCM_RIGHTS), util.
+ * The core they share with the daemon is in core/: proto (wire format),
+ * ring and backlog (shared memory), fdpass (SCM_RIGHTS), util.
  */
 #ifndef IPCQ_CLIENT_H
 #define IPCQ_CLIENT_H
