@@ -5,7 +5,7 @@
  *   open.c     opening a queue: its kernel objects, mapped
  *   send.c     the send paths (window, backlog, batches, loans)
  *   recv.c     the receive paths (window, backlog, batches, views)
- * The core they share with the daemon is in core/: proto (wire format),
+ * The core they share with the daemon is in common/: proto (wire format),
  * ring and backlog (shared memory), fdpass (SCM_RIGHTS), util.
  */
 #ifndef IPCQ_CLIENT_H

@@ -1,6 +1,6 @@
 #!/bin/sh
 # t_model.sh - model-check the backlog's synchronization protocol
-# (tests/model/backlog.pml, a spin model of core/backlog.c and its
+# (tests/model/backlog.pml, a spin model of common/backlog.c and its
 # callers) exhaustively:
 #  - safety: per-sender order, no receiver asleep beside a waiting message
 #    (the watcher's assertion, invalid end states), the bell readable

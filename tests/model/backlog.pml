@@ -1,6 +1,6 @@
 /*
  * backlog.pml - a spin model of the backlog's synchronization protocol
- * (core/backlog.c; recv.c, recv_next; send.c, send_one).
+ * (common/backlog.c; recv.c, recv_next; send.c, send_one).
  *
  * What it models, with sequentially consistent atomics (spin's
  * interleaving, which is what the seq_cst fences of move_locked and

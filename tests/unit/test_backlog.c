@@ -1,5 +1,5 @@
 /*
- * test_backlog.c - the backlog (core/backlog.c) alone, in one
+ * test_backlog.c - the backlog (common/backlog.c) alone, in one
  * process: a ring formatted in anonymous shared memory, driven by the
  * sender's and the receiver's backlog operations directly, with a fake
  * window standing in for the mq: an array of descriptors with a capacity

@@ -1,6 +1,6 @@
 /*
  * test_proto.c - the control protocol, the data message headers and the
- * naming rules that the daemon and the library share (core/proto.c).
+ * naming rules that the daemon and the library share (common/proto.c).
  */
 #include "config.h"
 

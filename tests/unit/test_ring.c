@@ -1,5 +1,5 @@
 /*
- * test_ring.c - the shared-memory ring alone (core/ring.c), in one
+ * test_ring.c - the shared-memory ring alone (common/ring.c), in one
  * process: a ring formatted in anonymous shared memory, driven by the
  * producer, consumer and daemon operations directly.  A mutex-guarded
  * array of descriptors stands in for the POSIX mq.

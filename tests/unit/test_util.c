@@ -1,6 +1,6 @@
 /*
  * test_util.c - size parsing, the cached pid across fork, and deadlines
- * (core/util.c, util.h).
+ * (common/util.c, util.h).
  */
 #include "config.h"
 
