@@ -188,7 +188,12 @@ ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int time
 int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, unsigned prio, int timeout_ms);
 int ipcq_recv_batch(ipcq_queue *q, struct ipcq_msg *msgs, unsigned n, int timeout_ms);
 
-/* File descriptor that polls readable when a message waits. */
+/* File descriptor that polls readable when a message waits: in the
+ * window, in the backlog, or in a batch the handle holds.  For a receiving
+ * handle it is an epoll descriptor (made at the first call, closed by
+ * ipcq_close): poll, select or epoll it for reading, and receive with
+ * timeout 0 until -EAGAIN; do not read from it.  For a send-only handle it
+ * is the queue's mq descriptor. */
 int ipcq_fd(ipcq_queue *q);
 /* Ask for signal signo (with si_value = queue id) when the queue becomes
  * non-empty; 0 unregisters.  -ENOTSUP until the daemon fans out signals. */
