@@ -135,20 +135,12 @@ static void sub_clamped(_Atomic uint64_t *ctr, uint64_t n)
  * empty window.  Rung and silenced under the lock, at the transitions. */
 static void bell_ring(const struct ring *r)
 {
-	uint64_t one = 1;
-
-	if (r->bell >= 0 && write(r->bell, &one, sizeof(one)) < 0) {
-		/* EAGAIN: rung already, as far as it goes */
-	}
+	eventfd_level(r->bell, true);
 }
 
 static void bell_silence(const struct ring *r)
 {
-	uint64_t v;
-
-	if (r->bell >= 0 && read(r->bell, &v, sizeof(v)) < 0) {
-		/* EAGAIN: silent already */
-	}
+	eventfd_level(r->bell, false);
 }
 
 void backlog_silence_idle_bell(struct ring *r)

@@ -501,6 +501,26 @@ static int walk_recheck(struct ring *r, const struct ring_chunk *c, uint64_t pos
 	return -EBADMSG;
 }
 
+/* One step of a walk without the lock: the chunk at *pos (into *c, its
+ * size into *size), its header read while the tail had not passed it and
+ * its size checked against *head (walk_recheck when it does not fit).
+ * WALK_ON: use *c, then go on at *pos + *size; WALK_TAIL: the tail passed
+ * *pos meanwhile, and *pos is the tail now; WALK_STOP; or -EBADMSG. */
+static int walk_step(struct ring *r, uint64_t *pos, uint64_t *head, struct ring_chunk **c, uint64_t *size)
+{
+	int ret;
+
+	*c = ring_chunk_at(r, *pos);
+	*size = (*c)->size;
+	atomic_thread_fence(memory_order_acquire);
+	ret = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed) > *pos ? WALK_TAIL
+	      : chunk_size_valid(r, *pos, *head, *size)                      ? WALK_ON
+	                                                                      : walk_recheck(r, *c, *pos, head, size);
+	if (ret == WALK_TAIL)
+		*pos = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+	return ret;
+}
+
 int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
@@ -919,7 +939,6 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
  * is corrupt.  The walk is bounded however the positions move. */
 static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
-	struct ring_hdr *h = r->hdr;
 	uint64_t steps = 2 * (r->data_size / RING_ALIGN) + 2;
 	uint64_t head, pos;
 	int n = 0, ret = load_positions(r, &head, &pos);
@@ -931,29 +950,17 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 		return -EBADMSG;
 	}
 	while (pos < head && steps--) {
-		struct ring_chunk *c = ring_chunk_at(r, pos);
-		uint64_t size = c->size, tail;
+		struct ring_chunk *c;
+		uint64_t size;
+		int ok = walk_step(r, &pos, &head, &c, &size);
 
-		atomic_thread_fence(memory_order_acquire);
-		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-		if (tail > pos) {
-			/* passed meanwhile: go on from the tail */
-			pos = tail;
-			if (!ring_positions_valid(r, head, pos))
-				break;
-			continue;
-		}
-		if (!chunk_size_valid(r, pos, head, size)) {
-			int ok = walk_recheck(r, c, pos, &head, &size);
-
-			if (ok == WALK_TAIL)
-				continue; /* the loop's tail check moves pos on */
-			if (ok == WALK_STOP)
-				break;
-			if (ok < 0) {
-				*why = "a chunk header between the ring's tail and head has an impossible size";
-				return -EBADMSG;
-			}
+		if (ok == WALK_TAIL && ring_positions_valid(r, head, pos))
+			continue; /* passed meanwhile: go on from the tail */
+		if (ok == WALK_TAIL || ok == WALK_STOP)
+			break;
+		if (ok < 0) {
+			*why = "a chunk header between the ring's tail and head has an impossible size";
+			return -EBADMSG;
 		}
 		n += reclaim_chunk(r, c, ops);
 		pos += size;
@@ -1115,24 +1122,15 @@ uint64_t ring_purge_backlog(struct ring *r)
 	if (load_positions(r, &head, &pos) < 0)
 		return 0;
 	while (pos < head && steps--) {
-		struct ring_chunk *c = ring_chunk_at(r, pos);
-		uint64_t size = c->size, w, tail;
+		struct ring_chunk *c;
+		uint64_t size, w;
 		unsigned n;
+		int ok = walk_step(r, &pos, &head, &c, &size);
 
-		atomic_thread_fence(memory_order_acquire);
-		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-		if (tail > pos) {
-			pos = tail;
+		if (ok == WALK_TAIL)
 			continue;
-		}
-		if (!chunk_size_valid(r, pos, head, size)) {
-			int ok = walk_recheck(r, c, pos, &head, &size);
-
-			if (ok == WALK_TAIL)
-				continue;
-			if (ok != WALK_ON)
-				break;
-		}
+		if (ok != WALK_ON)
+			break;
 		w = atomic_load_explicit(&c->word, memory_order_acquire);
 		n = ring_chunk_msgs(c);
 		if (RING_WORD_STATE(w) == RING_QUEUED &&
@@ -1143,13 +1141,7 @@ uint64_t ring_purge_backlog(struct ring *r)
 	}
 	atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->returned, 0, memory_order_relaxed);
-	if (r->bell >= 0) {
-		uint64_t v;
-
-		if (read(r->bell, &v, sizeof(v)) < 0) {
-			/* silent already */
-		}
-	}
+	eventfd_level(r->bell, false);
 	ring_advance_tail(r);
 	ring_wake_room(r);
 	return msgs;
@@ -1164,21 +1156,18 @@ int ring_census(struct ring *r, struct ring_census *out)
 	if (load_positions(r, &head, &pos) < 0)
 		return -EAGAIN;
 	while (pos < head && steps--) {
-		struct ring_chunk *c = ring_chunk_at(r, pos);
-		uint64_t size = c->size;
-		enum ring_state st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
+		struct ring_chunk *c;
+		uint64_t size;
+		enum ring_state st;
+		int ok = walk_step(r, &pos, &head, &c, &size);
 
-		if (!chunk_size_valid(r, pos, head, size)) {
-			int ok = walk_recheck(r, c, pos, &head, &size);
-
-			if (ok == WALK_TAIL) {
-				*out = (struct ring_census){ 0 };
-				pos = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
-				continue;
-			}
-			if (ok != WALK_ON)
-				return -EAGAIN;
+		if (ok == WALK_TAIL) {
+			*out = (struct ring_census){ 0 }; /* what was counted is gone */
+			continue;
 		}
+		if (ok != WALK_ON)
+			return -EAGAIN;
+		st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
 		out->chunks++;
 		out->waiting += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
 		/* a batch a receiver holds, with messages it has not handed out yet */

@@ -86,3 +86,14 @@ pid_t self_pid(void)
 	}
 	return p;
 }
+
+void eventfd_level(int fd, bool readable)
+{
+	uint64_t v = 1;
+
+	if (fd < 0)
+		return;
+	if (readable ? write(fd, &v, sizeof(v)) < 0 : read(fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: it says so already (or a client filled it: it stays readable) */
+	}
+}

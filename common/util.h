@@ -76,4 +76,8 @@ bool util_env_true(const char *name);
 /* The caller's pid, cached (refreshed in a forked child). */
 pid_t self_pid(void);
 
+/* An eventfd used as a level: readable (written once) or not (read empty).
+ * A full or empty one stays as it is; the caller says -1 for none. */
+void eventfd_level(int fd, bool readable);
+
 #endif

@@ -353,13 +353,12 @@ static int mq_make(struct daemon *d, const char *mq_name, const ipcq_geometry *g
  * clients of before keep theirs (the sweep's nudge covers the gap). */
 static void bell_make(struct queue *q)
 {
-	uint64_t one = 1;
-
 	q->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (q->bell < 0)
+		log_warning("queue %s: no bell (eventfd: %s): it cannot be opened", q->rec.name, strerror(errno));
 	q->ring.bell = q->bell;
-	if (q->bell >= 0 && q->ring.hdr && atomic_load_explicit(&q->ring.hdr->backlog, memory_order_relaxed) &&
-	    write(q->bell, &one, sizeof(one)) < 0)
-		log_warning("queue %s: cannot ring its bell: %s", q->rec.name, strerror(errno));
+	if (q->ring.hdr && atomic_load_explicit(&q->ring.hdr->backlog, memory_order_relaxed))
+		eventfd_level(q->bell, true);
 }
 
 static struct queue *queue_link(struct daemon *d, struct queue *q)

@@ -95,6 +95,13 @@ static inline int check_owner(const ipcq_queue *q)
 	return q->pid == self_pid() ? 0 : -ECHILD;
 }
 
+/* The home receive slot belongs to the process that opened the queue; a
+ * child forked with the handle must not use or free it. */
+static inline bool home_slot_mine(const ipcq_queue *q)
+{
+	return q->home_slot >= 0 && q->pid == self_pid();
+}
+
 static inline bool deleted(const ipcq_queue *q)
 {
 	return atomic_load_explicit(&q->meta->deleted, memory_order_acquire) != 0;

@@ -68,13 +68,6 @@ static int map_meta(ipcq_queue *q, int fd)
 	return 0;
 }
 
-/* The home slot belongs to the process that opened the queue; a child
- * forked with the handle must not free it. */
-static bool home_slot_mine(const ipcq_queue *q)
-{
-	return q->home_slot >= 0 && q->pid == self_pid();
-}
-
 static void queue_free(ipcq_queue *q)
 {
 	if (!q)

@@ -40,11 +40,6 @@
  * ring's free slots (given back by freeing it). */
 #define HOME_SLOT 0x10000
 
-static bool home_slot_mine(const ipcq_queue *q)
-{
-	return q->home_slot >= 0 && q->pid == self_pid();
-}
-
 static int slot_acquire(ipcq_queue *q)
 {
 	if (home_slot_mine(q) && !atomic_flag_test_and_set_explicit(&q->home_busy, memory_order_acquire))
@@ -94,13 +89,10 @@ static ssize_t mq_get(mqd_t mq, void *buf, size_t cap, unsigned *prio, int timeo
 void held_bell_update(ipcq_queue *q)
 {
 	bool want = q->nheld || q->nkept;
-	uint64_t v = 1;
 
 	if (q->held_bell < 0 || want == q->held_rung)
 		return;
-	if (want ? write(q->held_bell, &v, sizeof(v)) < 0 : read(q->held_bell, &v, sizeof(v)) < 0) {
-		/* EAGAIN: it says so already */
-	}
+	eventfd_level(q->held_bell, want);
 	q->held_rung = want;
 }
 
@@ -384,6 +376,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 
 	for (unsigned rounds = 0;; rounds++) {
 		int left = time_left(timeout_ms, start);
+		bool looked = false; /* the window was found empty this round */
 
 		if (take_held(q, m))
 			return 0;
@@ -400,13 +393,16 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			uint64_t seq = backlog_window_seq(&q->ring);
 
 			r = recv_window(q, m, 0);
+			looked = r == -EAGAIN;
 			if (r == -EAGAIN)
 				r = recv_backlog(q, m, left, 0, seq);
 			if (r == -EINPROGRESS)
 				r = SKIPPED; /* the window was refilled: look again */
 		}
-		if (r == -EAGAIN)
-			r = recv_window(q, m, left == 0 || q->ring.bell < 0 ? left : 0);
+		if (r == -EAGAIN && q->ring.bell < 0)
+			r = recv_window(q, m, left); /* no bell: sleep on the window alone */
+		else if (r == -EAGAIN && !looked)
+			r = recv_window(q, m, 0);
 		if (r == -EAGAIN && left != 0 && q->ring.bell >= 0) {
 			/* nothing anywhere: sleep on the window and the bell at
 			 * once, so a backlog that fills while the window stays
