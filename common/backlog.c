@@ -16,8 +16,9 @@
  * needs no list: its chunks are the QUEUED ones marked with its index,
  * and position order in the ring is their order, so a level is a cursor
  * (no QUEUED chunk of it lies before) and a count (a hint).  The lock
- * (the producers' futex word, ring.c) guards levels, cursors, the growth
- * of the newest batch and every QUEUED -> other move; the counters
+ * (ring.c: the shared lock, and for senders the senders' lock before it)
+ * guards levels, cursors, the growth of the newest batch and every
+ * QUEUED -> other move; the counters
  * `backlog` (messages QUEUED) and `depth` (messages waiting anywhere) are
  * atomics read without it.
  *
@@ -222,8 +223,8 @@ static unsigned top_level(const struct ring_hdr *h, bool returned)
 static struct ring_chunk *find_queued(struct ring *r, unsigned lv, uint64_t *pos, int *err)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
 	uint64_t p = h->levels[lv].cursor, steps = r->data_size / RING_ALIGN + 1;
 	bool from_tail = false;
 
@@ -238,21 +239,21 @@ static struct ring_chunk *find_queued(struct ring *r, unsigned lv, uint64_t *pos
 	}
 	while (p < head && steps--) {
 		struct ring_chunk *c = ring_chunk_at(r, p);
-		uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+		uint64_t w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 		uint64_t size = c->size;
 
 		if (size < RING_ALIGN || size % RING_ALIGN || size > head - p || p % r->data_size + size > r->data_size ||
 		    c->magic != RING_CHUNK_MAGIC) {
 			/* a cursor a client set between chunks: walk from the tail once */
 			if (!from_tail) {
-				p = atomic_load_explicit(&h->tail, memory_order_acquire);
+				p = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
 				from_tail = true;
 				continue;
 			}
 			*err = -EBADMSG;
 			return NULL;
 		}
-		if (RING_WORD_STATE(w) == RING_QUEUED && c->level == lv) {
+		if (w == RING_WORD(RING_QUEUED, 0, c->gen) && ring_cs(r, c)->level == lv) {
 			*pos = p;
 			return c;
 		}
@@ -272,20 +273,20 @@ static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, uns
 	struct ring_hdr *h = r->hdr;
 	struct ring_level *l = &h->levels[lv];
 
-	c->level = (uint8_t)lv;
+	ring_cs(r, c)->level = (uint8_t)lv;
 	if (l->cursor > pos)
 		l->cursor = pos;
 	l->chunks++;
 	if (lv == RING_RETURNED)
 		atomic_fetch_add_explicit(&h->returned, 1, memory_order_relaxed);
 	backlog_add_locked(r, n);
-	atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
+	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
 }
 
 /* Under the lock: chunk c at pos left the backlog with its messages. */
 static void dequeued_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, unsigned n)
 {
-	unsigned lv = c->level <= RING_RETURNED ? c->level : 0;
+	unsigned lv = ring_cs(r, c)->level <= RING_RETURNED ? ring_cs(r, c)->level : 0;
 	struct ring_level *l = &r->hdr->levels[lv];
 
 	if (l->cursor <= pos)
@@ -331,7 +332,7 @@ static struct ring_chunk *claim_next_locked(struct ring *r, bool returned, uint6
 			continue;
 		}
 		w = RING_WORD(RING_QUEUED, 0, c->gen);
-		if (atomic_compare_exchange_strong_explicit(&c->word, &w, RING_WORD(RING_PUBLISHING, r->self, c->gen),
+		if (atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_PUBLISHING, r->self, c->gen),
 		                                            memory_order_acquire, memory_order_relaxed))
 			return c;
 	}
@@ -342,7 +343,7 @@ static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uin
 {
 	struct ring_ref ref = { .pos = pos, .offset = pos % r->data_size, .gen = c->gen, .len = c->len };
 
-	ring_describe(&ref, atomic_load_explicit(&c->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0, d);
+	ring_describe(&ref, atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0, d);
 }
 
 /* Under the lock: move what fits from the backlog into the window.
@@ -370,11 +371,11 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 		c = claim_next_locked(r, false, &pos, &err);
 		if (!c)
 			return;
-		n = ring_chunk_msgs(c);
+		n = ring_chunk_msgs(r, c);
 		describe_chunk(r, c, pos, &d);
 		if (w->send(w->ctx, &d, sizeof(d), c->prio) < 0) {
 			/* the window is full: back to the backlog, as it was */
-			atomic_store_explicit(&c->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
+			atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
 			atomic_store_explicit(&r->hdr->window_full, 1, memory_order_relaxed);
 			return;
 		}
@@ -414,11 +415,13 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 		if (flags & BACKLOG_KEEP_ON_TIMEOUT) {
 			/* the loan stays the caller's, RESERVED as it was */
 			ring_depth_add(r, -(int64_t)nmsgs);
-			atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, r->self, c->gen), memory_order_release);
+			atomic_store_explicit(&c->sealed, 0, memory_order_relaxed);
+			atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_RESERVED, r->self, c->gen), memory_order_release);
 			return ret;
 		}
 		goto fail;
 	}
+	ring_seal(c);
 	queue_locked(r, c, ref->pos, nmsgs, level_for(r->hdr, prio));
 	move_locked(r, w);
 	ring_unlock(r);
@@ -451,18 +454,18 @@ static int grow_newest_locked(struct ring *r, const struct append_args *a)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t ds = r->data_size, rec = ring_rec_size(a->len), newsize, extra;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-	uint64_t last = h->last;
+	uint64_t head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
+	uint64_t last = r->sp->last;
 	struct ring_chunk *c;
 
 	if (last < tail || last >= head || last % RING_ALIGN)
 		return -EAGAIN;
 	c = ring_chunk_at(r, last);
-	if (atomic_load_explicit(&c->word, memory_order_acquire) != RING_WORD(RING_QUEUED, 0, c->gen) ||
+	if (atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire) != RING_WORD(RING_QUEUED, 0, c->gen) ||
 	    c->magic != RING_CHUNK_MAGIC || c->pos != last || c->kind != RING_KIND_BATCH || c->prio != a->prio ||
 	    c->count == 0 || c->count >= a->batch_max || c->count >= RING_BATCH_MAX || c->size != head - last ||
-	    atomic_load_explicit(&c->handed, memory_order_relaxed) != 0 || c->len > r->max_payload - rec)
+	    atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) != 0 || c->len > r->max_payload - rec)
 		return -EAGAIN;
 	newsize = ring_chunk_size_for(c->len + rec);
 	extra = newsize - c->size;
@@ -471,7 +474,7 @@ static int grow_newest_locked(struct ring *r, const struct append_args *a)
 	put_record((unsigned char *)(c + 1) + c->len, a->buf, a->len);
 	if (extra) {
 		c->size = newsize;
-		atomic_store_explicit(&h->head, head + extra, memory_order_release);
+		atomic_store_explicit(&r->sp->head, head + extra, memory_order_release);
 		ring_bump_hwm(h, head + extra - tail);
 	}
 	c->len += (uint32_t)rec;
@@ -498,6 +501,7 @@ static int try_append(struct ring *r, void *arg)
 	c->count = 1;
 	c->prio = a->prio;
 	put_record(ref.payload, a->buf, a->len);
+	ring_seal(c);
 	queue_locked(r, c, ref.pos, 1, level_for(r->hdr, a->prio));
 	return 0;
 }
@@ -555,7 +559,7 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 			ret = ret ? ret : -EAGAIN;
 			break;
 		}
-		n = ring_chunk_msgs(c);
+		n = ring_chunk_msgs(r, c);
 		describe_chunk(r, c, pos, &d);
 		dequeued_locked(r, c, pos, n);
 		/* PUBLISHING by us -> TAKEN by us, with every check a
@@ -577,8 +581,8 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 
 	if (ref->kind != RING_KIND_BATCH || ref->count == 0 || ref->count > RING_BATCH_MAX)
 		return -EINVAL;
-	atomic_fetch_or_explicit(&c->done, done, memory_order_release);
-	left = ring_batch_mask(ref->count) & ~atomic_load_explicit(&c->done, memory_order_acquire);
+	atomic_fetch_or_explicit(&ring_cs(r, c)->done, done, memory_order_release);
+	left = ring_batch_mask(ref->count) & ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire);
 	if (!left) {
 		ring_release(r, ref);
 		return 0;
@@ -588,7 +592,7 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 	ret = ring_lock_until(r, &dl);
 	if (ret < 0)
 		return ret;
-	ring_depth_add(r, __builtin_popcountll(left & atomic_load_explicit(&c->handed, memory_order_relaxed)));
+	ring_depth_add(r, __builtin_popcountll(left & atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed)));
 	queue_locked(r, c, ref->pos, (unsigned)__builtin_popcountll(left), RING_RETURNED);
 	ring_unlock(r);
 	return 0;

@@ -10,7 +10,8 @@
  * the wrong magic or version, an unknown op or an invalid name is refused
  * with -EPROTO / -EINVAL and the connection stays usable.  A reply to OPEN
  * carries PROTO_OPEN_FDS descriptors as SCM_RIGHTS: the queue's mq, its
- * ring, its meta page (read-only), and its bell (backlog.c).
+ * ring's control object, its meta page (read-only), its bell (backlog.c),
+ * and its ring's data object (read-only unless the client may send).
  *
  * Data messages.  Every mq message starts with a struct proto_msg_hdr that
  * names its kind, so new kinds (batches) fit without a format change:
@@ -38,14 +39,14 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 3u
+#define PROTO_VERSION 4u
 /* Largest holder id (24 bits: it shares a chunk's state word). */
 #define PROTO_HOLDER_MAX 0xffffffu
 
 /* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
 #define PROTO_ERRMSG_MAX 256
-#define PROTO_OPEN_FDS 4 /* mq, ring, meta page, the backlog's bell (an eventfd) */
+#define PROTO_OPEN_FDS 5 /* mq, ring control, meta page, the backlog's bell (an eventfd), ring data */
 #define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
 
 enum proto_op {

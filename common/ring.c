@@ -1,85 +1,114 @@
 /*
  * ring.c - the per-queue shared-memory ring that carries bulk payloads.
  *
- * Layout of the shared object (shm_open, created mode 0600 by the daemon):
+ * A ring is two shared objects (shm_open, created mode 0600 by the daemon),
+ * so that page protections can follow a client's rights:
  *
- *   [ ring_hdr: one page ][ RING_SLOTS receive slots ][ data area, data_size ]
+ *   control object, read-write for every client of the queue:
+ *     [ ring_hdr: one page ][ RING_SLOTS receive slots ][ chunk states ]
+ *   data object, read-write for senders and the daemon, read-only for
+ *   receive-only clients (the daemon passes them a read-only descriptor):
+ *     [ ring_spage: the senders' page ][ data area, data_size ]
  *
  * The data area holds chunks laid end to end.  A chunk is a 64-byte
- * ring_chunk header followed by the payload, rounded up to 64 bytes.  A
- * chunk never wraps: when one does not fit before the end of the area, a
- * PAD chunk fills the rest and the chunk starts at offset 0.
+ * ring_chunk header followed by the payload, rounded up to RING_ALIGN
+ * (128) bytes.  A chunk never wraps: when one does not fit before the end
+ * of the area, a PAD chunk fills the rest and the chunk starts at offset
+ * 0.  Every chunk's state (its word, a batch's handed and done bits, its
+ * backlog level) lives apart, in the control object's table, one entry
+ * per RING_ALIGN bytes of data area: chunks are at least that long, so no
+ * two share an entry.
  *
- * Positions.  head and tail are monotonic 64-bit byte positions; a chunk at
- * position p lives at offset p % data_size.  Bytes in use = head - tail,
- * so a full ring and an empty one are never confused.  Every chunk between
- * tail and head has a valid header; nothing outside that range matters.
+ * Positions.  head and tail (in the senders' page) are monotonic 64-bit
+ * byte positions; a chunk at position p lives at offset p % data_size.
+ * Bytes in use = head - tail, so a full ring and an empty one are never
+ * confused.  Every chunk between tail and head has a valid header;
+ * nothing outside that range matters.
  *
  * Who writes what.
- *  - head, next_gen, the header fields of a new chunk: a producer, under
- *    the producers' lock (ring_reserve).  Only producers take the lock.
- *  - tail: anyone, without the lock (advance_tail): it moves by
- *    compare-and-swap over the run of RELEASED/PAD chunks that starts at
- *    it.  So consumers may release out of order, space returns as soon as
- *    every chunk before it is released, and neither a consumer nor the
- *    daemon ever waits for a lock a client holds.
- *  - a chunk's word (state | holder | low 32 bits of its generation):
- *    changed only by compare-and-swap or by its current owner, without the
- *    lock.  The generation in the word makes a CAS fail if the chunk was
- *    reused in between (no ABA), so a stale descriptor can never take a
- *    newer chunk.
+ *  - head, next_gen, last, the header and payload of a chunk: its sender,
+ *    under the locks (ring_reserve, backlog.c).  The sealed word of a
+ *    header says the payload is whole: it holds the chunk's generation
+ *    from the moment the sender is done with the bytes, and 0 before.
+ *  - tail: senders and the daemon, without a lock (advance_tail): it
+ *    moves by compare-and-swap over the run of RELEASED/PAD chunks that
+ *    starts at it.  Receivers only mark their chunks RELEASED and wake
+ *    the senders waiting for room, who move the tail themselves.  So
+ *    consumers may release out of order, space returns as soon as every
+ *    chunk before it is released, and neither a consumer nor the daemon
+ *    ever waits for a lock a client holds.
+ *  - a chunk's word (state | holder | low 32 bits of its generation), in
+ *    the table: changed only by compare-and-swap or by its current owner,
+ *    without the lock.  The generation in the word makes a CAS fail if the
+ *    chunk was reused in between (no ABA), so a stale descriptor can never
+ *    take a newer chunk.
+ *  - the backlog's levels and counters, in ring_hdr: under the shared lock
+ *    (backlog.c).
+ *
+ * Two locks, both futex words naming their holder (see "The locks"
+ * below): the senders' lock, in the senders' page, and the shared lock,
+ * in ring_hdr.  A process that maps the data object writable takes the
+ * senders' lock, then the shared one; a receive-only client only the
+ * shared one (to take from the backlog, or give a batch back).  So what a
+ * receive-only client can write (the shared lock included) never lets two
+ * senders lay chunks over each other.
  *
  * Life of a chunk:
  *   RESERVED(producer) -> PUBLISHING(producer) -> [descriptor on the mq]
  *   -> PUBLISHED -> TAKEN(consumer) -> RELEASED -> (the tail passes it)
- * A consumer may take a chunk in PUBLISHING or PUBLISHED: the descriptor's
- * presence on the mq proves the payload is complete, because the producer
- * stores PUBLISHING (release) before it sends the descriptor.
+ * A consumer may take a chunk in PUBLISHING or PUBLISHED whose header is
+ * sealed with its generation: the producer seals it and stores PUBLISHING
+ * (release) before it sends the descriptor.
  *
- * Memory ordering.  Payload writes happen before the PUBLISHING store
- * (release); a consumer's successful CAS (acquire) makes them visible.
- * A consumer's reads of the payload happen before its RELEASED store
- * (release); advance_tail loads the word with acquire before the tail
- * CAS that hands the space to a new producer.  A new chunk's header is
- * written before head moves past it (release), and is overwritten only
- * after tail has passed it: so a header read (after an acquire load of
- * head) is genuine if tail had not passed it by the time it was read.
+ * Memory ordering.  Payload writes happen before the seal and the
+ * PUBLISHING store (release); a consumer's successful CAS (acquire) makes
+ * them visible.  A consumer's reads of the payload happen before its
+ * RELEASED store (release); advance_tail loads the word with acquire
+ * before the tail CAS that hands the space to a new producer.  A new
+ * chunk's header is written before head moves past it (release), and is
+ * overwritten only after tail has passed it: so a header read (after an
+ * acquire load of head) is genuine if tail had not passed it by the time
+ * it was read.
  *
  * Waiting for space.  The lock is never held while waiting.  space_seq is
  * a futex word that every release moves on.  A producer reads it, looks
- * for room (which reads tail), and when there is none counts itself in
- * waiters and sleeps on the futex with its deadline, as long as space_seq
- * still holds what it read; a releaser moves tail, then space_seq, then
- * wakes up to waiters producers, bounded by RING_WAKE_MAX (waiters is
- * shared memory).  So a release either comes before the producer's look
- * (which sees the room) or moves space_seq before the sleep (which then
- * returns at once) or sees the producer in waiters (and wakes it): no
- * wake-up is lost.  A producer that got room after a wait passes one
- * wake-up on.  Not a POSIX semaphore: glibc aborts the process when a
- * sem_t it posts holds garbage, and any client can write garbage there.
+ * for room (which moves and reads tail), and when there is none counts
+ * itself in waiters and sleeps on the futex with its deadline, as long as
+ * space_seq still holds what it read; a releaser marks its chunk, then
+ * moves space_seq, then wakes up to waiters producers, bounded by
+ * RING_WAKE_MAX (waiters is shared memory).  So a release either comes
+ * before the producer's look (which sees the room) or moves space_seq
+ * before the sleep (which then returns at once) or sees the producer in
+ * waiters (and wakes it): no wake-up is lost.  A producer that got room
+ * after a wait passes one wake-up on.  Not a POSIX semaphore: glibc
+ * aborts the process when a sem_t it posts holds garbage, and any client
+ * can write garbage there.
  *
- * The producers' lock is a futex word naming its holder (see "The
- * producers' lock" below), held only for a few stores; every wait for it
- * has the caller's deadline.  Every store sequence under it leaves the
- * ring consistent at each step (a new chunk's header is written before
- * head moves past it), so when its holder dies the daemon breaks it and
+ * The locks are held only for a few stores; every wait for them has the
+ * caller's deadline.  Every store sequence under them leaves the ring
+ * consistent at each step (a new chunk's header is written before head
+ * moves past it), so when a holder dies the daemon breaks its locks and
  * the next producer goes on.
  *
  * Crash points, and who cleans up (the daemon, ring_reclaim, when it
  * learns from a pidfd that a client died, and on a periodic sweep; what
  * a client holds is marked with the holder id the daemon gave its process,
  * see daemon/peer.h):
- *  - producer dies holding the lock: see above.
+ *  - producer dies holding the locks: see above.
  *  - producer dies after reserve, before PUBLISHING: the chunk is RESERVED
  *    by a dead holder; the daemon releases it.
  *  - producer dies between PUBLISHING and the mq send completing: the
  *    descriptor may or may not be on the mq.  The daemon sends it again,
- *    flagged REDELIVERED; if both copies exist, the second one finds the
- *    chunk no longer PUBLISHED and is dropped silently as a duplicate.
+ *    flagged RESENT; if both copies exist, the second one finds the chunk
+ *    no longer takeable and is dropped silently as a duplicate.
  *  - consumer dies after taking the descriptor off the mq, before taking
- *    the chunk: consumers receive straight into a receive slot in this
- *    shared object, owned by their holder id, so the descriptor is visible to
- *    the daemon, which sends it again.
+ *    the chunk: consumers receive into their own memory (recv.c), so the
+ *    descriptor is gone with them and the chunk stays PUBLISHED with no
+ *    descriptor anywhere.  The daemon's sweep finds it: a chunk PUBLISHED
+ *    with the same generation at two walks that each began with the
+ *    window empty is an orphan, and its descriptor is sent again
+ *    (orphan_check).  A consumer only slow to take it finds the chunk
+ *    taken by then, and drops its copy as a duplicate.
  *  - consumer dies holding a TAKEN chunk (a view): at-least-once queues
  *    get it redelivered; at-most-once queues drop it (counted).
  *  - the daemon dies: rings and mqs persist; the new daemon adopts the
@@ -87,9 +116,9 @@
  *    sweep finishes any redelivery the old one left half done (chunks
  *    left in PUBLISHING with owner 0).
  *
- * Untrusted input.  Clients that may use a queue can write to its ring,
- * and the daemon and every other client read it, so nothing read from
- * shared memory is trusted:
+ * Untrusted input.  Clients that may use a queue can write its control
+ * object, senders its data object too, and the daemon and every other
+ * client read both, so nothing read from shared memory is trusted:
  *  - bounds: the geometry is copied into struct ring at attach time (the
  *    daemon checked it at create), every descriptor and every chunk header
  *    met on a walk is checked against it, and head and tail must be
@@ -102,10 +131,16 @@
  *    waits end at its own deadline;
  *  - a state that fails a check is marked corrupt: the library returns
  *    -EBADMSG, and the daemon quarantines the queue (daemon/queue.c).
- * What remains is written in the README's threat model: a client of a
- * queue can still spoil that queue (its messages, its lock, its counters),
- * but not the daemon, other queues, or a process's memory outside the
- * mapping.
+ * Rights.  A receive-only client writes no chunk header, no payload, no
+ * position and not the senders' lock: it cannot make a message appear
+ * that no sender wrote, nor make a half-written one takeable (the seal).
+ * What it can still do, with the states and the shared lock it must be
+ * able to write to receive at all, is written in the README's threat
+ * model: replay a message whose bytes are still in the ring, drop
+ * messages, hold the shared lock, spoil the backlog's order and counters,
+ * and release a chunk another receiver holds, so that a sender may reuse
+ * its space under that receiver's view (a copy is checked after it is
+ * made, see recv.c).  A sender can do all that and write any payload.
  */
 #include "config.h"
 
@@ -119,16 +154,23 @@
 #include "ring_impl.h"
 #include "util.h"
 
-_Static_assert(RING_ALIGN == PROTO_RING_RESERVE, "max_payload leaves room for exactly one chunk header");
+_Static_assert(RING_CHUNK_HDR == PROTO_RING_RESERVE, "max_payload leaves room for exactly one chunk header");
+_Static_assert(PROTO_RING_PAGE % RING_ALIGN == 0, "a data area is whole chunks");
 
 static uint64_t slot_size_for(uint32_t msg_size)
 {
-	return ALIGN_UP((uint64_t)sizeof(struct ring_slot) + msg_size, (uint64_t)RING_ALIGN);
+	(void)msg_size;
+	return sizeof(struct ring_slot);
 }
 
 static uint64_t slots_bytes(uint32_t msg_size)
 {
 	return ALIGN_UP(slot_size_for(msg_size) * RING_SLOTS, (uint64_t)RING_HDR_SIZE);
+}
+
+static uint64_t states_bytes(uint64_t data_size)
+{
+	return ALIGN_UP(data_size / RING_ALIGN * sizeof(struct ring_cstate), (uint64_t)RING_HDR_SIZE);
 }
 
 int ring_geometry_check(const struct ring_geometry *geo, const char **why)
@@ -146,15 +188,24 @@ int ring_geometry_check(const struct ring_geometry *geo, const char **why)
 
 size_t ring_map_size(const struct ring_geometry *geo)
 {
-	return RING_HDR_SIZE + slots_bytes(geo->msg_size) + geo->data_size;
+	return RING_HDR_SIZE + slots_bytes(geo->msg_size) + states_bytes(geo->data_size);
 }
 
-static void ring_bind(struct ring *r, void *mem, size_t map_len)
+size_t ring_data_map_size(const struct ring_geometry *geo)
+{
+	return RING_SPAGE_SIZE + geo->data_size;
+}
+
+static void ring_bind(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len, bool writable)
 {
 	r->hdr = mem;
 	r->map_len = map_len;
 	r->slots = (unsigned char *)mem + r->hdr->slots_offset;
-	r->data = (unsigned char *)mem + r->hdr->data_offset;
+	r->states = (struct ring_cstate *)((unsigned char *)mem + r->hdr->states_offset);
+	r->sp = data;
+	r->data = (unsigned char *)data + RING_SPAGE_SIZE;
+	r->data_map_len = data_len;
+	r->writable = writable;
 	r->data_size = r->hdr->data_size;
 	r->max_payload = r->hdr->max_payload;
 	r->slot_size = r->hdr->slot_size;
@@ -163,10 +214,13 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len)
 	r->bell = -1;
 }
 
-int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo)
+int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
+                const struct ring_geometry *geo)
 {
 	struct ring_hdr *h = mem;
-	if (ring_geometry_check(geo, NULL) || map_len != ring_map_size(geo))
+	struct ring_spage *sp = data;
+
+	if (ring_geometry_check(geo, NULL) || map_len != ring_map_size(geo) || data_len != ring_data_map_size(geo))
 		return -EINVAL;
 	memset(h, 0, RING_HDR_SIZE);
 	h->version = RING_VERSION;
@@ -178,27 +232,33 @@ int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geo
 	h->nslots = RING_SLOTS;
 	h->slot_size = (uint32_t)slot_size_for(geo->msg_size);
 	h->slots_offset = RING_HDR_SIZE;
-	h->data_offset = RING_HDR_SIZE + slots_bytes(geo->msg_size);
+	h->states_offset = RING_HDR_SIZE + slots_bytes(geo->msg_size);
 	h->total_size = map_len;
-	atomic_store(&h->next_gen, 1);
 	atomic_store(&h->lock, 0);
 	atomic_store(&h->space_seq, 0);
-	memset((unsigned char *)mem + h->slots_offset, 0, h->data_offset - h->slots_offset);
-	/* the magic goes last: a half-formatted ring is never adopted */
+	memset((unsigned char *)mem + h->slots_offset, 0, map_len - h->slots_offset);
+	memset(sp, 0, RING_SPAGE_SIZE);
+	sp->version = RING_VERSION;
+	sp->data_size = geo->data_size;
+	atomic_store(&sp->next_gen, 1);
+	/* the magics go last: a half-formatted ring is never adopted */
 	atomic_thread_fence(memory_order_release);
+	sp->magic = RING_DATA_MAGIC;
 	h->magic = RING_MAGIC;
-	ring_bind(r, mem, map_len);
+	ring_bind(r, mem, map_len, data, data_len, true);
 	return 0;
 }
 
-int ring_attach(struct ring *r, void *mem, size_t map_len)
+int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len, bool writable)
 {
 	const struct ring_hdr *h = mem;
+	const struct ring_spage *sp = data;
 	struct ring_geometry geo;
 
-	if (map_len < RING_HDR_SIZE || h->magic != RING_MAGIC)
+	if (map_len < RING_HDR_SIZE || h->magic != RING_MAGIC || data_len < RING_SPAGE_SIZE ||
+	    sp->magic != RING_DATA_MAGIC)
 		return -EPROTO;
-	if (h->version != RING_VERSION || h->hdr_size != RING_HDR_SIZE)
+	if (h->version != RING_VERSION || h->hdr_size != RING_HDR_SIZE || sp->version != RING_VERSION)
 		return -EPROTO;
 	geo = (struct ring_geometry){ .data_size = h->data_size,
 		                      .max_payload = h->max_payload,
@@ -206,10 +266,10 @@ int ring_attach(struct ring *r, void *mem, size_t map_len)
 		                      .delivery = h->delivery };
 	if (ring_geometry_check(&geo, NULL) || h->nslots != RING_SLOTS ||
 	    h->slot_size != slot_size_for(h->msg_size) || h->slots_offset != RING_HDR_SIZE ||
-	    h->data_offset != RING_HDR_SIZE + slots_bytes(h->msg_size) || h->total_size != map_len ||
-	    ring_map_size(&geo) != map_len)
+	    h->states_offset != RING_HDR_SIZE + slots_bytes(h->msg_size) || h->total_size != map_len ||
+	    ring_map_size(&geo) != map_len || sp->data_size != h->data_size || ring_data_map_size(&geo) != data_len)
 		return -EINVAL;
-	ring_bind(r, mem, map_len);
+	ring_bind(r, mem, map_len, data, data_len, writable);
 	return 0;
 }
 
@@ -222,7 +282,7 @@ bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
 /* ---- the lock ---- */
 
 /*
- * The producers' lock: a futex word, 0 when free, else its holder's id
+ * The locks: each a futex word, 0 when free, else its holder's id
  * shifted left by one, with bit 0 set once someone waits.  Not a pthread
  * mutex: a robust mutex keeps list pointers inside itself, which glibc
  * follows and writes through on lock and unlock, so any client that can
@@ -231,20 +291,19 @@ bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
  * client stopped while holding it (SIGSTOP, a debugger) holds others up
  * only as long as they agreed to wait; when its holder dies, the daemon
  * breaks it (ring_reclaim), which every step under it allows: each leaves
- * the ring consistent.  The daemon itself never takes it.
+ * the ring consistent.  The daemon itself never takes one.  Writers take
+ * the senders' lock first, then the shared one, and give them back in
+ * the other order.
  */
 static long futex(_Atomic uint32_t *uaddr, int op, uint32_t val, const struct timespec *ts, uint32_t val3)
 {
 	return syscall(SYS_futex, uaddr, op, val, ts, NULL, val3);
 }
 
-int ring_lock_until(struct ring *r, const struct timespec *dl)
+static int lock_word_until(_Atomic uint32_t *w, uint32_t self, const struct timespec *dl)
 {
-	_Atomic uint32_t *w = &r->hdr->lock;
-	uint32_t me = r->self << 1, cur = 0;
+	uint32_t me = self << 1, cur = 0;
 
-	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
-		return -EOWNERDEAD;
 	if (atomic_compare_exchange_strong_explicit(w, &cur, me, memory_order_acquire, memory_order_relaxed))
 		return 0;
 	for (;;) {
@@ -271,16 +330,44 @@ int ring_lock_until(struct ring *r, const struct timespec *dl)
 	}
 }
 
+static void unlock_word(_Atomic uint32_t *w)
+{
+	uint32_t was = atomic_exchange_explicit(w, 0, memory_order_release);
+
+	if (was & 1)
+		futex(w, FUTEX_WAKE, 1, NULL, 0);
+}
+
+int ring_lock_until(struct ring *r, const struct timespec *dl)
+{
+	int ret;
+
+	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
+		return -EOWNERDEAD;
+	if (!r->writable)
+		return lock_word_until(&r->hdr->lock, r->self, dl);
+	ret = lock_word_until(&r->sp->lock, r->self, dl);
+	if (ret == 0 && (ret = lock_word_until(&r->hdr->lock, r->self, dl)) < 0)
+		unlock_word(&r->sp->lock);
+	return ret;
+}
+
 int ring_trylock(struct ring *r)
 {
 	uint32_t cur = 0;
 
 	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
 		return -EOWNERDEAD;
-	return atomic_compare_exchange_strong_explicit(&r->hdr->lock, &cur, r->self << 1, memory_order_acquire,
-	                                               memory_order_relaxed)
-	               ? 0
-	               : -EBUSY;
+	if (r->writable && !atomic_compare_exchange_strong_explicit(&r->sp->lock, &cur, r->self << 1,
+	                                                            memory_order_acquire, memory_order_relaxed))
+		return -EBUSY;
+	cur = 0;
+	if (atomic_compare_exchange_strong_explicit(&r->hdr->lock, &cur, r->self << 1, memory_order_acquire,
+	                                            memory_order_relaxed))
+		return 0;
+	if (r->writable)
+		unlock_word(&r->sp->lock);
+	return -EBUSY;
 }
 
 /* The lock for at most RING_LOCK_GRACE_MS, for the last look of a
@@ -294,22 +381,26 @@ static int ring_lock_briefly(struct ring *r)
 
 void ring_unlock(struct ring *r)
 {
-	uint32_t was = atomic_exchange_explicit(&r->hdr->lock, 0, memory_order_release);
-
-	if (was & 1)
-		futex(&r->hdr->lock, FUTEX_WAKE, 1, NULL, 0);
+	unlock_word(&r->hdr->lock);
+	if (r->writable)
+		unlock_word(&r->sp->lock);
 }
 
-/* Daemon: break the lock if a dead holder has it; waiters try again. */
-static void break_lock_of_dead(struct ring *r, const struct ring_reclaim_ops *ops)
+/* Daemon: break a lock if a dead holder has it; waiters try again. */
+static void break_word_of_dead(_Atomic uint32_t *w, const struct ring_reclaim_ops *ops)
 {
-	uint32_t cur = atomic_load_explicit(&r->hdr->lock, memory_order_acquire);
+	uint32_t cur = atomic_load_explicit(w, memory_order_acquire);
 
 	if (cur == 0 || !ops->is_dead(RING_LOCK_HOLDER(cur), ops->ctx))
 		return;
-	if (atomic_compare_exchange_strong_explicit(&r->hdr->lock, &cur, 0, memory_order_release,
-	                                            memory_order_relaxed))
-		futex(&r->hdr->lock, FUTEX_WAKE, INT32_MAX, NULL, 0);
+	if (atomic_compare_exchange_strong_explicit(w, &cur, 0, memory_order_release, memory_order_relaxed))
+		futex(w, FUTEX_WAKE, INT32_MAX, NULL, 0);
+}
+
+static void break_lock_of_dead(struct ring *r, const struct ring_reclaim_ops *ops)
+{
+	break_word_of_dead(&r->sp->lock, ops);
+	break_word_of_dead(&r->hdr->lock, ops);
 }
 
 /* Move space_seq on, and wake at most max producers waiting for space
@@ -357,11 +448,11 @@ static void mark_corrupt(struct ring *r)
 static int load_positions(const struct ring *r, uint64_t *head, uint64_t *tail)
 {
 	for (int tries = 0; tries < 8; tries++) {
-		*tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
-		*head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+		*tail = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
+		*head = atomic_load_explicit(&r->sp->head, memory_order_acquire);
 		if (ring_positions_valid(r, *head, *tail))
 			return 0;
-		if (atomic_load_explicit(&r->hdr->tail, memory_order_acquire) == *tail)
+		if (atomic_load_explicit(&r->sp->tail, memory_order_acquire) == *tail)
 			return -EBADMSG;
 	}
 	return -EAGAIN;
@@ -377,6 +468,8 @@ void ring_advance_tail(struct ring *r)
 {
 	struct ring_hdr *h = r->hdr;
 
+	if (!r->writable)
+		return; /* a receive-only client: senders and the daemon move it */
 	for (uint64_t steps = r->data_size / RING_ALIGN + 1; steps; steps--) {
 		uint64_t head, tail, size;
 		struct ring_chunk *c;
@@ -390,18 +483,18 @@ void ring_advance_tail(struct ring *r)
 		if (tail == head)
 			return;
 		c = ring_chunk_at(r, tail);
-		st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
+		st = RING_WORD_STATE(atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire));
 		if (st != RING_RELEASED && st != RING_PAD)
 			return;
 		size = c->size;
 		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&h->tail, memory_order_relaxed) != tail)
+		if (atomic_load_explicit(&r->sp->tail, memory_order_relaxed) != tail)
 			continue; /* moved meanwhile: what we read may be stale */
 		if (!chunk_size_valid(r, tail, head, size)) {
 			mark_corrupt(r);
 			return;
 		}
-		if (atomic_compare_exchange_strong_explicit(&h->tail, &tail, tail + size, memory_order_acq_rel,
+		if (atomic_compare_exchange_strong_explicit(&r->sp->tail, &tail, tail + size, memory_order_acq_rel,
 		                                            memory_order_relaxed))
 			atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
 	}
@@ -410,7 +503,7 @@ void ring_advance_tail(struct ring *r)
 /* Release a chunk and let its space (and any behind it) return. */
 static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t gen)
 {
-	atomic_store_explicit(&c->word, RING_WORD(RING_RELEASED, 0, gen), memory_order_release);
+	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_RELEASED, 0, gen), memory_order_release);
 	ring_advance_tail(r);
 	ring_wake_room(r);
 }
@@ -440,9 +533,9 @@ static void pad_to_end_locked(struct ring *r, uint64_t head)
 	c->pos = head;
 	c->kind = RING_KIND_RAW;
 	c->count = 0;
-	atomic_store_explicit(&c->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
+	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_PAD, 0, 0), memory_order_release);
 	atomic_fetch_add_explicit(&r->hdr->chunks, 1, memory_order_relaxed);
-	atomic_store_explicit(&r->hdr->head, head + c->size, memory_order_release);
+	atomic_store_explicit(&r->sp->head, head + c->size, memory_order_release);
 	ring_advance_tail(r);
 }
 
@@ -452,20 +545,21 @@ static void pad_to_end_locked(struct ring *r, uint64_t head)
  * grower would store itself. */
 void ring_repair_newest(struct ring *r)
 {
-	struct ring_hdr *h = r->hdr;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_acquire);
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
-	uint64_t last = h->last, size;
+	uint64_t head = atomic_load_explicit(&r->sp->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
+	uint64_t last = r->sp->last, size;
 	struct ring_chunk *c;
 
+	if (!r->writable) /* receive-only: senders and the daemon repair */
+		return;
 	if (last < tail || last >= head || last % RING_ALIGN || !ring_positions_valid(r, head, tail))
 		return;
 	c = ring_chunk_at(r, last);
 	size = c->size;
 	if (c->magic == RING_CHUNK_MAGIC && c->pos == last && size > head - last && size % RING_ALIGN == 0 &&
 	    last % r->data_size + size <= r->data_size && last + size - tail <= r->data_size &&
-	    RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire)) == RING_QUEUED)
-		atomic_compare_exchange_strong_explicit(&h->head, &head, last + size, memory_order_release,
+	    RING_WORD_STATE(atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire)) == RING_QUEUED)
+		atomic_compare_exchange_strong_explicit(&r->sp->head, &head, last + size, memory_order_release,
 		                                        memory_order_relaxed);
 }
 
@@ -481,12 +575,12 @@ void ring_repair_newest(struct ring *r)
 enum { WALK_STOP = 0, WALK_ON = 1, WALK_TAIL = 2 };
 static int walk_recheck(struct ring *r, const struct ring_chunk *c, uint64_t pos, uint64_t *head, uint64_t *size)
 {
-	uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
-	uint64_t h2 = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
+	uint64_t h2 = atomic_load_explicit(&r->sp->head, memory_order_acquire);
 
 	*size = c->size;
 	atomic_thread_fence(memory_order_acquire);
-	if (atomic_load_explicit(&r->hdr->tail, memory_order_relaxed) > pos)
+	if (atomic_load_explicit(&r->sp->tail, memory_order_relaxed) > pos)
 		return WALK_TAIL; /* what we read may be a newer chunk's */
 	if (h2 != *head) {
 		*head = h2;
@@ -513,11 +607,11 @@ static int walk_step(struct ring *r, uint64_t *pos, uint64_t *head, struct ring_
 	*c = ring_chunk_at(r, *pos);
 	*size = (*c)->size;
 	atomic_thread_fence(memory_order_acquire);
-	ret = atomic_load_explicit(&r->hdr->tail, memory_order_relaxed) > *pos ? WALK_TAIL
+	ret = atomic_load_explicit(&r->sp->tail, memory_order_relaxed) > *pos ? WALK_TAIL
 	      : chunk_size_valid(r, *pos, *head, *size)                      ? WALK_ON
 	                                                                      : walk_recheck(r, *c, *pos, head, size);
 	if (ret == WALK_TAIL)
-		*pos = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+		*pos = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
 	return ret;
 }
 
@@ -529,8 +623,8 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 
 	ring_repair_newest(r);
 	ring_advance_tail(r);
-	head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+	head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
+	tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
 	if (!ring_positions_valid(r, head, tail))
 		return -EBADMSG;
 
@@ -540,12 +634,12 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 		if (ds - head % ds > ds - (head - tail))
 			return -EAGAIN;
 		pad_to_end_locked(r, head);
-		head = atomic_load_explicit(&h->head, memory_order_relaxed);
-		tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+		head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
 	}
 	if (size > ds - (head - tail))
 		return -EAGAIN;
-	gen = atomic_fetch_add_explicit(&h->next_gen, 1, memory_order_relaxed);
+	gen = atomic_fetch_add_explicit(&r->sp->next_gen, 1, memory_order_relaxed);
 	c = ring_chunk_at(r, head);
 	c->gen = gen;
 	c->size = size;
@@ -554,15 +648,15 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	c->pos = head;
 	c->prio = 0;
 	c->kind = RING_KIND_RAW;
-	c->level = 0;
+	ring_cs(r, c)->level = 0;
 	c->count = 0;
-	atomic_store_explicit(&c->handed, 0, memory_order_relaxed);
-	atomic_store_explicit(&c->done, 0, memory_order_relaxed);
-	h->last = head;
+	atomic_store_explicit(&ring_cs(r, c)->handed, 0, memory_order_relaxed);
+	atomic_store_explicit(&ring_cs(r, c)->done, 0, memory_order_relaxed);
+	r->sp->last = head;
 	/* the header is whole before head moves past it */
-	atomic_store_explicit(&c->word, RING_WORD(RING_RESERVED, r->self, gen), memory_order_release);
+	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_RESERVED, r->self, gen), memory_order_release);
 	atomic_fetch_add_explicit(&h->chunks, 1, memory_order_relaxed);
-	atomic_store_explicit(&h->head, head + size, memory_order_release);
+	atomic_store_explicit(&r->sp->head, head + size, memory_order_release);
 	ring_bump_hwm(h, head + size - tail);
 
 	*out = (struct ring_ref){ .pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
@@ -649,7 +743,8 @@ void ring_publishing(struct ring *r, const struct ring_ref *ref, unsigned prio)
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + ref->offset);
 
 	c->prio = prio;
-	atomic_store_explicit(&c->word, RING_WORD(RING_PUBLISHING, r->self, ref->gen), memory_order_release);
+	ring_seal(c);
+	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_PUBLISHING, r->self, ref->gen), memory_order_release);
 }
 
 void ring_published(struct ring *r, const struct ring_ref *ref)
@@ -664,8 +759,8 @@ void ring_published(struct ring *r, const struct ring_ref *ref)
 	 * there, and those would have to equal this word (our holder id and
 	 * generation) for the CAS to touch them.  Left PUBLISHING otherwise:
 	 * consumers take that too. */
-	if (ref->pos >= atomic_load_explicit(&r->hdr->tail, memory_order_acquire))
-		atomic_compare_exchange_strong_explicit(&c->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
+	if (ref->pos >= atomic_load_explicit(&r->sp->tail, memory_order_acquire))
+		atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &expect, RING_WORD(RING_PUBLISHED, 0, ref->gen),
 		                                        memory_order_release, memory_order_relaxed);
 }
 
@@ -705,29 +800,30 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 	if (d->offset + size > ds)
 		return -EBADMSG;
 	/* a loan may be published shorter than reserved: size >= needed */
-	if (d->gen == 0 || d->gen >= atomic_load_explicit(&r->hdr->next_gen, memory_order_relaxed))
+	if (d->gen == 0 || d->gen >= atomic_load_explicit(&r->sp->next_gen, memory_order_relaxed))
 		return -EBADMSG; /* a generation never issued */
 	c = (struct ring_chunk *)(r->data + d->offset);
 
-	w = atomic_load_explicit(&c->word, memory_order_acquire);
+	w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 	/* bounded: a hostile client could flip the word for ever */
 	for (unsigned tries = 0;; tries++) {
 		if (tries == RING_TAKE_TRIES)
 			return -EBADMSG;
 		if (!takeable(w, d->gen))
 			return -ESTALE;
-		if (c->gen != d->gen || c->len != len || c->size < size || d->offset + c->size > ds ||
+		if (c->gen != d->gen || atomic_load_explicit(&c->sealed, memory_order_acquire) != d->gen ||
+		    c->len != len || c->size < size || d->offset + c->size > ds ||
 		    c->magic != RING_CHUNK_MAGIC || c->kind > RING_KIND_BATCH ||
 		    (c->kind == RING_KIND_BATCH && (c->count == 0 || c->count > RING_BATCH_MAX))) {
 			/* the header is genuine only if the word did not move meanwhile */
-			uint64_t again = atomic_load_explicit(&c->word, memory_order_acquire);
+			uint64_t again = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 
 			if (again == w)
 				return -EBADMSG;
 			w = again;
 			continue;
 		}
-		if (atomic_compare_exchange_weak_explicit(&c->word, &w, RING_WORD(RING_TAKEN, holder, d->gen),
+		if (atomic_compare_exchange_weak_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_TAKEN, holder, d->gen),
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
@@ -739,8 +835,8 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		                  .kind = c->kind,
 		                  .count = c->kind == RING_KIND_BATCH ? c->count : 0,
 		                  .prio = c->prio,
-		                  .handed = atomic_load_explicit(&c->handed, memory_order_relaxed),
-		                  .done = atomic_load_explicit(&c->done, memory_order_relaxed) };
+		                  .handed = atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed),
+		                  .done = atomic_load_explicit(&ring_cs(r, c)->done, memory_order_relaxed) };
 	if (out->kind != RING_KIND_BATCH)
 		out->handed = out->done = 0;
 	return 0;
@@ -749,6 +845,19 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out)
 {
 	return take_as(r, d, r->self, out);
+}
+
+bool ring_unspoilt(const struct ring *r, uint64_t offset, uint64_t gen)
+{
+	const struct ring_chunk *c;
+
+	if (offset % RING_ALIGN || offset > r->data_size - RING_ALIGN)
+		return false;
+	c = (const struct ring_chunk *)(r->data + offset);
+	/* the reads of the payload come before these */
+	atomic_thread_fence(memory_order_acquire);
+	return c->gen == gen && atomic_load_explicit(&c->sealed, memory_order_relaxed) == gen &&
+	       atomic_load_explicit(&r->sp->tail, memory_order_relaxed) <= c->pos;
 }
 
 void ring_release(struct ring *r, const struct ring_ref *ref)
@@ -784,7 +893,7 @@ void ring_batch_handed(struct ring *r, uint64_t offset, unsigned idx)
 {
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + offset);
 
-	atomic_fetch_or_explicit(&c->handed, (uint64_t)1 << idx, memory_order_relaxed);
+	atomic_fetch_or_explicit(&ring_cs(r, c)->handed, (uint64_t)1 << idx, memory_order_relaxed);
 }
 
 bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx)
@@ -795,7 +904,7 @@ bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx
 
 	if (c->gen != gen || n == 0 || n > RING_BATCH_MAX)
 		return false; /* not ours any more (or spoilt): leave it to the daemon */
-	was = atomic_fetch_or_explicit(&c->done, bit, memory_order_acq_rel);
+	was = atomic_fetch_or_explicit(&ring_cs(r, c)->done, bit, memory_order_acq_rel);
 	return !(was & bit) && ((was | bit) & ring_batch_mask(n)) == ring_batch_mask(n);
 }
 
@@ -813,20 +922,15 @@ int ring_slot_claim(struct ring *r)
 		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
 			continue;
 		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect, r->self,
-		                                            memory_order_acquire, memory_order_relaxed)) {
-			s->buf[0] = 0;
+		                                            memory_order_acquire, memory_order_relaxed))
 			return (int)idx;
-		}
 	}
 	return -EUSERS;
 }
 
 void ring_slot_free(struct ring *r, int idx)
 {
-	struct ring_slot *s = ring_slot_at(r, (unsigned)idx);
-
-	s->buf[0] = 0;
-	atomic_store_explicit(&s->owner, 0, memory_order_release);
+	atomic_store_explicit(&ring_slot_at(r, (unsigned)idx)->owner, 0, memory_order_release);
 }
 
 /* ---- reclaim (daemon) ---- */
@@ -843,15 +947,15 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 	struct proto_ring_desc d;
 
 	if (w != pending &&
-	    !atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel, memory_order_relaxed))
+	    !atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, pending, memory_order_acq_rel, memory_order_relaxed))
 		return 0; /* it moved on by itself */
 	/* a raw chunk a dead consumer held is marked handed (reclaim_chunk) */
 	ring_describe(&ref,
-	              PROTO_MSGF_RESENT | (atomic_load_explicit(&c->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0),
+	              PROTO_MSGF_RESENT | (atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0),
 	              &d);
 	if (ops->resend(&d, sizeof(d), prio, ops->ctx) < 0)
 		return 0;
-	atomic_compare_exchange_strong_explicit(&c->word, &pending, RING_WORD(RING_PUBLISHED, 0, gen),
+	atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &pending, RING_WORD(RING_PUBLISHED, 0, gen),
 	                                        memory_order_release, memory_order_relaxed);
 	return 1;
 }
@@ -865,12 +969,12 @@ static unsigned batch_leftover(struct ring *r, struct ring_chunk *c, unsigned *a
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t full = ring_batch_mask(c->count);
-	uint64_t handed = atomic_load_explicit(&c->handed, memory_order_relaxed) & full;
-	uint64_t done = atomic_load_explicit(&c->done, memory_order_acquire) & full;
+	uint64_t handed = atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) & full;
+	uint64_t done = atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire) & full;
 	uint64_t left;
 
 	if (h->delivery == 0 && (handed & ~done)) {
-		atomic_fetch_or_explicit(&c->done, handed, memory_order_relaxed);
+		atomic_fetch_or_explicit(&ring_cs(r, c)->done, handed, memory_order_relaxed);
 		atomic_fetch_add_explicit(&h->dropped, (uint64_t)__builtin_popcountll(handed & ~done),
 		                          memory_order_relaxed);
 		done |= handed;
@@ -882,17 +986,48 @@ static unsigned batch_leftover(struct ring *r, struct ring_chunk *c, unsigned *a
 	return (unsigned)__builtin_popcountll(left);
 }
 
-static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring_reclaim_ops *ops)
+/* A PUBLISHED chunk whose descriptor is on no mq: a receiver took it off
+ * the window and died before it took the chunk (it receives into its own
+ * memory, where the daemon cannot see it).  Its descriptor can only be
+ * with a receiver, between mq_receive and its take, or lost: so a chunk
+ * found PUBLISHED, with the same generation, by two walks that each began
+ * with the window empty is sent again.  If a receiver was only slow, the
+ * second descriptor finds the chunk taken and is dropped as a duplicate. */
+enum { WINDOW_UNASKED = -1 };
+static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int window_empty,
+                        const struct ring_reclaim_ops *ops)
+{
+	struct ring_cstate *cs = ring_cs(r, c);
+
+	if (window_empty == WINDOW_UNASKED)
+		return 0; /* a walk for a death, not the sweep: marks stay as they are */
+	if (RING_WORD_STATE(w) != RING_PUBLISHED || !window_empty || RING_WORD_GEN32(w) != (uint32_t)c->gen) {
+		if (cs->orphan)
+			cs->orphan = 0;
+		return 0;
+	}
+	if (!cs->orphan) {
+		cs->orphan = 1;
+		return 0;
+	}
+	cs->orphan = 0;
+	if (!redeliver_chunk(r, c, w, ops))
+		return 0;
+	atomic_fetch_add_explicit(&r->hdr->reclaimed, 1, memory_order_relaxed);
+	return 1;
+}
+
+static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty, const struct ring_reclaim_ops *ops)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t w = atomic_load_explicit(&c->word, memory_order_acquire);
+	uint64_t w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 	enum ring_state st = RING_WORD_STATE(w);
 	uint32_t holder = RING_WORD_HOLDER(w);
 	uint64_t released = RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w));
 	bool batch = c->kind == RING_KIND_BATCH && c->count > 0 && c->count <= RING_BATCH_MAX;
 
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
-		return 0;
+		return orphan_check(r, c, w, window_empty, ops);
 	if (holder != 0 && !ops->is_dead(holder, ops->ctx))
 		return 0;
 	if (st == RING_TAKEN && batch) {
@@ -900,11 +1035,11 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 		unsigned again;
 
 		/* claimed first, so the bookkeeping is done once */
-		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, pending, memory_order_acq_rel,
+		if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, pending, memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			return 0;
 		if (batch_leftover(r, c, &again) == 0) {
-			atomic_store_explicit(&c->word, released, memory_order_release);
+			atomic_store_explicit(&ring_cs(r, c)->word, released, memory_order_release);
 			return 1;
 		}
 		/* redelivered: what a receiver had; the rest it never saw */
@@ -913,7 +1048,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 		return 1;
 	}
 	if (st == RING_RESERVED || (st == RING_TAKEN && h->delivery == 0)) {
-		if (!atomic_compare_exchange_strong_explicit(&c->word, &w, released, memory_order_acq_rel,
+		if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, released, memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			return 0;
 		atomic_fetch_add_explicit(st == RING_RESERVED ? &h->reclaimed : &h->dropped, 1, memory_order_relaxed);
@@ -923,7 +1058,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, const struct ring
 	 * at-least-once queue: send the descriptor again (flagged redelivered
 	 * only when a consumer had it) */
 	if (st == RING_TAKEN)
-		atomic_store_explicit(&c->handed, 1, memory_order_relaxed);
+		atomic_store_explicit(&ring_cs(r, c)->handed, 1, memory_order_relaxed);
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
 	if (st == RING_TAKEN)
@@ -941,6 +1076,8 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 {
 	uint64_t steps = 2 * (r->data_size / RING_ALIGN) + 2;
 	uint64_t head, pos;
+	/* asked before the walk: a descriptor sent after it is on the mq */
+	int window_empty = ops->window_empty ? ops->window_empty(ops->ctx) : WINDOW_UNASKED;
 	int n = 0, ret = load_positions(r, &head, &pos);
 
 	if (ret == -EAGAIN)
@@ -962,51 +1099,10 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 			*why = "a chunk header between the ring's tail and head has an impossible size";
 			return -EBADMSG;
 		}
-		n += reclaim_chunk(r, c, ops);
+		n += reclaim_chunk(r, c, window_empty, ops);
 		pos += size;
 	}
 	return n;
-}
-
-/* A dead consumer's slot: a message it took off the mq but did not finish. */
-static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_reclaim_ops *ops)
-{
-	struct ring_hdr *h = r->hdr;
-	size_t n = r->msg_size;
-	int kind = proto_msg_check(s->buf, sizeof(struct proto_ring_desc));
-
-	if (s->buf[0] == PROTO_MSG_RING && kind == PROTO_MSG_RING) {
-		struct proto_ring_desc d;
-		struct ring_chunk *c;
-		uint64_t w;
-
-		memcpy(&d, s->buf, sizeof(d));
-		if (d.offset % RING_ALIGN == 0 && d.offset <= r->data_size - RING_ALIGN) {
-			c = (struct ring_chunk *)(r->data + d.offset);
-			w = atomic_load_explicit(&c->word, memory_order_acquire);
-			if (takeable(w, d.gen) && c->gen == d.gen) {
-				if (!redeliver_chunk(r, c, w, ops))
-					return -EAGAIN; /* keep the slot: try again next sweep */
-				/* its receiver never had it: sent again, not redelivered */
-				atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
-			}
-		}
-	} else if (s->buf[0] == PROTO_MSG_INLINE) {
-		struct proto_msg_hdr mh;
-
-		memcpy(&mh, s->buf, sizeof(mh));
-		if (mh.len <= n - sizeof(mh)) {
-			if (h->delivery) {
-				s->buf[1] |= PROTO_MSGF_REDELIVERED | PROTO_MSGF_RESENT;
-				if (ops->resend(s->buf, sizeof(mh) + mh.len, s->prio, ops->ctx) < 0)
-					return -EAGAIN;
-				atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
-			} else {
-				atomic_fetch_add_explicit(&h->dropped, 1, memory_order_relaxed);
-			}
-		}
-	}
-	return 1;
 }
 
 /* Whether the header still says what it said when the ring was made or
@@ -1019,7 +1115,7 @@ static bool header_intact(const struct ring *r)
 	       h->data_size == r->data_size && h->max_payload == r->max_payload && h->msg_size == r->msg_size &&
 	       h->delivery == r->delivery && h->nslots == RING_SLOTS && h->slot_size == r->slot_size &&
 	       h->slots_offset == RING_HDR_SIZE && h->total_size == r->map_len &&
-	       h->data_offset == (uint64_t)(r->data - (unsigned char *)r->hdr);
+	       h->states_offset == (uint64_t)((unsigned char *)r->states - (unsigned char *)r->hdr);
 }
 
 int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
@@ -1035,15 +1131,12 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 		return -EBADMSG;
 	}
 	break_lock_of_dead(r, ops);
-	/* slots first: a descriptor a dead consumer held is resent once, by
-	 * the slot, before the chunk walk could see its chunk as pending */
+	/* a dead receiver's slots: they hold no message (a descriptor it took
+	 * off the mq and died with is found by the walk, as an orphan) */
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
-		struct ring_slot *s = ring_slot_at(r, i);
-		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+		uint32_t owner = atomic_load_explicit(&ring_slot_at(r, i)->owner, memory_order_acquire);
 
 		if (owner == 0 || !ops->is_dead(owner, ops->ctx))
-			continue;
-		if (reclaim_slot(r, s, ops) < 0)
 			continue;
 		ring_slot_free(r, (int)i);
 		n++;
@@ -1060,15 +1153,17 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 
 uint64_t ring_bytes_used(const struct ring *r)
 {
-	uint64_t head = atomic_load_explicit(&r->hdr->head, memory_order_acquire);
-	uint64_t tail = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
+	uint64_t head = atomic_load_explicit(&r->sp->head, memory_order_acquire);
+	uint64_t tail = atomic_load_explicit(&r->sp->tail, memory_order_acquire);
 
 	return head > tail ? MIN(head - tail, r->data_size) : 0;
 }
 
-void ring_fill_stats(const struct ring *r, ipcq_stats *st)
+void ring_fill_stats(struct ring *r, ipcq_stats *st)
 {
 	const struct ring_hdr *h = r->hdr;
+
+	ring_advance_tail(r); /* receivers leave it to senders and to us */
 
 	st->ring_used = ring_bytes_used(r);
 	st->ring_hwm = atomic_load_explicit(&h->hwm, memory_order_relaxed);
@@ -1131,10 +1226,10 @@ uint64_t ring_purge_backlog(struct ring *r)
 			continue;
 		if (ok != WALK_ON)
 			break;
-		w = atomic_load_explicit(&c->word, memory_order_acquire);
-		n = ring_chunk_msgs(c);
+		w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
+		n = ring_chunk_msgs(r, c);
 		if (RING_WORD_STATE(w) == RING_QUEUED &&
-		    atomic_compare_exchange_strong_explicit(&c->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
+		    atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
 		                                            memory_order_acq_rel, memory_order_relaxed))
 			msgs += n;
 		pos += size;
@@ -1167,12 +1262,12 @@ int ring_census(struct ring *r, struct ring_census *out)
 		}
 		if (ok != WALK_ON)
 			return -EAGAIN;
-		st = RING_WORD_STATE(atomic_load_explicit(&c->word, memory_order_acquire));
+		st = RING_WORD_STATE(atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire));
 		out->chunks++;
 		out->waiting += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
 		/* a batch a receiver holds, with messages it has not handed out yet */
 		if (st == RING_TAKEN && c->kind == RING_KIND_BATCH && c->count && c->count <= RING_BATCH_MAX &&
-		    (atomic_load_explicit(&c->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
+		    (atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
 		            ring_batch_mask(c->count))
 			out->waiting++;
 		pos += size;
@@ -1195,13 +1290,13 @@ int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *ou
 	struct ring_chunk *c;
 	uint64_t off, w;
 
-	if (p < r->data + RING_ALIGN || p >= r->data + r->data_size)
+	if (p < r->data + RING_CHUNK_HDR || p >= r->data + r->data_size)
 		return -EINVAL;
-	off = (uint64_t)(p - r->data) - RING_ALIGN;
+	off = (uint64_t)(p - r->data) - RING_CHUNK_HDR;
 	if (off % RING_ALIGN)
 		return -EINVAL;
 	c = (struct ring_chunk *)(r->data + off);
-	w = atomic_load_explicit(&c->word, memory_order_acquire);
+	w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 	if (w != RING_WORD(RING_RESERVED, r->self, c->gen))
 		return -EINVAL; /* not a loan of this process */
 	if (len > c->len)

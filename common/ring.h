@@ -19,8 +19,11 @@
 #include "proto.h"
 
 #define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
-#define RING_VERSION 3u
-#define RING_ALIGN 64u                   /* chunk alignment and header size */
+#define RING_DATA_MAGIC 0x4154414451435049ull /* "IPCQDATA" */
+#define RING_VERSION 4u
+#define RING_ALIGN 128u                  /* chunk alignment, and smallest chunk: one state each */
+#define RING_CHUNK_HDR 64u               /* the chunk header, before the payload */
+#define RING_SPAGE_SIZE 4096u            /* the senders' page, at the start of the data object */
 #define RING_CHUNK_MAGIC 0x4b4e4843u     /* "CHNK" */
 #define RING_SLOTS 128u                  /* receive slots per queue */
 #define RING_WAKE_MAX 64u                /* most waiting producers one release wakes */
@@ -74,11 +77,12 @@ static inline uint64_t ring_rec_size(uint64_t len)
 #define RING_WORD_STATE(w) ((enum ring_state)((w)&0xffu))
 #define RING_WORD_HOLDER(w) ((uint32_t)(((w) >> 8) & PROTO_HOLDER_MAX))
 #define RING_WORD_GEN32(w) ((uint32_t)((w) >> 32))
-/* the producers' lock word: holder << 1 | others wait */
+/* a lock word: holder << 1 | others wait */
 #define RING_LOCK_HOLDER(w) ((w) >> 1)
 
+/* A chunk's header, in the data object: written by its sender alone (a
+ * receive-only client maps the data object read-only). */
 struct ring_chunk {
-	_Atomic uint64_t word;
 	uint64_t gen;   /* full generation; equals the descriptor's */
 	uint64_t size;  /* bytes of the chunk, header included, multiple of RING_ALIGN */
 	uint32_t len;   /* payload bytes (a batch: its records, headers included) */
@@ -86,22 +90,52 @@ struct ring_chunk {
 	uint64_t pos;   /* monotonic position, for ring_published's liveness check */
 	uint32_t prio;  /* mq priority, set when published: redelivery keeps it */
 	uint8_t kind;   /* enum ring_kind */
-	uint8_t level;  /* backlog level, while QUEUED (backlog.c) */
+	uint8_t pad_;
 	uint16_t count; /* records of a batch */
+	/* gen once the payload is whole (0 while the sender writes it): a
+	 * state word someone set by hand does not make a half-written chunk
+	 * takeable */
+	_Atomic uint64_t sealed;
+	uint64_t spare_[2];
+};
+
+/* A chunk's state, in the control object's table (one per RING_ALIGN
+ * bytes of the data area): written by senders, receivers and the daemon. */
+struct ring_cstate {
+	_Atomic uint64_t word;
 	/* a batch's records, a bit each: handed to a receiver, and done with
 	 * (released, or given up by the daemon); the holder of the TAKEN
 	 * chunk sets them, the daemon reads them when the holder died */
 	_Atomic uint64_t handed;
 	_Atomic uint64_t done;
+	uint8_t level;  /* backlog level, while QUEUED (backlog.c) */
+	uint8_t orphan; /* the daemon saw it PUBLISHED beside an empty window (ring.c) */
+	uint8_t spare_[6];
 };
 
-/* A receive slot: a consumer receives mq messages straight into buf, so a
- * message it took off the mq is visible to the daemon if it dies. */
+/* The senders' page, at the start of the data object: what says where
+ * chunks are, so that a receive-only client cannot move it. */
+struct ring_spage {
+	uint64_t magic; /* RING_DATA_MAGIC */
+	uint32_t version;
+	uint32_t pad_;
+	uint64_t data_size;
+	/* the senders' lock: taken before the shared one by every process
+	 * that maps the data object writable (see ring.c) */
+	_Atomic uint32_t lock __attribute__((aligned(64)));
+	_Atomic uint64_t head __attribute__((aligned(64))); /* position of the next reservation (monotonic) */
+	_Atomic uint64_t tail;     /* position of the oldest unreclaimed chunk */
+	_Atomic uint64_t next_gen;
+	uint64_t last;             /* position of the newest chunk (the one a batch may grow) */
+};
+
+/* A receive slot: held by a receiving handle (its home) or by a call
+ * under way, so that receivers can be counted and bounded.  Messages are
+ * received into the receiver's own memory, never here: what another
+ * client could rewrite is not what a receiver hands out. */
 struct ring_slot {
 	_Atomic uint32_t owner; /* holder, 0 = free */
-	unsigned int prio;      /* mq_receive writes the message's priority here */
-	uint32_t pad_[14];
-	unsigned char buf[]; /* msg_size bytes, starts with struct proto_msg_hdr */
+	uint32_t pad_[15];
 };
 
 struct ring_hdr {
@@ -112,24 +146,20 @@ struct ring_hdr {
 	uint64_t data_size;
 	uint64_t max_payload;
 	uint64_t slots_offset;
-	uint64_t data_offset;
-	uint64_t total_size;
+	uint64_t states_offset;
+	uint64_t total_size; /* of the control object */
 	uint32_t nslots;
 	uint32_t slot_size;
 	uint32_t msg_size;
 	uint32_t delivery;
 
-	/* the producers' lock (a futex word, see ring.c) and what it guards */
+	/* the shared lock (a futex word, see ring.c) and what it guards */
 	_Atomic uint32_t lock __attribute__((aligned(64)));
 	_Atomic uint32_t space_seq; /* futex: moves on at every release (see ring.c) */
-	_Atomic uint64_t head;    /* position of the next reservation (monotonic) */
-	_Atomic uint64_t tail;    /* position of the oldest unreclaimed chunk */
-	_Atomic uint64_t next_gen;
 	_Atomic uint64_t chunks;  /* chunks between tail and head */
 	_Atomic uint64_t hwm;     /* high-water mark of head - tail */
 	_Atomic uint32_t waiters; /* producers waiting on space */
 	_Atomic uint32_t corrupt; /* a chunk header failed validation on the walk */
-	uint64_t last;            /* position of the newest chunk (the one a batch may grow) */
 
 	/* the backlog (backlog.c): chunks QUEUED in the ring, in levels by
 	 * priority; levels are written under the lock */
@@ -155,14 +185,20 @@ struct ring_hdr {
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
-_Static_assert(sizeof(struct ring_chunk) == RING_ALIGN, "chunk header is one alignment unit");
+_Static_assert(sizeof(struct ring_chunk) == RING_CHUNK_HDR, "the chunk header's size");
+_Static_assert(sizeof(struct ring_cstate) == 32, "a chunk state is a quarter of the smallest chunk");
+_Static_assert(sizeof(struct ring_spage) <= RING_SPAGE_SIZE, "the senders' page fits its page");
 
 /* Process-local view of a mapped ring. */
 struct ring {
-	struct ring_hdr *hdr;
-	unsigned char *data;
+	struct ring_hdr *hdr;       /* the control object: read-write for every client */
 	unsigned char *slots;
-	size_t map_len;
+	struct ring_cstate *states;
+	struct ring_spage *sp;      /* the data object: read-only for receive-only clients */
+	unsigned char *data;
+	size_t map_len;             /* of the control object */
+	size_t data_map_len;        /* of the data object */
+	bool writable;              /* the data object is mapped writable (a sender, the daemon) */
 	/* geometry copied at attach: shared memory is not trusted for bounds */
 	uint64_t data_size;
 	uint64_t max_payload;
@@ -201,16 +237,20 @@ struct ring_geometry {
 	uint32_t delivery;
 };
 
-/* Bytes to map for a ring of this geometry. */
+/* Bytes of the two objects of a ring of this geometry: the control
+ * object (header, receive slots, chunk states) and the data object (the
+ * senders' page and the data area). */
 size_t ring_map_size(const struct ring_geometry *geo);
+size_t ring_data_map_size(const struct ring_geometry *geo);
 /* Check a geometry; 0 or -EINVAL with a reason in *why. */
 int ring_geometry_check(const struct ring_geometry *geo, const char **why);
 
 /* Daemon: initialize a fresh mapping (lock and space words, empty ring). */
-int ring_format(struct ring *r, void *mem, size_t map_len, const struct ring_geometry *geo);
+int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
+                const struct ring_geometry *geo);
 /* Both: check magic, version and layout of a mapping, and attach to it.
  * -EPROTO for foreign or other-version rings, -EINVAL for a bad layout. */
-int ring_attach(struct ring *r, void *mem, size_t map_len);
+int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len, bool writable);
 /* Whether an attached ring has exactly this geometry. */
 bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo);
 
@@ -234,6 +274,12 @@ void ring_describe(const struct ring_ref *ref, unsigned flags, struct proto_ring
  * forged descriptor (out of bounds, bad header, future generation),
  * -ESTALE for one whose chunk was already taken or reclaimed. */
 int ring_take(struct ring *r, const struct proto_ring_desc *d, struct ring_ref *out);
+/* Consumer: whether the bytes of a chunk it holds (at offset, of
+ * generation gen) are still the sender's: no sender can have reused
+ * them, which only a client that spoilt the chunk states makes possible
+ * (tail is in the senders' page; a reuse needs it past the chunk).  Asked
+ * after a copy is made: a copy made while it holds is whole. */
+bool ring_unspoilt(const struct ring *r, uint64_t offset, uint64_t gen);
 /* Consumer: done with a taken chunk. */
 void ring_release(struct ring *r, const struct ring_ref *ref);
 /* Consumer: the records of a taken batch, each checked against the
@@ -260,11 +306,15 @@ struct ring_reclaim_ops {
 	bool (*is_dead)(uint32_t holder, void *ctx);
 	/* put a message back on the mq; returns 0 or a negative errno */
 	int (*resend)(const void *msg, size_t len, unsigned prio, void *ctx);
+	/* whether the window (the mq) holds no message now; NULL in a walk
+	 * that is not the periodic sweep (orphans are told by the sweep's
+	 * walks, some time apart, see ring.c) */
+	bool (*window_empty)(void *ctx);
 	void *ctx;
 };
 
 /* Daemon: reclaim every chunk and slot held by dead processes, and break
- * the producers' lock if a dead one holds it; without taking the lock (a
+ * the locks if a dead one holds them; without taking a lock (a
  * client could hold it, or have scribbled over it).
  * Returns the number of chunks and slots reclaimed, or -EBADMSG with *why
  * saying what failed when the shared state is not one the ring could be
@@ -275,7 +325,7 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 unsigned ring_receivers(const struct ring *r);
 /* Usage figures for stat. */
 uint64_t ring_bytes_used(const struct ring *r);
-void ring_fill_stats(const struct ring *r, ipcq_stats *st);
+void ring_fill_stats(struct ring *r, ipcq_stats *st);
 
 /* Daemon (purge): take and release the chunk of a descriptor drained
  * from the mq (no lock is taken); returns the messages it held, or a

@@ -15,12 +15,26 @@ static inline struct ring_chunk *ring_chunk_at(const struct ring *r, uint64_t po
 	return (struct ring_chunk *)(r->data + pos % r->data_size);
 }
 
-static inline uint64_t ring_chunk_size_for(uint64_t len)
+/* The state of the chunk c (in the data area), in the control object. */
+static inline struct ring_cstate *ring_cs(const struct ring *r, const struct ring_chunk *c)
 {
-	return (sizeof(struct ring_chunk) + len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+	return &r->states[(size_t)((const unsigned char *)c - r->data) / RING_ALIGN];
 }
 
-/* The producers' lock (see ring.c).  ring_lock_until: by an absolute
+static inline uint64_t ring_chunk_size_for(uint64_t len)
+{
+	return (RING_CHUNK_HDR + len + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+}
+
+/* Sender: the chunk's payload is whole (before its word says so). */
+static inline void ring_seal(struct ring_chunk *c)
+{
+	atomic_store_explicit(&c->sealed, c->gen, memory_order_release);
+}
+
+/* The locks (see ring.c): the senders' and the shared one for a process
+ * that maps the data writable, the shared one alone for a receive-only
+ * client.  ring_lock_until: by an absolute
  * CLOCK_MONOTONIC deadline (NULL: as long as it takes); -ETIMEDOUT, or
  * -EOWNERDEAD when this process is no holder.  ring_trylock: 0 or -EBUSY. */
 int ring_lock_until(struct ring *r, const struct timespec *dl);
@@ -54,14 +68,14 @@ static inline uint64_t ring_batch_mask(unsigned n)
 
 /* Messages of a chunk still waiting: a raw chunk's one, or a batch's
  * records not done. */
-static inline unsigned ring_chunk_msgs(const struct ring_chunk *c)
+static inline unsigned ring_chunk_msgs(const struct ring *r, const struct ring_chunk *c)
 {
 	if (c->kind != RING_KIND_BATCH)
 		return 1;
 	if (c->count == 0 || c->count > RING_BATCH_MAX)
 		return 0;
 	return (unsigned)__builtin_popcountll(ring_batch_mask(c->count) &
-	                                      ~atomic_load_explicit(&c->done, memory_order_relaxed));
+	                                      ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_relaxed));
 }
 
 /* Depth bookkeeping: messages waiting, window and backlog. */

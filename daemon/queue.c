@@ -1,9 +1,12 @@
 /*
  * queue.c - creating, adopting, opening and removing queues.
  *
- * A queue is three kernel objects: the POSIX mq (inline messages and ring
- * descriptors), the shm ring (bulk payloads, receive slots, counters),
- * which every client of the queue maps read-write, and the shm meta page
+ * A queue is four kernel objects: the POSIX mq (inline messages and ring
+ * descriptors); the ring's control object (chunk states, receive slots,
+ * the backlog's levels, counters), which every client of the queue maps
+ * read-write; the ring's data object (chunk headers, payloads, head and
+ * tail), which senders map read-write and receive-only clients read-only
+ * (the daemon opens it O_RDONLY for them, ring.c); and the shm meta page
  * (proto.h), which only the daemon writes: deletion and quarantine are
  * announced there, where no client can forge them.
  *
@@ -20,8 +23,8 @@
  *    uid with mode 0600 and a valid header; what belongs to someone else
  *    is refused loudly and left alone, and what is ours but fails a check
  *    is quarantined, so that purge and delete still work on it.
- * Creation makes the ring and the meta page first and the mq last, so the
- * mq's existence means the queue is whole.  The ring's memory is reserved
+ * Creation makes the ring's objects and the meta page first and the mq
+ * last, so the mq's existence means the queue is whole.  The ring's memory is reserved
  * when it is made (posix_fallocate): a full /dev/shm is a clear error at
  * create, never a SIGBUS in the daemon or a client later.
  *
@@ -140,7 +143,10 @@ static void ring_unmap(struct ring *r)
 {
 	if (r->hdr)
 		munmap(r->hdr, r->map_len);
+	if (r->sp)
+		munmap(r->sp, r->data_map_len);
 	r->hdr = NULL;
+	r->sp = NULL;
 }
 
 /* Map an object of ours of a queue being adopted: it must be owned by the
@@ -172,81 +178,107 @@ static int map_owned(const struct daemon *d, const char *name, const char *what,
 	return ret;
 }
 
-/* Map our ring of a queue being adopted and check its header. */
-static int ring_adopt(const struct daemon *d, const char *shm_name, const struct ring_geometry *rg,
-                      struct ring *r, char *errbuf, size_t errcap)
+/* Map our ring of a queue being adopted (its control and data objects)
+ * and check its headers. */
+static int ring_adopt(const struct daemon *d, const char *ctl_name, const char *data_name,
+                      const struct ring_geometry *rg, struct ring *r, char *errbuf, size_t errcap)
 {
-	size_t len = ring_map_size(rg);
-	void *mem = NULL;
-	int ret = map_owned(d, shm_name, "ring", len, &mem, errbuf, errcap);
+	size_t len = ring_map_size(rg), data_len = ring_data_map_size(rg);
+	void *mem = NULL, *data = NULL;
+	int ret = map_owned(d, ctl_name, "ring", len, &mem, errbuf, errcap);
 
 	if (ret < 0)
 		return ret;
-	ret = ring_attach(r, mem, len);
-	if (ret < 0 || !ring_geometry_equal(r, rg) || r->delivery != rg->delivery) {
-		snprintf(errbuf, errcap, "its ring %s has a header that is not the one this daemon made", shm_name);
+	ret = map_owned(d, data_name, "ring data", data_len, &data, errbuf, errcap);
+	if (ret < 0) {
 		munmap(mem, len);
+		return ret;
+	}
+	ret = ring_attach(r, mem, len, data, data_len, true);
+	if (ret < 0 || !ring_geometry_equal(r, rg) || r->delivery != rg->delivery) {
+		snprintf(errbuf, errcap, "its ring %s has a header that is not the one this daemon made", ctl_name);
+		munmap(mem, len);
+		munmap(data, data_len);
 		r->hdr = NULL;
+		r->sp = NULL;
 		return -EBADMSG;
 	}
 	return 0;
 }
 
-/* Make, reserve and format a new ring; -EEXIST when the name is taken. */
-static int ring_make(const char *shm_name, const struct ring_geometry *rg, struct ring *r, char *errbuf,
-                     size_t errcap)
+/* Make an object of len bytes, all of it reserved, and map it; -EEXIST
+ * when the name is taken (and nothing is said in errbuf). */
+static int shm_make(const char *name, const char *what, size_t len, void **out, char *errbuf, size_t errcap)
 {
-	size_t len = ring_map_size(rg);
-	_cleanup_close_ int fd = -1;
-	void *mem = NULL;
+	_cleanup_close_ int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int ret;
 
-	fd = shm_open(shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		ret = -errno;
 		if (ret != -EEXIST)
-			snprintf(errbuf, errcap, "cannot create the ring %s: %s", shm_name, strerror(-ret));
+			snprintf(errbuf, errcap, "cannot create the %s %s: %s", what, name, strerror(-ret));
 		return ret;
 	}
 	/* exactly 0600 whatever the umask: adoption will insist on it */
 	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)len) < 0) {
 		ret = -errno;
-		snprintf(errbuf, errcap, "cannot size the ring to %zu bytes: %s", len, strerror(-ret));
+		snprintf(errbuf, errcap, "cannot size the %s to %zu bytes: %s", what, len, strerror(-ret));
 		goto fail;
 	}
-	/* all of it now: a sparse ring would SIGBUS whoever first touches a
-	 * page that /dev/shm has no room for */
+	/* all of it now: a sparse object would SIGBUS whoever first touches
+	 * a page that /dev/shm has no room for */
 	ret = -posix_fallocate(fd, 0, (off_t)len);
 	if (ret == -ENOSPC || ret == -ENOMEM) {
 		struct statvfs vfs;
 
 		if (fstatvfs(fd, &vfs) == 0)
 			snprintf(errbuf, errcap,
-			         "no room for a ring of %zu bytes: /dev/shm has %llu bytes free (a smaller "
+			         "no room for a %s of %zu bytes: /dev/shm has %llu bytes free (a smaller "
 			         "ring_size, or a larger /dev/shm)",
-			         len, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
+			         what, len, (unsigned long long)vfs.f_bavail * vfs.f_frsize);
 		else
-			snprintf(errbuf, errcap, "no room in /dev/shm for a ring of %zu bytes", len);
+			snprintf(errbuf, errcap, "no room in /dev/shm for a %s of %zu bytes", what, len);
 		ret = -ENOSPC;
 		goto fail;
 	}
 	if (ret < 0) {
-		snprintf(errbuf, errcap, "cannot reserve %zu bytes for the ring: %s", len, strerror(-ret));
+		snprintf(errbuf, errcap, "cannot reserve %zu bytes for the %s: %s", len, what, strerror(-ret));
 		goto fail;
 	}
-	ret = map_fd(fd, len, &mem);
+	ret = map_fd(fd, len, out);
+	if (ret == 0)
+		return 0;
+	snprintf(errbuf, errcap, "cannot map the %s: %s", what, strerror(-ret));
+fail:
+	shm_unlink(name);
+	return ret;
+}
+
+/* Make and format a new ring: its control object, read-write for every
+ * client, and its data object, read-only for receive-only clients. */
+static int ring_make(const struct queue *q, const char *ctl_name, const char *data_name,
+                     const struct ring_geometry *rg, struct ring *r, char *errbuf, size_t errcap)
+{
+	size_t len = ring_map_size(rg), data_len = ring_data_map_size(rg);
+	void *mem = NULL, *data = NULL;
+	int ret = log_squatter(shm_make(ctl_name, "ring", len, &mem, errbuf, errcap), q, "/dev/shm", ctl_name);
+
+	if (ret < 0)
+		return ret;
+	ret = log_squatter(shm_make(data_name, "ring data", data_len, &data, errbuf, errcap), q, "/dev/shm",
+	                   data_name);
 	if (ret == 0) {
-		ret = ring_format(r, mem, len, rg);
-		if (ret < 0)
-			munmap(mem, len);
+		ret = ring_format(r, mem, len, data, data_len, rg);
+		if (ret < 0) {
+			snprintf(errbuf, errcap, "cannot set up the ring: %s", strerror(-ret));
+			munmap(data, data_len);
+			shm_unlink(data_name);
+		}
 	}
 	if (ret < 0) {
-		snprintf(errbuf, errcap, "cannot set up the ring: %s", strerror(-ret));
-		goto fail;
+		munmap(mem, len);
+		shm_unlink(ctl_name);
 	}
-	return 0;
-fail:
-	shm_unlink(shm_name);
 	return ret;
 }
 
@@ -374,22 +406,24 @@ static struct queue *queue_link(struct daemon *d, struct queue *q)
 /* Both objects under the record's token; -EEXIST when a name is taken. */
 static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t errcap)
 {
-	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX];
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], data_name[PROTO_OBJ_NAME_MAX],
+	        meta_name[PROTO_OBJ_NAME_MAX];
 	struct ring_geometry rg = ring_geo_of(&q->rec);
 	int ret;
 
 	if (object_name(d, &q->rec, NULL, mq_name) < 0 || object_name(d, &q->rec, ".ring", shm_name) < 0 ||
-	    object_name(d, &q->rec, ".meta", meta_name) < 0) {
+	    object_name(d, &q->rec, ".data", data_name) < 0 || object_name(d, &q->rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
-	ret = log_squatter(ring_make(shm_name, &rg, &q->ring, errbuf, errcap), q, "/dev/shm", shm_name);
+	ret = ring_make(q, shm_name, data_name, &rg, &q->ring, errbuf, errcap);
 	if (ret < 0)
 		return ret;
 	ret = log_squatter(meta_make(meta_name, &q->rec, &q->meta, errbuf, errcap), q, "/dev/shm", meta_name);
 	if (ret < 0) {
 		ring_unmap(&q->ring);
 		shm_unlink(shm_name);
+		shm_unlink(data_name);
 		return ret;
 	}
 	ret = log_squatter(mq_make(d, mq_name, &q->rec.geo, errbuf, errcap), q, "/dev/mqueue", mq_name);
@@ -397,6 +431,7 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 		ring_unmap(&q->ring);
 		meta_unmap(&q->meta);
 		shm_unlink(shm_name);
+		shm_unlink(data_name);
 		shm_unlink(meta_name);
 		return ret;
 	}
@@ -442,7 +477,8 @@ int queue_new(struct daemon *d, const struct queue_record *rec, char *errbuf, si
 
 int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, size_t errcap, struct queue **out)
 {
-	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], meta_name[PROTO_OBJ_NAME_MAX];
+	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], data_name[PROTO_OBJ_NAME_MAX],
+	        meta_name[PROTO_OBJ_NAME_MAX];
 	struct ring_geometry rg = ring_geo_of(rec);
 	_cleanup_free_ struct queue *q = NULL;
 	struct mq_attr attr;
@@ -451,7 +487,8 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 
 	errbuf[0] = '\0';
 	if (proto_geometry_check(&rec->geo, &why) < 0 || object_name(d, rec, NULL, mq_name) < 0 ||
-	    object_name(d, rec, ".ring", shm_name) < 0 || object_name(d, rec, ".meta", meta_name) < 0) {
+	    object_name(d, rec, ".ring", shm_name) < 0 || object_name(d, rec, ".data", data_name) < 0 ||
+	    object_name(d, rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "its registry record is invalid");
 		return -EINVAL;
 	}
@@ -475,7 +512,7 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 	if (ret == 0)
 		ret = meta_adopt(d, meta_name, rec, &q->meta, errbuf, errcap);
 	if (ret == 0)
-		ret = ring_adopt(d, shm_name, &rg, &q->ring, errbuf, errcap);
+		ret = ring_adopt(d, shm_name, data_name, &rg, &q->ring, errbuf, errcap);
 	if (ret == -EPERM || ret == -ENOENT || (ret < 0 && ret != -EBADMSG)) {
 		meta_unmap(&q->meta);
 		mq_close(q->mq);
@@ -568,6 +605,8 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 		mq_unlink(name);
 	if (object_name(d, rec, ".ring", name) >= 0)
 		shm_unlink(name);
+	if (object_name(d, rec, ".data", name) >= 0)
+		shm_unlink(name);
 	if (object_name(d, rec, ".meta", name) >= 0)
 		shm_unlink(name);
 }
@@ -639,6 +678,8 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 	fds[3] = q->bell >= 0 ? fcntl(q->bell, F_DUPFD_CLOEXEC, 3) : -EIO;
 	if (fds[3] < 0 && q->bell >= 0)
 		fds[3] = -errno;
+	/* payloads and where they are: writable by senders alone */
+	fds[4] = open_shm(d, q, ".data", flags & IPCQ_SEND ? O_RDWR : O_RDONLY);
 	for (int i = 1; i < PROTO_OPEN_FDS; i++) {
 		if (fds[i] < 0) {
 			ret = fds[i];
@@ -752,6 +793,14 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	return 0;
 }
 
+static bool window_empty(void *ctx)
+{
+	const struct reclaim_ctx *rc = ctx;
+	struct mq_attr attr;
+
+	return mq_getattr(rc->q->mq, &attr) == 0 && attr.mq_curmsgs == 0;
+}
+
 /* The periodic sweep's look at the window beside the backlog.
  *  - An empty window beside a backlog two sweeps running means the sender
  *    that would have moved it died (backlog.c): a nudge wakes a receiver,
@@ -805,7 +854,11 @@ static void sweep_window(struct queue *q)
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
 	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
-	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead, .resend = resend, .ctx = &rc };
+	/* orphans are told by two walks some time apart: the periodic sweep's */
+	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead,
+		                        .resend = resend,
+		                        .window_empty = dead == 0 ? window_empty : NULL,
+		                        .ctx = &rc };
 	const char *why = NULL;
 	int n;
 

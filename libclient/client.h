@@ -53,6 +53,9 @@ struct ipcq_queue {
 	size_t inline_max;
 	struct backlog_window window; /* how this handle sends into the mq window */
 	int home_slot; /* -1 when not receiving */
+	/* where a call holding slot i receives: this process's own memory
+	 * (msg_size bytes each, made on first use) */
+	unsigned char *slot_buf[RING_SLOTS];
 	atomic_flag home_busy;
 	/* batches being handed out, and a message too large for the buffer
 	 * ipcq_recv was given (the next receive on the handle returns it) */

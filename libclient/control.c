@@ -150,7 +150,7 @@ EXPORT void ipcq_disconnect(ipcq_client *c)
 int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
                     int fds[PROTO_OPEN_FDS])
 {
-	int got[PROTO_OPEN_FDS] = { -1, -1, -1, -1 };
+	int got[PROTO_OPEN_FDS] = { -1, -1, -1, -1, -1 };
 	uint32_t nfds = 0;
 	const struct proto_reply *dec;
 	ssize_t n;

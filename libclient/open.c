@@ -1,12 +1,15 @@
 /*
  * open.c - opening a queue: the daemon checks the caller's rights and
- * passes the queue's kernel objects (its mq, its ring, its meta page);
- * the handle maps them.
+ * passes the queue's kernel objects (its mq, its ring's two objects, its
+ * meta page); the handle maps them.
  *
  * Each open queue holds its own mq descriptor (a private open file
  * description, so timeouts and flags are ours alone), a mapping of the
- * queue's ring, and the daemon's meta page, read-only.  A receiving
- * handle claims a home receive slot in the ring (see recv.c).
+ * ring's control object (read-write), of its data object (read-write for
+ * a handle that may send, else read-only: the daemon passed a read-only
+ * descriptor, so no mprotect can change that), and the daemon's meta
+ * page, read-only.  A receiving handle claims a home receive slot in the
+ * ring (see recv.c).
  */
 #include "config.h"
 
@@ -25,25 +28,36 @@
 #include "fdpass.h"
 
 
-static int map_ring(ipcq_queue *q, int fd)
+static int map_ring(ipcq_queue *q, int fd, int data_fd)
 {
-	struct stat st;
-	void *mem;
+	bool writable = (q->flags & IPCQ_SEND) != 0;
+	struct stat st, dst;
+	void *mem, *data;
 	int r;
 
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0 || fstat(data_fd, &dst) < 0)
 		return -errno;
-	if (st.st_size < (off_t)RING_HDR_SIZE)
+	if (st.st_size < (off_t)RING_HDR_SIZE || dst.st_size < (off_t)RING_SPAGE_SIZE)
 		return -EPROTO;
 	mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
-	r = ring_attach(&q->ring, mem, (size_t)st.st_size);
+	data = mmap(NULL, (size_t)dst.st_size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, data_fd, 0);
+	if (data == MAP_FAILED) {
+		r = -errno;
+		munmap(mem, (size_t)st.st_size);
+		return r;
+	}
+	r = ring_attach(&q->ring, mem, (size_t)st.st_size, data, (size_t)dst.st_size, writable);
 	if (r == 0 && (q->ring.msg_size != q->geo.msg_size || q->ring.data_size != q->geo.ring_size ||
 	               q->ring.max_payload != q->geo.max_payload))
 		r = -EPROTO;
-	if (r < 0)
+	if (r < 0) {
 		munmap(mem, (size_t)st.st_size);
+		munmap(data, (size_t)dst.st_size);
+		q->ring.hdr = NULL;
+		q->ring.sp = NULL;
+	}
 	return r;
 }
 
@@ -78,6 +92,8 @@ static void queue_free(ipcq_queue *q)
 		ring_slot_free(&q->ring, q->home_slot);
 	if (q->ring.hdr)
 		munmap(q->ring.hdr, q->ring.map_len);
+	if (q->ring.sp)
+		munmap(q->ring.sp, q->ring.data_map_len);
 	if (q->meta)
 		munmap((void *)q->meta, PROTO_META_SIZE);
 	if (q->mq >= 0)
@@ -89,6 +105,8 @@ static void queue_free(ipcq_queue *q)
 	if (q->held_bell >= 0)
 		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
+	for (unsigned i = 0; i < RING_SLOTS; i++)
+		free(q->slot_buf[i]);
 	free(q);
 }
 
@@ -100,7 +118,7 @@ static void queue_freep(ipcq_queue **q)
 EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out)
 {
 	__attribute__((cleanup(queue_freep))) ipcq_queue *q = NULL;
-	int fds[PROTO_OPEN_FDS] = { -1, -1, -1, -1 };
+	int fds[PROTO_OPEN_FDS] = { -1, -1, -1, -1, -1 };
 	struct proto_req req;
 	struct reply_one ro;
 	struct mq_attr attr;
@@ -127,7 +145,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	pthread_mutex_init(&q->recv_lock, NULL);
 	q->client = c;
 	q->flags = flags;
-	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
+	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 || fds[4] < 0) {
 		fdpass_close(&fds[1], PROTO_OPEN_FDS - 1);
 		return -EPROTO;
 	}
@@ -141,9 +159,10 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 		r = -EIO;
 	/* the daemon's page is sound, so a ring that is not was wrecked by a
 	 * client: the daemon quarantines it at its next look */
-	if (r == 0 && map_ring(q, fds[1]) < 0)
+	if (r == 0 && map_ring(q, fds[1], fds[4]) < 0)
 		r = -EIO;
 	close(fds[1]);
+	close(fds[4]);
 	q->ring.bell = fds[3]; /* after map_ring, which sets it to none */
 	if (r < 0)
 		return r;

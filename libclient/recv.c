@@ -9,15 +9,20 @@
  * work stays shared among receivers); its chunk is released when every
  * message of it is.
  *
- * Receiving from the mq goes through a receive slot in the ring's shared
- * memory: mq_receive writes straight into it, so if this process dies
- * between taking a message off the mq and finishing with it, the daemon
- * sees the message and can redeliver it.  Each receiving handle claims a
- * home slot at open; a second thread receiving on the same handle at the
- * same time borrows a free slot for the duration of the call.
+ * Receiving from the mq goes through a receive slot: each receiving
+ * handle claims a home slot in the ring at open (so receivers are counted
+ * and bounded), and a second thread receiving on the same handle at the
+ * same time borrows a free slot for the duration of the call.  The
+ * message itself is received into this process's memory, a buffer per
+ * slot: what the mq gave a receiver is what it hands out, whatever other
+ * clients write into shared memory.  If this process dies between taking
+ * a ring descriptor off the mq and taking its chunk, the daemon finds the
+ * chunk orphaned and sends it again (ring.c); an inline message is lost
+ * then, which is why at-least-once queues carry every message in the ring
+ * (send.c).
  *
  * A message's token says what it is: token2 == 0, an inline message in
- * receive slot `token`; else a chunk at offset token (low 48 bits) of
+ * receive slot `token`'s buffer; else a chunk at offset token (low 48 bits) of
  * generation token2, and in the high bits the record of a batch plus one
  * (0 for a chunk of one message).
  */
@@ -47,15 +52,19 @@ static int slot_acquire(ipcq_queue *q)
 	return ring_slot_claim(&q->ring);
 }
 
-static struct ring_slot *slot_of(ipcq_queue *q, int handle)
+/* The buffer of the slot a call holds: only that call uses it. */
+static unsigned char *slot_buf(ipcq_queue *q, int handle)
 {
-	return ring_slot_at(&q->ring, (unsigned)(handle & ~HOME_SLOT));
+	unsigned idx = (unsigned)(handle & ~HOME_SLOT);
+
+	if (!q->slot_buf[idx])
+		q->slot_buf[idx] = malloc(q->geo.msg_size);
+	return q->slot_buf[idx];
 }
 
 static void slot_put(ipcq_queue *q, int handle)
 {
 	if (handle & HOME_SLOT) {
-		slot_of(q, handle)->buf[0] = 0;
 		atomic_flag_clear_explicit(&q->home_busy, memory_order_release);
 	} else {
 		ring_slot_free(&q->ring, handle);
@@ -213,7 +222,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		struct proto_msg_hdr hdr;
 		struct proto_ring_desc desc;
 	} msg;
-	struct ring_slot *s;
+	unsigned char *buf;
 	struct proto_msg_hdr h;
 	struct ring_ref ref;
 	unsigned prio = 0, flags;
@@ -223,24 +232,22 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	idx = slot_acquire(q);
 	if (idx < 0)
 		return idx;
-	s = slot_of(q, idx);
-	s->buf[0] = 0;
-	/* straight into shared memory, priority included: if we die now, the
-	 * daemon finds the whole message in the slot */
-	n = mq_get(q->mq, s->buf, q->geo.msg_size, &s->prio, timeout_ms);
+	buf = slot_buf(q, idx);
+	if (!buf) {
+		slot_put(q, idx);
+		return -ENOMEM;
+	}
+	n = mq_get(q->mq, buf, q->geo.msg_size, &prio, timeout_ms);
 	if (n < 0) {
 		slot_put(q, idx);
 		return (int)n;
 	}
-	prio = s->prio;
-	/* One copy of what decides, checked and then used: the slot is
-	 * shared memory, which another client may rewrite meanwhile. */
-	memcpy(&msg, s->buf, MIN((size_t)n, sizeof(msg)));
+	memcpy(&msg, buf, MIN((size_t)n, sizeof(msg)));
 	kind = proto_msg_check(&msg, (size_t)n);
 	h = msg.hdr;
 	flags = (h.flags & PROTO_MSGF_REDELIVERED) ? IPCQ_MSG_REDELIVERED : 0;
 	if (kind == PROTO_MSG_INLINE) {
-		*m = (ipcq_msg){ .data = s->buf + sizeof(h),
+		*m = (ipcq_msg){ .data = buf + sizeof(h),
 			         .len = h.len,
 			         .prio = prio,
 			         .flags = flags,
@@ -512,6 +519,12 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	}
 	if (m.len)
 		memcpy(buf, m.data, m.len);
+	if (m.token2 && !ring_unspoilt(&q->ring, m.token & TOKEN_OFFSET_MASK, m.token2)) {
+		/* a client released it under us and a sender reused its space */
+		count_n(&q->ring.hdr->rejected, 1);
+		ipcq_release(q, &m);
+		return -EBADMSG;
+	}
 	if (prio)
 		*prio = m.prio;
 	ipcq_release(q, &m);

@@ -2,8 +2,9 @@
  * send.c - libipcq's send paths.
  *
  * A message goes to the window (the queue's mq) at once when the backlog
- * is empty and the window has room: inline when it fits an mq message,
- * else written into a ring chunk whose descriptor goes on the mq.  When
+ * is empty and the window has room: inline when it fits an mq message
+ * (in an at-most-once queue), else written into a ring chunk whose
+ * descriptor goes on the mq.  When
  * the window is full, or the backlog is not empty, it goes to the
  * backlog in the ring (backlog.c): small ones coalesced into the newest
  * batch of their priority, so a burst under backpressure costs one mq
@@ -139,7 +140,9 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	struct ring_ref ref;
 	int r;
 
-	if (len <= q->inline_max && !backlog_busy(&q->ring)) {
+	/* at-least-once: every message in the ring, where the daemon can find
+	 * it again if its receiver dies (recv.c) */
+	if (len <= q->inline_max && !q->ring.delivery && !backlog_busy(&q->ring)) {
 		r = send_inline_now(q, buf, len, prio);
 		if (r != -EAGAIN)
 			return r;
