@@ -24,10 +24,16 @@ uq() { # ipcq against nobody's daemon
 	as_nobody env XDG_RUNTIME_DIR="$XDG" $IPCQ_NOBODY --user "$@"
 }
 
+# UPID is the subshell that runs the as_nobody function; the daemon is
+# its child, and outlived it before this stopped both
 UPID=
 stop_user_daemon() {
 	[ -n "$UPID" ] || return 0
-	kill -TERM "$UPID" 2>/dev/null || true
+	kids=$(grep -l "^PPid:[[:space:]]*$UPID\$" /proc/[0-9]*/status 2>/dev/null | sed 's|^/proc/\([0-9]*\)/status$|\1|')
+	# the daemon first: the subshell then reaps it and ends
+	# shellcheck disable=SC2086
+	[ -z "$kids" ] || kill -TERM $kids 2>/dev/null || true
+	[ -n "$kids" ] || kill -TERM "$UPID" 2>/dev/null || true
 	wait "$UPID" 2>/dev/null || true
 	UPID=
 }
