@@ -151,8 +151,12 @@ int ipcq_close(ipcq_queue *q);
 int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
 
 /* Copy API.  Messages up to the inline size go on the mq, larger ones
- * through the ring, transparently.  -EMSGSIZE when len > max_payload.
- * ipcq_recv returns the message length; -EMSGSIZE if cap is too small:
+ * through the ring, transparently (in an at-least-once queue every
+ * message goes through the ring, where it survives a receiver that dies
+ * holding it).  -EMSGSIZE when len > max_payload.
+ * ipcq_recv returns the message length; -EBADMSG when the copy was
+ * spoilt while it was made (another client of the queue wrote over what
+ * it must not: see the README's threat model); -EMSGSIZE if cap is too small:
  * the message is kept, and the next receive on this handle returns it
  * (ipcq_geometry_of tells max_payload, a size that always fits).
  * ipcq_close drops a message kept that way.  prio may be NULL. */
@@ -201,7 +205,11 @@ int ipcq_notify(ipcq_queue *q, int signo);
 
 /* Zero-copy API: reserve len bytes in the ring, write them in place, and
  * publish; or read a message in place and release it.  A view of an
- * inline message points into memory owned by the handle's receive slot. */
+ * inline message points into the handle's own memory; a view of a ring
+ * message into the ring, read-only (a receive-only handle maps it so),
+ * where a hostile client of the same queue could have its space reused
+ * under the view (see the README's threat model); copy what must not
+ * change under you. */
 int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms);
 /* Never waits for receivers: a full window sends the message to the
  * backlog (the room it takes was reserved by ipcq_loan, which waits up to
