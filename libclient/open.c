@@ -28,7 +28,7 @@
 #include "fdpass.h"
 
 
-static int map_ring(ipcq_queue *q, int fd, int data_fd)
+static int map_ring(ipcq_queue *q, int fd, int data_fd, uint32_t delivery)
 {
 	bool writable = (q->flags & IPCQ_SEND) != 0;
 	struct stat st, dst;
@@ -49,8 +49,9 @@ static int map_ring(ipcq_queue *q, int fd, int data_fd)
 		return r;
 	}
 	r = ring_attach(&q->ring, mem, (size_t)st.st_size, data, (size_t)dst.st_size, writable);
+	/* what the daemon said, not what a client may have written over */
 	if (r == 0 && (q->ring.msg_size != q->geo.msg_size || q->ring.data_size != q->geo.ring_size ||
-	               q->ring.max_payload != q->geo.max_payload))
+	               q->ring.max_payload != q->geo.max_payload || q->ring.delivery != delivery))
 		r = -EPROTO;
 	if (r < 0) {
 		munmap(mem, (size_t)st.st_size);
@@ -159,7 +160,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 		r = -EIO;
 	/* the daemon's page is sound, so a ring that is not was wrecked by a
 	 * client: the daemon quarantines it at its next look */
-	if (r == 0 && map_ring(q, fds[1], fds[4]) < 0)
+	if (r == 0 && map_ring(q, fds[1], fds[4], ro.st.delivery) < 0)
 		r = -EIO;
 	close(fds[1]);
 	close(fds[4]);
