@@ -1,0 +1,509 @@
+/*
+ * rights.c - rights hold in shared memory, for t_rights.sh: a client
+ * without send rights can never make a message appear.
+ *
+ *   rights maps SOCKET QUEUE
+ *       a receive-only handle maps the ring's payload memory read-only (not
+ *       writable in /proc/self/maps, a write there ends a child with
+ *       SIGSEGV, mprotect cannot make it writable, and the object cannot be
+ *       opened for writing by name unless this process owns it), while its
+ *       control memory stays writable; a send handle and a send-and-receive
+ *       handle map payload memory writable; the meta page is read-only to
+ *       every handle
+ *   rights forge SOCKET QUEUE
+ *       a receive-only client writes a well-formed inline message into its
+ *       own receive slot and kills itself: once the daemon freed the slot, a
+ *       receiver gets nothing within RECV_QUIET_MS, nothing counts as
+ *       redelivered, and a genuine message sent afterwards still arrives.
+ *       (Receive slots hold no message, so the daemon has nothing to drop
+ *       or reject: what it counts there is reported, not checked.)
+ *   rights mq SOCKET QUEUE
+ *       a receive-only handle's mq descriptor refuses a send (EBADF)
+ *   rights ring-only SOCKET QUEUE
+ *       QUEUE is at-least-once: a message small enough to go inline goes
+ *       through the ring all the same (sent_ring counts it) and arrives
+ *       intact
+ *
+ * Each prints what it checked and exits 0 when the contract holds, 1 when
+ * it does not (with a line on stderr per broken rule), 3 when it could not
+ * check (no daemon, no queue, an unexpected layout): then the test is
+ * broken, not the daemon.  Every wait is bounded.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <mqueue.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h" /* the handle's ring, slot and mq, which a hostile client would use */
+#include "ipcq.h"
+#include "proto.h"
+#include "ring.h"
+
+#define EXIT_BROKEN 1
+#define EXIT_CANNOT 3
+#define FORGED "forged"
+#define GENUINE "genuine"
+#define SMALL "0123456789"
+/* how long the daemon may take to find the dead receiver and free its slot */
+#define SLOT_FREED_MS 5000
+#define POLL_MS 50
+/* a receiver waits this long for what the daemon might make of the slot:
+ * past a sweep of the daemon (one a second) */
+#define RECV_QUIET_MS 1500
+#define CALL_TIMEOUT_MS 2000
+
+static const char *mode = "rights";
+static int broken;
+
+static void violated(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void violated(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "rights %s: ", mode);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	broken = 1;
+}
+
+static int cannot(const char *what, int err)
+{
+	fprintf(stderr, "rights %s: cannot %s: %s\n", mode, what, ipcq_strerror(err));
+	return EXIT_CANNOT;
+}
+
+static int open_queue(const char *sock, const char *queue, int flags, ipcq_client **c, ipcq_queue **q)
+{
+	int r = ipcq_connect(c, sock);
+
+	if (r < 0)
+		return r;
+	r = ipcq_open(*c, queue, flags, q);
+	if (r < 0)
+		ipcq_disconnect(*c);
+	return r;
+}
+
+static void close_queue(ipcq_client *c, ipcq_queue *q)
+{
+	ipcq_close(q);
+	ipcq_disconnect(c);
+}
+
+static int stat_queue(const char *sock, const char *queue, ipcq_stats *st)
+{
+	ipcq_client *c;
+	int r = ipcq_connect(&c, sock);
+
+	if (r < 0)
+		return r;
+	r = ipcq_stat(c, queue, st);
+	ipcq_disconnect(c);
+	return r;
+}
+
+/* ---- the mappings ---- */
+
+struct mapping {
+	uintptr_t lo, hi;
+	char perms[5];
+	char path[256];
+};
+
+/* The mapping of this process that holds addr; false if none does. */
+static bool mapping_of(const void *addr, struct mapping *m)
+{
+	uintptr_t a = (uintptr_t)addr;
+	char line[512];
+	bool found = false;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		int path_at = 0;
+
+		*m = (struct mapping){ 0 };
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %4s %*s %*s %*s %n", &m->lo, &m->hi, m->perms,
+		           &path_at) < 3 || a < m->lo || a >= m->hi)
+			continue;
+		if (path_at > 0)
+			snprintf(m->path, sizeof(m->path), "%.*s", (int)strcspn(line + path_at, "\n"),
+			         line + path_at);
+		found = true;
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/* How a child that stores one byte at addr (the byte already there, so a
+ * store that is allowed changes nothing) ends: its wait status. */
+static int store_in_child(volatile unsigned char *addr)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		struct rlimit nocore = { 0, 0 };
+		struct sigaction dfl = { .sa_handler = SIG_DFL };
+		unsigned char v;
+
+		setrlimit(RLIMIT_CORE, &nocore);
+		sigaction(SIGSEGV, &dfl, NULL); /* not a sanitizer's handler */
+		v = *addr;
+		*addr = v;
+		_exit(0);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return status;
+}
+
+/* A read-only shared mapping that no one can make writable: not by
+ * mprotect (the descriptor it was made from was read-only), not by opening
+ * the object again by name (unless this process owns it, as the daemon's
+ * user would). */
+static void check_read_only(const char *what, const void *addr)
+{
+	struct mapping m;
+	struct stat st;
+	int fd;
+
+	if (!mapping_of(addr, &m)) {
+		violated("%s: no mapping holds it", what);
+		return;
+	}
+	if (m.perms[1] == 'w' || m.perms[3] != 's')
+		violated("%s is mapped %s, not r--s (%s)", what, m.perms, m.path);
+	if (mprotect((void *)m.lo, m.hi - m.lo, PROT_READ | PROT_WRITE) == 0) {
+		violated("%s could be made writable with mprotect: its descriptor was writable", what);
+		/* as it was: the mapping may hold more than what (the whole ring) */
+		mprotect((void *)m.lo, m.hi - m.lo, PROT_READ | (m.perms[1] == 'w' ? PROT_WRITE : 0));
+	}
+	if (m.path[0] == '/' && stat(m.path, &st) == 0) {
+		if (st.st_uid == geteuid()) {
+			printf("  (%s: not reopened by name: this process owns %s)\n", what, m.path);
+		} else if ((fd = open(m.path, O_RDWR | O_CLOEXEC)) >= 0) {
+			violated("%s: %s opens for writing by name", what, m.path);
+			close(fd);
+		}
+	}
+}
+
+static void check_payload(const char *what, ipcq_queue *q, bool writable)
+{
+	char label[128];
+	struct mapping m;
+	int status;
+
+	if (!mapping_of(q->ring.data, &m)) {
+		violated("%s: no mapping holds the payload memory", what);
+		return;
+	}
+	if (writable && m.perms[1] != 'w')
+		violated("%s: payload memory is mapped %s (%s), not rw-s", what, m.perms, m.path);
+	status = store_in_child(q->ring.data);
+	if (status < 0) {
+		violated("%s: cannot fork a child to store into payload memory: %s", what, strerror(errno));
+	} else if (writable) {
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			violated("%s: a store into payload memory ended the child (status %#x)", what, status);
+	} else if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV) {
+		if (WIFEXITED(status))
+			violated("%s: a store into payload memory succeeded (exit %d)", what, WEXITSTATUS(status));
+		else
+			violated("%s: a store into payload memory ended the child by signal %d, not SIGSEGV", what,
+			         WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	}
+	snprintf(label, sizeof(label), "%s: payload memory", what);
+	if (!writable)
+		check_read_only(label, q->ring.data);
+	snprintf(label, sizeof(label), "%s: the meta page", what);
+	check_read_only(label, q->meta);
+	if (!mapping_of(q->ring.hdr, &m))
+		violated("%s: no mapping holds the ring's control memory", what);
+	else if (m.perms[1] != 'w')
+		violated("%s: the ring's control memory is mapped %s: receivers need it writable", what, m.perms);
+}
+
+static int maps(const char *sock, const char *queue)
+{
+	static const struct {
+		const char *what;
+		int flags;
+	} handles[] = {
+		{ "a receive-only handle", IPCQ_RECV },
+		{ "a send-only handle", IPCQ_SEND },
+		{ "a send-and-receive handle", IPCQ_SEND | IPCQ_RECV },
+	};
+	size_t i;
+
+	/* one handle at a time, so no other mapping of the queue is there */
+	for (i = 0; i < sizeof(handles) / sizeof(handles[0]); i++) {
+		ipcq_client *c;
+		ipcq_queue *q;
+		int r = open_queue(sock, queue, handles[i].flags, &c, &q);
+
+		if (r < 0)
+			return cannot("open the queue", r);
+		check_payload(handles[i].what, q, handles[i].flags & IPCQ_SEND);
+		close_queue(c, q);
+	}
+	if (!broken)
+		printf("receive-only handles map payload memory read-only (a store is SIGSEGV, mprotect "
+		       "refused), senders read-write; control memory writable, the meta page read-only\n");
+	return broken;
+}
+
+/* ---- a forged message in a dead receiver's slot ---- */
+
+/* The child: a receive-only client forges a message in its own receive
+ * slot, where mq_receive could have left one (the slot is the receiver's
+ * to write: every byte after its owner word), and dies. */
+static void forge_and_die(const char *sock, const char *queue)
+{
+	struct proto_msg_hdr mh = { .kind = PROTO_MSG_INLINE, .len = sizeof(FORGED) - 1 };
+	size_t at = (sizeof(((struct ring_slot *)NULL)->owner) + 7u) & ~(size_t)7u;
+	unsigned char *slot;
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r = open_queue(sock, queue, IPCQ_RECV, &c, &q);
+
+	if (r < 0) {
+		cannot("open the queue receive-only", r);
+		_exit(EXIT_CANNOT);
+	}
+	if (q->home_slot < 0 || q->ring.slot_size < at + sizeof(mh) + sizeof(FORGED) - 1) {
+		fprintf(stderr, "rights forge: the handle has no receive slot to forge in\n");
+		_exit(EXIT_CANNOT);
+	}
+	slot = (unsigned char *)ring_slot_at(&q->ring, (unsigned)q->home_slot);
+	memcpy(slot + at, &mh, sizeof(mh));
+	memcpy(slot + at + sizeof(mh), FORGED, sizeof(FORGED) - 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	kill(getpid(), SIGKILL);
+	_exit(EXIT_CANNOT);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int forge(const char *sock, const char *queue)
+{
+	char buf[4096];
+	ipcq_stats before, after;
+	ipcq_client *c, *sc;
+	ipcq_queue *q, *sq;
+	uint64_t deadline;
+	ssize_t n;
+	int status, r;
+	pid_t pid;
+
+	r = stat_queue(sock, queue, &before);
+	if (r < 0)
+		return cannot("stat the queue", r);
+	if (before.depth != 0 || before.receivers != 0) {
+		fprintf(stderr, "rights forge: the queue is in use (depth %" PRIu64 ", %u receivers)\n",
+		        before.depth, before.receivers);
+		return EXIT_CANNOT;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return cannot("fork", -errno);
+	if (pid == 0)
+		forge_and_die(sock, queue);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return cannot("wait for the forger", -errno);
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV) {
+		fprintf(stderr, "rights forge: the receive slot is not writable: this test needs updating\n");
+		return EXIT_CANNOT;
+	}
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return EXIT_CANNOT; /* it said why */
+
+	/* the daemon finds the dead receiver and frees its slot */
+	deadline = now_ms() + SLOT_FREED_MS;
+	do {
+		r = stat_queue(sock, queue, &after);
+		if (r < 0)
+			return cannot("stat the queue", r);
+		if (after.receivers == 0)
+			break;
+		usleep(POLL_MS * 1000);
+	} while (now_ms() < deadline);
+	if (after.receivers != 0)
+		violated("the dead receiver's slot is still in use after %d ms", SLOT_FREED_MS);
+
+	r = open_queue(sock, queue, IPCQ_RECV, &c, &q);
+	if (r < 0)
+		return cannot("open a receiver", r);
+	n = ipcq_recv(q, buf, sizeof(buf) - 1, NULL, RECV_QUIET_MS);
+	if (n >= 0) {
+		buf[n] = '\0';
+		violated("a receiver got a message the dead receive-only client wrote into its slot: '%s'%s",
+		         buf, strcmp(buf, FORGED) == 0 ? " (the forgery itself)" : "");
+	} else if (n != -ETIMEDOUT) {
+		violated("the receiver's wait ended with %s, not a timeout", ipcq_strerror((int)n));
+	}
+	r = stat_queue(sock, queue, &after);
+	if (r < 0)
+		return cannot("stat the queue", r);
+	if (after.redelivered != before.redelivered)
+		violated("redelivered went from %" PRIu64 " to %" PRIu64 ": the forgery was delivered",
+		         before.redelivered, after.redelivered);
+
+	/* the receiver works: a genuine message gets through */
+	r = open_queue(sock, queue, IPCQ_SEND, &sc, &sq);
+	if (r < 0)
+		return cannot("open a sender", r);
+	r = ipcq_send(sq, GENUINE, sizeof(GENUINE) - 1, 0, CALL_TIMEOUT_MS);
+	close_queue(sc, sq);
+	if (r < 0)
+		return cannot("send a genuine message", r);
+	n = ipcq_recv(q, buf, sizeof(buf) - 1, NULL, CALL_TIMEOUT_MS);
+	if (n < 0)
+		return cannot("receive the genuine message", (int)n);
+	buf[n] = '\0';
+	if (strcmp(buf, GENUINE) != 0)
+		violated("the message after the forgery is '%s', not '%s'", buf, GENUINE);
+	close_queue(c, q);
+	if (!broken)
+		printf("a message forged in a dead receive-only client's slot is not delivered, nor counted "
+		       "redelivered (dropped %" PRIu64 ", rejected %" PRIu64 "); a genuine one after it is\n",
+		       after.dropped - before.dropped, after.rejected - before.rejected);
+	return broken;
+}
+
+/* ---- the mq ---- */
+
+static int mq(const char *sock, const char *queue)
+{
+	struct proto_msg_hdr mh = { .kind = PROTO_MSG_INLINE, .len = sizeof(FORGED) - 1 };
+	char msg[sizeof(mh) + sizeof(FORGED)];
+	struct timespec until;
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r = open_queue(sock, queue, IPCQ_RECV, &c, &q);
+
+	if (r < 0)
+		return cannot("open the queue receive-only", r);
+	memcpy(msg, &mh, sizeof(mh));
+	memcpy(msg + sizeof(mh), FORGED, sizeof(FORGED) - 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 100 * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (mq_timedsend(q->mq, msg, sizeof(mh) + sizeof(FORGED) - 1, 0, &until) == 0)
+		violated("a receive-only handle's mq descriptor took a message");
+	else if (errno != EBADF)
+		violated("a send on a receive-only handle's mq failed with %s, not EBADF", strerror(errno));
+	close_queue(c, q);
+	if (!broken)
+		printf("a receive-only handle's mq descriptor refuses a send (EBADF)\n");
+	return broken;
+}
+
+/* ---- at-least-once: everything through the ring ---- */
+
+static int ring_only(const char *sock, const char *queue)
+{
+	char buf[4096];
+	ipcq_stats before, after;
+	ipcq_client *c;
+	ipcq_queue *q;
+	ssize_t n;
+	int r = open_queue(sock, queue, IPCQ_SEND | IPCQ_RECV, &c, &q);
+
+	if (r < 0)
+		return cannot("open the queue", r);
+	r = ipcq_stat(c, queue, &before);
+	if (r < 0)
+		return cannot("stat the queue", r);
+	if (before.delivery != 1) {
+		fprintf(stderr, "rights ring-only: %s is not at-least-once (delivery %u)\n", queue,
+		        before.delivery);
+		return EXIT_CANNOT;
+	}
+	if (q->inline_max < sizeof(SMALL) - 1) {
+		fprintf(stderr, "rights ring-only: %zu bytes could never go inline here\n", sizeof(SMALL) - 1);
+		return EXIT_CANNOT;
+	}
+	r = ipcq_send(q, SMALL, sizeof(SMALL) - 1, 0, CALL_TIMEOUT_MS);
+	if (r < 0)
+		return cannot("send", r);
+	r = ipcq_stat(c, queue, &after);
+	if (r < 0)
+		return cannot("stat the queue", r);
+	if (after.sent != before.sent + 1) {
+		fprintf(stderr, "rights ring-only: sent went from %" PRIu64 " to %" PRIu64 " for one send\n",
+		        before.sent, after.sent);
+		return EXIT_CANNOT;
+	}
+	if (after.sent_ring != before.sent_ring + 1)
+		violated("a %zu-byte message in an at-least-once queue did not go through the ring "
+		         "(sent_ring %" PRIu64 " -> %" PRIu64 ")",
+		         sizeof(SMALL) - 1, before.sent_ring, after.sent_ring);
+	n = ipcq_recv(q, buf, sizeof(buf), NULL, CALL_TIMEOUT_MS);
+	if (n < 0)
+		violated("the message did not come back: %s", ipcq_strerror((int)n));
+	else if ((size_t)n != sizeof(SMALL) - 1 || memcmp(buf, SMALL, (size_t)n) != 0)
+		violated("the message came back as %zd bytes '%.*s'", n, (int)n, buf);
+	close_queue(c, q);
+	if (!broken)
+		printf("in an at-least-once queue a %zu-byte message goes through the ring and arrives intact\n",
+		       sizeof(SMALL) - 1);
+	return broken;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*run)(const char *sock, const char *queue);
+	} modes[] = {
+		{ "maps", maps },
+		{ "forge", forge },
+		{ "mq", mq },
+		{ "ring-only", ring_only },
+	};
+	size_t i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (i = 0; argc == 4 && i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(argv[1], modes[i].name) == 0) {
+			mode = modes[i].name;
+			return modes[i].run(argv[2], argv[3]);
+		}
+	}
+	fprintf(stderr, "usage: rights maps|forge|mq|ring-only SOCKET QUEUE\n");
+	return 2;
+}
