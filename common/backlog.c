@@ -244,6 +244,15 @@ static struct ring_chunk *find_queued(struct ring *r, unsigned lv, uint64_t *pos
 
 		if (size < RING_ALIGN || size % RING_ALIGN || size > head - p || p % r->data_size + size > r->data_size ||
 		    c->magic != RING_CHUNK_MAGIC) {
+			/* the newest batch, left longer than head by a grower that
+			 * died: a receive-only client cannot repair head; the next
+			 * sender or the daemon's sweep will */
+			if (!r->writable && p == r->sp->last && w == RING_WORD(RING_QUEUED, 0, c->gen) &&
+			    size > head - p && size % RING_ALIGN == 0 && p % r->data_size + size <= r->data_size &&
+			    c->magic == RING_CHUNK_MAGIC) {
+				*err = -EAGAIN;
+				return NULL;
+			}
 			/* a cursor a client set between chunks: walk from the tail once */
 			if (!from_tail) {
 				p = atomic_load_explicit(&r->sp->tail, memory_order_acquire);

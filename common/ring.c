@@ -650,6 +650,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	c->kind = RING_KIND_RAW;
 	ring_cs(r, c)->level = 0;
 	c->count = 0;
+	atomic_store_explicit(&c->sealed, 0, memory_order_relaxed);
 	atomic_store_explicit(&ring_cs(r, c)->handed, 0, memory_order_relaxed);
 	atomic_store_explicit(&ring_cs(r, c)->done, 0, memory_order_relaxed);
 	r->sp->last = head;
@@ -998,16 +999,20 @@ static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int wi
                         const struct ring_reclaim_ops *ops)
 {
 	struct ring_cstate *cs = ring_cs(r, c);
+	uint32_t mark;
 
 	if (window_empty == WINDOW_UNASKED)
 		return 0; /* a walk for a death, not the sweep: marks stay as they are */
+	/* the mark names the chunk by its generation (never 0), so a mark
+	 * left at this offset by an earlier chunk is no mark */
+	mark = (uint32_t)c->gen | 1u;
 	if (RING_WORD_STATE(w) != RING_PUBLISHED || !window_empty || RING_WORD_GEN32(w) != (uint32_t)c->gen) {
 		if (cs->orphan)
 			cs->orphan = 0;
 		return 0;
 	}
-	if (!cs->orphan) {
-		cs->orphan = 1;
+	if (cs->orphan != mark) {
+		cs->orphan = mark;
 		return 0;
 	}
 	cs->orphan = 0;

@@ -108,9 +108,11 @@ struct ring_cstate {
 	 * chunk sets them, the daemon reads them when the holder died */
 	_Atomic uint64_t handed;
 	_Atomic uint64_t done;
-	uint8_t level;  /* backlog level, while QUEUED (backlog.c) */
-	uint8_t orphan; /* the daemon saw it PUBLISHED beside an empty window (ring.c) */
-	uint8_t spare_[6];
+	uint8_t level; /* backlog level, while QUEUED (backlog.c) */
+	uint8_t spare_[3];
+	/* the daemon saw it PUBLISHED beside an empty window: its generation's
+	 * low bits, with bit 0 set (ring.c, orphan_check) */
+	uint32_t orphan;
 };
 
 /* The senders' page, at the start of the data object: what says where

@@ -1,16 +1,19 @@
 /*
  * test_backlog.c - the backlog (common/backlog.c) alone, in one
- * process: a ring formatted in anonymous shared memory, driven by the
- * sender's and the receiver's backlog operations directly, with a fake
- * window standing in for the mq: an array of descriptors with a capacity
- * the test sets, whose send says -EAGAIN when it is full, drained the way
- * the mq hands messages out (highest priority first, FIFO within one).
+ * process: a ring formatted in two anonymous shared mappings (its control
+ * and data objects), driven by the sender's and the receiver's backlog
+ * operations directly, with a fake window standing in for the mq: an
+ * array of descriptors with a capacity the test sets, whose send says
+ * -EAGAIN when it is full, drained the way the mq hands messages out
+ * (highest priority first, FIFO within one).
  *
  * Every message carries its id, its length and a pattern derived from
  * both, so what comes out is checked to be exactly what went in, once.
  * A dead client is a holder id (DEAD_HOLDER) that the fake daemon's
  * is_dead declares dead; where it matters, a forked child with that id
- * really dies in the middle of an operation.
+ * really dies in the middle of an operation.  A receive-only client is a
+ * second view of the ring whose data object is mapped read-only (from a
+ * memfd): a write it made there would kill the test with SIGSEGV.
  */
 #include "config.h"
 
@@ -22,6 +25,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +38,12 @@
 #include "backlog.h"
 #include "proto.h"
 #include "ring.h"
+#include "ring_impl.h"
 #include "util.h"
 
 #define KIB 1024ull
 #define TEST_HOLDER 4242u
+#define RECEIVER_HOLDER 5151u /* a receive-only client */
 #define DEAD_HOLDER 777u /* a holder id no live process has */
 #define BIT(i) ((uint64_t)1 << (i))
 
@@ -51,12 +57,16 @@ static uint64_t all_records(unsigned n)
 
 struct test_ring {
 	struct ring r;
-	void *mem;
+	void *mem; /* the control object */
 	size_t len;
+	void *data; /* the data object */
+	size_t data_len;
+	int data_fd; /* the data object's memfd, or -1 (anonymous) */
+	void *ro_data; /* a read-only mapping of it, for a receive-only view */
 	struct ring_geometry geo;
 };
 
-static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
+static struct test_ring *ring_new_in(uint64_t data_size, uint64_t max_payload, uint32_t delivery, bool memfd)
 {
 	struct test_ring *t = calloc(1, sizeof(*t));
 
@@ -66,11 +76,41 @@ static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint
 	};
 	assert_int_equal(ring_geometry_check(&t->geo, NULL), 0);
 	t->len = ring_map_size(&t->geo);
+	t->data_len = ring_data_map_size(&t->geo);
+	t->data_fd = -1;
 	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(t->mem != MAP_FAILED);
-	assert_int_equal(ring_format(&t->r, t->mem, t->len, &t->geo), 0);
+	if (memfd) {
+		t->data_fd = memfd_create("test_backlog.data", MFD_CLOEXEC);
+		assert_true(t->data_fd >= 0);
+		assert_int_equal(ftruncate(t->data_fd, (off_t)t->data_len), 0);
+		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->data_fd, 0);
+	} else {
+		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
+	assert_true(t->data != MAP_FAILED);
+	assert_int_equal(ring_format(&t->r, t->mem, t->len, t->data, t->data_len, &t->geo), 0);
 	t->r.self = TEST_HOLDER;
 	return t;
+}
+
+static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
+{
+	return ring_new_in(data_size, max_payload, delivery, false);
+}
+
+/* A receive-only client's view of t (made with ring_new_in(..., true)):
+ * the control object shared read-write, the data object mapped again,
+ * read-only, as the daemon's read-only descriptor makes it. */
+static void attach_receive_only(struct test_ring *t, struct ring *ro)
+{
+	assert_true(t->data_fd >= 0);
+	if (!t->ro_data) {
+		t->ro_data = mmap(NULL, t->data_len, PROT_READ, MAP_SHARED, t->data_fd, 0);
+		assert_true(t->ro_data != MAP_FAILED);
+	}
+	assert_int_equal(ring_attach(ro, t->mem, t->len, t->ro_data, t->data_len, false), 0);
+	ro->self = RECEIVER_HOLDER;
 }
 
 static int teardown_ring(void **state)
@@ -78,7 +118,12 @@ static int teardown_ring(void **state)
 	struct test_ring *t = *state;
 
 	if (t) {
+		if (t->ro_data)
+			munmap(t->ro_data, t->data_len);
+		munmap(t->data, t->data_len);
 		munmap(t->mem, t->len);
+		if (t->data_fd >= 0)
+			close(t->data_fd);
 		free(t);
 	}
 	*state = NULL;
@@ -88,6 +133,12 @@ static int teardown_ring(void **state)
 static struct ring_chunk *chunk_at(const struct ring *r, uint64_t pos)
 {
 	return (struct ring_chunk *)(r->data + pos % r->data_size);
+}
+
+/* The state word of the chunk at pos, in the control object's table. */
+static _Atomic uint64_t *word_at(const struct ring *r, uint64_t pos)
+{
+	return &ring_cs(r, chunk_at(r, pos))->word;
 }
 
 static uint64_t chunks_of(const struct ring *r)
@@ -186,7 +237,7 @@ static int take(struct test_ring *t, struct ring_ref *out, int timeout_ms)
 
 struct fake_window {
 	unsigned cap;     /* descriptors it holds; send is -EAGAIN beyond */
-	unsigned n;
+	_Atomic unsigned n; /* the daemon's sweep may ask it from another thread */
 	unsigned sends;   /* descriptors accepted, in all */
 	unsigned refused; /* sends refused because it was full */
 	struct {
@@ -266,9 +317,10 @@ struct seen {
 	unsigned prio[IDS_MAX];
 };
 
-/* Every message of a taken chunk that is not done with: checked, noted
- * in s, and released (the chunk when its last record is done). */
-static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct seen *s)
+/* Every message of a chunk taken through r that is not done with:
+ * checked, noted in s, and released (the chunk when its last record is
+ * done). */
+static void consume_ref_in(struct ring *r, const struct ring_ref *ref, struct seen *s)
 {
 	if (ref->kind == RING_KIND_RAW) {
 		int64_t id = msg_id(ref->payload, ref->len);
@@ -277,7 +329,7 @@ static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct 
 		assert_true(s->n < IDS_MAX);
 		s->prio[s->n] = ref->prio;
 		s->ids[s->n++] = (uint32_t)id;
-		ring_release(&t->r, ref);
+		ring_release(r, ref);
 		return;
 	}
 	{
@@ -285,7 +337,7 @@ static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct 
 		unsigned left = 0;
 
 		assert_int_equal(ref->kind, RING_KIND_BATCH);
-		assert_int_equal(ring_batch_records(&t->r, ref, rec), 0);
+		assert_int_equal(ring_batch_records(r, ref, rec), 0);
 		for (unsigned i = 0; i < ref->count; i++)
 			left += !(ref->done & BIT(i));
 		assert_true(left > 0);
@@ -299,12 +351,17 @@ static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct 
 			assert_true(s->n < IDS_MAX);
 			s->prio[s->n] = ref->prio;
 			s->ids[s->n++] = (uint32_t)id;
-			ring_batch_handed(&t->r, ref->offset, i);
+			ring_batch_handed(r, ref->offset, i);
 			/* true for the last one only */
-			assert_int_equal(ring_batch_done(&t->r, ref->offset, ref->gen, i), --left == 0);
+			assert_int_equal(ring_batch_done(r, ref->offset, ref->gen, i), --left == 0);
 		}
-		ring_release(&t->r, ref);
+		ring_release(r, ref);
 	}
+}
+
+static void consume_ref(struct test_ring *t, const struct ring_ref *ref, struct seen *s)
+{
+	consume_ref_in(&t->r, ref, s);
 }
 
 /* Take from the backlog until it is empty. */
@@ -582,7 +639,7 @@ static void test_submit_bypasses_only_an_empty_backlog(void **state)
 	assert_int_equal(submit_raw(t, &w, 0, 2000, 4), 0);
 	assert_int_equal(fw.n, 1);
 	assert_int_equal(backlog_of(&t->r), 0);
-	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, 0)->word)), RING_PUBLISHED);
+	assert_int_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, 0))), RING_PUBLISHED);
 
 	assert_int_equal(submit_raw(t, &w, 1, 2000, 4), 0); /* window full: backlog */
 	assert_int_equal(fw.n, 1);
@@ -598,10 +655,11 @@ static void test_submit_bypasses_only_an_empty_backlog(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-/* A loan published while another client holds the lock: with
+/* A loan published while another client holds the locks: with
  * BACKLOG_KEEP_ON_TIMEOUT the wait ends at the deadline and the loan is
- * still the caller's, reserved, to publish again once the lock is free;
- * without it, the chunk is given back. */
+ * still the caller's, reserved (and unsealed), to publish again once the
+ * locks are free; without it, the chunk is given back.  Another sender
+ * holds both locks, a receiver the shared one alone: either will do. */
 static void test_submit_keeps_a_loan_when_the_lock_wait_times_out(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
@@ -612,12 +670,15 @@ static void test_submit_keeps_a_loan_when_the_lock_wait_times_out(void **state)
 
 	assert_int_equal(ring_reserve(&t->r, 2000, 0, &ref), 0);
 	make_msg(ref.payload, 7, 2000);
-	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1); /* someone else's turn, for ever */
+	atomic_store(&t->r.sp->lock, DEAD_HOLDER << 1); /* someone else's turn, for ever */
+	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
 	assert_int_equal(backlog_submit(&t->r, &ref, 3, 1, &w, 50, BACKLOG_KEEP_ON_TIMEOUT), -ETIMEDOUT);
-	assert_int_equal(atomic_load(&chunk_at(&t->r, 0)->word), RING_WORD(RING_RESERVED, t->r.self, ref.gen));
+	assert_int_equal(atomic_load(word_at(&t->r, 0)), RING_WORD(RING_RESERVED, t->r.self, ref.gen));
+	assert_int_equal(atomic_load(&chunk_at(&t->r, 0)->sealed), 0);
 	assert_int_equal(backlog_of(&t->r), 0);
 	assert_int_equal(ring_loan_ref(&t->r, ref.payload, 2000, &again), 0);
 
+	atomic_store(&t->r.sp->lock, 0);
 	atomic_store(&t->r.hdr->lock, 0);
 	assert_int_equal(backlog_submit(&t->r, &again, 3, 1, &w, 50, BACKLOG_KEEP_ON_TIMEOUT), 0);
 	assert_int_equal(backlog_of(&t->r), 1);
@@ -626,8 +687,9 @@ static void test_submit_keeps_a_loan_when_the_lock_wait_times_out(void **state)
 
 	/* without the flag the chunk goes back to the ring */
 	assert_int_equal(ring_reserve(&t->r, 2000, 0, &ref), 0);
-	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
+	atomic_store(&t->r.hdr->lock, RECEIVER_HOLDER << 1);
 	assert_int_equal(backlog_submit(&t->r, &ref, 3, 1, &w, 50, 0), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0); /* the senders' lock given back */
 	atomic_store(&t->r.hdr->lock, 0);
 	assert_int_equal(ring_loan_ref(&t->r, ref.payload, 2000, &again), -EINVAL);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
@@ -705,42 +767,53 @@ static void test_more_priorities_than_levels_all_come_out(void **state)
 
 /* ---- a full ring ---- */
 
+/* Both objects, the control object first, into copy (t->len +
+ * t->data_len bytes). */
 static void snapshot(const struct test_ring *t, unsigned char *copy)
 {
 	memcpy(copy, t->mem, t->len);
+	memcpy(copy + t->len, t->data, t->data_len);
 }
 
 static void assert_unchanged(const struct test_ring *t, const unsigned char *copy)
 {
-	const unsigned char *now = t->mem;
+	const unsigned char *ctl = t->mem, *data = t->data;
 
 	for (size_t i = 0; i < t->len; i++)
-		if (now[i] != copy[i]) {
-			print_error("byte %zu of the mapping changed (%u -> %u)\n", i, copy[i], now[i]);
+		if (ctl[i] != copy[i]) {
+			print_error("byte %zu of the control object changed (%u -> %u)\n", i, copy[i], ctl[i]);
+			fail();
+		}
+	for (size_t i = 0; i < t->data_len; i++)
+		if (data[i] != copy[t->len + i]) {
+			print_error("byte %zu of the data object changed (%u -> %u)\n", i, copy[t->len + i], data[i]);
 			fail();
 		}
 }
 
-/* The mapping is as in copy, but for a PAD chunk a refused append may
+/* The objects are as in copy, but for a PAD chunk a refused append may
  * lay at head up to the end of the data area (it is needed before any
  * chunk that does not fit there, so the ring lays it as soon as it fits):
- * then head and the chunk count moved past it, and nothing else. */
+ * then head and the chunk count moved past it, the pad's header and
+ * state were written, and nothing else. */
 static void assert_unchanged_but_pad(const struct test_ring *t, unsigned char *copy)
 {
-	const struct ring_hdr *was = (const struct ring_hdr *)copy;
-	uint64_t old_head = atomic_load(&was->head), head = atomic_load(&t->r.hdr->head);
+	unsigned char *was_data = copy + t->len;
+	const struct ring_spage *was = (const struct ring_spage *)was_data;
+	uint64_t old_head = atomic_load(&was->head), head = atomic_load(&t->r.sp->head);
 
 	if (head != old_head) {
 		uint64_t ds = t->r.data_size, pad = ds - old_head % ds;
 		const struct ring_chunk *c = chunk_at(&t->r, old_head);
-		size_t data_off = (size_t)(t->r.data - (unsigned char *)t->mem);
+		const struct ring_cstate *cs = ring_cs(&t->r, c);
 
 		assert_int_equal(head, old_head + pad);
-		assert_int_equal(RING_WORD_STATE(atomic_load(&c->word)), RING_PAD);
+		assert_int_equal(RING_WORD_STATE(atomic_load(&cs->word)), RING_PAD);
 		assert_int_equal(c->size, pad);
-		memcpy(copy + offsetof(struct ring_hdr, head), (const void *)&t->r.hdr->head, sizeof(uint64_t));
+		memcpy(was_data + offsetof(struct ring_spage, head), (const void *)&t->r.sp->head, sizeof(uint64_t));
 		memcpy(copy + offsetof(struct ring_hdr, chunks), (const void *)&t->r.hdr->chunks, sizeof(uint64_t));
-		memcpy(copy + data_off + old_head % ds, c, sizeof(*c));
+		memcpy(was_data + RING_SPAGE_SIZE + old_head % ds, c, sizeof(*c));
+		memcpy(copy + ((const unsigned char *)cs - (const unsigned char *)t->mem), cs, sizeof(*cs));
 	}
 	assert_unchanged(t, copy);
 }
@@ -754,7 +827,7 @@ static void test_full_ring_append_is_eagain_and_writes_nothing(void **state)
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct fake_window fw = { .cap = 0 };
 	struct backlog_window w = window_of(&fw);
-	unsigned char *copy = malloc(t->len);
+	unsigned char *copy = malloc(t->len + t->data_len);
 	uint32_t rnd = 777, accepted = 0, refused = 0;
 	struct seen s = { 0 };
 	uint64_t start;
@@ -821,7 +894,7 @@ static void test_given_back_batch_is_taken_again_without_done_records(void **sta
 
 	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0) | BIT(1) | BIT(2)), 0);
 	assert_int_equal(backlog_of(&t->r), 2);
-	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, ref.pos)->word)), RING_QUEUED);
+	assert_int_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, ref.pos))), RING_QUEUED);
 
 	assert_int_equal(take(t, &again, 0), 0);
 	assert_int_equal(again.pos, ref.pos);
@@ -1006,22 +1079,44 @@ static bool is_dead(uint32_t holder, void *arg)
 	return holder == DEAD_HOLDER;
 }
 
+/* What the daemon's sweep sees: the window it asks (is it empty?) and
+ * the one its resends go into (the same mq, in real use). */
+struct daemon_view {
+	struct fake_window *resent;
+	struct fake_window *window;
+};
+
 /* The daemon's resends go into its window as a sender's sends do. */
 static int fake_resend(const void *msg, size_t len, unsigned prio, void *arg)
 {
-	return fake_send(arg, msg, len, prio);
+	return fake_send(((struct daemon_view *)arg)->resent, msg, len, prio);
 }
 
-/* The daemon's sweep, its resends going into the window `resent`. */
-static int reclaim(struct test_ring *t, struct fake_window *resent)
+static bool fake_window_empty(void *arg)
 {
-	const struct ring_reclaim_ops ops = { .is_dead = is_dead, .resend = fake_resend, .ctx = resent };
+	return ((struct daemon_view *)arg)->window->n == 0;
+}
+
+/* The daemon's periodic sweep beside the window `window`, its resends
+ * going into `resent`. */
+static int reclaim_beside(struct test_ring *t, struct fake_window *resent, struct fake_window *window)
+{
+	struct daemon_view v = { .resent = resent, .window = window };
+	const struct ring_reclaim_ops ops = {
+		.is_dead = is_dead, .resend = fake_resend, .window_empty = fake_window_empty, .ctx = &v
+	};
 	const char *why = NULL;
 	int ret = ring_reclaim(&t->r, &ops, &why);
 
 	if (ret < 0)
 		print_error("ring_reclaim: %d (%s)\n", ret, why ? why : "?");
 	return ret;
+}
+
+/* The same, the window being the one the resends go into. */
+static int reclaim(struct test_ring *t, struct fake_window *resent)
+{
+	return reclaim_beside(t, resent, resent);
 }
 
 /* (a) A sender died growing the newest batch after its size and before
@@ -1040,21 +1135,23 @@ static void test_batch_grown_by_size_not_head_is_repaired_by_next_append(void **
 	unsigned char rec[8 + 40];
 	struct seen s = { 0 };
 
-	append_ok(t, &w, 0, 40, 0, 16); /* 8 + 40 bytes of record: a 128-byte chunk */
+	append_ok(t, &w, 0, 40, 0, 16); /* 64 + 8 + 40 bytes: the smallest chunk */
 	c = chunk_at(&t->r, 0);
-	head = atomic_load(&t->r.hdr->head);
+	head = atomic_load(&t->r.sp->head);
 	size = c->size;
-	assert_int_equal(size, 128);
-	assert_int_equal(head, 128);
+	assert_int_equal(size, RING_ALIGN);
+	assert_int_equal(head, RING_ALIGN);
 	/* the dead sender's steps: record written past len, size grown */
 	memcpy(rec, &(struct ring_rec){ .len = 40 }, 8);
 	make_msg(rec + 8, 1, 40);
 	memcpy((unsigned char *)(c + 1) + c->len, rec, sizeof(rec));
-	c->size = size + 64;
+	c->size = size + RING_ALIGN;
+	atomic_store(&t->r.sp->lock, DEAD_HOLDER << 1);
 	atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
 
-	/* the daemon breaks the lock and sees nothing to reclaim or report */
+	/* the daemon breaks the locks and sees nothing to reclaim or report */
 	assert_true(reclaim(t, &resent) >= 0);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0);
 	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
 	assert_int_equal(resent.sends, 0);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
@@ -1062,10 +1159,10 @@ static void test_batch_grown_by_size_not_head_is_repaired_by_next_append(void **
 	/* repaired (by the sweep or by the next sender): head covers the
 	 * grown chunk, whose unfinished record is not part of it; the next
 	 * record may go into it or into a new chunk */
-	assert_int_equal(atomic_load(&t->r.hdr->head), size + 64);
+	assert_int_equal(atomic_load(&t->r.sp->head), size + RING_ALIGN);
 	assert_int_equal(c->count, 1);
 	append_ok(t, &w, 2, 40, 0, 16);
-	assert_true(atomic_load(&t->r.hdr->head) >= size + 64);
+	assert_true(atomic_load(&t->r.sp->head) >= size + RING_ALIGN);
 	assert_true(reclaim(t, &resent) >= 0);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
 
@@ -1090,7 +1187,7 @@ static void test_batch_grown_by_size_not_head_is_taken_by_receiver(void **state)
 
 	append_ok(t, &w, 0, 40, 0, 16);
 	c = chunk_at(&t->r, 0);
-	c->size += 64;
+	c->size += RING_ALIGN;
 
 	ret = take(t, &ref, 0);
 	if (ret != 0)
@@ -1099,6 +1196,43 @@ static void test_batch_grown_by_size_not_head_is_taken_by_receiver(void **state)
 	consume_ref(t, &ref, &s);
 	assert_ids(&s, (const uint32_t[]){ 0 }, 1);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* The same state met by a receive-only receiver before any sender or the
+ * daemon comes: it cannot repair head (it may not write the senders'
+ * page), and it must neither write there nor misread the half-added
+ * record; once the daemon's sweep repaired it, the record comes out. */
+static void test_batch_grown_by_size_not_head_is_taken_by_receive_only_receiver(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 1, true);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct fake_window resent = { .cap = 16 };
+	struct ring_chunk *c;
+	struct seen s = { 0 };
+	struct ring_ref ref;
+	struct ring ro;
+	int ret;
+
+	attach_receive_only(t, &ro);
+	append_ok(t, &w, 0, 40, 0, 16);
+	c = chunk_at(&t->r, 0);
+	c->size += RING_ALIGN;
+
+	ret = backlog_take(&ro, &ref, 0, 0, backlog_window_seq(&ro), NULL);
+	if (ret != 0 && ret != -EAGAIN)
+		print_error("a receive-only backlog_take after a sender died mid-growth: %d\n", ret);
+	assert_true(ret == 0 || ret == -EAGAIN);
+	if (ret == -EAGAIN) {
+		assert_true(reclaim(t, &resent) >= 0);
+		assert_int_equal(resent.sends, 0);
+		assert_int_equal(backlog_take(&ro, &ref, 0, 0, backlog_window_seq(&ro), NULL), 0);
+	}
+	consume_ref_in(&ro, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 0 }, 1);
+	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+	ring_advance_tail(&t->r);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -1112,7 +1246,8 @@ static void test_batch_grown_by_size_not_head_is_purged(void **state)
 
 	append_ok(t, &w, 0, 40, 0, 16);
 	append_ok(t, &w, 1, 40, 1, 16);
-	chunk_at(&t->r, 128)->size += 64;
+	assert_int_equal(chunk_at(&t->r, RING_ALIGN)->prio, 1);
+	chunk_at(&t->r, RING_ALIGN)->size += RING_ALIGN;
 	assert_int_equal(ring_purge_backlog(&t->r), 2);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
@@ -1155,13 +1290,15 @@ static void test_chunk_left_publishing_by_dead_mover_is_resent(void **state)
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_int_equal(RING_WORD(RING_PUBLISHING, DEAD_HOLDER, 1), atomic_load(&chunk_at(&t->r, 0)->word));
+	assert_int_equal(RING_WORD(RING_PUBLISHING, DEAD_HOLDER, 1), atomic_load(word_at(&t->r, 0)));
+	assert_int_equal(atomic_load(&t->r.sp->lock) >> 1, DEAD_HOLDER);
 	assert_int_equal(atomic_load(&t->r.hdr->lock) >> 1, DEAD_HOLDER);
 
 	/* the lock is the dead one's: a receiver gives up at its deadline */
 	assert_int_equal(take(t, &ref, 0), -EAGAIN);
 
 	assert_true(reclaim(t, &resent) >= 1);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0);
 	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
 	assert_int_equal(resent.sends, 1);
 	assert_true(window_pop(&resent, &d, &prio));
@@ -1213,7 +1350,7 @@ static void dead_taker(struct test_ring *t)
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	assert_int_equal(RING_WORD_STATE(atomic_load(&chunk_at(&t->r, 0)->word)), RING_TAKEN);
+	assert_int_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, 0))), RING_TAKEN);
 }
 
 /* The next taker of the resent batch: what it skips, and what it gets. */
@@ -1279,13 +1416,13 @@ static void test_fully_handed_batch_of_dead_taker_is_released_at_most_once(void 
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct fake_window resent = { .cap = 16 };
-	struct ring_chunk *c = chunk_at(&t->r, 0);
+	struct ring_cstate *cs = ring_cs(&t->r, chunk_at(&t->r, 0));
 	ipcq_stats st = { 0 };
 
 	dead_taker(t);
 	ring_batch_handed(&t->r, 0, 4); /* as if the dead one had handed all */
 	ring_batch_handed(&t->r, 0, 5);
-	assert_int_equal(atomic_load(&c->handed), all_records(6));
+	assert_int_equal(atomic_load(&cs->handed), all_records(6));
 	assert_int_equal(reclaim(t, &resent), 1);
 	assert_int_equal(resent.sends, 0);
 	ring_fill_stats(&t->r, &st);
@@ -1315,17 +1452,17 @@ static void test_resend_of_dead_takers_batch_is_retried_when_window_was_full(voi
 
 static uint64_t hostile_u64(uint32_t *rnd, const struct ring *r)
 {
-	uint64_t head = atomic_load(&r->hdr->head), tail = atomic_load(&r->hdr->tail);
+	uint64_t head = atomic_load(&r->sp->head), tail = atomic_load(&r->sp->tail);
 
 	switch (xorshift32(rnd) % 10) {
 	case 0: return 0;
 	case 1: return UINT64_MAX;
 	case 2: return tail;
 	case 3: return head;
-	case 4: return head - 64;
-	case 5: return tail + 64 * (xorshift32(rnd) % 64);       /* a boundary, or inside a payload */
-	case 6: return tail + 1 + xorshift32(rnd) % (64 * KIB); /* misaligned */
-	case 7: return head + 64 * (1 + xorshift32(rnd) % 16);
+	case 4: return head - (xorshift32(rnd) % 2 ? RING_ALIGN : RING_CHUNK_HDR);
+	case 5: return tail + RING_ALIGN * (xorshift32(rnd) % 64); /* a boundary, or inside a payload */
+	case 6: return tail + 1 + xorshift32(rnd) % (64 * KIB);    /* misaligned */
+	case 7: return head + RING_ALIGN * (1 + xorshift32(rnd) % 16);
 	case 8: return ((uint64_t)xorshift32(rnd) << 32) | xorshift32(rnd);
 	default: return (uint64_t)1 << (xorshift32(rnd) % 64);
 	}
@@ -1357,7 +1494,7 @@ static void scribble_backlog_state(struct test_ring *t, uint32_t *rnd)
 	if (what & 1)
 		atomic_store(&h->backlog, xorshift32(rnd) % 2 ? UINT64_MAX : hostile_u64(rnd, &t->r));
 	if (what & 2)
-		h->last = hostile_u64(rnd, &t->r);
+		t->r.sp->last = hostile_u64(rnd, &t->r); /* a sender's scribble */
 	if (what & 4)
 		atomic_store(&h->window_full, hostile_u32(rnd));
 	if (what & 8)
@@ -1366,6 +1503,11 @@ static void scribble_backlog_state(struct test_ring *t, uint32_t *rnd)
 		atomic_store(&h->returned, hostile_u32(rnd));
 	if (what & 32)
 		atomic_store(&h->window_seq, hostile_u64(rnd, &t->r));
+	/* chunks' levels, in the state table any client can write */
+	if (what & 64)
+		for (unsigned i = 0; i < 1 + xorshift32(rnd) % 4; i++)
+			t->r.states[xorshift32(rnd) % (t->r.data_size / RING_ALIGN)].level =
+			        (uint8_t)(xorshift32(rnd) % 2 ? xorshift32(rnd) : xorshift32(rnd) % (RING_RETURNED + 1));
 }
 
 /* A receiver done with the first k records of a taken batch (noted in
@@ -1498,13 +1640,14 @@ static void test_hostile_backlog_state_neither_hangs_nor_misdelivers(void **stat
 	/* every message sent was taken once or purged: none lost track of */
 	assert_int_equal(taken + purged, next);
 	/* a wrap of the data area happened, several times */
-	assert_true(atomic_load(&t->r.hdr->head) > 4 * 64 * KIB);
+	assert_true(atomic_load(&t->r.sp->head) > 4 * 64 * KIB);
 }
 
 /* ---- the daemon's sweep beside live clients ---- */
 
 struct busy_client {
 	struct test_ring *t;
+	struct fake_window fw; /* its window, which the daemon's sweep asks */
 	_Atomic bool stop;
 	unsigned rounds;
 };
@@ -1514,8 +1657,7 @@ struct busy_client {
 static void *busy_client_main(void *arg)
 {
 	struct busy_client *b = arg;
-	struct fake_window fw = { .cap = 2 };
-	struct backlog_window w = window_of(&fw);
+	struct backlog_window w = window_of(&b->fw);
 	uint32_t id = 0;
 
 	while (!atomic_load(&b->stop)) {
@@ -1524,8 +1666,8 @@ static void *busy_client_main(void *arg)
 		for (unsigned i = 0; i < 40; i++)
 			if (append_msg(b->t, &w, id, MSG_MIN + id % 200, 0, 64, 0) == 0)
 				id++;
-		drain_window(b->t, &fw, &s);
-		window_open(b->t, &fw, 2);
+		drain_window(b->t, &b->fw, &s);
+		window_open(b->t, &b->fw, 2);
 		if (b->rounds % 8 == 0)
 			drain_backlog(b->t, &s);
 		b->rounds++;
@@ -1535,28 +1677,180 @@ static void *busy_client_main(void *arg)
 
 /* The daemon's sweep walks the ring without the lock while clients grow
  * batches, move them and release them: it must never take that for
- * corruption (which quarantines the queue). */
+ * corruption (which quarantines the queue).  It asks the client's window
+ * whether it is empty; a chunk the client took off it and is about to
+ * take may be resent (a slow receiver looks like a dead one), and such a
+ * copy must be a duplicate that takes nothing. */
 static void test_sweep_beside_growing_batches_finds_no_corruption(void **state)
 {
+	enum { DUPS_MAX = 1 << 16 };
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
-	struct busy_client b = { .t = t };
-	struct fake_window resent = { .cap = 16 };
+	struct busy_client b = { .t = t, .fw = { .cap = 2 } };
+	struct fake_window resent = { .cap = WINDOW_MAX };
+	struct proto_ring_desc *dups = calloc(DUPS_MAX, sizeof(*dups));
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
-	unsigned sweeps = 0;
+	unsigned sweeps = 0, ndups = 0;
+	struct ring_ref ref;
 	pthread_t th;
 	int ret = 0;
 
+	assert_non_null(dups);
 	assert_int_equal(pthread_create(&th, NULL, busy_client_main, &b), 0);
 	while (elapsed_ms_since(start) < 2000 && ret >= 0) {
-		ret = reclaim(t, &resent);
+		ret = reclaim_beside(t, &resent, &b.fw);
 		sweeps++;
+		/* checked once the client stopped: it may not have taken them yet */
+		while (ndups < DUPS_MAX && window_pop(&resent, &dups[ndups], NULL))
+			ndups++;
 	}
 	atomic_store(&b.stop, true);
 	assert_int_equal(pthread_join(th, NULL), 0);
-	print_message("sweep: %u sweeps beside %u client rounds\n", sweeps, b.rounds);
-	assert_int_equal(ret, 0);
-	assert_int_equal(resent.sends, 0);
+	for (unsigned i = 0; i < ndups; i++)
+		assert_int_equal(ring_take(&t->r, &dups[i], &ref), -ESTALE);
+	free(dups);
+	print_message("sweep: %u sweeps beside %u client rounds, %u duplicates resent\n", sweeps, b.rounds, ndups);
+	assert_true(ret >= 0); /* never -EBADMSG */
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
+}
+
+/* ---- the seal, and a receive-only receiver ---- */
+
+/* Everything a client that can write the control object could set to
+ * make a reservation look QUEUED while its sender still writes it: its
+ * word, its level, the level's cursor and count, the backlog's count.
+ * The header is not sealed, so the backlog does not hand it out; once
+ * its sender submits it, it comes out once, whole. */
+static void test_backlog_take_does_not_hand_out_an_unsealed_chunk(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_hdr *h = t->r.hdr;
+	unsigned char whole[2000];
+	struct ring_ref loan, ref;
+	struct seen s = { 0 };
+	int ret;
+
+	assert_int_equal(ring_reserve(&t->r, sizeof(whole), 0, &loan), 0);
+	make_msg(whole, 7, sizeof(whole));
+	memcpy(loan.payload, whole, sizeof(whole) / 2); /* half written */
+	ring_cs(&t->r, chunk_at(&t->r, loan.pos))->level = 0;
+	h->levels[0].prio = 3;
+	h->levels[0].chunks = 1;
+	h->levels[0].cursor = loan.pos;
+	atomic_store(&h->backlog, 1);
+	atomic_store(word_at(&t->r, loan.pos), RING_WORD(RING_QUEUED, 0, loan.gen));
+
+	ret = take(t, &ref, 0);
+	if (ret == 0)
+		print_error("the backlog handed out a chunk its sender had not sealed\n");
+	assert_true(ret == -EAGAIN || ret == -EBADMSG);
+	assert_int_not_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, loan.pos))), RING_TAKEN);
+	assert_int_equal(take(t, &ref, 0), -EAGAIN);
+
+	/* the sender is done, and submits it into the backlog */
+	memcpy(loan.payload, whole, sizeof(whole));
+	assert_int_equal(backlog_submit(&t->r, &loan, 3, 1, &w, 0, 0), 0);
+	drain_backlog(t, &s);
+	assert_ids(&s, (const uint32_t[]){ 7 }, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+#define SEGV_EXIT 99
+
+static void exit_on_segv(int sig)
+{
+	(void)sig;
+	_exit(SEGV_EXIT);
+}
+
+/* A write to p faults (the check is live: a write the library made
+ * through a receive-only view would kill the test). */
+static void assert_write_faults(void *p)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = exit_on_segv };
+
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
+		*(volatile unsigned char *)p = *(volatile unsigned char *)p;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true((WIFEXITED(st) && WEXITSTATUS(st) == SEGV_EXIT) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV));
+}
+
+/* A receive-only client's take from the backlog, as a receiver that
+ * just found the window empty. */
+static int take_as_receiver(struct ring *ro, struct ring_ref *out, unsigned flags)
+{
+	return backlog_take(ro, out, 0, flags, backlog_window_seq(ro), NULL);
+}
+
+/* A receive-only client (its data object mapped read-only) takes from
+ * the backlog in order, batches and raw chunks, gives a batch back and
+ * takes it again, without writing the data object; the tail stays where
+ * it was until a writer moves it. */
+static void test_receive_only_client_takes_from_the_backlog_without_writing_data(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 1, true);
+	struct fake_window fw = { .cap = 0 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_recview rec[RING_BATCH_MAX];
+	struct ring_ref ref;
+	struct seen s = { 0 };
+	ipcq_stats st = { 0 };
+	uint64_t tail;
+	struct ring ro;
+
+	attach_receive_only(t, &ro);
+	assert_write_faults(ro.data);
+	assert_write_faults((void *)&ro.sp->lock);
+	for (uint32_t i = 0; i < 5; i++)
+		append_ok(t, &w, i, 20 + i, 2, 16);
+	assert_int_equal(submit_raw(t, &w, 5, 3000, 2), 0);
+	append_ok(t, &w, 6, 30, 5, 16);
+	append_ok(t, &w, 7, 30, 5, 16);
+	tail = atomic_load(&t->r.sp->tail);
+
+	assert_int_equal(take_as_receiver(&ro, &ref, 0), 0); /* 6, 7 */
+	consume_ref_in(&ro, &ref, &s);
+	assert_int_equal(take_as_receiver(&ro, &ref, 0), 0); /* 0-4: hands out 0, 1, gives it back */
+	assert_int_equal(ref.count, 5);
+	assert_int_equal(ring_batch_records(&ro, &ref, rec), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		int64_t id = msg_id(rec[i].data, rec[i].len);
+
+		assert_true(id >= 0);
+		s.ids[s.n++] = (uint32_t)id;
+		ring_batch_handed(&ro, ref.offset, i);
+		assert_false(ring_batch_done(&ro, ref.offset, ref.gen, i));
+	}
+	assert_int_equal(backlog_give_back(&ro, &ref, 0), 0);
+	assert_true(backlog_returned(&ro));
+	assert_int_equal(take_as_receiver(&ro, &ref, BACKLOG_RETURNED), 0);
+	assert_int_equal(ref.done, BIT(0) | BIT(1));
+	consume_ref_in(&ro, &ref, &s);
+	assert_int_equal(take_as_receiver(&ro, &ref, 0), 0); /* 5, raw */
+	assert_int_equal(ref.kind, RING_KIND_RAW);
+	consume_ref_in(&ro, &ref, &s);
+	assert_int_equal(take_as_receiver(&ro, &ref, 0), -EAGAIN);
+	assert_ids(&s, (const uint32_t[]){ 6, 7, 0, 1, 2, 3, 4, 5 }, 8);
+	assert_int_equal(backlog_of(&t->r), 0);
+
+	/* all released; the receiver left the tail alone */
+	assert_int_equal(atomic_load(&t->r.sp->tail), tail);
+	assert_true(ring_bytes_used(&ro) > 0);
+	ring_fill_stats(&ro, &st);
+	assert_int_equal(atomic_load(&t->r.sp->tail), tail);
+	ring_fill_stats(&t->r, &st); /* a writer moves it */
+	assert_int_equal(st.ring_used, 0);
+	assert_int_equal(ring_bytes_used(&ro), 0);
+	assert_int_equal(chunks_of(&t->r), 0);
 }
 
 /* ---- purge ---- */
@@ -1591,7 +1885,8 @@ static void test_purge_releases_every_queued_chunk(void **state)
 	assert_int_equal(backlog_of(&t->r), 10);
 
 	used = ring_bytes_used(&t->r);
-	assert_int_equal(reclaim(t, &resent), 0);
+	assert_int_equal(reclaim_beside(t, &resent, &fw), 0);
+	assert_int_equal(reclaim_beside(t, &resent, &fw), 0);
 	assert_int_equal(resent.sends, 0);
 	assert_int_equal(ring_bytes_used(&t->r), used);
 
@@ -1644,6 +1939,7 @@ int main(void)
 		BACKLOG_TEST(test_batch_done_is_true_once_for_the_last_record),
 		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_repaired_by_next_append),
 		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_taken_by_receiver),
+		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_taken_by_receive_only_receiver),
 		BACKLOG_TEST(test_batch_grown_by_size_not_head_is_purged),
 		BACKLOG_TEST(test_chunk_left_publishing_by_dead_mover_is_resent),
 		BACKLOG_TEST(test_batch_of_dead_taker_redelivers_not_done_at_least_once),
@@ -1652,6 +1948,8 @@ int main(void)
 		BACKLOG_TEST(test_resend_of_dead_takers_batch_is_retried_when_window_was_full),
 		BACKLOG_TEST(test_hostile_backlog_state_neither_hangs_nor_misdelivers),
 		BACKLOG_TEST(test_sweep_beside_growing_batches_finds_no_corruption),
+		BACKLOG_TEST(test_backlog_take_does_not_hand_out_an_unsealed_chunk),
+		BACKLOG_TEST(test_receive_only_client_takes_from_the_backlog_without_writing_data),
 		BACKLOG_TEST(test_purge_releases_every_queued_chunk),
 	};
 

@@ -1,13 +1,16 @@
 /*
  * test_ring.c - the shared-memory ring alone (common/ring.c), in one
- * process: a ring formatted in anonymous shared memory, driven by the
- * producer, consumer and daemon operations directly.  A mutex-guarded
- * array of descriptors stands in for the POSIX mq.
+ * process: a ring formatted in two anonymous shared mappings (its control
+ * object and its data object), driven by the producer, consumer and
+ * daemon operations directly.  A mutex-guarded array of descriptors
+ * stands in for the POSIX mq.
  *
  * The ring stamps its holder id (TEST_HOLDER here; the daemon's id for the
  * process in real use) into the chunks and slots it hands out, so a dead
  * client is simulated with an is_dead callback that declares that holder
- * dead.
+ * dead.  A receive-only client is a second view of the same ring whose
+ * data object is mapped read-only (from a memfd): any write it made there
+ * would kill the test with SIGSEGV.
  */
 #include "config.h"
 
@@ -19,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +34,7 @@
 
 #include "proto.h"
 #include "ring.h"
+#include "ring_impl.h"
 #include "util.h"
 
 #define KIB 1024ull
@@ -38,15 +43,20 @@
 
 struct test_ring {
 	struct ring r;
-	void *mem;
+	void *mem; /* the control object */
 	size_t len;
+	void *data; /* the data object */
+	size_t data_len;
+	int data_fd; /* the data object's memfd, or -1 (anonymous) */
+	void *ro_data; /* a read-only mapping of it, for a receive-only view */
 	struct ring_geometry geo;
 };
 
 #define TEST_HOLDER 4242u
+#define RECEIVER_HOLDER 5151u /* a receive-only client */
 #define DEAD_HOLDER 777u /* a holder id no live process has */
 
-static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
+static struct test_ring *ring_new_in(uint64_t data_size, uint64_t max_payload, uint32_t delivery, bool memfd)
 {
 	struct test_ring *t = calloc(1, sizeof(*t));
 
@@ -56,18 +66,54 @@ static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint
 	};
 	assert_int_equal(ring_geometry_check(&t->geo, NULL), 0);
 	t->len = ring_map_size(&t->geo);
+	t->data_len = ring_data_map_size(&t->geo);
+	t->data_fd = -1;
 	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(t->mem != MAP_FAILED);
-	assert_int_equal(ring_format(&t->r, t->mem, t->len, &t->geo), 0);
+	if (memfd) {
+		t->data_fd = memfd_create("test_ring.data", MFD_CLOEXEC);
+		assert_true(t->data_fd >= 0);
+		assert_int_equal(ftruncate(t->data_fd, (off_t)t->data_len), 0);
+		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->data_fd, 0);
+	} else {
+		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
+	assert_true(t->data != MAP_FAILED);
+	assert_int_equal(ring_format(&t->r, t->mem, t->len, t->data, t->data_len, &t->geo), 0);
 	t->r.self = TEST_HOLDER;
 	return t;
+}
+
+static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
+{
+	return ring_new_in(data_size, max_payload, delivery, false);
+}
+
+/* A receive-only client's view of t (made with ring_new_in(..., true)):
+ * the control object shared read-write, the data object mapped again,
+ * read-only, as the daemon's read-only descriptor makes it. */
+static void attach_receive_only(struct test_ring *t, struct ring *ro)
+{
+	assert_true(t->data_fd >= 0);
+	if (!t->ro_data) {
+		t->ro_data = mmap(NULL, t->data_len, PROT_READ, MAP_SHARED, t->data_fd, 0);
+		assert_true(t->ro_data != MAP_FAILED);
+	}
+	assert_int_equal(ring_attach(ro, t->mem, t->len, t->ro_data, t->data_len, false), 0);
+	assert_false(ro->writable);
+	ro->self = RECEIVER_HOLDER;
 }
 
 static void ring_free(struct test_ring *t)
 {
 	if (!t)
 		return;
+	if (t->ro_data)
+		munmap(t->ro_data, t->data_len);
+	munmap(t->data, t->data_len);
 	munmap(t->mem, t->len);
+	if (t->data_fd >= 0)
+		close(t->data_fd);
 	free(t);
 }
 
@@ -80,10 +126,16 @@ static int teardown_ring(void **state)
 
 static uint64_t chunk_bytes(size_t len)
 {
-	return ALIGN_UP((uint64_t)RING_ALIGN + len, (uint64_t)RING_ALIGN);
+	return ALIGN_UP((uint64_t)RING_CHUNK_HDR + len, (uint64_t)RING_ALIGN);
 }
 
-static ipcq_stats stats_of(const struct ring *r)
+/* The state word of the chunk at offset off, in the control object. */
+static _Atomic uint64_t *word_at(const struct ring *r, uint64_t off)
+{
+	return &ring_cs(r, (const struct ring_chunk *)(r->data + off))->word;
+}
+
+static ipcq_stats stats_of(struct ring *r)
 {
 	ipcq_stats st;
 
@@ -154,7 +206,8 @@ static uint64_t elapsed_ms_since(uint64_t start_ns)
 
 static void test_geometry_check_rejects_bad_sizes(void **state)
 {
-	const struct ring_geometry good = { .data_size = 64 * KIB, .max_payload = 64 * KIB - 64, .msg_size = 64 };
+	const struct ring_geometry good = { .data_size = 64 * KIB, .max_payload = 64 * KIB - RING_CHUNK_HDR,
+		                            .msg_size = 64 };
 	struct ring_geometry g;
 	const char *why = NULL;
 
@@ -177,7 +230,7 @@ static void test_geometry_check_rejects_bad_sizes(void **state)
 	assert_int_equal(ring_geometry_check(&g, &why), -EINVAL);
 
 	g = good;
-	g.max_payload = good.data_size - 63;
+	g.max_payload = good.data_size - RING_CHUNK_HDR + 1;
 	assert_int_equal(ring_geometry_check(&g, &why), -EINVAL);
 
 	g = good;
@@ -194,29 +247,48 @@ static void test_attach_accepts_formatted_ring(void **state)
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct ring r2;
 
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), 0);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), 0);
 	assert_true(ring_geometry_equal(&r2, &t->geo));
 	assert_int_equal(r2.data_size, 64 * KIB);
 	assert_int_equal(r2.max_payload, 8 * KIB);
 	assert_int_equal(r2.msg_size, 256);
 	assert_int_equal(r2.delivery, 1);
+	assert_true(r2.writable);
 	assert_ptr_equal(r2.data, t->r.data);
 	assert_ptr_equal(r2.slots, t->r.slots);
+	assert_ptr_equal(r2.states, t->r.states);
+	assert_ptr_equal(r2.sp, t->data);
+	/* the data area follows the senders' page; the chunk states, one per
+	 * RING_ALIGN bytes of it, end within the control object */
+	assert_ptr_equal(r2.data, (unsigned char *)t->data + RING_SPAGE_SIZE);
+	assert_true((unsigned char *)(r2.states + 64 * KIB / RING_ALIGN) <= (unsigned char *)t->mem + t->len);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, false), 0);
+	assert_false(r2.writable);
 }
 
 static void test_attach_rejects_foreign_or_other_version_ring(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct ring_hdr *h = t->mem;
+	struct ring_spage *sp = t->data;
 	struct ring r2;
 
 	h->magic ^= 1;
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), -EPROTO);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EPROTO);
 	h->magic ^= 1;
 	h->version = RING_VERSION + 1;
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), -EPROTO);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EPROTO);
 	h->version = RING_VERSION;
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), 0);
+	/* the data object has a magic and version of its own */
+	sp->magic ^= 1;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EPROTO);
+	sp->magic ^= 1;
+	sp->version = RING_VERSION - 1;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, false), -EPROTO);
+	sp->version = RING_VERSION;
+	/* the two objects swapped */
+	assert_int_equal(ring_attach(&r2, t->data, t->len, t->mem, t->data_len, true), -EPROTO);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), 0);
 }
 
 static void test_attach_rejects_mapping_of_other_length(void **state)
@@ -224,22 +296,36 @@ static void test_attach_rejects_mapping_of_other_length(void **state)
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct ring r2;
 
-	assert_int_equal(ring_attach(&r2, t->mem, t->len - 4096), -EINVAL);
-	assert_int_equal(ring_attach(&r2, t->mem, t->len + 4096), -EINVAL);
-	assert_int_equal(ring_attach(&r2, t->mem, 100), -EPROTO);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len - 4096, t->data, t->data_len, true), -EINVAL);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len + 4096, t->data, t->data_len, true), -EINVAL);
+	assert_int_equal(ring_attach(&r2, t->mem, 100, t->data, t->data_len, true), -EPROTO);
+	/* the data object too */
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len - 4096, true), -EINVAL);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len + 4096, true), -EINVAL);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, 100, false), -EPROTO);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), 0);
 }
 
 static void test_attach_rejects_corrupt_layout(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct ring_hdr *h = t->mem;
+	struct ring_spage *sp = t->data;
 	struct ring r2;
 
-	h->data_offset += 4096;
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), -EINVAL);
-	h->data_offset -= 4096;
+	h->states_offset += 4096;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EINVAL);
+	h->states_offset -= 4096;
+	h->slots_offset += 4096;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EINVAL);
+	h->slots_offset -= 4096;
+	/* the data object says another size than the control object */
+	sp->data_size *= 2;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, false), -EINVAL);
+	sp->data_size /= 2;
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), 0);
 	h->max_payload = h->data_size;
-	assert_int_equal(ring_attach(&r2, t->mem, t->len), -EINVAL);
+	assert_int_equal(ring_attach(&r2, t->mem, t->len, t->data, t->data_len, true), -EINVAL);
 }
 
 /* ---- the basic cycle ---- */
@@ -282,7 +368,8 @@ static void test_zero_length_payload_round_trips(void **state)
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct proto_ring_desc d = produce(&t->r, 0, 5);
 
-	assert_int_equal(ring_bytes_used(&t->r), RING_ALIGN);
+	assert_int_equal(ring_bytes_used(&t->r), RING_ALIGN); /* the smallest chunk */
+	assert_int_equal(chunk_bytes(0), RING_ALIGN);
 	consume(&t->r, &d, 5);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
@@ -328,7 +415,7 @@ static void test_chunks_wrap_around_data_area_intact(void **state)
 	assert_true(stats_of(&t->r).ring_hwm <= 64 * KIB);
 	assert_true(stats_of(&t->r).ring_hwm >= IN_FLIGHT * chunk_bytes(LEN));
 	/* positions are monotonic: head went round the area many times */
-	assert_true(atomic_load(&t->r.hdr->head) > 20 * 64 * KIB);
+	assert_true(atomic_load(&t->r.sp->head) > 20 * 64 * KIB);
 	assert_true(at_zero > 20);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 0);
 }
@@ -379,13 +466,14 @@ static void test_release_recovers_from_holder_killed_mid_walk(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		/* as if killed inside release: A marked, lock held, tail moved
-		 * past A only */
+		/* as if a sender was killed inside release: A marked, both locks
+		 * held, tail moved past A only */
 		struct ring_chunk *ca = (struct ring_chunk *)(t->r.data + a.offset);
 
-		atomic_store(&ca->word, RING_WORD(RING_RELEASED, 0, a.gen));
+		atomic_store(word_at(&t->r, a.offset), RING_WORD(RING_RELEASED, 0, a.gen));
+		atomic_store(&t->r.sp->lock, DEAD_HOLDER << 1);
 		atomic_store(&t->r.hdr->lock, DEAD_HOLDER << 1);
-		atomic_store(&t->r.hdr->tail, a.pos + ca->size);
+		atomic_store(&t->r.sp->tail, a.pos + ca->size);
 		_exit(0);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
@@ -400,7 +488,7 @@ static void test_release_recovers_from_holder_killed_mid_walk(void **state)
 
 /* ---- a full ring ---- */
 
-#define FULL_LEN (4096 - RING_ALIGN) /* chunks of exactly 4K: 16 fill 64K */
+#define FULL_LEN (4096 - RING_CHUNK_HDR) /* chunks of exactly 4K: 16 fill 64K */
 
 /* Fill a 64K ring with published 4K chunks; returns how many fitted. */
 static unsigned fill_ring(struct ring *r, struct proto_ring_desc *d, unsigned cap)
@@ -529,7 +617,7 @@ static void test_producer_with_timeout_is_woken_before_deadline(void **state)
 
 static void test_max_payload_fits_empty_ring(void **state)
 {
-	const uint64_t max = 64 * KIB - RING_ALIGN;
+	const uint64_t max = 64 * KIB - RING_CHUNK_HDR;
 	struct test_ring *t = *state = ring_new(64 * KIB, max, 0);
 	struct proto_ring_desc d;
 
@@ -542,7 +630,7 @@ static void test_max_payload_fits_empty_ring(void **state)
 
 static void test_max_payload_fits_empty_ring_with_head_mid_area(void **state)
 {
-	const uint64_t max = 64 * KIB - RING_ALIGN;
+	const uint64_t max = 64 * KIB - RING_CHUNK_HDR;
 	struct test_ring *t = *state = ring_new(64 * KIB, max, 0);
 	struct proto_ring_desc d;
 
@@ -552,7 +640,7 @@ static void test_max_payload_fits_empty_ring_with_head_mid_area(void **state)
 		consume(&t->r, &d, i);
 	}
 	assert_int_equal(ring_bytes_used(&t->r), 0);
-	assert_true(atomic_load(&t->r.hdr->head) % (64 * KIB) != 0);
+	assert_true(atomic_load(&t->r.sp->head) % (64 * KIB) != 0);
 
 	d = produce(&t->r, max, 7);
 	assert_int_equal(d.offset, 0); /* restarted at 0, no padding needed */
@@ -635,6 +723,8 @@ static void test_take_rejects_misaligned_offset(void **state)
 
 	d.offset = 32;
 	assert_take_fails(&f->t->r, &d, -EBADMSG);
+	d.offset = RING_CHUNK_HDR; /* where the payload starts */
+	assert_take_fails(&f->t->r, &d, -EBADMSG);
 	d.offset = 1;
 	assert_take_fails(&f->t->r, &d, -EBADMSG);
 	assert_real_still_takes(f);
@@ -671,10 +761,10 @@ static void test_take_rejects_chunk_running_past_area_end(void **state)
 	struct forge_fixture *f = *state;
 	struct proto_ring_desc d = f->real;
 
-	d.offset = 64 * KIB - 128;
-	assert_take_fails(&f->t->r, &d, -EBADMSG);
 	d.offset = 64 * KIB - RING_ALIGN;
-	d.hdr.len = 1;
+	assert_take_fails(&f->t->r, &d, -EBADMSG);
+	/* one payload byte more than the last alignment unit holds */
+	d.hdr.len = RING_ALIGN - RING_CHUNK_HDR + 1;
 	assert_take_fails(&f->t->r, &d, -EBADMSG);
 	assert_real_still_takes(f);
 }
@@ -686,7 +776,7 @@ static void test_take_rejects_generation_never_issued(void **state)
 
 	d.gen = 0;
 	assert_take_fails(&f->t->r, &d, -EBADMSG);
-	d.gen = atomic_load(&f->t->r.hdr->next_gen);
+	d.gen = atomic_load(&f->t->r.sp->next_gen);
 	assert_take_fails(&f->t->r, &d, -EBADMSG);
 	/* same low 32 bits as the real chunk's word: still never issued */
 	d.gen = f->real.gen + (1ull << 32);
@@ -727,11 +817,39 @@ static void test_take_rejects_offset_inside_a_payload(void **state)
 	struct forge_fixture *f = *state;
 	struct proto_ring_desc d = f->real;
 
-	d.offset = f->real.offset + 128; /* inside the 1000-byte payload */
+	d.offset = f->real.offset + RING_ALIGN; /* inside the 1000-byte payload */
 	assert_int_not_equal(ring_take(&f->t->r, &d, &(struct ring_ref){ 0 }), 0);
 	d.offset = f->real.offset + chunk_bytes(1000); /* past head: never written */
 	assert_take_fails(&f->t->r, &d, -ESTALE);
 	assert_real_still_takes(f);
+}
+
+/* A sender's payload holding a whole chunk header at an aligned offset
+ * inside it (its magic, a generation that was issued, sealed, with the
+ * descriptor's length) is no chunk: a chunk's state is in the control
+ * object's table, and the entry there is free. */
+static void test_take_rejects_header_forged_inside_a_payload(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct ring_chunk fake = { .size = RING_ALIGN, .len = 10, .magic = RING_CHUNK_MAGIC, .kind = RING_KIND_RAW };
+	struct ring_ref ref;
+	struct proto_ring_desc d;
+
+	assert_int_equal(ring_reserve(&t->r, 4000, 0, &ref), 0);
+	fake.gen = ref.gen;
+	fake.pos = ref.pos + RING_ALIGN;
+	atomic_store(&fake.sealed, ref.gen);
+	memset(ref.payload, 0, 4000);
+	memcpy((unsigned char *)ref.payload + RING_ALIGN - RING_CHUNK_HDR, &fake, sizeof(fake));
+	ring_publishing(&t->r, &ref, 0);
+	ring_published(&t->r, &ref);
+	d = (struct proto_ring_desc){ .hdr = { .kind = PROTO_MSG_RING, .len = 10 }, .offset = ref.offset + RING_ALIGN,
+		                      .gen = ref.gen };
+	assert_take_fails(&t->r, &d, -ESTALE);
+	ring_describe(&ref, 0, &d);
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	ring_release(&t->r, &ref);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
 static void test_taking_twice_is_estale(void **state)
@@ -763,21 +881,107 @@ static void test_take_of_unpublished_reservation_is_estale(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+/* A reservation's word set by hand (any client can write the state
+ * table) to a takeable state, or to QUEUED, while its sender is still
+ * writing: its header is not sealed, so no take hands it out. */
+static void test_take_refuses_unsealed_chunk_whose_word_was_set_by_hand(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct ring_ref ref, got;
+	struct proto_ring_desc d;
+	uint64_t words[4];
+
+	assert_int_equal(ring_reserve(&t->r, 1000, 0, &ref), 0);
+	fill_payload(ref.payload, 500, 6); /* half written */
+	ring_describe(&ref, 0, &d);
+	words[0] = RING_WORD(RING_PUBLISHED, 0, ref.gen);
+	words[1] = RING_WORD(RING_PUBLISHING, TEST_HOLDER, ref.gen);
+	words[2] = RING_WORD(RING_PUBLISHING, 0, ref.gen);
+	words[3] = RING_WORD(RING_QUEUED, 0, ref.gen);
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+		int ret;
+
+		atomic_store(word_at(&t->r, ref.offset), words[i]);
+		ret = ring_take(&t->r, &d, &got);
+		if (ret != -EBADMSG && ret != -ESTALE)
+			print_error("word %#llx on an unsealed chunk: ring_take %d\n", (unsigned long long)words[i], ret);
+		assert_true(ret == -EBADMSG || ret == -ESTALE);
+		assert_int_equal(atomic_load(word_at(&t->r, ref.offset)), words[i]); /* not TAKEN */
+	}
+	/* the sender finishes, seals and publishes: now it is taken, whole */
+	atomic_store(word_at(&t->r, ref.offset), RING_WORD(RING_RESERVED, TEST_HOLDER, ref.gen));
+	fill_payload(ref.payload, 1000, 6);
+	ring_publishing(&t->r, &ref, 0);
+	ring_published(&t->r, &ref);
+	consume(&t->r, &d, 6);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* The seal of a new chunk starts at 0, whatever bytes an earlier chunk's
+ * payload left where the new header's seal lies: here a sender's payload
+ * held, by chance or by a sender's design, the very generation the chunk
+ * laid over it later gets.  Set by hand to PUBLISHED while its sender
+ * writes, that chunk must not be taken. */
+static void test_seal_left_in_old_payload_does_not_seal_a_new_chunk(void **state)
+{
+	const uint64_t ds = 64 * KIB;
+	struct test_ring *t = *state = ring_new(ds, ds - RING_CHUNK_HDR, 0);
+	const size_t at = RING_ALIGN + offsetof(struct ring_chunk, sealed) - RING_CHUNK_HDR;
+	uint64_t next = atomic_load(&t->r.sp->next_gen);
+	struct ring_ref p, x, ref, got;
+	struct proto_ring_desc d;
+	uint64_t future = next + 3; /* p, x, s come first */
+	int ret;
+
+	/* p at 0: its payload covers where a header at RING_ALIGN will lie */
+	assert_int_equal(ring_reserve(&t->r, 1000, 0, &p), 0);
+	assert_int_equal(p.offset, 0);
+	memset(p.payload, 0, 1000);
+	memcpy((unsigned char *)p.payload + at, &future, sizeof(future));
+	ring_publishing(&t->r, &p, 0);
+	ring_describe(&p, 0, &d);
+	ring_published(&t->r, &p);
+	assert_int_equal(ring_take(&t->r, &d, &got), 0);
+	ring_release(&t->r, &got);
+	/* x fills the rest of the area; s, the smallest chunk, takes 0 */
+	assert_int_equal(ring_reserve(&t->r, ds - chunk_bytes(1000) - RING_CHUNK_HDR, 0, &x), 0);
+	ring_cancel(&t->r, &x);
+	d = produce(&t->r, 0, 1);
+	assert_int_equal(d.offset, 0);
+	consume(&t->r, &d, 1);
+
+	assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), 0);
+	assert_int_equal(ref.offset, RING_ALIGN);
+	assert_int_equal(ref.gen, future);
+	ring_describe(&ref, 0, &d);
+	atomic_store(word_at(&t->r, ref.offset), RING_WORD(RING_PUBLISHED, 0, ref.gen));
+	ret = ring_take(&t->r, &d, &got);
+	if (ret == 0)
+		print_error("a reservation at %llu was taken before its sender sealed it (seal %llu left from an "
+		            "earlier payload)\n",
+		            (unsigned long long)ref.offset,
+		            (unsigned long long)atomic_load(&((struct ring_chunk *)(t->r.data + ref.offset))->sealed));
+	assert_true(ret == -EBADMSG || ret == -ESTALE);
+}
+
 /* ring_published() comes after the descriptor is on the mq, so a consumer
  * may have taken and released the chunk already, and the tail passed it,
  * and a new chunk's payload may cover where its header was.  Whatever
- * that payload holds, the late call must not write into it. */
+ * that payload and A's old entry in the state table hold, the late call
+ * must write into neither. */
 static void test_late_published_leaves_reused_space_alone(void **state)
 {
-	const uint64_t max = 64 * KIB - RING_ALIGN;
+	const uint64_t max = 64 * KIB - RING_CHUNK_HDR;
 	struct test_ring *t = *state = ring_new(64 * KIB, max, 0);
+	const size_t table = 64 * KIB / RING_ALIGN * sizeof(struct ring_cstate);
 	struct proto_ring_desc d;
 	struct ring_ref a, taken, b;
-	unsigned char *copy = malloc(max);
+	unsigned char *copy = malloc(max), *states = malloc(table);
 	uint64_t word;
 	size_t at;
 
 	assert_non_null(copy);
+	assert_non_null(states);
 	d = produce(&t->r, FULL_LEN, 0); /* move head to offset 4096 */
 	consume(&t->r, &d, 0);
 
@@ -793,18 +997,23 @@ static void test_late_published_leaves_reused_space_alone(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 
 	/* producer B's payload now covers A's old header, and happens to hold
-	 * the very word A's header had */
+	 * the very word A's chunk had; and A's old entry in the state table,
+	 * in the middle of B now, holds it too (a client may write there) */
 	assert_int_equal(ring_reserve(&t->r, max, 0, &b), 0);
 	assert_int_equal(b.offset, 0);
 	fill_payload(b.payload, max, 2);
-	at = a.offset - b.offset - RING_ALIGN;
+	at = a.offset - b.offset - RING_CHUNK_HDR;
 	word = RING_WORD(RING_PUBLISHING, TEST_HOLDER, a.gen);
 	memcpy((unsigned char *)b.payload + at, &word, sizeof(word));
+	atomic_store(word_at(&t->r, a.offset), word);
 	memcpy(copy, b.payload, max);
+	memcpy(states, t->r.states, table);
 
 	ring_published(&t->r, &a); /* producer A's mq_send returns */
 
 	assert_memory_equal(b.payload, copy, max);
+	assert_memory_equal(t->r.states, states, table);
+	free(states);
 	free(copy);
 }
 
@@ -928,7 +1137,7 @@ static void test_random_descriptors_never_take_wrong_chunk(void **state)
 		struct ring_ref ref;
 		int live, ret;
 
-		fuzz_descriptor(&m, atomic_load(&t->r.hdr->next_gen), round, &d);
+		fuzz_descriptor(&m, atomic_load(&t->r.sp->next_gen), round, &d);
 		live = fuzz_live_index(&m, &d);
 		ret = ring_take(&t->r, &d, &ref);
 		if (ret != 0) {
@@ -989,6 +1198,7 @@ static void test_loan_ref_rejects_pointer_not_at_a_reservation(void **state)
 
 	assert_int_equal(ring_reserve(&t->r, 1000, 0, &a), 0);
 	assert_int_equal(ring_loan_ref(&t->r, (char *)a.payload + 1, 10, &ref), -EINVAL);
+	assert_int_equal(ring_loan_ref(&t->r, (char *)a.payload + RING_CHUNK_HDR, 10, &ref), -EINVAL);
 	assert_int_equal(ring_loan_ref(&t->r, (char *)a.payload + RING_ALIGN, 10, &ref), -EINVAL);
 	assert_int_equal(ring_loan_ref(&t->r, (char *)a.payload - RING_ALIGN, 10, &ref), -EINVAL);
 	assert_int_equal(ring_loan_ref(&t->r, outside, 10, &ref), -EINVAL);
@@ -996,7 +1206,7 @@ static void test_loan_ref_rejects_pointer_not_at_a_reservation(void **state)
 	assert_int_equal(ring_loan_ref(&t->r, NULL, 10, &ref), -EINVAL);
 	/* a published chunk is no longer a loan */
 	d = produce(&t->r, 100, 3);
-	assert_int_equal(ring_loan_ref(&t->r, t->r.data + d.offset + RING_ALIGN, 10, &ref), -EINVAL);
+	assert_int_equal(ring_loan_ref(&t->r, t->r.data + d.offset + RING_CHUNK_HDR, 10, &ref), -EINVAL);
 }
 
 static void test_loan_ref_rejects_len_above_reservation(void **state)
@@ -1007,7 +1217,7 @@ static void test_loan_ref_rejects_len_above_reservation(void **state)
 	assert_int_equal(ring_reserve(&t->r, 128, 0, &a), 0);
 	assert_int_equal(ring_loan_ref(&t->r, a.payload, 129, &ref), -EMSGSIZE);
 	assert_int_equal(ring_loan_ref(&t->r, a.payload, 128, &ref), 0);
-	/* not a multiple of the alignment: the chunk has room for 128, but
+	/* not a multiple of the alignment: the chunk has room for more, but
 	 * only 100 bytes were loaned */
 	assert_int_equal(ring_reserve(&t->r, 100, 0, &b), 0);
 	assert_int_equal(ring_loan_ref(&t->r, b.payload, 101, &ref), -EMSGSIZE);
@@ -1062,16 +1272,28 @@ static void test_slot_claims_are_distinct_until_exhausted(void **state)
 	assert_int_equal(ring_slot_claim(&t->r), -EUSERS);
 }
 
-static void test_slots_hold_a_whole_message(void **state)
+/* The control object holds the header, the slots (an owner each, a
+ * message no more) and then one chunk state per RING_ALIGN bytes of the
+ * data area, every one of them inside the mapping. */
+static void test_slots_and_chunk_states_fit_the_control_object(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
-	unsigned char *first = ring_slot_at(&t->r, 0)->buf;
+	unsigned char *first = (unsigned char *)ring_slot_at(&t->r, 0);
 	unsigned char *second = (unsigned char *)ring_slot_at(&t->r, 1);
+	unsigned char *end = (unsigned char *)t->mem + t->len;
+	const unsigned nstates = 64 * KIB / RING_ALIGN;
 
-	/* msg_size bytes of buf fit before the next slot, and the last slot
-	 * ends before the data area */
-	assert_true(first + t->r.msg_size <= second);
-	assert_true(ring_slot_at(&t->r, RING_SLOTS - 1)->buf + t->r.msg_size <= t->r.data);
+	assert_int_equal(t->r.slot_size, sizeof(struct ring_slot));
+	assert_int_equal(second - first, sizeof(struct ring_slot));
+	assert_true(first >= (unsigned char *)t->mem + RING_HDR_SIZE);
+	assert_true((unsigned char *)ring_slot_at(&t->r, RING_SLOTS - 1) + sizeof(struct ring_slot) <=
+	            (unsigned char *)t->r.states);
+	assert_true((unsigned char *)(t->r.states + nstates) <= end);
+	/* the first and the last alignment unit of the data area have the
+	 * first and the last state */
+	assert_ptr_equal(ring_cs(&t->r, (const struct ring_chunk *)t->r.data), &t->r.states[0]);
+	assert_ptr_equal(ring_cs(&t->r, (const struct ring_chunk *)(t->r.data + 64 * KIB - RING_ALIGN)),
+	                 &t->r.states[nstates - 1]);
 }
 
 /* ---- reclaim ---- */
@@ -1080,6 +1302,7 @@ struct reclaim_ctx {
 	bool dead;        /* whether TEST_HOLDER counts as dead (DEAD_HOLDER always does) */
 	int resend_ret;   /* what resend returns */
 	unsigned resends; /* calls to resend */
+	unsigned window;  /* descriptors on the mq: an accepted resend adds one */
 	unsigned char last[512];
 	size_t last_len;
 	unsigned last_prio;
@@ -1101,12 +1324,26 @@ static int record_resend(const void *msg, size_t len, unsigned prio, void *arg)
 	memcpy(c->last, msg, len);
 	c->last_len = len;
 	c->last_prio = prio;
+	c->window += c->resend_ret == 0;
 	return c->resend_ret;
+}
+
+static bool window_is_empty(void *arg)
+{
+	return ((struct reclaim_ctx *)arg)->window == 0;
+}
+
+/* The daemon's periodic sweep: it asks whether the window is empty. */
+static struct ring_reclaim_ops sweep_ops(struct reclaim_ctx *c)
+{
+	return (struct ring_reclaim_ops){
+		.is_dead = is_dead_if_self, .resend = record_resend, .window_empty = window_is_empty, .ctx = c
+	};
 }
 
 static int reclaim(struct ring *r, struct reclaim_ctx *c)
 {
-	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = c };
+	const struct ring_reclaim_ops ops = sweep_ops(c);
 	const char *why = NULL;
 
 	return ring_reclaim(r, &ops, &why);
@@ -1128,12 +1365,21 @@ static struct proto_ring_desc assert_resent_descriptor_of(const struct reclaim_c
 	return got;
 }
 
+/* A receiver takes the resent descriptor off the window. */
+static struct proto_ring_desc take_resent_off_window(struct reclaim_ctx *c, const struct proto_ring_desc *d)
+{
+	assert_true(c->window > 0);
+	c->window--;
+	return assert_resent_descriptor_of(c, d);
+}
+
 static void test_reclaim_leaves_live_clients_alone(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
-	struct reclaim_ctx c = { .dead = false };
+	struct reclaim_ctx c = { .dead = false, .window = 1 };
 	struct ring_ref reserved, taken;
 	struct proto_ring_desc d = produce(&t->r, 100, 1);
+	struct proto_ring_desc waiting = produce(&t->r, 300, 2); /* its descriptor is on the window */
 	uint64_t used;
 	int idx;
 
@@ -1141,14 +1387,15 @@ static void test_reclaim_leaves_live_clients_alone(void **state)
 	assert_int_equal(ring_reserve(&t->r, 200, 0, &reserved), 0);
 	idx = ring_slot_claim(&t->r);
 	assert_true(idx >= 0);
-	memcpy(ring_slot_at(&t->r, (unsigned)idx)->buf, &d, sizeof(d));
 	used = ring_bytes_used(&t->r);
 
-	assert_int_equal(reclaim(&t->r, &c), 0);
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_int_equal(c.resends, 0);
 	assert_int_equal(ring_bytes_used(&t->r), used);
 	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
 	assert_true(payload_matches(taken.payload, 100, 1));
+	consume(&t->r, &waiting, 2);
 }
 
 /* ---- hostile shared memory ---- */
@@ -1175,28 +1422,31 @@ static void test_forged_waiters_make_a_bounded_wake_up(void **state)
 	ring_cancel(&t->r, &ref);
 }
 
-/* Forged head and tail: the daemon reports corruption instead of walking
- * (or looping), and producers get -EBADMSG. */
+/* Forged head and tail (in the senders' page): the daemon reports
+ * corruption instead of walking (or looping), and producers get
+ * -EBADMSG. */
 static void test_forged_positions_are_reported_not_walked(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = true };
 	struct ring_ref ref;
 	const char *why = NULL;
-	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+	const struct ring_reclaim_ops ops = sweep_ops(&c);
 	static const uint64_t forged[][2] = {
-		{ 1ull << 62, 0 },          /* head - tail far beyond the ring */
-		{ 0, 4096 },                /* tail beyond head */
-		{ 4096 + 8, 0 },            /* not on a chunk boundary */
-		{ UINT64_MAX - 63, 64 },    /* near the top of the range */
+		{ 1ull << 62, 0 },                                /* head - tail far beyond the ring */
+		{ 0, 4096 },                                      /* tail beyond head */
+		{ 4096 + 8, 0 },                                  /* not on a chunk boundary */
+		{ 4096 + RING_CHUNK_HDR, 0 },                     /* nor is a header's length */
+		{ 64 * KIB + RING_ALIGN, 0 },                     /* one unit more than the ring */
+		{ UINT64_MAX - (RING_ALIGN - 1), RING_ALIGN },    /* near the top of the range */
 	};
 
 	produce(&t->r, 1000, 1);
 	for (size_t i = 0; i < ARRAY_SIZE(forged); i++) {
 		uint64_t start = now_ns(CLOCK_MONOTONIC);
 
-		atomic_store(&t->r.hdr->head, forged[i][0]);
-		atomic_store(&t->r.hdr->tail, forged[i][1]);
+		atomic_store(&t->r.sp->head, forged[i][0]);
+		atomic_store(&t->r.sp->tail, forged[i][1]);
 		assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
 		assert_non_null(why);
 		assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), -EBADMSG);
@@ -1211,13 +1461,17 @@ static void test_overwritten_header_is_reported(void **state)
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = false };
 	const char *why = NULL;
-	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+	const struct ring_reclaim_ops ops = sweep_ops(&c);
 
 	assert_true(ring_reclaim(&t->r, &ops, &why) >= 0);
 	t->r.hdr->data_size *= 2;
 	assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
 	assert_non_null(why);
 	t->r.hdr->data_size /= 2;
+	assert_true(ring_reclaim(&t->r, &ops, &why) >= 0);
+	t->r.hdr->states_offset += RING_HDR_SIZE;
+	assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
+	t->r.hdr->states_offset -= RING_HDR_SIZE;
 	assert_true(ring_reclaim(&t->r, &ops, &why) >= 0);
 	memset(t->r.hdr, 0, offsetof(struct ring_hdr, lock));
 	assert_int_equal(ring_reclaim(&t->r, &ops, &why), -EBADMSG);
@@ -1231,10 +1485,12 @@ static void test_forged_chunk_size_is_reported_not_walked(void **state)
 	struct reclaim_ctx c = { .dead = false };
 	struct proto_ring_desc d1 = produce(&t->r, 1000, 1);
 	struct proto_ring_desc d2 = produce(&t->r, 1000, 2);
-	static const uint64_t sizes[] = { 0, 1, 63, 65, 1ull << 40, UINT64_MAX };
+	/* RING_CHUNK_HDR: a header alone is no chunk, chunks are RING_ALIGN */
+	static const uint64_t sizes[] = { 0, 1, 63, RING_CHUNK_HDR, 65, RING_ALIGN - 1, RING_ALIGN + 1,
+		                          1ull << 40, UINT64_MAX };
 	struct ring_chunk *c1 = (struct ring_chunk *)(t->r.data + d1.offset);
 	const char *why = NULL;
-	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+	const struct ring_reclaim_ops ops = sweep_ops(&c);
 
 	struct ring_ref ref;
 	uint64_t real = c1->size;
@@ -1251,36 +1507,89 @@ static void test_forged_chunk_size_is_reported_not_walked(void **state)
 	assert_int_equal(ring_take(&t->r, &d1, &ref), 0);
 	c1->size = 0;
 	ring_release(&t->r, &ref);
-	assert_int_equal(atomic_load(&t->r.hdr->tail), 0);
+	assert_int_equal(atomic_load(&t->r.sp->tail), 0);
 	assert_int_equal(atomic_load(&t->r.hdr->corrupt), 1);
 	consume(&t->r, &d2, 2);
 }
 
-/* The daemon breaks the producers' lock when its holder is dead, and a
- * producer waiting for it then gets it. */
+/* Chunk words scribbled in the state table (any client can write it):
+ * a take never hands out anything but what a sender wrote and sealed. */
+static void test_scribbled_chunk_words_take_nothing_unsealed(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct proto_ring_desc d = produce(&t->r, 1000, 1);
+	struct ring_ref loan, ref;
+	struct proto_ring_desc dl;
+	uint32_t rnd = 4242;
+	unsigned took = 0;
+
+	assert_int_equal(ring_reserve(&t->r, 500, 0, &loan), 0); /* written, not sealed */
+	ring_describe(&loan, 0, &dl);
+	for (unsigned i = 0; i < 2000; i++) {
+		uint64_t off = (uint64_t)(rand_r(&rnd) % (64 * KIB / RING_ALIGN)) * RING_ALIGN;
+		uint64_t gen = rand_r(&rnd) % 2 ? loan.gen : d.gen;
+		uint64_t w = rand_r(&rnd) % 4 ? RING_WORD(rand_r(&rnd) % 9, rand_r(&rnd) % 3 ? 0 : TEST_HOLDER, gen)
+		                              : ((uint64_t)rand_r(&rnd) << 32 | (uint64_t)rand_r(&rnd));
+		const struct proto_ring_desc *which = rand_r(&rnd) % 2 ? &dl : &d;
+		int ret;
+
+		atomic_store(word_at(&t->r, off), w);
+		ret = ring_take(&t->r, which, &ref);
+		assert_true(ret == 0 || ret == -EBADMSG || ret == -ESTALE);
+		if (ret == 0) {
+			/* only the sealed chunk, intact */
+			assert_ptr_equal(which, &d);
+			assert_true(payload_matches(ref.payload, 1000, 1));
+			atomic_store(word_at(&t->r, d.offset), RING_WORD(RING_PUBLISHED, 0, d.gen));
+			took++;
+		}
+		atomic_store(word_at(&t->r, off), 0);
+		atomic_store(word_at(&t->r, d.offset), RING_WORD(RING_PUBLISHED, 0, d.gen));
+		atomic_store(word_at(&t->r, loan.offset), RING_WORD(RING_RESERVED, TEST_HOLDER, loan.gen));
+	}
+	assert_true(took > 0);
+	/* the loan, once sealed and published, is taken whole */
+	fill_payload(loan.payload, 500, 3);
+	ring_publishing(&t->r, &loan, 0);
+	ring_published(&t->r, &loan);
+	consume(&t->r, &dl, 3);
+	consume(&t->r, &d, 1);
+}
+
+/* The daemon breaks either lock when its holder is dead (the senders'
+ * lock of a dead sender, the shared lock of a dead sender or receiver),
+ * and a producer waiting for them then gets them. */
 static void test_reclaim_breaks_lock_of_dead_holder(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = false };
 	struct ring_ref ref;
 
-	atomic_store(&t->r.hdr->lock, (DEAD_HOLDER << 1) | 1);
-	assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), -EAGAIN);
-	assert_true(reclaim(&t->r, &c) >= 0);
-	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
-	assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), 0);
-	ring_cancel(&t->r, &ref);
-	assert_int_equal(ring_bytes_used(&t->r), 0);
+	for (unsigned which = 1; which <= 3; which++) {
+		if (which & 1)
+			atomic_store(&t->r.sp->lock, (DEAD_HOLDER << 1) | 1);
+		if (which & 2)
+			atomic_store(&t->r.hdr->lock, (DEAD_HOLDER << 1) | 1);
+		assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), -EAGAIN);
+		assert_true(reclaim(&t->r, &c) >= 0);
+		assert_int_equal(atomic_load(&t->r.sp->lock), 0);
+		assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+		assert_int_equal(ring_reserve(&t->r, 500, 0, &ref), 0);
+		ring_cancel(&t->r, &ref);
+		assert_int_equal(ring_bytes_used(&t->r), 0);
+	}
 }
 
-/* A live holder's lock is left alone. */
+/* A live holder's locks are left alone. */
 static void test_reclaim_leaves_lock_of_live_holder(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = false };
 
+	atomic_store(&t->r.sp->lock, 31337u << 1);
 	atomic_store(&t->r.hdr->lock, 31337u << 1);
 	assert_true(reclaim(&t->r, &c) >= 0);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 31337u << 1);
 	assert_int_equal(atomic_load(&t->r.hdr->lock), 31337u << 1);
 }
 
@@ -1332,15 +1641,18 @@ static void test_reclaim_redelivers_taken_chunk_at_least_once(void **state)
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 1);
 	assert_int_equal(c.last_prio, 7); /* redelivered at its own priority */
-	again = assert_resent_descriptor_of(&c, &d);
+	assert_resent_descriptor_of(&c, &d);
 	st = stats_of(&t->r);
 	assert_int_equal(st.redelivered, 1);
 	assert_int_equal(st.dropped, 0);
 	assert_int_equal(st.ring_used, chunk_bytes(1000));
 
-	/* published again: a sweep leaves it alone, a consumer takes it */
+	/* published again, its descriptor on the window: sweeps leave it
+	 * alone, a consumer takes it */
+	assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_int_equal(reclaim(&t->r, &c), 0);
 	assert_int_equal(c.resends, 1);
+	again = take_resent_off_window(&c, &d);
 	consume(&t->r, &again, 7);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
@@ -1360,7 +1672,7 @@ static void test_reclaim_resends_chunk_of_producer_dead_while_publishing(void **
 
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 1);
-	again = assert_resent_descriptor_of(&c, &d);
+	again = take_resent_off_window(&c, &d);
 	assert_int_equal(stats_of(&t->r).reclaimed, 1);
 	consume(&t->r, &again, 9);
 	/* the copy that did make it to the mq is now a stale duplicate */
@@ -1368,25 +1680,171 @@ static void test_reclaim_resends_chunk_of_producer_dead_while_publishing(void **
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-static void test_reclaim_resends_ring_descriptor_in_dead_slot_and_frees_slot(void **state)
+/* ---- orphans: descriptors a dead receiver took off the window ---- */
+
+/* A receiver took the descriptor off the mq into its own memory, and
+ * died: the chunk stays PUBLISHED, the window is empty.  The first sweep
+ * frees the receiver's slot and marks the chunk; the second sends its
+ * descriptor again, once, flagged RESENT (not REDELIVERED: no receiver
+ * had the message); later sweeps see it on the window and leave it. */
+static void test_reclaim_resends_orphan_of_dead_receiver_and_frees_slot(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
 	struct reclaim_ctx c = { .dead = true };
 	struct proto_ring_desc d = produce(&t->r, 2000, 4), again;
 	int idx = ring_slot_claim(&t->r);
+	ipcq_stats st;
 
 	assert_true(idx >= 0);
-	/* the consumer received the descriptor into its slot, then died */
-	memcpy(ring_slot_at(&t->r, (unsigned)idx)->buf, &d, sizeof(d));
+	/* the consumer received the descriptor off the window, then died */
 
-	assert_int_equal(reclaim(&t->r, &c), 1);
-	assert_int_equal(c.resends, 1);
-	again = assert_resent_descriptor_of(&c, &d);
+	assert_int_equal(reclaim(&t->r, &c), 1); /* the slot */
+	assert_int_equal(c.resends, 0);
 	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
-	/* its receiver never had the message: sent again, not redelivered */
-	assert_int_equal(stats_of(&t->r).redelivered, 0);
-	assert_int_equal(stats_of(&t->r).reclaimed, 1);
+	assert_int_equal(reclaim(&t->r, &c), 1); /* the orphan */
+	assert_int_equal(c.resends, 1);
+	assert_int_equal(c.last_prio, 4);
+	assert_resent_descriptor_of(&c, &d);
+	{
+		struct proto_ring_desc got;
+
+		memcpy(&got, c.last, sizeof(got));
+		assert_int_equal(got.hdr.flags & PROTO_MSGF_REDELIVERED, 0);
+	}
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(c.resends, 1);
+	st = stats_of(&t->r);
+	assert_int_equal(st.redelivered, 0);
+	assert_int_equal(st.reclaimed, 1);
+	again = take_resent_off_window(&c, &d);
 	consume(&t->r, &again, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	/* and nothing more, however many sweeps */
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(c.resends, 1);
+}
+
+/* A sweep that began with the window not empty clears the mark: the
+ * chunk needs two empty-window walks in a row. */
+static void test_walk_beside_a_full_window_clears_the_orphan_mark(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct reclaim_ctx c = { .dead = false };
+	struct proto_ring_desc d = produce(&t->r, 700, 2), again;
+
+	assert_int_equal(reclaim(&t->r, &c), 0); /* empty: marked */
+	c.window = 1;                            /* someone else's message waits */
+	assert_int_equal(reclaim(&t->r, &c), 0); /* not empty: cleared */
+	c.window = 0;
+	assert_int_equal(reclaim(&t->r, &c), 0); /* marked again, not resent */
+	assert_int_equal(c.resends, 0);
+	assert_int_equal(reclaim(&t->r, &c), 1); /* the second in a row */
+	assert_int_equal(c.resends, 1);
+	again = take_resent_off_window(&c, &d);
+	consume(&t->r, &again, 2);
+	assert_int_equal(stats_of(&t->r).reclaimed, 1);
+}
+
+/* A receiver only slow between its mq_receive and its take takes the
+ * chunk between the two walks: nothing is resent.  And if a resend does
+ * race it, the receiver or the resent copy gets the message, never both. */
+static void test_orphan_taken_between_walks_is_not_resent(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct reclaim_ctx c = { .dead = false };
+	struct proto_ring_desc d = produce(&t->r, 700, 2), again;
+	struct ring_ref ref;
+
+	assert_int_equal(reclaim(&t->r, &c), 0); /* marked */
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(c.resends, 0);
+	ring_release(&t->r, &ref);
+
+	/* slower still: the resend came first; one of the two copies takes */
+	d = produce(&t->r, 700, 3);
+	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(reclaim(&t->r, &c), 1);
+	again = take_resent_off_window(&c, &d);
+	consume(&t->r, &d, 3);
+	assert_take_fails(&t->r, &again, -ESTALE);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* The mark is for a chunk, not for its place: a chunk released after one
+ * walk marked it, and a new chunk laid at the same offset, PUBLISHED with
+ * its descriptor in a live receiver's hands, has been seen by one walk
+ * only, and is not resent by the next. */
+static void test_orphan_mark_does_not_pass_to_the_next_chunk_at_its_offset(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct reclaim_ctx c = { .dead = false };
+	struct proto_ring_desc a = produce(&t->r, 100, 1), x, b;
+
+	assert_int_equal(a.offset, 0);
+	assert_int_equal(reclaim(&t->r, &c), 0); /* a marked */
+	consume(&t->r, &a, 1);
+	/* the rest of the area, so that the next chunk starts at 0 again */
+	x = produce(&t->r, 8 * KIB - RING_CHUNK_HDR, 2);
+	consume(&t->r, &x, 2);
+	while (atomic_load(&t->r.sp->head) % (64 * KIB)) {
+		uint64_t left = 64 * KIB - atomic_load(&t->r.sp->head) % (64 * KIB);
+
+		x = produce(&t->r, MIN(left, 8 * KIB) - RING_CHUNK_HDR, 2);
+		consume(&t->r, &x, 2);
+	}
+	b = produce(&t->r, 100, 3);
+	assert_int_equal(b.offset, 0);
+	assert_true(b.gen != a.gen);
+
+	assert_int_equal(reclaim(&t->r, &c), 0); /* b's first walk */
+	assert_int_equal(c.resends, 0);
+	consume(&t->r, &b, 3);
+}
+
+/* The daemon's reclaim when a pidfd says a client died does not ask the
+ * window (window_empty NULL): PUBLISHED chunks are the periodic sweep's
+ * business, and are never marked or resent by it. */
+static void test_reclaim_without_window_question_leaves_published_chunks(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct reclaim_ctx c = { .dead = true };
+	const struct ring_reclaim_ops ops = { .is_dead = is_dead_if_self, .resend = record_resend, .ctx = &c };
+	struct proto_ring_desc d = produce(&t->r, 700, 2);
+	const char *why = NULL;
+
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(ring_reclaim(&t->r, &ops, &why), 0);
+	assert_int_equal(c.resends, 0);
+	/* nor did they mark it: one periodic sweep only marks */
+	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(c.resends, 0);
+	consume(&t->r, &d, 2);
+}
+
+/* The mark is in the control object, which every client can write: a
+ * forged one can at most make a resend come early, and the message is
+ * still taken once, by the first of the two copies. */
+static void test_forged_orphan_mark_delivers_once(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct reclaim_ctx c = { .dead = false };
+	struct proto_ring_desc d = produce(&t->r, 900, 5), again;
+	struct ring_cstate *cs = ring_cs(&t->r, (const struct ring_chunk *)(t->r.data + d.offset));
+	struct ring_ref ref;
+
+	cs->orphan = 0xff;
+	assert_true(reclaim(&t->r, &c) >= 0);
+	assert_true(reclaim(&t->r, &c) >= 0);
+	assert_int_equal(c.resends, 1);
+	again = take_resent_off_window(&c, &d);
+	assert_int_equal(ring_take(&t->r, &again, &ref), 0);
+	assert_true(payload_matches(ref.payload, 900, 5));
+	assert_take_fails(&t->r, &d, -ESTALE);
+	ring_release(&t->r, &ref);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -1406,47 +1864,36 @@ static void test_reclaim_frees_empty_slot_of_dead_consumer(void **state)
 	assert_int_equal(st.redelivered, 0);
 }
 
-static int put_inline_in_dead_slot(struct ring *r, const char *text)
+/* Slots hold no message: bytes a client left in a dead receiver's slot
+ * (an inline message in the old layout's place) are nothing the daemon
+ * sends, in either delivery mode; the slot is freed at once. */
+static void test_reclaim_sends_nothing_from_a_dead_receivers_slot(void **state)
 {
-	struct proto_msg_hdr h = { .kind = PROTO_MSG_INLINE, .len = (uint32_t)strlen(text) };
-	int idx = ring_slot_claim(r);
-	struct ring_slot *s;
+	for (uint32_t delivery = 0; delivery <= 1; delivery++) {
+		struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, delivery);
+		struct reclaim_ctx c = { .dead = true };
+		struct proto_msg_hdr h = { .kind = PROTO_MSG_INLINE, .len = 5 };
+		int idx = ring_slot_claim(&t->r);
+		struct ring_slot *s;
+		ipcq_stats st;
 
-	assert_true(idx >= 0);
-	s = ring_slot_at(r, (unsigned)idx);
-	memcpy(s->buf, &h, sizeof(h));
-	memcpy(s->buf + sizeof(h), text, h.len);
-	return idx;
-}
+		assert_true(idx >= 0);
+		s = ring_slot_at(&t->r, (unsigned)idx);
+		memcpy(s->pad_, &h, sizeof(h));
+		memcpy((unsigned char *)s->pad_ + sizeof(h), "hello", 5);
 
-static void test_reclaim_drops_inline_message_in_dead_slot_at_most_once(void **state)
-{
-	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
-	struct reclaim_ctx c = { .dead = true };
-	int idx = put_inline_in_dead_slot(&t->r, "hello");
-
-	assert_int_equal(reclaim(&t->r, &c), 1);
-	assert_int_equal(c.resends, 0);
-	assert_int_equal(stats_of(&t->r).dropped, 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
-}
-
-static void test_reclaim_resends_inline_message_in_dead_slot_at_least_once(void **state)
-{
-	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
-	struct reclaim_ctx c = { .dead = true };
-	int idx = put_inline_in_dead_slot(&t->r, "hello");
-	struct proto_msg_hdr h;
-
-	assert_int_equal(reclaim(&t->r, &c), 1);
-	assert_int_equal(c.resends, 1);
-	assert_int_equal(c.last_len, sizeof(h) + 5);
-	assert_int_equal(proto_msg_check(c.last, c.last_len), PROTO_MSG_INLINE);
-	memcpy(&h, c.last, sizeof(h));
-	assert_int_equal(h.flags & PROTO_MSGF_REDELIVERED, PROTO_MSGF_REDELIVERED);
-	assert_memory_equal(c.last + sizeof(h), "hello", 5);
-	assert_int_equal(stats_of(&t->r).redelivered, 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
+		assert_int_equal(reclaim(&t->r, &c), 1);
+		assert_int_equal(c.resends, 0);
+		assert_int_equal(atomic_load(&s->owner), 0);
+		st = stats_of(&t->r);
+		assert_int_equal(st.dropped, 0);
+		assert_int_equal(st.redelivered, 0);
+		assert_int_equal(st.reclaimed, 0);
+		assert_int_equal(reclaim(&t->r, &c), 0);
+		assert_int_equal(c.resends, 0);
+		ring_free(t);
+		*state = NULL;
+	}
 }
 
 static void test_failed_resend_of_taken_chunk_is_retried_next_sweep(void **state)
@@ -1466,12 +1913,14 @@ static void test_failed_resend_of_taken_chunk_is_retried_next_sweep(void **state
 	c.dead = false; /* the dead pid is no longer needed: the daemon owns it */
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 2);
-	again = assert_resent_descriptor_of(&c, &d);
+	again = take_resent_off_window(&c, &d);
 	consume(&t->r, &again, 1);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-static void test_failed_resend_of_slot_descriptor_keeps_slot_for_next_sweep(void **state)
+/* An orphan's resend into a full window is tried again by the next
+ * sweep, once; the dead receiver's slot does not wait for it. */
+static void test_failed_resend_of_orphan_is_retried_next_sweep(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct reclaim_ctx c = { .dead = true, .resend_ret = -EAGAIN };
@@ -1479,35 +1928,21 @@ static void test_failed_resend_of_slot_descriptor_keeps_slot_for_next_sweep(void
 	int idx = ring_slot_claim(&t->r);
 
 	assert_true(idx >= 0);
-	memcpy(ring_slot_at(&t->r, (unsigned)idx)->buf, &d, sizeof(d));
-	assert_int_equal(reclaim(&t->r, &c), 0);
-	assert_true(c.resends >= 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
-
-	c.resend_ret = 0;
-	c.resends = 0;
-	assert_true(reclaim(&t->r, &c) >= 1);
-	assert_true(c.resends >= 1);
-	again = assert_resent_descriptor_of(&c, &d);
+	assert_int_equal(reclaim(&t->r, &c), 1); /* the slot; the orphan marked */
 	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
-	consume(&t->r, &again, 1);
-	assert_int_equal(ring_bytes_used(&t->r), 0);
-}
-
-static void test_failed_resend_of_inline_message_keeps_slot(void **state)
-{
-	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
-	struct reclaim_ctx c = { .dead = true, .resend_ret = -EAGAIN };
-	int idx = put_inline_in_dead_slot(&t->r, "hi");
-
-	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(reclaim(&t->r, &c), 0); /* the resend fails */
 	assert_int_equal(c.resends, 1);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), TEST_HOLDER);
+	assert_int_equal(stats_of(&t->r).reclaimed, 0);
+
 	c.resend_ret = 0;
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 2);
-	assert_int_equal(c.last_len, PROTO_MSG_HDR_SIZE + 2);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
+	assert_int_equal(reclaim(&t->r, &c), 0);
+	assert_int_equal(c.resends, 2);
+	assert_int_equal(stats_of(&t->r).reclaimed, 1);
+	again = take_resent_off_window(&c, &d);
+	consume(&t->r, &again, 1);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
 static void test_reclaim_lets_released_chunks_behind_dead_one_go(void **state)
@@ -1524,6 +1959,203 @@ static void test_reclaim_lets_released_chunks_behind_dead_one_go(void **state)
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 	assert_int_equal(stats_of(&t->r).ring_chunks, 0);
+}
+
+/* ---- a receive-only client ---- */
+
+#define SEGV_EXIT 99
+
+static void exit_on_segv(int sig)
+{
+	(void)sig;
+	_exit(SEGV_EXIT);
+}
+
+/* A write to p faults (the check is live: a write the library made
+ * through a receive-only view would kill the test). */
+static void assert_write_faults(void *p)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = exit_on_segv };
+
+		sigaction(SIGSEGV, &sa, NULL);
+		sigaction(SIGBUS, &sa, NULL);
+		*(volatile unsigned char *)p = *(volatile unsigned char *)p;
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true((WIFEXITED(st) && WEXITSTATUS(st) == SEGV_EXIT) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV));
+}
+
+/* A receive-only client (its data object mapped read-only) takes, reads
+ * and releases chunks, out of order too; it leaves the tail where it is
+ * (release only marks and wakes), and the space returns when a writer
+ * moves the tail: here ring_fill_stats by the writable ring. */
+static void test_receive_only_client_takes_and_releases_without_writing_data(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 0, true);
+	struct proto_ring_desc d[3];
+	struct ring_ref ref[3];
+	struct ring ro;
+	uint64_t used, tail;
+	ipcq_stats st;
+
+	attach_receive_only(t, &ro);
+	assert_write_faults(ro.data);
+	assert_write_faults((void *)&ro.sp->tail);
+	for (unsigned i = 0; i < 3; i++)
+		d[i] = produce(&t->r, 1000 + 500 * i, i);
+	used = ring_bytes_used(&t->r);
+	tail = atomic_load(&t->r.sp->tail);
+
+	for (unsigned i = 0; i < 3; i++) {
+		unsigned k = (i + 1) % 3; /* 1, 2, 0 */
+
+		assert_int_equal(ring_take(&ro, &d[k], &ref[k]), 0);
+		assert_int_equal(ref[k].len, 1000 + 500 * k);
+		assert_true(payload_matches(ref[k].payload, ref[k].len, k));
+		/* what it read is the writer's bytes, through its own mapping */
+		assert_ptr_equal(ref[k].payload, ro.data + d[k].offset + RING_CHUNK_HDR);
+		assert_take_fails(&ro, &d[k], -ESTALE);
+	}
+	for (unsigned i = 0; i < 3; i++) {
+		unsigned k = (i + 2) % 3; /* 2, 0, 1 */
+
+		ring_release(&ro, &ref[k]);
+		assert_int_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, d[k].offset))), RING_RELEASED);
+	}
+	/* every chunk released, and still the tail stands: the receive-only
+	 * client's figures do not move it either */
+	assert_int_equal(atomic_load(&t->r.sp->tail), tail);
+	st = stats_of(&ro);
+	assert_int_equal(st.ring_used, used);
+	assert_int_equal(atomic_load(&t->r.sp->tail), tail);
+	ring_repair_newest(&ro); /* a no-op for it */
+	ring_advance_tail(&ro);
+	assert_int_equal(ring_bytes_used(&ro), used);
+
+	st = stats_of(&t->r); /* a writer's figures move it */
+	assert_int_equal(st.ring_used, 0);
+	assert_int_equal(st.ring_chunks, 0);
+	assert_int_equal(ring_bytes_used(&ro), 0);
+	for (unsigned k = 0; k < 3; k++)
+		assert_take_fails(&ro, &d[k], -ESTALE);
+}
+
+/* On a full ring a sender waits for room; a receive-only client's
+ * release wakes it, and the sender moves the tail itself. */
+static void test_receive_only_release_wakes_a_waiting_sender(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 0, true);
+	struct proto_ring_desc d[32];
+	struct waiting_producer w = { .r = &t->r, .timeout_ms = 10000, .ret = 1 };
+	struct ring_ref ref;
+	struct ring ro;
+	pthread_t th;
+
+	attach_receive_only(t, &ro);
+	assert_int_equal(fill_ring(&t->r, d, 32), 16);
+	assert_int_equal(pthread_create(&th, NULL, waiting_producer_main, &w), 0);
+	usleep(30 * 1000);
+	assert_false(atomic_load(&w.done));
+	assert_int_equal(ring_take(&ro, &d[0], &ref), 0);
+	assert_true(payload_matches(ref.payload, FULL_LEN, 0));
+	ring_release(&ro, &ref);
+	join_within(th, 5000);
+	assert_int_equal(w.ret, 0);
+	assert_int_equal(w.ref.offset, 0);
+	assert_int_equal(atomic_load(&t->r.sp->tail), 4096);
+}
+
+/* ---- the two locks ---- */
+
+/* A writer takes the senders' lock, then the shared one; a receive-only
+ * client the shared one alone.  Either holder makes the others' waits
+ * end at their deadlines, and a writer that could not have the shared
+ * lock gives the senders' lock back. */
+static void test_writer_and_receive_only_client_exclude_each_other(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 0, true);
+	struct timespec dl;
+	struct ring_ref ref;
+	struct ring ro;
+	uint64_t start;
+
+	attach_receive_only(t, &ro);
+	assert_int_equal(ring_lock_until(&t->r, NULL), 0);
+	assert_int_equal(atomic_load(&t->r.sp->lock) >> 1, TEST_HOLDER);
+	assert_int_equal(atomic_load(&t->r.hdr->lock) >> 1, TEST_HOLDER);
+	assert_int_equal(ring_trylock(&ro), -EBUSY);
+	start = now_ns(CLOCK_MONOTONIC);
+	dl = deadline_after(CLOCK_MONOTONIC, 50);
+	assert_int_equal(ring_lock_until(&ro, &dl), -ETIMEDOUT);
+	assert_true(elapsed_ms_since(start) >= 40);
+	assert_true(elapsed_ms_since(start) < 2000);
+	ring_unlock(&t->r);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+
+	/* the receive-only client holds the shared lock, and only it */
+	dl = deadline_after(CLOCK_MONOTONIC, 1000);
+	assert_int_equal(ring_lock_until(&ro, &dl), 0);
+	assert_int_equal(atomic_load(&t->r.hdr->lock) >> 1, RECEIVER_HOLDER);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0);
+	dl = deadline_after(CLOCK_MONOTONIC, 50);
+	assert_int_equal(ring_lock_until(&t->r, &dl), -ETIMEDOUT);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0); /* given back */
+	assert_int_equal(ring_trylock(&t->r), -EBUSY);
+	assert_int_equal(atomic_load(&t->r.sp->lock), 0);
+	assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), -EAGAIN);
+	ring_unlock(&ro);
+	assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+	assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), 0);
+	ring_cancel(&t->r, &ref);
+}
+
+/* A sender killed holding both locks, and a receive-only client killed
+ * holding the shared one: the daemon breaks what the dead held, and the
+ * others go on. */
+static void test_reclaim_breaks_locks_of_killed_holders(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 0, true);
+	struct reclaim_ctx c = { .dead = false };
+	struct timespec dl;
+	struct ring_ref ref;
+	struct ring ro;
+	pid_t pid;
+	int st;
+
+	attach_receive_only(t, &ro);
+	for (unsigned receiver = 0; receiver <= 1; receiver++) {
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct ring *mine = receiver ? &ro : &t->r;
+
+			mine->self = DEAD_HOLDER;
+			_exit(ring_lock_until(mine, NULL) == 0 ? 0 : 1);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		assert_int_equal(atomic_load(&t->r.hdr->lock) >> 1, DEAD_HOLDER);
+		assert_int_equal(atomic_load(&t->r.sp->lock) >> 1, receiver ? 0 : DEAD_HOLDER);
+
+		assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), -EAGAIN);
+		dl = deadline_after(CLOCK_MONOTONIC, 20);
+		assert_int_equal(ring_lock_until(&ro, &dl), -ETIMEDOUT);
+		assert_true(reclaim(&t->r, &c) >= 0);
+		assert_int_equal(atomic_load(&t->r.sp->lock), 0);
+		assert_int_equal(atomic_load(&t->r.hdr->lock), 0);
+		assert_int_equal(ring_reserve(&t->r, 100, 0, &ref), 0);
+		ring_cancel(&t->r, &ref);
+		dl = deadline_after(CLOCK_MONOTONIC, 1000);
+		assert_int_equal(ring_lock_until(&ro, &dl), 0);
+		ring_unlock(&ro);
+	}
 }
 
 /* ---- many threads ---- */
@@ -1795,8 +2427,11 @@ int main(void)
 		FORGE_TEST(test_take_rejects_wrong_kind),
 		FORGE_TEST(test_take_rejects_right_offset_with_wrong_len),
 		FORGE_TEST(test_take_rejects_offset_inside_a_payload),
+		RING_TEST(test_take_rejects_header_forged_inside_a_payload),
 		FORGE_TEST(test_taking_twice_is_estale),
 		RING_TEST(test_take_of_unpublished_reservation_is_estale),
+		RING_TEST(test_take_refuses_unsealed_chunk_whose_word_was_set_by_hand),
+		RING_TEST(test_seal_left_in_old_payload_does_not_seal_a_new_chunk),
 		RING_TEST(test_late_published_leaves_reused_space_alone),
 		RING_TEST(test_descriptor_of_reused_chunk_is_estale),
 		RING_TEST(test_random_descriptors_never_take_wrong_chunk),
@@ -1805,11 +2440,12 @@ int main(void)
 		RING_TEST(test_loan_ref_rejects_len_above_reservation),
 		RING_TEST(test_loan_published_shorter_is_taken_with_shorter_len),
 		RING_TEST(test_slot_claims_are_distinct_until_exhausted),
-		RING_TEST(test_slots_hold_a_whole_message),
+		RING_TEST(test_slots_and_chunk_states_fit_the_control_object),
 		RING_TEST(test_reclaim_leaves_live_clients_alone),
 		RING_TEST(test_forged_waiters_make_a_bounded_wake_up),
 		RING_TEST(test_forged_positions_are_reported_not_walked),
 		RING_TEST(test_forged_chunk_size_is_reported_not_walked),
+		RING_TEST(test_scribbled_chunk_words_take_nothing_unsealed),
 		RING_TEST(test_overwritten_header_is_reported),
 		RING_TEST(test_reclaim_breaks_lock_of_dead_holder),
 		RING_TEST(test_reclaim_leaves_lock_of_live_holder),
@@ -1817,14 +2453,21 @@ int main(void)
 		RING_TEST(test_reclaim_drops_taken_chunk_at_most_once),
 		RING_TEST(test_reclaim_redelivers_taken_chunk_at_least_once),
 		RING_TEST(test_reclaim_resends_chunk_of_producer_dead_while_publishing),
-		RING_TEST(test_reclaim_resends_ring_descriptor_in_dead_slot_and_frees_slot),
+		RING_TEST(test_reclaim_resends_orphan_of_dead_receiver_and_frees_slot),
+		RING_TEST(test_walk_beside_a_full_window_clears_the_orphan_mark),
+		RING_TEST(test_orphan_taken_between_walks_is_not_resent),
+		RING_TEST(test_orphan_mark_does_not_pass_to_the_next_chunk_at_its_offset),
+		RING_TEST(test_reclaim_without_window_question_leaves_published_chunks),
+		RING_TEST(test_forged_orphan_mark_delivers_once),
 		RING_TEST(test_reclaim_frees_empty_slot_of_dead_consumer),
-		RING_TEST(test_reclaim_drops_inline_message_in_dead_slot_at_most_once),
-		RING_TEST(test_reclaim_resends_inline_message_in_dead_slot_at_least_once),
+		RING_TEST(test_reclaim_sends_nothing_from_a_dead_receivers_slot),
 		RING_TEST(test_failed_resend_of_taken_chunk_is_retried_next_sweep),
-		RING_TEST(test_failed_resend_of_slot_descriptor_keeps_slot_for_next_sweep),
-		RING_TEST(test_failed_resend_of_inline_message_keeps_slot),
+		RING_TEST(test_failed_resend_of_orphan_is_retried_next_sweep),
 		RING_TEST(test_reclaim_lets_released_chunks_behind_dead_one_go),
+		RING_TEST(test_receive_only_client_takes_and_releases_without_writing_data),
+		RING_TEST(test_receive_only_release_wakes_a_waiting_sender),
+		RING_TEST(test_writer_and_receive_only_client_exclude_each_other),
+		RING_TEST(test_reclaim_breaks_locks_of_killed_holders),
 		RING_TEST(test_many_producers_and_consumers_deliver_each_message_once),
 	};
 
