@@ -239,7 +239,7 @@ static int send_records(const struct sender *s, char delim)
 	if (reader_init(&rd, STDIN_FILENO, delim, s->max_payload) < 0)
 		return cli_error("%s", strerror(ENOMEM));
 	for (;;) {
-		size_t off, len;
+		size_t off = 0, len = 0;
 		bool fits;
 
 		/* wait for the first record of a batch, not for the others */
