@@ -134,10 +134,16 @@ struct ring_spage {
 /* A receive slot: held by a receiving handle (its home) or by a call
  * under way, so that receivers can be counted and bounded.  Messages are
  * received into the receiver's own memory, never here: what another
- * client could rewrite is not what a receiver hands out. */
+ * client could rewrite is not what a receiver hands out.  A receiver
+ * that took a ring descriptor off the mq copies it here until it has
+ * taken the chunk, so that if it dies in between, the daemon can send
+ * the descriptor again at once (after checking that it names a chunk a
+ * sender sealed that waits to be taken: a descriptor is no message). */
 struct ring_slot {
 	_Atomic uint32_t owner; /* holder, 0 = free */
-	uint32_t pad_[15];
+	uint32_t pad_;
+	struct proto_ring_desc desc; /* hdr.kind PROTO_MSG_RING while held, else 0 */
+	uint32_t spare_[8];
 };
 
 struct ring_hdr {
@@ -188,6 +194,7 @@ struct ring_hdr {
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
 _Static_assert(sizeof(struct ring_chunk) == RING_CHUNK_HDR, "the chunk header's size");
+_Static_assert(sizeof(struct ring_slot) == 64, "a receive slot is a cache line");
 _Static_assert(sizeof(struct ring_cstate) == 32, "a chunk state is a quarter of the smallest chunk");
 _Static_assert(sizeof(struct ring_spage) <= RING_SPAGE_SIZE, "the senders' page fits its page");
 

@@ -53,9 +53,12 @@ struct ipcq_queue {
 	size_t inline_max;
 	struct backlog_window window; /* how this handle sends into the mq window */
 	int home_slot; /* -1 when not receiving */
-	/* where a call holding slot i receives: this process's own memory
-	 * (msg_size bytes each, made on first use) */
-	unsigned char *slot_buf[RING_SLOTS];
+	/* where receives land: this process's own buffers (msg_size bytes
+	 * each, made on first use), busy while a call or an inline view has
+	 * one; kept apart from the receive slots, whose owner words any
+	 * client of the queue can rewrite */
+	unsigned char *buf[RING_SLOTS];
+	atomic_flag buf_busy[RING_SLOTS];
 	atomic_flag home_busy;
 	/* batches being handed out, and a message too large for the buffer
 	 * ipcq_recv was given (the next receive on the handle returns it) */

@@ -107,7 +107,7 @@ static void queue_free(ipcq_queue *q)
 		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
 	for (unsigned i = 0; i < RING_SLOTS; i++)
-		free(q->slot_buf[i]);
+		free(q->buf[i]);
 	free(q);
 }
 

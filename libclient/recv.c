@@ -13,16 +13,20 @@
  * handle claims a home slot in the ring at open (so receivers are counted
  * and bounded), and a second thread receiving on the same handle at the
  * same time borrows a free slot for the duration of the call.  The
- * message itself is received into this process's memory, a buffer per
- * slot: what the mq gave a receiver is what it hands out, whatever other
- * clients write into shared memory.  If this process dies between taking
- * a ring descriptor off the mq and taking its chunk, the daemon finds the
- * chunk orphaned and sends it again (ring.c); an inline message is lost
+ * message itself is received into this process's memory, a buffer of the
+ * handle's own that stays busy while an inline view points into it (which
+ * buffers are busy the handle alone decides: a slot's owner word is
+ * shared memory any receiver can rewrite): what the mq gave a receiver is
+ * what it hands out, whatever other clients write into shared memory.  A ring descriptor is copied into
+ * the slot until its chunk is taken: if this process dies in between, the
+ * daemon sends it again (and if it dies before the copy, the daemon's
+ * sweep finds the chunk orphaned, ring.c).  An inline message is lost
  * then, which is why at-least-once queues carry every message in the ring
  * (send.c).
  *
  * A message's token says what it is: token2 == 0, an inline message in
- * receive slot `token`'s buffer; else a chunk at offset token (low 48 bits) of
+ * this handle's buffer token >> 32, received holding slot (uint32_t)token;
+ * else a chunk at offset token (low 48 bits) of
  * generation token2, and in the high bits the record of a batch plus one
  * (0 for a chunk of one message).
  */
@@ -39,6 +43,7 @@
 
 #define TOKEN_OFFSET_MASK ((1ull << 48) - 1)
 #define TOKEN_RECORD_SHIFT 48
+#define TOKEN_BUF_SHIFT 32
 
 /* A slot index, with HOME_SLOT set when it is the handle's home slot
  * (given back by clearing home_busy) rather than one borrowed from the
@@ -52,14 +57,26 @@ static int slot_acquire(ipcq_queue *q)
 	return ring_slot_claim(&q->ring);
 }
 
-/* The buffer of the slot a call holds: only that call uses it. */
-static unsigned char *slot_buf(ipcq_queue *q, int handle)
+/* A receive buffer of this handle's own, busy until buf_put: its index,
+ * or -EUSERS when every one is busy (as many as there are slots). */
+static int buf_get(ipcq_queue *q)
 {
-	unsigned idx = (unsigned)(handle & ~HOME_SLOT);
+	for (unsigned i = 0; i < RING_SLOTS; i++) {
+		if (atomic_flag_test_and_set_explicit(&q->buf_busy[i], memory_order_acquire))
+			continue;
+		if (!q->buf[i])
+			q->buf[i] = malloc(q->geo.msg_size);
+		if (q->buf[i])
+			return (int)i;
+		atomic_flag_clear_explicit(&q->buf_busy[i], memory_order_release);
+		return -ENOMEM;
+	}
+	return -EUSERS;
+}
 
-	if (!q->slot_buf[idx])
-		q->slot_buf[idx] = malloc(q->geo.msg_size);
-	return q->slot_buf[idx];
+static void buf_put(ipcq_queue *q, int b)
+{
+	atomic_flag_clear_explicit(&q->buf_busy[b], memory_order_release);
 }
 
 static void slot_put(ipcq_queue *q, int handle)
@@ -227,18 +244,20 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	struct ring_ref ref;
 	unsigned prio = 0, flags;
 	ssize_t n;
-	int idx, kind, r;
+	int idx, b, kind, r;
 
 	idx = slot_acquire(q);
 	if (idx < 0)
 		return idx;
-	buf = slot_buf(q, idx);
-	if (!buf) {
+	b = buf_get(q);
+	if (b < 0) {
 		slot_put(q, idx);
-		return -ENOMEM;
+		return b;
 	}
+	buf = q->buf[b];
 	n = mq_get(q->mq, buf, q->geo.msg_size, &prio, timeout_ms);
 	if (n < 0) {
+		buf_put(q, b);
 		slot_put(q, idx);
 		return (int)n;
 	}
@@ -251,13 +270,18 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			         .len = h.len,
 			         .prio = prio,
 			         .flags = flags,
-			         .token = (uint64_t)idx,
+			         .token = (uint32_t)idx | (uint64_t)b << TOKEN_BUF_SHIFT,
 			         .token2 = 0 };
 		handed_out(q);
 		return 0;
 	}
 	if (kind == PROTO_MSG_RING) {
+		/* where the daemon finds it if we die before the take */
+		struct ring_slot *s = ring_slot_at(&q->ring, (unsigned)(idx & ~HOME_SLOT));
+
+		s->desc = msg.desc;
 		r = ring_take(&q->ring, &msg.desc, &ref);
+		s->desc.hdr.kind = 0;
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,
 		 * the message is a sender's forgery, not a deletion */
@@ -267,6 +291,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	} else {
 		r = kind;
 	}
+	buf_put(q, b);
 	slot_put(q, idx);
 	if (r == -EIDRM || r == SKIPPED)
 		return r;
@@ -358,12 +383,21 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
 /* Sleep until the window or the bell is readable, or timeout_ms (-1: for
  * ever) passes: 0, or -EAGAIN at the deadline.  A bell readable beside an
  * empty backlog (a hostile write, or a count a crash left) is silenced
- * under the lock, so the next sleep is one. */
-static int wait_window_or_bell(ipcq_queue *q, int timeout_ms)
+ * under the lock, so the next sleep is one.  Without bell (a backlog that
+ * rings but hands out nothing for now: its newest batch waits for a
+ * repair only a sender or the daemon can make), the window alone, for at
+ * most BELL_DEAF_MS, so the receiver neither spins nor oversleeps. */
+#define BELL_DEAF_MS 10
+static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell)
 {
 	struct pollfd pfd[2] = { { .fd = q->mq, .events = POLLIN }, { .fd = q->ring.bell, .events = POLLIN } };
 	int n;
 
+	if (!bell) {
+		pfd[1].fd = -1;
+		if (timeout_ms < 0 || timeout_ms > BELL_DEAF_MS)
+			timeout_ms = BELL_DEAF_MS;
+	}
 	do
 		n = poll(pfd, 2, timeout_ms);
 	while (n < 0 && errno == EINTR && timeout_ms < 0);
@@ -384,6 +418,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	for (unsigned rounds = 0;; rounds++) {
 		int left = time_left(timeout_ms, start);
 		bool looked = false; /* the window was found empty this round */
+		bool deaf = false;   /* the backlog rang and handed out nothing */
 
 		if (take_held(q, m))
 			return 0;
@@ -401,8 +436,10 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 
 			r = recv_window(q, m, 0);
 			looked = r == -EAGAIN;
-			if (r == -EAGAIN)
+			if (r == -EAGAIN) {
 				r = recv_backlog(q, m, left, 0, seq);
+				deaf = r == -EAGAIN && backlog_busy(&q->ring);
+			}
 			if (r == -EINPROGRESS)
 				r = SKIPPED; /* the window was refilled: look again */
 		}
@@ -415,8 +452,9 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			 * once, so a backlog that fills while the window stays
 			 * empty (its sender found the window full a moment ago)
 			 * wakes us too, then look again */
-			r = wait_window_or_bell(q, left);
-			if (r == 0)
+			r = wait_window_or_bell(q, left, !deaf);
+			/* a deaf sleep is short: the deadline may not be here yet */
+			if (r == 0 || (r == -EAGAIN && deaf && time_left(timeout_ms, start) != 0))
 				r = SKIPPED;
 		}
 		if (r != SKIPPED)
@@ -483,9 +521,13 @@ EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
 	if (!m || !m->data)
 		return -EINVAL;
 	if (m->token2 == 0) {
-		if ((m->token & ~(uint64_t)HOME_SLOT) >= RING_SLOTS)
+		uint32_t slot = (uint32_t)m->token;
+		uint64_t b = m->token >> TOKEN_BUF_SHIFT;
+
+		if ((slot & ~(uint32_t)HOME_SLOT) >= RING_SLOTS || b >= RING_SLOTS || m->data != q->buf[b] + PROTO_MSG_HDR_SIZE)
 			return -EINVAL;
-		slot_put(q, (int)m->token);
+		buf_put(q, (int)b);
+		slot_put(q, (int)slot);
 		m->data = NULL;
 		return 0;
 	}
