@@ -1,21 +1,39 @@
 #!/bin/sh
 # t_scribble.sh - a client overwrites every byte of a queue's shared memory
 # it can write and forges messages on its mq (tests/stress/scribble.c),
+# or changes a byte of every message in flight it finds there (tamper),
 # with send, receive or both rights, then exits, stops or dies.  The test
 # does not know the ring's layout, so it keeps its meaning when the layout
 # changes.  After each attack: the daemon is up and answers within 1 s;
-# another queue's traffic, inline and through the ring, arrives exact and
-# complete; calls on the wrecked queue end within their timeouts, whatever
-# they return (its messages may be spoiled: nothing is asserted on them),
-# both from a client that held it during the attack and from new ones; the
-# wreck can be purged and deleted, also by a daemon restarted after a
-# kill -9 that adopts it; and no sanitizer reports anything.
+# another queue's traffic, inline and through the ring, alone and in
+# batches, arrives exact and complete; calls on the wrecked queue end
+# within their timeouts, whatever they return, both from a client that held
+# it during the attack and from new ones; the wreck can be purged and
+# deleted, also by a daemon restarted after a kill -9 that adopts it; and
+# no sanitizer reports anything.
+#
+# What the wrecked queue delivers: a client that may send can send
+# anything, so after a send or both attack nothing is asserted on it.  A
+# receive-only client can never make a message appear: every message a
+# legitimate receiver takes from the queue, during the attack (the client
+# that held it) and after it (the CLI's receives, and a fresh feed drained
+# once the attacker is gone or stopped), is intact and one that a sender
+# of this test sent.  It may come twice or never (a receiver may drop
+# messages), calls may fail and the queue may be quarantined.  A view is
+# judged when received, and again before its release: one into the ring
+# may change while its holder keeps it (ipcq.h: a hostile client of the
+# queue may have its space reused under it), and is only counted; one in
+# the handle's own memory (an inline message) must not change.  The
+# traffic on it goes inline, through the ring, in batches and through its
+# backlog (more than the window holds), and is received by copy, as views
+# and in batches.
 . "$(dirname "$0")/lib.sh"
 
 SCR="$STRESS/scribble"
 ROUNDS=3
-# traffic on "other" during and after each attack: 100 and 20000 bytes in
-# turn, so inline messages and ring messages both go by
+# traffic on "other" during and after each attack: 100 and 20000 bytes,
+# alone and in batches (scribble.c's feed), so inline messages, ring
+# messages and batch chunks all go by
 TRAFFIC_COUNT=60
 TRAFFIC_PAUSE_MS=10
 TRAFFIC_TIMEOUT_MS=20000
@@ -24,6 +42,16 @@ TRAFFIC_TIMEOUT_MS=20000
 USER_MS=1500
 USER_TIMEOUT_MS=200
 TAG=0
+# the traffic on victim, each sender with a tag of its own: what the CLI
+# sends (CLI_TAG's messages 0, inline, and 1, through the ring, from
+# files), and per attack, from VTAG on: VTAG+1 fills the new queue beyond
+# its window of 10 (a backlog), VTAG+2 is the client that holds it, VTAG+3
+# feeds it after the attack
+CLI_TAG=1000
+VTAG=$CLI_TAG
+PREP_COUNT=40
+AFTER_COUNT=24
+DRAIN_TIMEOUT_MS=5000
 # the helpers running now; each is cleared once reaped, so that clean-up
 # never signals a pid the system may have given to someone else
 SCRIBBLER_PID='' SCRIBBLER_SHELL='' STOPPED_PID='' USER_PID='' FEED_PID='' CHECK_PID=''
@@ -95,15 +123,15 @@ assert_list_within_1s() { # WHEN
 	assert_daemon_sane "$1"
 }
 
-# assert_ends_in_time WHAT COMMAND...: a call with a 0.5 s timeout ends by
-# itself within 3 s, whatever it returns; "WHAT STATUS in MS" is added to
-# $CALLS
+# assert_ends_in_time WHAT OUT COMMAND...: a call with a 0.5 s timeout
+# ends by itself within 3 s, whatever it returns; its output in OUT; "WHAT
+# STATUS in MS" is added to $CALLS
 assert_ends_in_time() {
-	what=$1
-	shift
+	what=$1 out=$2
+	shift 2
 	t0=$(now_ms)
 	st=0
-	timeout -k 1 5 "$@" </dev/null >/dev/null 2>>"$T/clients.err" || st=$?
+	timeout -k 1 5 "$@" </dev/null >"$out" 2>>"$T/clients.err" || st=$?
 	ms=$(($(now_ms) - t0))
 	case $st in
 	124 | 137) fail "$what on the wrecked queue: killed by timeout after $ms ms: it ignores its 0.5 s timeout" ;;
@@ -114,19 +142,24 @@ assert_ends_in_time() {
 
 assert_calls_on_victim_end_in_time() {
 	CALLS=
-	assert_ends_in_time "send" "$IPCQ" send -t 0.5 victim after-the-attack
-	assert_ends_in_time "send-ring" "$IPCQ" send -t 0.5 -f "$T/ring.msg" victim
-	assert_ends_in_time "recv" "$IPCQ" recv -t 0.5 victim
-	assert_ends_in_time "recv-3" "$IPCQ" recv -t 0.5 -c 3 victim
+	assert_ends_in_time "send" /dev/null "$IPCQ" send -t 0.5 -f "$T/cli0.msg" victim
+	assert_ends_in_time "send-ring" /dev/null "$IPCQ" send -t 0.5 -f "$T/cli1.msg" victim
+	# what they receive, back to back, for assert_receivers_got_only_sent
+	assert_ends_in_time "recv" "$T/recv.out" "$IPCQ" recv -t 0.5 -N victim
+	assert_ends_in_time "recv-3" "$T/recv-3.out" "$IPCQ" recv -t 0.5 -c 3 -N victim
 	CALLS=${CALLS#, }
 	assert_daemon_sane "after calls on the wrecked queue"
 }
 
-# victim with a few real messages, inline and through the ring
+# victim with messages inline, through the ring, in batches, and more of
+# them than its window holds; its tags from VTAG on
 prepare_victim() {
+	VTAG=$((VTAG + 10))
 	"$IPCQ" create victim || fail "cannot create the queue victim"
-	"$IPCQ" send -t 1 victim m1 m2 m3 || fail "cannot send to the new queue victim"
-	"$IPCQ" send -t 1 -f "$T/ring.msg" victim || fail "cannot send a ring message to the new queue victim"
+	"$IPCQ" send -t 1 -f "$T/cli0.msg" victim || fail "cannot send to the new queue victim"
+	"$IPCQ" send -t 1 -f "$T/cli1.msg" victim || fail "cannot send a ring message to the new queue victim"
+	"$SCR" "$SOCK" victim feed $((VTAG + 1)) "$PREP_COUNT" 0 >"$T/prep.out" 2>>"$T/clients.err" ||
+		fail "cannot fill the new queue victim: $(cat "$T/prep.out")"
 }
 
 # a checker and a producer on "other", started before an attack and
@@ -155,7 +188,8 @@ start_user() {
 	# emptied here, not only by the child's redirection, which may come
 	# after the first look below and leave it the last round's "open"
 	: >"$T/user.out"
-	"$SCR" "$SOCK" victim use "$USER_MS" "$USER_TIMEOUT_MS" >"$T/user.out" 2>"$T/user.err" &
+	"$SCR" "$SOCK" victim use "$USER_MS" "$USER_TIMEOUT_MS" $((VTAG + 2)) \
+		"$CLI_TAG:2,$((VTAG + 1)):$PREP_COUNT" >"$T/user.out" 2>"$T/user.err" &
 	USER_PID=$!
 	i=0
 	until grep -q '^open$' "$T/user.out" 2>/dev/null; do
@@ -168,16 +202,67 @@ start_user() {
 	done
 }
 
-assert_user_calls_ended_in_time() {
+# ... and after a receive-only attack, it received only messages that
+# were sent; how many it sent in $USE_SENT
+assert_user_calls_ended_in_time() { # RIGHTS PATTERN AFTER
 	wait_exit "$USER_PID" 15 "the client that held victim"
 	USER_PID=
-	USER_LINE=$(sed -n 's/^use victim: //p' "$T/user.out")
+	USER_LINE=$(sed -n 's/^use victim: \(library calls \)/\1/p' "$T/user.out")
 	case $EXIT_STATUS in
 	0) ;;
 	3) fail "calls of a client that held victim overran their ${USER_TIMEOUT_MS} ms timeout: $USER_LINE" ;;
 	*) fail "the client that held victim during the attack died with status $EXIT_STATUS" \
 		"(134: SIGABRT, 135: SIGBUS, 139: SIGSEGV): $(tail -n 3 "$T/user.err")" ;;
 	esac
+	USE_SENT=$(printf '%s\n' "$USER_LINE" | sed -n 's/.*; sent \([0-9]*\) (tag .*/\1/p')
+	[ -n "$USE_SENT" ] || fail "the client that held victim did not say what it sent: $(cat "$T/user.out")"
+	case $1:$USER_LINE in
+	recv:*", not sent 0; "*) ;;
+	recv:*) fail "$1 $2 $3: the client that held victim during the attack received messages no sender sent;" \
+		"the first: $(sed -n 's/^use victim: first not sent: //p' "$T/user.out") [$USER_LINE]" ;;
+	esac
+	case $1:$USER_LINE in
+	recv:*"in the handle's own memory 0") ;;
+	recv:*) fail "$1 $2 $3: a view in the handle's own memory (an inline message), intact when the client that" \
+		"held victim received it, changed while it held it:" \
+		"$(sed -n "s/^use victim: first view changed in the handle's own memory: //p" "$T/user.out") [$USER_LINE]" ;;
+	esac
+}
+
+# After a receive-only attack, what the CLI received from victim (in
+# assert_calls_on_victim_end_in_time) was sent; and once the attacker is
+# gone or stopped, a fresh feed, drained with whatever else victim still
+# holds, brings nothing that was not sent.  Said in $VICTIM_CONTENT.
+assert_receivers_got_only_sent() { # RIGHTS PATTERN AFTER
+	VICTIM_CONTENT=
+	[ "$1" = recv ] || return 0
+	senders="$CLI_TAG:2,$((VTAG + 1)):$PREP_COUNT,$((VTAG + 2)):$USE_SENT"
+	for f in recv recv-3; do
+		st=0
+		"$SCR" judge "$T/$f.out" "$senders" >"$T/judge.out" 2>>"$T/clients.err" || st=$?
+		case $st in
+		0) ;;
+		4) fail "$1 $2 $3: 'ipcq $f' on victim after the attack received messages no sender sent;" \
+			"the first: $(sed -n 's/^judge .*: first not sent: //p' "$T/judge.out") [$(head -n 1 "$T/judge.out")]" ;;
+		*) fail "could not judge what 'ipcq $f' received from victim (exit $st)" ;;
+		esac
+	done
+	# the feed may fail on a wreck: it is judged by what the drain gets
+	timeout -k 1 30 "$SCR" "$SOCK" victim feed $((VTAG + 3)) "$AFTER_COUNT" 0 >"$T/after.out" \
+		2>>"$T/clients.err" || true
+	fed=$(sed -n 's/^feed victim: tag [0-9]*: //p' "$T/after.out")
+	st=0
+	timeout -k 1 20 "$SCR" "$SOCK" victim drain "$senders,$((VTAG + 3)):$AFTER_COUNT" "$DRAIN_TIMEOUT_MS" \
+		>"$T/drain.out" 2>>"$T/clients.err" || st=$?
+	drained=$(head -n 1 "$T/drain.out" | sed 's/^drain victim: //')
+	case $st in
+	0) ;;
+	4) fail "$1 $2 $3: after the attack a receiver of victim got messages no sender sent;" \
+		"the first: $(sed -n 's/^drain victim: first not sent: //p' "$T/drain.out")" \
+		"[fed ${fed:-nothing: victim refused}; $drained]" ;;
+	*) fail "could not drain victim after the attack (exit $st; 124: it hung): $(tail -n 3 "$T/clients.err")" ;;
+	esac
+	VICTIM_CONTENT=" after the attack: fed ${fed:-nothing: victim refused}, drained: $drained;"
 }
 
 # start_scribbler RIGHTS PATTERN AFTER: start an attack on victim; the
@@ -293,7 +378,8 @@ assert_purge_succeeds() { # WHEN
 
 # One attack and every check after it.  The scribbler may leave the queue
 # quarantined, or spoiled in a way the daemon has not noticed: neither
-# matters to what is checked.
+# matters to what is checked, but a receive-only one must not have made a
+# message appear.
 test_attacked_queue_spoils_nothing_else() { # RIGHTS PATTERN AFTER purge|nopurge
 	prepare_victim
 	start_traffic
@@ -302,15 +388,16 @@ test_attacked_queue_spoils_nothing_else() { # RIGHTS PATTERN AFTER purge|nopurge
 	assert_list_within_1s "after the attack"
 	list_ms=$LIST_MS
 	assert_calls_on_victim_end_in_time
-	assert_user_calls_ended_in_time
+	assert_user_calls_ended_in_time "$1" "$2" "$3"
 	assert_traffic_exact "$1 $2 $3"
+	assert_receivers_got_only_sent "$1" "$2" "$3"
 	quarantined=$(qstat victim quarantined)
 	PURGED="no purge"
 	[ "$4" = nopurge ] || assert_purge_succeeds "after $1 $2 $3"
 	assert_delete_succeeds "after $1 $2 $3"
 	end_stopped_scribbler
 	assert_list_within_1s "after the attack ended"
-	pass "$1 $2 $3: list in $list_ms ms; new clients: $CALLS; held client: $USER_LINE;" \
+	pass "$1 $2 $3: list in $list_ms ms; new clients: $CALLS; held client: $USER_LINE;$VICTIM_CONTENT" \
 		"quarantined '$quarantined'; $PURGED; delete ok; $(cat "$T/check.out"); [$SCRIBBLE_LINE]"
 }
 
@@ -362,7 +449,8 @@ test_restarted_daemon_purges_an_adopted_wreck() {
 [ -x "$SCR" ] || fail "$SCR is not built"
 : >"$T/clients.err"
 : >"$T/user.err"
-head -c 20000 /dev/urandom >"$T/ring.msg"
+"$SCR" write "$CLI_TAG" 0 "$T/cli0.msg" || fail "cannot write a message file"
+"$SCR" write "$CLI_TAG" 1 "$T/cli1.msg" || fail "cannot write a message file"
 start_daemon
 "$IPCQ" create other || fail "cannot create the queue other"
 for rights in send recv both; do
@@ -370,6 +458,7 @@ for rights in send recv both; do
 	test_attacked_queue_spoils_nothing_else "$rights" zero stop purge
 	test_attacked_queue_spoils_nothing_else "$rights" ff kill purge
 	test_attacked_queue_spoils_nothing_else "$rights" all exit nopurge
+	test_attacked_queue_spoils_nothing_else "$rights" tamper stop nopurge
 done
 test_restarted_daemon_deletes_an_adopted_wreck
 test_restarted_daemon_purges_an_adopted_wreck

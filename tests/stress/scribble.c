@@ -6,37 +6,70 @@
  *   scribble SOCKET QUEUE RIGHTS PATTERN ROUNDS AFTER
  *       RIGHTS   send | recv | both: how QUEUE is opened
  *       PATTERN  random | zero | ff | all (the three in turn, one a round)
+ *                | tamper (one byte changed in the body of every traffic
+ *                message found in memory it may write, nothing else)
  *       AFTER    exit (closes and exits 0) | stop (SIGSTOP: stays stopped,
  *                and exits 0 once continued) | kill (SIGKILL)
- *   scribble SOCKET QUEUE use MS TIMEOUT_MS
- *       a legitimate client that holds QUEUE before an attack: it sends and
- *       receives for MS milliseconds, TIMEOUT_MS a call, and prints "open"
- *       once it holds the queue; exit 3 if a call overran its timeout
+ *   scribble SOCKET QUEUE use MS TIMEOUT_MS TAG SENDERS
+ *       a legitimate client that holds QUEUE before an attack: for MS
+ *       milliseconds it sends traffic messages of TAG (by copy, by loan and
+ *       in batches) and receives (a copy, a view, a batch of views),
+ *       TIMEOUT_MS a call.  It judges each message as it comes, and holds
+ *       each view through its next calls and a pause, exposed to the
+ *       attack, before it judges it again and releases it.  It prints
+ *       "open" once it holds the queue, and at the end what it sent, how
+ *       many of the messages it received neither it nor SENDERS sent, and
+ *       how many views changed while it held them, in the ring (which
+ *       ipcq.h allows) and in its own memory (which it does not); exit 3
+ *       if a call overran its timeout
  *   scribble SOCKET QUEUE feed TAG COUNT PAUSE_MS
- *       send COUNT checkable messages, 100 and 20000 bytes in turn (inline
- *       and through the ring), PAUSE_MS apart
+ *       send COUNT traffic messages, PAUSE_MS apart, in blocks of eight:
+ *       two alone, six in one ipcq_send_batch
  *   scribble SOCKET QUEUE check TAG COUNT TIMEOUT_MS
- *       receive them within TIMEOUT_MS: exit 0 only if each of the COUNT
- *       arrived intact exactly once and nothing else came
+ *       receive them within TIMEOUT_MS (copies, views and batches in
+ *       turn): exit 0 only if each of the COUNT arrived intact exactly
+ *       once and nothing else came
+ *   scribble SOCKET QUEUE drain SENDERS TIMEOUT_MS
+ *       receive (copies, views and batches in turn) until QUEUE stays
+ *       empty for a while, errors repeat, or TIMEOUT_MS passed: exit 4 if
+ *       a message came that SENDERS did not send.  Losses, duplicates and
+ *       errors are allowed, and a quarantined queue gives nothing
+ *   scribble write TAG SEQ FILE
+ *       write message SEQ of TAG to FILE (for ipcq send -f)
+ *   scribble judge FILE SENDERS
+ *       judge what ipcq recv -N wrote to FILE, messages back to back:
+ *       exit 4 if one of them is not one SENDERS sent
+ *
+ * SENDERS says who sent on a queue: TAG:COUNT[,TAG:COUNT...], the sender
+ * of TAG having sent its messages 0 to COUNT-1.
  *
  * The attack knows nothing of the ring's layout, on purpose: it finds the
  * queue's memory as any client could, as the shared mappings of /dev/shm
  * objects in /proc/self/maps, and overwrites every byte of those it may
  * write.  So the test still means something when the layout changes, and
- * it hits every field, not only those someone thought of.  It also tries
- * to forge messages of every length on the queue's mq, and the kernel
- * decides whether it may (a receive-only descriptor must refuse).
- * Between rounds it calls the library on the wreck: the calls may fail,
- * but must return within their timeouts ("late" counts those that did
- * not), and must not crash this process.
+ * it hits every field, not only those someone thought of.  The tamper
+ * pattern knows the traffic's format instead, as an attacker knows the
+ * application's: it looks for messages in flight wherever they lie and
+ * changes one byte of each, leaving all else alone, so that no check of
+ * the queue's own state notices, and only the rights the memory is mapped
+ * with can stop it.  The attack also tries to forge messages of every
+ * length on the queue's mq, and the kernel decides whether it may (a
+ * receive-only descriptor must refuse).  Between rounds it calls the
+ * library on the wreck: the calls may fail, but must return within their
+ * timeouts ("late" counts those that did not), and must not crash this
+ * process.
  *
  * It prints one line of what it did, then does AFTER.  Every wait it
  * makes is bounded.  Exit 1 means it could not attack (no connection, no
- * queue, no writable mapping): the test is broken, not the daemon.
+ * queue, no shared mapping, or none writable with send rights): the test
+ * is broken, not the daemon.
  *
  * A traffic message is a header {magic, tag, seq, len, checksum} and
- * bytes derived from (tag, seq), so the checker tells an intact message
- * from a damaged, foreign (another run's) or invented one by itself.
+ * bytes derived from (tag, seq); message seq of a tag is 20000 bytes
+ * (through the ring) when seq % 4 is 1, else 100 (inline, or a record of
+ * a batch).  So the checker tells by itself an intact message from a
+ * damaged or invented one, and, given who sent what, one really sent from
+ * one never sent.
  */
 #include "config.h"
 
@@ -48,6 +81,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,16 +98,30 @@
 #define INLINE_LEN 100
 #define RING_LEN 20000
 #define RECV_CAP 65536
+#define RECV_BATCH 8
 #define SEND_TIMEOUT_MS 5000
 #define EXTRA_WAIT_MS 300
+/* drain: the queue counts as empty once nothing came for this long, and
+ * as beyond use after this many errors in a row (each a rejected message,
+ * say) */
+#define DRAIN_IDLE_MS 500
+#define DRAIN_ERRORS_MAX 20
+/* feed: blocks of FEED_BLOCK messages, the first FEED_SINGLES alone and
+ * the rest in one batch */
+#define FEED_BLOCK 8
+#define FEED_SINGLES 2
+#define USE_BATCH 6
+#define SENDERS_MAX 8
+#define WHY_MAX 200
+#define JUDGE_FILE_MAX (1u << 20)
 #define MAPPINGS_MAX 64
 #define SHM_PREFIX "/dev/shm/"
 #define MSG_MAGIC 0x42524353u /* "SCRB" */
 
-enum pattern { PAT_RANDOM, PAT_ZERO, PAT_FF, PAT_ALL };
+enum pattern { PAT_RANDOM, PAT_ZERO, PAT_FF, PAT_ALL, PAT_TAMPER };
 enum after { AFTER_EXIT, AFTER_STOP, AFTER_KILL };
 
-static const char *const pattern_names[] = { "random", "zero", "ff", "all" };
+static const char *const pattern_names[] = { "random", "zero", "ff", "all", "tamper" };
 static const char *const after_names[] = { "exit", "stop", "kill" };
 
 struct mapping {
@@ -86,6 +134,7 @@ struct mapping {
 struct tally {
 	unsigned mappings, writable;
 	uint64_t bytes;
+	unsigned long tampered;
 	unsigned long forged, forge_errors;
 	unsigned long calls, errors, late;
 	uint64_t slowest_ms;
@@ -115,6 +164,201 @@ static int ms_until(uint64_t deadline)
 	if (now >= deadline)
 		return 0;
 	return deadline - now > INT32_MAX ? INT32_MAX : (int)(deadline - now);
+}
+
+/* ---- traffic messages ---- */
+
+struct msg_hdr {
+	uint32_t magic;
+	uint32_t tag;
+	uint32_t seq;
+	uint32_t len; /* whole message, header included */
+	uint64_t checksum;
+};
+
+/* who sent what on a queue: the sender of tag[i] sent its messages 0 to
+ * count[i]-1 */
+struct senders {
+	unsigned n;
+	uint32_t tag[SENDERS_MAX];
+	uint32_t count[SENDERS_MAX];
+};
+
+static size_t msg_len_of(uint32_t seq)
+{
+	return seq % 4 == 1 ? RING_LEN : INLINE_LEN;
+}
+
+static void build_msg(unsigned char *buf, uint32_t tag, uint32_t seq)
+{
+	size_t len = msg_len_of(seq);
+	struct msg_hdr h = { .magic = MSG_MAGIC, .tag = tag, .seq = seq, .len = (uint32_t)len };
+
+	pattern_fill(buf + sizeof(h), len - sizeof(h), ((uint64_t)tag << 32) | seq);
+	h.checksum = pattern_checksum(buf + sizeof(h), len - sizeof(h));
+	memcpy(buf, &h, sizeof(h));
+}
+
+enum verdict {
+	MSG_INTACT,  /* sent by one of the senders */
+	MSG_DAMAGED, /* no traffic message, or one changed */
+	MSG_FOREIGN, /* intact, of a tag none of the senders has */
+	MSG_UNSENT,  /* intact, of a sender's tag, beyond what it sent */
+};
+
+/* Judge the n bytes at p against senders.  An intact message of theirs
+ * sets *who (its sender's index) and *seq; anything else is said in why. */
+static enum verdict judge_msg(const unsigned char *p, size_t n, const struct senders *s, unsigned *who,
+                              uint32_t *seq, char *why, size_t whycap)
+{
+	unsigned char want[RING_LEN];
+	struct msg_hdr h;
+	size_t at;
+	unsigned i;
+
+	if (n < sizeof(h)) {
+		snprintf(why, whycap, "%zu bytes, too short for a traffic message", n);
+		return MSG_DAMAGED;
+	}
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != MSG_MAGIC) {
+		snprintf(why, whycap, "%zu bytes that are no traffic message (they begin %02x %02x %02x %02x)", n, p[0],
+		         p[1], p[2], p[3]);
+		return MSG_DAMAGED;
+	}
+	if (h.len != n || msg_len_of(h.seq) != n) {
+		snprintf(why, whycap,
+		         "%zu bytes headed as message %" PRIu32 " of tag %" PRIu32 " of %" PRIu32
+		         " bytes (that message has %zu)",
+		         n, h.seq, h.tag, h.len, msg_len_of(h.seq));
+		return MSG_DAMAGED;
+	}
+	build_msg(want, h.tag, h.seq);
+	for (at = 0; at < n && want[at] == p[at]; at++)
+		;
+	if (at < n) {
+		snprintf(why, whycap,
+		         "message %" PRIu32 " of tag %" PRIu32 " (%zu bytes) changed: byte %zu is %02x, not %02x", h.seq,
+		         h.tag, n, at, p[at], want[at]);
+		return MSG_DAMAGED;
+	}
+	for (i = 0; i < s->n && s->tag[i] != h.tag; i++)
+		;
+	if (i == s->n) {
+		snprintf(why, whycap, "message %" PRIu32 " of tag %" PRIu32 ", a tag no sender of this queue has", h.seq,
+		         h.tag);
+		return MSG_FOREIGN;
+	}
+	if (h.seq >= s->count[i]) {
+		snprintf(why, whycap, "message %" PRIu32 " of tag %" PRIu32 ", whose sender sent only %" PRIu32, h.seq,
+		         h.tag, s->count[i]);
+		return MSG_UNSENT;
+	}
+	*who = i;
+	*seq = h.seq;
+	return MSG_INTACT;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "TAG:COUNT[,TAG:COUNT...]" */
+static int parse_senders(const char *arg, struct senders *s)
+{
+	const char *p = arg;
+
+	s->n = 0;
+	for (;;) {
+		unsigned long tag, count;
+		char *end;
+
+		if (s->n == SENDERS_MAX)
+			return -EINVAL;
+		tag = strtoul(p, &end, 10);
+		if (end == p || *end != ':' || tag > UINT32_MAX)
+			return -EINVAL;
+		p = end + 1;
+		count = strtoul(p, &end, 10);
+		if (end == p || (*end && *end != ',') || count > UINT32_MAX)
+			return -EINVAL;
+		s->tag[s->n] = (uint32_t)tag;
+		s->count[s->n] = (uint32_t)count;
+		s->n++;
+		if (!*end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* What a receiver of a queue got, judged against who sent on it: any
+ * message not sent is noted, and the first one described. */
+struct receipts {
+	const struct senders *senders;
+	unsigned long received, intact, not_sent;
+	unsigned long intact_of[SENDERS_MAX];
+	char first[WHY_MAX];
+	/* views intact when received that changed while held: in the ring,
+	 * which ipcq.h allows (a hostile client of the queue may have the
+	 * space reused under the view), or in the handle's own memory, which
+	 * must not change */
+	unsigned long changed_in_ring, changed_own;
+	char first_changed_own[WHY_MAX];
+};
+
+/* Judge a message as it is received; whether it is intact. */
+static bool receipt_intact(struct receipts *k, const unsigned char *p, size_t n)
+{
+	char why[WHY_MAX];
+	unsigned who;
+	uint32_t seq;
+
+	k->received++;
+	if (judge_msg(p, n, k->senders, &who, &seq, why, sizeof(why)) == MSG_INTACT) {
+		k->intact++;
+		k->intact_of[who]++;
+		return true;
+	}
+	if (k->not_sent++ == 0)
+		snprintf(k->first, sizeof(k->first), "%s", why);
+	return false;
+}
+
+static void note_receipt(void *ctx, const unsigned char *p, size_t n)
+{
+	receipt_intact(ctx, p, n);
+}
+
+/* Judge again a view that was intact when received, before its release;
+ * shared says whether it lies in shared memory (the ring). */
+static void recheck_held(struct receipts *k, const unsigned char *p, size_t n, bool shared)
+{
+	char why[WHY_MAX];
+	unsigned who;
+	uint32_t seq;
+
+	if (judge_msg(p, n, k->senders, &who, &seq, why, sizeof(why)) == MSG_INTACT)
+		return;
+	if (shared)
+		k->changed_in_ring++;
+	else if (k->changed_own++ == 0)
+		snprintf(k->first_changed_own, sizeof(k->first_changed_own), "%s", why);
+}
+
+/* "received R: intact I (by tag: TAG n, ...), not sent B" */
+static void print_receipts(const struct receipts *k)
+{
+	printf("received %lu: intact %lu (by tag:", k->received, k->intact);
+	for (unsigned i = 0; i < k->senders->n; i++)
+		printf("%s %" PRIu32 " %lu", i ? "," : "", k->senders->tag[i], k->intact_of[i]);
+	printf("), not sent %lu", k->not_sent);
 }
 
 /* ---- finding what to scribble ---- */
@@ -156,6 +400,17 @@ static int find_shm_mappings(struct mapping *out, size_t cap)
 	return (int)n;
 }
 
+/* Whether the n bytes at p lie in one of the mappings. */
+static bool in_mappings(const void *p, size_t n, const struct mapping *maps, int nmaps)
+{
+	const unsigned char *b = p;
+
+	for (int i = 0; i < nmaps; i++)
+		if (b >= maps[i].start && n <= maps[i].len && (size_t)(b - maps[i].start) <= maps[i].len - n)
+			return true;
+	return false;
+}
+
 /* ---- scribbling ---- */
 
 static void fill(unsigned char *p, size_t len, enum pattern pat)
@@ -168,9 +423,37 @@ static void fill(unsigned char *p, size_t len, enum pattern pat)
 		pattern_fill(p, len, rnd());
 }
 
-/* Overwrite every byte of every writable mapping; 0 or -errno.  Nothing
- * else in this process uses those bytes except through the library, which
- * must cope. */
+/* Change one byte in the body of every traffic message in the len bytes
+ * at p, wherever it lies (in a ring chunk, a batch, a receive slot);
+ * returns how many. */
+static unsigned long tamper(unsigned char *p, size_t len)
+{
+	static const uint32_t magic = MSG_MAGIC;
+	unsigned long n = 0;
+	size_t at = 0;
+
+	for (;;) {
+		unsigned char *hit = memmem(p + at, len - at, &magic, sizeof(magic));
+		struct msg_hdr h;
+		size_t off;
+
+		if (!hit)
+			return n;
+		off = (size_t)(hit - p);
+		at = off + sizeof(magic);
+		if (len - off < sizeof(h))
+			return n;
+		memcpy(&h, hit, sizeof(h));
+		if (h.len <= sizeof(h) || h.len > RING_LEN || h.len > len - off)
+			continue;
+		hit[sizeof(h) + rnd() % (h.len - sizeof(h))] ^= (unsigned char)(1u << (rnd() % 8));
+		n++;
+	}
+}
+
+/* Overwrite every byte of every writable mapping (or, for tamper, the
+ * traffic messages in them); 0 or -errno.  Nothing else in this process
+ * uses those bytes except through the library, which must cope. */
 static int scribble_mappings(enum pattern pat, struct tally *t)
 {
 	struct mapping maps[MAPPINGS_MAX];
@@ -183,9 +466,16 @@ static int scribble_mappings(enum pattern pat, struct tally *t)
 	for (int i = 0; i < n; i++) {
 		if (!maps[i].writable)
 			continue;
-		fill(maps[i].start, maps[i].len, pat);
 		t->writable++;
-		t->bytes += maps[i].len;
+		if (pat == PAT_TAMPER) {
+			unsigned long k = tamper(maps[i].start, maps[i].len);
+
+			t->tampered += k;
+			t->bytes += k;
+		} else {
+			fill(maps[i].start, maps[i].len, pat);
+			t->bytes += maps[i].len;
+		}
 	}
 	return 0;
 }
@@ -313,9 +603,9 @@ static int parse_attack(char **argv, struct attack *a)
 		a->flags = IPCQ_SEND | IPCQ_RECV;
 	else
 		return -EINVAL;
-	for (i = 0; i <= PAT_ALL && strcmp(argv[4], pattern_names[i]) != 0; i++)
+	for (i = 0; i <= PAT_TAMPER && strcmp(argv[4], pattern_names[i]) != 0; i++)
 		;
-	if (i > PAT_ALL)
+	if (i > PAT_TAMPER)
 		return -EINVAL;
 	a->pattern = (enum pattern)i;
 	rounds = strtoul(argv[5], &end, 10);
@@ -333,12 +623,20 @@ static int parse_attack(char **argv, struct attack *a)
 static void report(const struct attack *a, const char *rights, const struct tally *t)
 {
 	printf("scribble %s %s %s: %u rounds over %u shared mappings (%u writable), %" PRIu64
-	       " bytes written; forged %lu mq messages (%s, %lu other errors); library calls %lu, errors %lu, late %lu,"
-	       " slowest %" PRIu64 " ms\n",
+	       " bytes written (%lu traffic messages altered); forged %lu mq messages (%s, %lu other errors);"
+	       " library calls %lu, errors %lu, late %lu, slowest %" PRIu64 " ms\n",
 	       rights, pattern_names[a->pattern], after_names[a->after], a->rounds, t->mappings, t->writable,
-	       t->bytes, t->forged, t->mq_refused ? "the mq refused writes" : "the mq took writes", t->forge_errors,
-	       t->calls, t->errors, t->late, t->slowest_ms);
+	       t->bytes, t->tampered, t->forged, t->mq_refused ? "the mq refused writes" : "the mq took writes",
+	       t->forge_errors, t->calls, t->errors, t->late, t->slowest_ms);
 	fflush(stdout);
+}
+
+/* Whether the attack found what it needs: shared mappings at all, and a
+ * writable one when it may send (a sender writes payloads).  A
+ * receive-only client may well have nothing writable. */
+static bool attack_found_memory(const struct attack *a, const struct tally *t)
+{
+	return t->mappings > 0 && (t->writable > 0 || !(a->flags & IPCQ_SEND));
 }
 
 static int run_rounds(const struct attack *a, ipcq_queue *q, struct tally *t)
@@ -353,7 +651,7 @@ static int run_rounds(const struct attack *a, ipcq_queue *q, struct tally *t)
 		enum pattern pat = a->pattern == PAT_ALL ? (enum pattern)(i % PAT_ALL) : a->pattern;
 
 		r = scribble_mappings(pat, t);
-		if (r < 0 || t->writable == 0)
+		if (r < 0 || !attack_found_memory(a, t))
 			break;
 		forge_messages(q->mq, pat, t);
 		if (i + 1 == a->rounds)
@@ -392,8 +690,9 @@ static int mode_attack(const char *sock, char **argv)
 		return 1;
 	}
 	r = run_rounds(&a, q, &t);
-	if (r < 0 || t.writable == 0) {
-		fprintf(stderr, "scribble: no writable shared mapping of %s found in /proc/self/maps (%s)\n", SHM_PREFIX,
+	if (r < 0 || !attack_found_memory(&a, &t)) {
+		fprintf(stderr, "scribble: no %sshared mapping of %s found in /proc/self/maps (%s)\n",
+		        t.mappings ? "writable " : "", SHM_PREFIX,
 		        r < 0 ? strerror(-r) : "the test no longer sees the queue's memory");
 		ipcq_close(q);
 		ipcq_disconnect(c);
@@ -409,114 +708,7 @@ static int mode_attack(const char *sock, char **argv)
 	return 0;
 }
 
-/* ---- a legitimate client of the attacked queue ---- */
-
-static int parse_u32(const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (!*s || *end || v > UINT32_MAX)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-/* Open QUEUE for sending and receiving, say "open", then send and receive
- * for MS milliseconds, TIMEOUT_MS a call: it held the queue before the
- * attack, so its calls meet the wreck itself, not an open that fails.
- * Exit 0 unless a call overran its timeout (3). */
-static int mode_use(const char *sock, char **argv)
-{
-	unsigned char *buf = malloc(RECV_CAP);
-	uint32_t ms, timeout_ms;
-	struct tally t = { 0 };
-	uint64_t end;
-	ipcq_client *c;
-	ipcq_queue *q;
-	int r;
-
-	if (!buf || parse_u32(argv[4], &ms) < 0 || parse_u32(argv[5], &timeout_ms) < 0 || timeout_ms > INT32_MAX) {
-		free(buf);
-		return 2;
-	}
-	r = ipcq_connect(&c, sock);
-	if (r == 0) {
-		r = ipcq_open(c, argv[2], IPCQ_SEND | IPCQ_RECV, &q);
-		if (r < 0) {
-			fprintf(stderr, "scribble: use: open %s: %s (%s)\n", argv[2], ipcq_strerror(r), ipcq_last_error(c));
-			ipcq_disconnect(c);
-		}
-	}
-	if (r < 0) {
-		fprintf(stderr, "scribble: use: cannot open %s: %s\n", argv[2], ipcq_strerror(r));
-		free(buf);
-		return 1;
-	}
-	printf("open\n");
-	fflush(stdout);
-	memset(buf, 0x66, RECV_CAP);
-	for (end = now_ms() + ms; now_ms() < end;) {
-		exercise_send(q, buf, (int)timeout_ms, &t);
-		exercise_recv(q, buf, (int)timeout_ms, &t);
-		usleep(ROUND_PAUSE_US); /* calls that fail at once must not spin */
-	}
-	printf("use %s: library calls %lu, errors %lu, late %lu, slowest %" PRIu64 " ms\n", argv[2], t.calls,
-	       t.errors, t.late, t.slowest_ms);
-	ipcq_close(q);
-	ipcq_disconnect(c);
-	free(buf);
-	return t.late ? 3 : 0;
-}
-
 /* ---- legitimate traffic ---- */
-
-struct msg_hdr {
-	uint32_t magic;
-	uint32_t tag;
-	uint32_t seq;
-	uint32_t len; /* whole message, header included */
-	uint64_t checksum;
-};
-
-static size_t msg_len_of(uint32_t seq)
-{
-	return seq % 2 ? RING_LEN : INLINE_LEN;
-}
-
-static void build_msg(unsigned char *buf, uint32_t tag, uint32_t seq)
-{
-	size_t len = msg_len_of(seq);
-	struct msg_hdr h = { .magic = MSG_MAGIC, .tag = tag, .seq = seq, .len = (uint32_t)len };
-
-	pattern_fill(buf + sizeof(h), len - sizeof(h), ((uint64_t)tag << 32) | seq);
-	h.checksum = pattern_checksum(buf + sizeof(h), len - sizeof(h));
-	memcpy(buf, &h, sizeof(h));
-}
-
-enum verdict { MSG_INTACT, MSG_DAMAGED, MSG_FOREIGN };
-
-/* An intact message of this run sets *seq; one of another run is foreign. */
-static enum verdict judge_msg(const unsigned char *p, size_t n, uint32_t tag, uint32_t count, uint32_t *seq)
-{
-	unsigned char want[RING_LEN];
-	struct msg_hdr h;
-
-	if (n < sizeof(h))
-		return MSG_DAMAGED;
-	memcpy(&h, p, sizeof(h));
-	if (h.magic != MSG_MAGIC || h.len != n)
-		return MSG_DAMAGED;
-	if (h.tag != tag)
-		return MSG_FOREIGN;
-	if (h.seq >= count || msg_len_of(h.seq) != n)
-		return MSG_DAMAGED;
-	build_msg(want, tag, h.seq);
-	if (memcmp(want, p, n) != 0)
-		return MSG_DAMAGED;
-	*seq = h.seq;
-	return MSG_INTACT;
-}
 
 static int open_traffic(const char *sock, const char *name, int flags, ipcq_client **c, ipcq_queue **q)
 {
@@ -532,122 +724,504 @@ static int open_traffic(const char *sock, const char *name, int flags, ipcq_clie
 	return r;
 }
 
+/* Send messages from to from+n-1 of tag, built in bufs (n of RING_LEN
+ * bytes): each with ipcq_send, or all with one ipcq_send_batch; how many
+ * went, or the error when none did. */
+static int send_traffic(ipcq_queue *q, uint32_t tag, uint32_t from, unsigned n, bool batch, unsigned char *bufs,
+                        int timeout_ms)
+{
+	struct iovec iov[FEED_BLOCK];
+	unsigned i;
+	int r = 0;
+
+	for (i = 0; i < n; i++) {
+		build_msg(bufs + (size_t)i * RING_LEN, tag, from + i);
+		iov[i] = (struct iovec){ .iov_base = bufs + (size_t)i * RING_LEN, .iov_len = msg_len_of(from + i) };
+	}
+	if (batch)
+		return ipcq_send_batch(q, iov, n, 0, timeout_ms);
+	for (i = 0; i < n && (r = ipcq_send(q, iov[i].iov_base, iov[i].iov_len, 0, timeout_ms)) == 0; i++)
+		;
+	return i ? (int)i : r;
+}
+
 static int mode_feed(const char *sock, char **argv)
 {
-	unsigned char buf[RING_LEN];
 	uint32_t tag, count, pause_ms, sent = 0;
+	unsigned char *bufs;
 	ipcq_client *c;
 	ipcq_queue *q;
-	int r = 0;
 
 	if (parse_u32(argv[4], &tag) < 0 || parse_u32(argv[5], &count) < 0 || parse_u32(argv[6], &pause_ms) < 0)
 		return 2;
-	if (open_traffic(sock, argv[2], IPCQ_SEND, &c, &q) < 0)
+	bufs = malloc((size_t)FEED_BLOCK * RING_LEN);
+	if (!bufs || open_traffic(sock, argv[2], IPCQ_SEND, &c, &q) < 0) {
+		free(bufs);
 		return 1;
-	for (; sent < count; sent++) {
-		build_msg(buf, tag, sent);
-		r = ipcq_send(q, buf, msg_len_of(sent), 0, SEND_TIMEOUT_MS);
-		if (r < 0) {
-			fprintf(stderr, "scribble: feed: message %u: %s\n", sent, ipcq_strerror(r));
+	}
+	while (sent < count) {
+		bool batch = sent % FEED_BLOCK >= FEED_SINGLES;
+		unsigned n = batch ? FEED_BLOCK - sent % FEED_BLOCK : 1;
+		int r;
+
+		if (n > count - sent)
+			n = count - sent;
+		r = send_traffic(q, tag, sent, n, batch, bufs, SEND_TIMEOUT_MS);
+		if (r > 0)
+			sent += (uint32_t)r;
+		if (r < (int)n) {
+			fprintf(stderr, "scribble: feed: message %" PRIu32 ": %s\n", sent,
+			        r < 0 ? ipcq_strerror(r) : "a batch went out in part");
 			break;
 		}
-		usleep(pause_ms * 1000u);
+		usleep(pause_ms * 1000u * n);
 	}
-	printf("feed %s: tag %u: sent %u of %u\n", argv[2], tag, sent, count);
+	printf("feed %s: tag %" PRIu32 ": sent %" PRIu32 " of %" PRIu32 "\n", argv[2], tag, sent, count);
 	ipcq_close(q);
 	ipcq_disconnect(c);
+	free(bufs);
 	return sent == count ? 0 : 1;
+}
+
+typedef void on_msg_fn(void *ctx, const unsigned char *p, size_t n);
+
+/* Receive in the way-th of three ways (a copy, a view, a batch of views),
+ * hand each message to on_msg and release it; how many, or the receive's
+ * negative errno.  -EMSGSIZE keeps a message too long for a copy, and the
+ * next way, a view, takes it. */
+static int receive_some(ipcq_queue *q, unsigned way, unsigned char *buf, int timeout_ms, on_msg_fn *on_msg,
+                        void *ctx)
+{
+	ipcq_msg m[RECV_BATCH];
+	ssize_t n;
+	int r;
+
+	switch (way % 3) {
+	case 0:
+		n = ipcq_recv(q, buf, RECV_CAP, NULL, timeout_ms);
+		if (n < 0)
+			return (int)n;
+		on_msg(ctx, buf, (size_t)n);
+		return 1;
+	case 1:
+		r = ipcq_recv_view(q, &m[0], timeout_ms);
+		if (r == 0)
+			r = 1;
+		break;
+	default:
+		r = ipcq_recv_batch(q, m, RECV_BATCH, timeout_ms);
+		break;
+	}
+	for (int i = 0; i < r && i < RECV_BATCH; i++) {
+		on_msg(ctx, m[i].data, m[i].len);
+		ipcq_release(q, &m[i]);
+	}
+	return r;
 }
 
 struct check_counts {
 	uint32_t intact, damaged, duplicate, foreign, extra, errors;
 };
 
-/* Receive one message with the given timeout and judge it; 0, or the
- * negative errno of the receive. */
-static int check_one(ipcq_queue *q, uint32_t tag, uint32_t count, bool *seen, int timeout_ms,
-                     struct check_counts *k)
-{
-	ipcq_msg m;
-	uint32_t seq;
-	int r = ipcq_recv_view(q, &m, timeout_ms);
+struct check {
+	const struct senders *senders; /* the one sender checked */
+	bool *seen;
+	struct check_counts k;
+};
 
-	if (r < 0)
-		return r;
-	switch (judge_msg(m.data, m.len, tag, count, &seq)) {
+static void check_msg(void *ctx, const unsigned char *p, size_t n)
+{
+	struct check *c = ctx;
+	bool after_last = c->k.intact == c->senders->count[0];
+	char why[WHY_MAX];
+	unsigned who;
+	uint32_t seq;
+
+	switch (judge_msg(p, n, c->senders, &who, &seq, why, sizeof(why))) {
 	case MSG_INTACT:
-		if (seen[seq]) {
-			k->duplicate++;
+		if (c->seen[seq]) {
+			c->k.duplicate++;
 		} else {
-			seen[seq] = true;
-			k->intact++;
+			c->seen[seq] = true;
+			c->k.intact++;
 		}
 		break;
 	case MSG_FOREIGN:
-		k->foreign++;
+		c->k.foreign++;
 		break;
 	default:
-		k->damaged++;
-		fprintf(stderr, "scribble: check: a damaged message of %zu bytes\n", m.len);
+		c->k.damaged++;
+		fprintf(stderr, "scribble: check: %s\n", why);
 	}
-	ipcq_release(q, &m);
-	return 0;
+	if (after_last)
+		c->k.extra++;
 }
 
 static int mode_check(const char *sock, char **argv)
 {
-	struct check_counts k = { 0 };
-	uint32_t tag, count, timeout_ms;
+	struct senders s = { .n = 1 };
+	struct check c = { .senders = &s };
+	struct check_counts *k = &c.k;
+	uint32_t timeout_ms, count;
+	unsigned char *buf;
 	uint64_t deadline;
-	ipcq_client *c;
+	unsigned way = 0;
+	ipcq_client *cl;
 	ipcq_queue *q;
-	bool *seen;
 	int r;
 
-	if (parse_u32(argv[4], &tag) < 0 || parse_u32(argv[5], &count) < 0 || parse_u32(argv[6], &timeout_ms) < 0)
+	if (parse_u32(argv[4], &s.tag[0]) < 0 || parse_u32(argv[5], &s.count[0]) < 0 ||
+	    parse_u32(argv[6], &timeout_ms) < 0)
 		return 2;
-	seen = calloc(count + 1, sizeof(*seen));
-	if (!seen || open_traffic(sock, argv[2], IPCQ_RECV, &c, &q) < 0) {
-		free(seen);
+	count = s.count[0];
+	c.seen = calloc(count + 1, sizeof(*c.seen));
+	buf = malloc(RECV_CAP);
+	if (!c.seen || !buf || open_traffic(sock, argv[2], IPCQ_RECV, &cl, &q) < 0) {
+		free(c.seen);
+		free(buf);
 		return 1;
 	}
 	deadline = now_ms() + timeout_ms;
-	for (int left; k.intact < count && (left = ms_until(deadline)) > 0;) {
-		r = check_one(q, tag, count, seen, left, &k);
-		if (r < 0 && r != -ETIMEDOUT && r != -EAGAIN) {
+	for (int left; k->intact < count && (left = ms_until(deadline)) > 0; way++) {
+		r = receive_some(q, way, buf, left, check_msg, &c);
+		if (r < 0 && r != -ETIMEDOUT && r != -EAGAIN && r != -EMSGSIZE) {
 			fprintf(stderr, "scribble: check: receive: %s\n", ipcq_strerror(r));
-			k.errors++;
+			k->errors++;
 			break;
 		}
 	}
 	/* once all came, nothing more may come */
-	while (k.intact == count && k.extra < count && check_one(q, tag, count, seen, EXTRA_WAIT_MS, &k) == 0)
-		k.extra++;
-	printf("check %s: tag %u: %u of %u intact, %u damaged, %u duplicates, %u foreign, %u errors, %u missing, "
-	       "%u after the last\n",
-	       argv[2], tag, k.intact, count, k.damaged, k.duplicate, k.foreign, k.errors, count - k.intact, k.extra);
+	while (k->intact == count && k->extra < count && receive_some(q, way++, buf, EXTRA_WAIT_MS, check_msg, &c) > 0)
+		;
+	printf("check %s: tag %" PRIu32 ": %u of %u intact, %u damaged, %u duplicates, %u foreign, %u errors, "
+	       "%u missing, %u after the last\n",
+	       argv[2], s.tag[0], k->intact, count, k->damaged, k->duplicate, k->foreign, k->errors, count - k->intact,
+	       k->extra);
+	ipcq_close(q);
+	ipcq_disconnect(cl);
+	free(c.seen);
+	free(buf);
+	return k->intact == count && !k->damaged && !k->duplicate && !k->foreign && !k->errors && !k->extra ? 0 : 1;
+}
+
+/* Take everything QUEUE gives and judge it: exit 4 if a message came that
+ * SENDERS did not send.  Receive errors are allowed (a wreck may fail
+ * every call), and a queue quarantined before it could be opened gives
+ * nothing. */
+static int mode_drain(const char *sock, char **argv)
+{
+	struct senders s;
+	struct receipts k = { .senders = &s };
+	unsigned long errors = 0;
+	unsigned errors_in_a_row = 0;
+	int last_error = 0, left;
+	uint32_t timeout_ms;
+	unsigned char *buf;
+	uint64_t deadline;
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r;
+
+	if (parse_senders(argv[4], &s) < 0 || parse_u32(argv[5], &timeout_ms) < 0)
+		return 2;
+	buf = malloc(RECV_CAP);
+	if (!buf)
+		return 1;
+	r = ipcq_connect(&c, sock);
+	if (r < 0) {
+		fprintf(stderr, "scribble: drain: connect: %s\n", ipcq_strerror(r));
+		free(buf);
+		return 1;
+	}
+	r = ipcq_open(c, argv[2], IPCQ_RECV, &q);
+	if (r < 0) {
+		ipcq_disconnect(c);
+		free(buf);
+		if (r != -EIO) {
+			fprintf(stderr, "scribble: drain: open %s: %s\n", argv[2], ipcq_strerror(r));
+			return 1;
+		}
+		printf("drain %s: quarantined, nothing received\n", argv[2]);
+		return 0;
+	}
+	deadline = now_ms() + timeout_ms;
+	for (unsigned way = 0; (left = ms_until(deadline)) > 0; way++) {
+		r = receive_some(q, way, buf, left < DRAIN_IDLE_MS ? left : DRAIN_IDLE_MS, note_receipt, &k);
+		if (r > 0 || r == -EMSGSIZE) {
+			errors_in_a_row = 0;
+			continue;
+		}
+		if (r == -ETIMEDOUT || r == -EAGAIN)
+			break; /* empty */
+		errors++;
+		last_error = r;
+		/* quarantined or deleted: for good */
+		if (r == -EIO || r == -EIDRM || ++errors_in_a_row == DRAIN_ERRORS_MAX)
+			break;
+		usleep(ROUND_PAUSE_US);
+	}
+	printf("drain %s: ", argv[2]);
+	print_receipts(&k);
+	printf(", errors %lu%s%s\n", errors, errors ? ", the last: " : "", errors ? ipcq_strerror(last_error) : "");
+	if (k.not_sent)
+		printf("drain %s: first not sent: %s\n", argv[2], k.first);
 	ipcq_close(q);
 	ipcq_disconnect(c);
-	free(seen);
-	return k.intact == count && !k.damaged && !k.duplicate && !k.foreign && !k.errors && !k.extra ? 0 : 1;
+	free(buf);
+	return k.not_sent ? 4 : 0;
+}
+
+static int mode_write(char **argv)
+{
+	unsigned char buf[RING_LEN];
+	uint32_t tag, seq;
+	FILE *f;
+	bool ok;
+
+	if (parse_u32(argv[2], &tag) < 0 || parse_u32(argv[3], &seq) < 0)
+		return 2;
+	build_msg(buf, tag, seq);
+	f = fopen(argv[4], "wbe");
+	if (!f) {
+		fprintf(stderr, "scribble: write %s: %s\n", argv[4], strerror(errno));
+		return 1;
+	}
+	ok = fwrite(buf, 1, msg_len_of(seq), f) == msg_len_of(seq);
+	if (fclose(f) != 0 || !ok) {
+		fprintf(stderr, "scribble: write %s: failed\n", argv[4]);
+		return 1;
+	}
+	return 0;
+}
+
+/* Messages back to back, as ipcq recv -N writes them: each header says
+ * how far its message goes; what cannot be a message is judged whole. */
+static int mode_judge(char **argv)
+{
+	unsigned char *buf = malloc(JUDGE_FILE_MAX + 1);
+	struct senders s;
+	struct receipts k = { .senders = &s };
+	size_t n, at = 0;
+	FILE *f;
+
+	if (!buf || parse_senders(argv[3], &s) < 0) {
+		free(buf);
+		return 2;
+	}
+	f = fopen(argv[2], "rbe");
+	if (!f) {
+		fprintf(stderr, "scribble: judge %s: %s\n", argv[2], strerror(errno));
+		free(buf);
+		return 1;
+	}
+	n = fread(buf, 1, JUDGE_FILE_MAX + 1, f);
+	fclose(f);
+	while (at < n) {
+		struct msg_hdr h;
+		size_t len = n - at;
+
+		if (len >= sizeof(h)) {
+			memcpy(&h, buf + at, sizeof(h));
+			if (h.magic == MSG_MAGIC && h.len >= sizeof(h) && h.len <= len)
+				len = h.len;
+		}
+		note_receipt(&k, buf + at, len);
+		at += len;
+	}
+	printf("judge %s: ", argv[2]);
+	print_receipts(&k);
+	printf("\n");
+	if (k.not_sent)
+		printf("judge %s: first not sent: %s\n", argv[2], k.first);
+	free(buf);
+	return k.not_sent ? 4 : 0;
+}
+
+/* ---- a legitimate client of the attacked queue ---- */
+
+/* One round of a user's sends: two copies, a loan, a batch; its next
+ * message numbers, counted in *next whether or not the call succeeded,
+ * so that a message that went out despite an error is still known as
+ * sent. */
+static void use_send(ipcq_queue *q, uint32_t tag, uint32_t *next, unsigned char *bufs, int timeout_ms,
+                     struct tally *t)
+{
+	uint64_t t0;
+	size_t len;
+	void *loan;
+	int r;
+
+	for (int i = 0; i < 2; i++) {
+		t0 = now_ms();
+		account(t, send_traffic(q, tag, (*next)++, 1, false, bufs, timeout_ms), t0, timeout_ms);
+	}
+	len = msg_len_of(*next);
+	t0 = now_ms();
+	r = ipcq_loan(q, len, &loan, timeout_ms);
+	account(t, r, t0, timeout_ms);
+	if (r == 0) {
+		/* a loan handed out on a wreck must still lie in memory we
+		 * may write */
+		build_msg(loan, tag, *next);
+		t0 = now_ms();
+		r = ipcq_publish_timed(q, loan, len, 0, timeout_ms);
+		account(t, r, t0, timeout_ms);
+		if (r < 0) {
+			t0 = now_ms();
+			account(t, ipcq_unloan(q, loan), t0, 0);
+		}
+	}
+	(*next)++;
+	t0 = now_ms();
+	account(t, send_traffic(q, tag, *next, USE_BATCH, true, bufs, timeout_ms), t0, timeout_ms);
+	*next += USE_BATCH;
+}
+
+/* One round of a user's receives: a copy; a view and a batch of views,
+ * which it holds (in held[1 + RECV_BATCH], intact_at[] saying which were
+ * intact when received); each judged as it comes; how many it holds. */
+static unsigned use_take(ipcq_queue *q, ipcq_msg *held, bool *intact_at, unsigned char *buf, int timeout_ms,
+                         struct tally *t, struct receipts *k)
+{
+	uint64_t t0 = now_ms();
+	ssize_t n = ipcq_recv(q, buf, RECV_CAP, NULL, timeout_ms);
+	unsigned nheld = 0;
+	int r;
+
+	account(t, (long)n, t0, timeout_ms);
+	if (n >= 0)
+		receipt_intact(k, buf, (size_t)n);
+	t0 = now_ms();
+	r = ipcq_recv_view(q, &held[0], timeout_ms);
+	account(t, r, t0, timeout_ms);
+	if (r == 0) {
+		intact_at[0] = receipt_intact(k, held[0].data, held[0].len);
+		nheld = 1;
+	}
+	t0 = now_ms();
+	r = ipcq_recv_batch(q, held + nheld, RECV_BATCH, timeout_ms);
+	account(t, r, t0, timeout_ms);
+	for (int i = 0; i < r && i < RECV_BATCH; i++, nheld++)
+		intact_at[nheld] = receipt_intact(k, held[nheld].data, held[nheld].len);
+	return nheld;
+}
+
+/* After the pause: judge again what it held, and release it. */
+static void use_release(ipcq_queue *q, ipcq_msg *held, const bool *intact_at, unsigned nheld, struct tally *t,
+                        struct receipts *k)
+{
+	struct mapping maps[MAPPINGS_MAX];
+	int nmaps = find_shm_mappings(maps, MAPPINGS_MAX);
+
+	for (unsigned i = 0; i < nheld; i++) {
+		uint64_t t0;
+
+		if (intact_at[i])
+			recheck_held(k, held[i].data, held[i].len,
+			             nmaps < 0 || in_mappings(held[i].data, held[i].len, maps, nmaps));
+		t0 = now_ms();
+		account(t, ipcq_release(q, &held[i]), t0, 0);
+	}
+}
+
+/* Open QUEUE for sending and receiving, say "open", then send and receive
+ * for MS milliseconds, TIMEOUT_MS a call: it held the queue before the
+ * attack, so its calls meet the wreck itself, not an open that fails.
+ * Exit 0 unless a call overran its timeout (3); what it received that was
+ * not sent is only told, the test decides what that means. */
+static int mode_use(const char *sock, char **argv)
+{
+	unsigned char *buf = malloc(RECV_CAP), *bufs = malloc((size_t)FEED_BLOCK * RING_LEN);
+	ipcq_msg held[1 + RECV_BATCH];
+	bool intact_at[1 + RECV_BATCH];
+	uint32_t ms, timeout_ms, tag, next = 0;
+	struct senders s;
+	struct receipts k = { .senders = &s };
+	struct tally t = { 0 };
+	uint64_t end;
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r;
+
+	if (!buf || !bufs || parse_u32(argv[4], &ms) < 0 || parse_u32(argv[5], &timeout_ms) < 0 ||
+	    timeout_ms > INT32_MAX || parse_u32(argv[6], &tag) < 0 || parse_senders(argv[7], &s) < 0 ||
+	    s.n == SENDERS_MAX) {
+		free(buf);
+		free(bufs);
+		return 2;
+	}
+	/* itself, last among the senders, with what it sent so far */
+	s.tag[s.n++] = tag;
+	r = ipcq_connect(&c, sock);
+	if (r == 0) {
+		r = ipcq_open(c, argv[2], IPCQ_SEND | IPCQ_RECV, &q);
+		if (r < 0) {
+			fprintf(stderr, "scribble: use: open %s: %s (%s)\n", argv[2], ipcq_strerror(r), ipcq_last_error(c));
+			ipcq_disconnect(c);
+		}
+	}
+	if (r < 0) {
+		fprintf(stderr, "scribble: use: cannot open %s: %s\n", argv[2], ipcq_strerror(r));
+		free(buf);
+		free(bufs);
+		return 1;
+	}
+	printf("open\n");
+	fflush(stdout);
+	for (end = now_ms() + ms; now_ms() < end;) {
+		unsigned nheld;
+
+		use_send(q, tag, &next, bufs, (int)timeout_ms, &t);
+		s.count[s.n - 1] = next;
+		nheld = use_take(q, held, intact_at, buf, (int)timeout_ms, &t, &k);
+		/* the views stay exposed meanwhile; and calls that fail at
+		 * once must not spin */
+		usleep(ROUND_PAUSE_US);
+		use_release(q, held, intact_at, nheld, &t, &k);
+	}
+	printf("use %s: library calls %lu, errors %lu, late %lu, slowest %" PRIu64 " ms; sent %" PRIu32
+	       " (tag %" PRIu32 "); ",
+	       argv[2], t.calls, t.errors, t.late, t.slowest_ms, next, tag);
+	print_receipts(&k);
+	printf("; views changed while held: in the ring %lu, in the handle's own memory %lu\n", k.changed_in_ring,
+	       k.changed_own);
+	if (k.not_sent)
+		printf("use %s: first not sent: %s\n", argv[2], k.first);
+	if (k.changed_own)
+		printf("use %s: first view changed in the handle's own memory: %s\n", argv[2], k.first_changed_own);
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	free(buf);
+	free(bufs);
+	return t.late ? 3 : 0;
 }
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: scribble SOCKET QUEUE send|recv|both random|zero|ff|all ROUNDS exit|stop|kill\n"
-	                "       scribble SOCKET QUEUE use MS TIMEOUT_MS\n"
+	fprintf(stderr, "usage: scribble SOCKET QUEUE send|recv|both random|zero|ff|all|tamper ROUNDS exit|stop|kill\n"
+	                "       scribble SOCKET QUEUE use MS TIMEOUT_MS TAG SENDERS\n"
 	                "       scribble SOCKET QUEUE feed TAG COUNT PAUSE_MS\n"
-	                "       scribble SOCKET QUEUE check TAG COUNT TIMEOUT_MS\n");
+	                "       scribble SOCKET QUEUE check TAG COUNT TIMEOUT_MS\n"
+	                "       scribble SOCKET QUEUE drain SENDERS TIMEOUT_MS\n"
+	                "       scribble write TAG SEQ FILE\n"
+	                "       scribble judge FILE SENDERS\n"
+	                "SENDERS: TAG:COUNT[,TAG:COUNT...]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
+	if (argc == 5 && strcmp(argv[1], "write") == 0)
+		return mode_write(argv);
+	if (argc == 4 && strcmp(argv[1], "judge") == 0)
+		return mode_judge(argv);
 	if (argc < 6)
 		return usage();
 	rng_state = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
-	if (argc == 6 && strcmp(argv[3], "use") == 0)
+	if (argc == 8 && strcmp(argv[3], "use") == 0)
 		return mode_use(argv[1], argv);
+	if (argc == 6 && strcmp(argv[3], "drain") == 0)
+		return mode_drain(argv[1], argv);
 	if (argc != 7)
 		return usage();
 	if (strcmp(argv[3], "feed") == 0)
