@@ -584,25 +584,32 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 {
 	struct ring_chunk *c = ring_chunk_at(r, ref->pos);
+	struct ring_cstate *cs = ring_cs(r, c);
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, 1000);
-	uint64_t left;
+	bool batch = ref->kind == RING_KIND_BATCH;
+	uint64_t left = 1, again = 1;
 	int ret;
 
-	if (ref->kind != RING_KIND_BATCH || ref->count == 0 || ref->count > RING_BATCH_MAX)
+	if (batch && (ref->count == 0 || ref->count > RING_BATCH_MAX))
 		return -EINVAL;
-	atomic_fetch_or_explicit(&ring_cs(r, c)->done, done, memory_order_release);
-	left = ring_batch_mask(ref->count) & ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire);
-	if (!left) {
-		ring_release(r, ref);
-		return 0;
+	if (batch) {
+		atomic_fetch_or_explicit(&cs->done, done, memory_order_release);
+		left = ring_batch_mask(ref->count) & ~atomic_load_explicit(&cs->done, memory_order_acquire);
+		if (!left) {
+			ring_release(r, ref);
+			return 0;
+		}
+		again = left & atomic_load_explicit(&cs->handed, memory_order_relaxed);
 	}
 	/* if the lock cannot be had, the chunk stays ours until this process
 	 * exits, and the daemon gives it back then */
 	ret = ring_lock_until(r, &dl);
 	if (ret < 0)
 		return ret;
-	ring_depth_add(r, __builtin_popcountll(left & atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed)));
-	queue_locked(r, c, ref->pos, (unsigned)__builtin_popcountll(left), RING_RETURNED);
+	if (!batch)
+		atomic_store_explicit(&cs->handed, 1, memory_order_relaxed); /* its next taker: redelivered */
+	ring_depth_add(r, batch ? __builtin_popcountll(again) : 1);
+	queue_locked(r, c, ref->pos, batch ? (unsigned)__builtin_popcountll(left) : 1, RING_RETURNED);
 	ring_unlock(r);
 	return 0;
 }

@@ -79,9 +79,10 @@ static inline uint64_t backlog_window_seq(const struct ring *r)
 	return atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire);
 }
 
-/* Receiver: give a taken batch back to the backlog, with the records
- * marked done in `done` skipped by its next taker (a handle closed before
- * it had handed them all out). */
+/* Receiver: give a taken chunk back to the backlog (a handle closed
+ * before it was done with it), served before the window: a batch with the
+ * records marked done in `done` skipped by its next taker, or a chunk of
+ * one message, which its next taker gets flagged redelivered. */
 int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done);
 
 #endif

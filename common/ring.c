@@ -511,6 +511,19 @@ static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t g
 	ring_wake_room(r);
 }
 
+/* A consumer's release: only of a chunk it still holds (the daemon may
+ * have given it to another receiver meanwhile). */
+static void consumer_release(struct ring *r, struct ring_chunk *c, uint64_t gen)
+{
+	uint64_t w = RING_WORD(RING_TAKEN, r->self, gen);
+
+	if (atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, gen),
+	                                            memory_order_release, memory_order_relaxed)) {
+		ring_advance_tail(r);
+		ring_wake_room(r);
+	}
+}
+
 /* ---- producer ---- */
 
 void ring_bump_hwm(struct ring_hdr *h, uint64_t used)
@@ -652,6 +665,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	c->prio = 0;
 	c->kind = RING_KIND_RAW;
 	ring_cs(r, c)->level = 0;
+	ring_cs(r, c)->deliveries = 0;
 	c->count = 0;
 	atomic_store_explicit(&c->sealed, 0, memory_order_relaxed);
 	atomic_store_explicit(&ring_cs(r, c)->handed, 0, memory_order_relaxed);
@@ -831,7 +845,11 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
+	/* a receiver's take is a delivery (the daemon's, for a purge, is not) */
+	if (holder && ring_cs(r, c)->deliveries < UINT16_MAX)
+		ring_cs(r, c)->deliveries++;
 	*out = (struct ring_ref){ .pos = c->pos,
+		                  .deliveries = ring_cs(r, c)->deliveries,
 		                  .offset = d->offset,
 		                  .gen = d->gen,
 		                  .len = (uint32_t)len,
@@ -866,7 +884,7 @@ bool ring_unspoilt(const struct ring *r, uint64_t offset, uint64_t gen)
 
 void ring_release(struct ring *r, const struct ring_ref *ref)
 {
-	release_and_advance(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
+	consumer_release(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
 }
 
 int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct ring_recview *out)
@@ -1215,6 +1233,7 @@ void ring_fill_stats(struct ring *r, ipcq_stats *st)
 	st->dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
 	st->reclaimed = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
 	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
+	st->acked = atomic_load_explicit(&h->acked, memory_order_relaxed);
 	st->delivery = r->delivery;
 	st->receivers = ring_receivers(r);
 	st->depth = ring_depth(r);

@@ -108,8 +108,9 @@ struct ring_cstate {
 	 * chunk sets them, the daemon reads them when the holder died */
 	_Atomic uint64_t handed;
 	_Atomic uint64_t done;
-	uint8_t level; /* backlog level, while QUEUED (backlog.c) */
-	uint8_t spare_[3];
+	uint8_t level;       /* backlog level, while QUEUED (backlog.c) */
+	uint8_t spare_;
+	uint16_t deliveries; /* times a receiver took it (saturating) */
 	/* the daemon saw it PUBLISHED beside an empty window: its generation's
 	 * low bits, with bit 0 set (ring.c, orphan_check) */
 	uint32_t orphan;
@@ -190,6 +191,7 @@ struct ring_hdr {
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t reclaimed;
 	_Atomic uint64_t rejected;
+	_Atomic uint64_t acked;
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
@@ -231,6 +233,7 @@ struct ring_ref {
 	uint32_t prio;
 	uint64_t handed; /* records handed out before (a redelivered batch) */
 	uint64_t done;   /* records done with before: skip them */
+	unsigned deliveries; /* times taken by a receiver, this take included */
 };
 
 /* A record of a taken batch, checked against the chunk's bounds. */

@@ -33,6 +33,16 @@ struct ipcq_client {
 	char errmsg[PROTO_ERRMSG_MAX];
 };
 
+/* Most messages one handle may have handed out and not released. */
+#define HELD_MAX 64u
+
+/* A copy ipcq_recv returned in an at-least-once queue, leased until the
+ * thread that received it acks it. */
+struct lease {
+	ipcq_msg m;
+	pthread_t thread;
+};
+
 /* A batch a receiving handle took and hands out a message at a time. */
 struct held_batch {
 	struct ring_ref ref;
@@ -71,6 +81,18 @@ struct ipcq_queue {
 	_Atomic unsigned nkept;
 	unsigned kept_cap;
 	ipcq_msg *kept;
+	/* chunks this handle took and has not released: what ipcq_close
+	 * gives back (under recv_lock) */
+	unsigned ntaken, taken_cap;
+	struct ring_ref *taken;
+	/* messages handed out and not released (views, kept messages, copies
+	 * not acked): at most HELD_MAX */
+	_Atomic unsigned nviews;
+	/* ipcq_recv's copies not acked yet, in an at-least-once queue: one per
+	 * thread at most, acked by its next ipcq_recv or ipcq_ack (under
+	 * recv_lock) */
+	unsigned nleases, lease_cap;
+	struct lease *leases;
 	char name[IPCQ_NAME_MAX + 1];
 };
 

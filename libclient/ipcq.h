@@ -70,6 +70,8 @@ typedef struct ipcq_msg {
 	size_t len;
 	unsigned prio;
 	unsigned flags;
+	unsigned deliveries; /* times delivered, this time included: 1 the first time */
+	unsigned reserved_;
 	uint64_t token; /* internal: identifies the held chunk */
 	uint64_t token2;
 } ipcq_msg;
@@ -104,10 +106,12 @@ typedef struct ipcq_stats {
 	uint64_t reclaimed;      /* ring chunks taken back from dead clients, or sent again
 	                            unseen (a consumer died before it had them) */
 	uint64_t rejected;       /* forged or stale descriptors rejected */
+	uint64_t acked;          /* messages receivers released or acknowledged */
 	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
 	uint32_t receivers;      /* receive slots in use: open receiving handles */
 	uint32_t quarantined;    /* 1: its shared memory failed a check; purge or delete it */
 	uint32_t reserved_;
+	uint64_t reserved2_[6];  /* room for counters to come: 0 */
 } ipcq_stats;
 
 /* Finding a daemon.  As with D-Bus's system and session buses, there is
@@ -149,6 +153,27 @@ int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out);
 int ipcq_close(ipcq_queue *q);
 /* Geometry of an open queue. */
 int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
+
+/* Delivery.  In an at-most-once queue a message is delivered at most
+ * once: a receiver that dies holding it loses it (counted in dropped).  In
+ * an at-least-once queue every message received is leased to its
+ * receiver until it is acknowledged, and a receiver that dies, or closes
+ * its handle, before it acknowledged gives it back: it is delivered
+ * again, with IPCQ_MSG_REDELIVERED set and deliveries > 1.  A view is
+ * acknowledged by ipcq_release.  A copy (ipcq_recv) is acknowledged by
+ * the next ipcq_recv on the handle from the same thread, or by ipcq_ack:
+ * so the plain loop
+ *     while ((n = ipcq_recv(q, buf, sizeof(buf), NULL, -1)) >= 0)
+ *             process(buf, n);
+ * acknowledges a message only once process() returned, and a worker
+ * killed inside process() loses nothing.  ipcq_close acknowledges the
+ * copies the closing thread received; what other threads received and did
+ * not acknowledge, and views not released, go back.  Call ipcq_ack
+ * before a long pause, so the message is not held meanwhile.
+ * A handle holds at most 64 messages handed out and not released (views,
+ * and copies not acknowledged, of all its threads): beyond that, receives
+ * fail with -ENOBUFS until it releases some. */
+int ipcq_ack(ipcq_queue *q);
 
 /* Copy API.  Messages up to the inline size go on the mq, larger ones
  * through the ring, transparently (in an at-least-once queue every

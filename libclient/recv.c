@@ -127,6 +127,7 @@ static void handed_out(ipcq_queue *q)
 {
 	struct ring *r = &q->ring;
 
+	atomic_fetch_add_explicit(&q->nviews, 1, memory_order_relaxed);
 	count_n(&r->hdr->received, 1);
 	ring_depth_add(r, -1);
 	/* senders may wait for depth to drop under max_depth */
@@ -149,6 +150,7 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 			         .len = hb->rec[i].len,
 			         .prio = hb->ref.prio,
 			         .flags = (hb->ref.handed & bit) ? IPCQ_MSG_REDELIVERED : 0,
+			         .deliveries = (hb->ref.handed & bit) ? MAX(hb->ref.deliveries, 2u) : 1,
 			         .token = hb->ref.offset | ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
 			         .token2 = hb->ref.gen };
 		handed_out(q);
@@ -179,6 +181,40 @@ static bool take_held(ipcq_queue *q, ipcq_msg *m)
 
 /* A chunk this handle took (from the window or the backlog): its message,
  * or the first of its batch, with the rest held for the next receives. */
+/* Under recv_lock: note a chunk taken (for ipcq_close), or forget it. */
+static void taken_add(ipcq_queue *q, const struct ring_ref *ref)
+{
+	if (q->ntaken == q->taken_cap) {
+		unsigned cap = q->taken_cap ? 2 * q->taken_cap : 8;
+		struct ring_ref *t = reallocarray(q->taken, cap, sizeof(*t));
+
+		if (!t)
+			return; /* not given back at close: the daemon does, at exit */
+		q->taken = t;
+		q->taken_cap = cap;
+	}
+	q->taken[q->ntaken++] = *ref;
+}
+
+static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
+{
+	for (unsigned i = q->ntaken; i-- > 0;) {
+		if (q->taken[i].offset == offset && q->taken[i].gen == gen) {
+			q->taken[i] = q->taken[--q->ntaken];
+			return;
+		}
+	}
+}
+
+/* Release a chunk this handle took. */
+static void release_taken(ipcq_queue *q, const struct ring_ref *ref)
+{
+	pthread_mutex_lock(&q->recv_lock);
+	taken_del(q, ref->offset, ref->gen);
+	pthread_mutex_unlock(&q->recv_lock);
+	ring_release(&q->ring, ref);
+}
+
 static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned flags, ipcq_msg *m)
 {
 	struct held_batch hb = { .ref = *ref, .skip = ref->done };
@@ -188,9 +224,13 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 		*m = (ipcq_msg){ .data = ref->payload,
 			         .len = ref->len,
 			         .prio = ref->prio,
-			         .flags = flags,
+			         .flags = flags | (ref->deliveries > 1 ? IPCQ_MSG_REDELIVERED : 0),
+			         .deliveries = MAX(ref->deliveries, 1u),
 			         .token = ref->offset,
 			         .token2 = ref->gen };
+		pthread_mutex_lock(&q->recv_lock);
+		taken_add(q, ref);
+		pthread_mutex_unlock(&q->recv_lock);
 		handed_out(q);
 		return 0;
 	}
@@ -201,6 +241,7 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 		return -EBADMSG;
 	}
 	pthread_mutex_lock(&q->recv_lock);
+	taken_add(q, ref);
 	got = hand_record(q, &hb, m);
 	if (hb.next < hb.ref.count) {
 		/* the rest is held for the next receives on the handle; never
@@ -223,6 +264,7 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 	pthread_mutex_unlock(&q->recv_lock);
 	if (!got) {
 		/* every record was done with before (a redelivery raced) */
+		release_taken(q, ref);
 		return -ESTALE;
 	}
 	return 0;
@@ -478,6 +520,12 @@ static int check_recv(ipcq_queue *q, const void *m)
 	return 0;
 }
 
+/* Whether the handle may hand out another message. */
+static bool may_hold_more(const ipcq_queue *q)
+{
+	return atomic_load_explicit(&q->nviews, memory_order_relaxed) < HELD_MAX;
+}
+
 EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	int r = check_recv(q, m);
@@ -486,6 +534,8 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return r;
 	if (take_pending(q, m))
 		return 0;
+	if (!may_hold_more(q))
+		return -ENOBUFS;
 	return recv_next(q, m, timeout_ms);
 }
 
@@ -500,24 +550,25 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
 		return -EINVAL;
 	if (take_pending(q, &msgs[0]))
 		got = 1;
+	else if (!may_hold_more(q))
+		return -ENOBUFS;
 	else if ((r = recv_next(q, &msgs[0], timeout_ms)) < 0)
 		return r;
 	else
 		got = 1;
 	/* the rest only as far as they are there already */
-	while (got < n && recv_next(q, &msgs[got], 0) == 0)
+	while (got < n && may_hold_more(q) && recv_next(q, &msgs[got], 0) == 0)
 		got++;
 	return (int)got;
 }
 
-EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
+/* Release (acknowledge) a message handed out: its slot and buffer, or
+ * its record or chunk. */
+static int release_msg(ipcq_queue *q, ipcq_msg *m)
 {
-	int r = check_owner(q);
 	struct ring_ref ref;
 	unsigned rec;
 
-	if (r < 0)
-		return r;
 	if (!m || !m->data)
 		return -EINVAL;
 	if (m->token2 == 0) {
@@ -528,16 +579,82 @@ EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
 			return -EINVAL;
 		buf_put(q, (int)b);
 		slot_put(q, (int)slot);
-		m->data = NULL;
-		return 0;
+	} else {
+		ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
+		rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
+		if (ref.offset >= q->ring.data_size || ref.offset % RING_ALIGN || rec > RING_BATCH_MAX)
+			return -EINVAL;
+		if (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1))
+			release_taken(q, &ref);
 	}
-	ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
-	rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
-	if (ref.offset >= q->ring.data_size || ref.offset % RING_ALIGN || rec > RING_BATCH_MAX)
-		return -EINVAL;
-	if (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1))
-		ring_release(&q->ring, &ref);
 	m->data = NULL;
+	atomic_fetch_sub_explicit(&q->nviews, 1, memory_order_relaxed);
+	count_n(&q->ring.hdr->acked, 1);
+	return 0;
+}
+
+EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
+{
+	int r = check_owner(q);
+
+	return r < 0 ? r : release_msg(q, m);
+}
+
+/* Ack the copies ipcq_recv returned to this thread, leased till now. */
+static void ack_mine(ipcq_queue *q)
+{
+	pthread_t self = pthread_self();
+	ipcq_msg mine[4];
+	unsigned n = 0;
+
+	if (!q->nleases)
+		return;
+	pthread_mutex_lock(&q->recv_lock);
+	for (unsigned i = q->nleases; i-- > 0;) {
+		if (!pthread_equal(q->leases[i].thread, self))
+			continue;
+		if (n == ARRAY_SIZE(mine))
+			break; /* one a thread, but the rest at its next call */
+		mine[n++] = q->leases[i].m;
+		q->leases[i] = q->leases[--q->nleases];
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	for (unsigned i = 0; i < n; i++)
+		release_msg(q, &mine[i]);
+}
+
+/* Keep a copy's message leased to this thread until it acks it. */
+static int lease_add(ipcq_queue *q, const ipcq_msg *m)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&q->recv_lock);
+	if (q->nleases == q->lease_cap) {
+		unsigned cap = q->lease_cap ? 2 * q->lease_cap : 4;
+		struct lease *l = reallocarray(q->leases, cap, sizeof(*l));
+
+		if (l) {
+			q->leases = l;
+			q->lease_cap = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0)
+		q->leases[q->nleases++] = (struct lease){ .m = *m, .thread = pthread_self() };
+	pthread_mutex_unlock(&q->recv_lock);
+	return r;
+}
+
+EXPORT int ipcq_ack(ipcq_queue *q)
+{
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
+	if (!(q->flags & IPCQ_RECV))
+		return -EBADF;
+	ack_mine(q);
 	return 0;
 }
 
@@ -548,6 +665,11 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 
 	if (!buf && cap)
 		return -EINVAL;
+	r = check_recv(q, &m);
+	if (r < 0)
+		return r;
+	/* the copy this thread had before is done with: acked */
+	ack_mine(q);
 	r = ipcq_recv_view(q, &m, timeout_ms);
 	if (r < 0)
 		return r;
@@ -569,28 +691,50 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	}
 	if (prio)
 		*prio = m.prio;
-	ipcq_release(q, &m);
+	/* at-least-once: leased to this thread until it acks (its next
+	 * ipcq_recv, ipcq_ack); if it dies first, redelivered */
+	if (!q->ring.delivery || !m.token2 || lease_add(q, &m) < 0)
+		ipcq_release(q, &m);
 	return (ssize_t)m.len;
 }
 
 void recv_close(ipcq_queue *q)
 {
-	/* what the handle holds goes back: in an at-least-once queue what it
-	 * handed out and nobody released goes too (redelivered) */
-	for (unsigned i = 0; i < q->nheld; i++) {
-		struct held_batch *hb = &q->held[i];
-		uint64_t done = hb->skip;
+	/* a thread that closes the handle is done with the copies it received
+	 * (its process lives on): they are acknowledged.  Then every chunk
+	 * the handle took and did not release goes back: in an
+	 * at-least-once queue with what it handed out and nobody released
+	 * (redelivered); in an at-most-once queue without (delivered once) */
+	ack_mine(q);
+	for (unsigned i = 0; i < q->ntaken; i++) {
+		struct ring_ref *ref = &q->taken[i];
+		struct ring_cstate *cs = ring_cs(&q->ring, ring_chunk_at(&q->ring, ref->pos));
+		uint64_t done = atomic_load_explicit(&cs->done, memory_order_acquire);
 
-		if (q->ring.delivery == 0)
-			done |= ring_batch_mask(hb->next);
-		backlog_give_back(&q->ring, &hb->ref, done);
+		if (q->ring.delivery == 0 && ref->kind != RING_KIND_BATCH)
+			ring_release(&q->ring, ref);
+		else
+			backlog_give_back(&q->ring, ref,
+			                  q->ring.delivery ? done : done | atomic_load_explicit(&cs->handed, memory_order_relaxed));
 	}
+	q->ntaken = 0;
+	free(q->taken);
+	q->taken = NULL;
 	q->nheld = 0;
 	free(q->held);
 	q->held = NULL;
+	/* inline messages kept or leased: their buffers (ring ones went back
+	 * with their chunks) */
 	for (unsigned i = 0; i < q->nkept; i++)
-		ipcq_release(q, &q->kept[i]);
+		if (!q->kept[i].token2)
+			release_msg(q, &q->kept[i]);
 	q->nkept = 0;
 	free(q->kept);
 	q->kept = NULL;
+	for (unsigned i = 0; i < q->nleases; i++)
+		if (!q->leases[i].m.token2)
+			release_msg(q, &q->leases[i].m);
+	q->nleases = 0;
+	free(q->leases);
+	q->leases = NULL;
 }
