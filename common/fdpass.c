@@ -11,6 +11,10 @@
 #include "fdpass.h"
 
 #define FDPASS_MAX 8
+/* Room to receive as many as the kernel lets one message carry
+ * (SCM_MAX_FD), so that what a peer sends beyond what the caller takes is
+ * closed here, never left truncated. */
+#define FDPASS_RECV_ROOM 253
 
 void fdpass_close(int *fds, unsigned n)
 {
@@ -49,11 +53,11 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, unsig
 	return r < 0 ? -errno : r;
 }
 
-ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, unsigned max, unsigned *n)
+ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, unsigned max, unsigned *n, int flags)
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(FDPASS_MAX * sizeof(int))];
+		char buf[CMSG_SPACE(FDPASS_RECV_ROOM * sizeof(int))];
 	} ctrl;
 	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &ctrl, .msg_controllen = sizeof(ctrl) };
@@ -61,7 +65,7 @@ ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, unsigned max, uns
 
 	*n = 0;
 	do
-		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		r = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
 	while (r < 0 && errno == EINTR);
 	if (r < 0)
 		return -errno;

@@ -15,8 +15,9 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, unsig
 /* Receive one datagram into buf with up to max descriptors (close-on-exec;
  * any beyond max are closed); *n says how many.  Returns its length,
  * -ECONNRESET at end of stream, -EPROTO when the datagram or its
- * descriptors were truncated (none is kept), or a negative errno. */
-ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, unsigned max, unsigned *n);
+ * descriptors were truncated (none is kept), or a negative errno.  flags
+ * as for recvmsg (MSG_DONTWAIT). */
+ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, unsigned max, unsigned *n, int flags);
 /* Close the descriptors of fds that are open (>= 0). */
 void fdpass_close(int *fds, unsigned n);
 

@@ -57,6 +57,7 @@ enum proto_op {
 	PROTO_OP_STAT = 5,   /* name */
 	PROTO_OP_LIST = 6,   /* arg = index of the first queue */
 	PROTO_OP_NOTIFY = 7, /* name, arg = signal number (0: unregister) */
+	PROTO_OP_RECV_BUFS = 8, /* name, with a memfd: a receiving handle's buffers (daemon/rbuf.c) */
 	PROTO_OP_MAX_,
 };
 
@@ -189,6 +190,7 @@ struct proto_meta {
 #define PROTO_RING_PAGE 4096u               /* ring_size is a multiple of it */
 #define PROTO_RING_RESERVE 64u              /* a chunk header: max_payload <= ring_size - 64 */
 #define PROTO_MAX_PAYLOAD_MAX UINT32_MAX    /* lengths travel in 32 bits */
+#define PROTO_RECV_BUFS 72u                 /* receive buffers of a handle: 64 held and calls under way */
 #define PROTO_PREFETCH_MAX 64u              /* messages in a batch: a bit each (ring.h) */
 #define PROTO_PREFETCH_DEFAULT 16u
 #define PROTO_MAX_DEPTH_MAX (1ull << 40)

@@ -102,16 +102,18 @@
  *    flagged RESENT; if both copies exist, the second one finds the chunk
  *    no longer takeable and is dropped silently as a duplicate.
  *  - consumer dies after taking the descriptor off the mq, before taking
- *    the chunk: consumers receive into their own memory (recv.c), and
- *    copy a ring descriptor into their receive slot until they took its
- *    chunk; the daemon sends a dead consumer's slot descriptor again, if
- *    it names a sealed chunk waiting to be taken (reclaim_slot).  Killed
- *    between the receive and that copy, a consumer leaves the chunk
- *    PUBLISHED with no descriptor anywhere; the daemon's sweep finds it: a
- *    chunk PUBLISHED with the same generation at two walks that each
- *    began with the window empty is an orphan, and its descriptor is sent
- *    again (orphan_check).  A consumer only slow to take it finds the
- *    chunk taken by then, and drops its copy as a duplicate.
+ *    the chunk: consumers receive into buffers of their own that they
+ *    share with the daemon alone (a memfd per receiving handle, see
+ *    libclient/open.c and daemon/rbuf.c), so the daemon finds the
+ *    descriptor there and sends it again, if it names a sealed chunk
+ *    waiting to be taken (ring_resend_desc).  Should a descriptor be lost
+ *    all the same (a handle whose buffers the daemon does not have), the
+ *    chunk stays PUBLISHED with no descriptor anywhere; the daemon's sweep
+ *    finds it: a chunk PUBLISHED with the same generation at two walks
+ *    that each began with the window empty is an orphan, and its
+ *    descriptor is sent again (orphan_check).  A consumer only slow to
+ *    take it finds the chunk taken by then, and drops its copy as a
+ *    duplicate.
  *  - consumer dies holding a TAKEN chunk (a view): at-least-once queues
  *    get it redelivered; at-most-once queues drop it (counted).
  *  - the daemon dies: rings and mqs persist; the new daemon adopts the
@@ -952,10 +954,7 @@ int ring_slot_claim(struct ring *r)
 
 void ring_slot_free(struct ring *r, int idx)
 {
-	struct ring_slot *s = ring_slot_at(r, (unsigned)idx);
-
-	s->desc.hdr.kind = 0;
-	atomic_store_explicit(&s->owner, 0, memory_order_release);
+	atomic_store_explicit(&ring_slot_at(r, (unsigned)idx)->owner, 0, memory_order_release);
 }
 
 /* ---- reclaim (daemon) ---- */
@@ -1134,19 +1133,13 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 	return n;
 }
 
-/* A dead receiver's slot: the descriptor it took off the mq and had not
- * taken the chunk of, if any.  Its receiver could have written anything
- * there: it is sent again only if it names a chunk its sender sealed,
- * waiting to be taken; then it is a duplicate at worst, which the take's
- * compare-and-swap drops.  -EAGAIN keeps the slot for the next sweep
- * (the window was full). */
-static int reclaim_slot(struct ring *r, struct ring_slot *s, const struct ring_reclaim_ops *ops)
+int ring_resend_desc(struct ring *r, const struct proto_ring_desc *desc, const struct ring_reclaim_ops *ops)
 {
 	struct proto_ring_desc d;
 	struct ring_chunk *c;
 	uint64_t w;
 
-	memcpy(&d, &s->desc, sizeof(d));
+	memcpy(&d, desc, sizeof(d));
 	if (d.hdr.kind != PROTO_MSG_RING || d.offset % RING_ALIGN || d.offset > r->data_size - RING_ALIGN)
 		return 0;
 	c = (struct ring_chunk *)(r->data + d.offset);
@@ -1186,15 +1179,12 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 		return -EBADMSG;
 	}
 	break_lock_of_dead(r, ops);
-	/* slots first: a descriptor a dead receiver held is resent once, by
-	 * the slot, before the chunk walk could see its chunk as an orphan */
+	/* a dead receiver's slots (the descriptors it held are in its receive
+	 * buffers, which the daemon scans first: ring_resend_desc) */
 	for (unsigned i = 0; i < RING_SLOTS; i++) {
-		struct ring_slot *s = ring_slot_at(r, i);
-		uint32_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
+		uint32_t owner = atomic_load_explicit(&ring_slot_at(r, i)->owner, memory_order_acquire);
 
 		if (owner == 0 || !ops->is_dead(owner, ops->ctx))
-			continue;
-		if (reclaim_slot(r, s, ops) < 0)
 			continue;
 		ring_slot_free(r, (int)i);
 		n++;

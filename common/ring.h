@@ -134,17 +134,11 @@ struct ring_spage {
 
 /* A receive slot: held by a receiving handle (its home) or by a call
  * under way, so that receivers can be counted and bounded.  Messages are
- * received into the receiver's own memory, never here: what another
- * client could rewrite is not what a receiver hands out.  A receiver
- * that took a ring descriptor off the mq copies it here until it has
- * taken the chunk, so that if it dies in between, the daemon can send
- * the descriptor again at once (after checking that it names a chunk a
- * sender sealed that waits to be taken: a descriptor is no message). */
+ * received into the receiver's own buffers, never here: what another
+ * client could rewrite is not what a receiver hands out. */
 struct ring_slot {
 	_Atomic uint32_t owner; /* holder, 0 = free */
-	uint32_t pad_;
-	struct proto_ring_desc desc; /* hdr.kind PROTO_MSG_RING while held, else 0 */
-	uint32_t spare_[8];
+	uint32_t pad_[15];
 };
 
 struct ring_hdr {
@@ -332,6 +326,12 @@ struct ring_reclaim_ops {
  * saying what failed when the shared state is not one the ring could be
  * in (the daemon then quarantines the queue). */
 int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why);
+/* Daemon: a ring descriptor a dead receiver held (found in its receive
+ * buffers): sent again through ops->resend if it names a chunk its sender
+ * sealed that waits to be taken (1), else nothing (0: anything else a
+ * receiver may have written there is no message); -EAGAIN when the window
+ * was full. */
+int ring_resend_desc(struct ring *r, const struct proto_ring_desc *d, const struct ring_reclaim_ops *ops);
 
 /* Receive slots in use: receiving handles open, and calls under way. */
 unsigned ring_receivers(const struct ring *r);

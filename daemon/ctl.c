@@ -34,6 +34,7 @@
 #include "peer.h"
 #include "policy.h"
 #include "queue.h"
+#include "rbuf.h"
 #include "util.h"
 
 #define CONN_GROUPS_MAX 64
@@ -47,6 +48,8 @@ struct conn {
 	gid_t groups[CONN_GROUPS_MAX];
 	struct policy_subject who; /* cred and groups, as policy.c asks for them */
 	uint32_t holder; /* its process's id (peer.h), once it opened a queue */
+	struct rbuf *rbufs; /* its receiving handles' buffers (rbuf.c) */
+	unsigned nrbufs;
 };
 
 /* A reply under construction, with the descriptors it will carry. */
@@ -68,6 +71,8 @@ static void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	d->n_conns--;
+	/* its process may have died: what it took off the mq goes back */
+	rbuf_release_all(d, &c->rbufs, &c->nrbufs);
 	sd_event_source_disable_unref(c->src);
 	close(c->fd);
 	free(c);
@@ -266,8 +271,38 @@ static int op_notify(struct conn *c, const struct proto_req *req, struct reply *
 	return reply_error(r, -ENOTSUP, "signal notification is not available yet: poll ipcq_fd() instead");
 }
 
-static int dispatch(struct conn *c, const struct proto_req *req, struct reply *r)
+/* A receiving handle's buffers (rbuf.c), passed as fd: the connection
+ * must have opened the queue for receiving before. */
+static int op_recv_bufs(struct conn *c, const struct proto_req *req, int fd, struct reply *r)
 {
+	struct queue *q = queue_find(c->d, req->name);
+	char err[PROTO_ERRMSG_MAX];
+	int ret;
+
+	if (!q)
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	if (!c->holder || !policy_may_use(c->d, &c->who, q, IPCQ_RECV))
+		return reply_error(r, -EACCES, "uid %u may not receive from queue '%s'", (unsigned)c->cred.uid,
+		                   q->rec.name);
+	if (fd < 0)
+		return reply_error(r, -EINVAL, "receive buffers come with a descriptor");
+	ret = rbuf_add(&c->rbufs, &c->nrbufs, q, fd, err, sizeof(err));
+	if (ret < 0)
+		return reply_error(r, ret, "%s", err);
+	return 0;
+}
+
+void ctl_holder_died(struct daemon *d, uint32_t holder)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (c->holder == holder)
+			rbuf_release_all(d, &c->rbufs, &c->nrbufs);
+}
+
+static int dispatch(struct conn *c, const struct proto_req *req, int fd, struct reply *r)
+{
+	if (req->op == PROTO_OP_RECV_BUFS)
+		return op_recv_bufs(c, req, fd, r);
 	switch (req->op) {
 	case PROTO_OP_OPEN:
 		return op_open(c, req, r);
@@ -305,6 +340,8 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	struct proto_req req;
 	_cleanup_free_ struct reply *r = NULL;
 	unsigned char buf[sizeof(struct proto_req)];
+	_cleanup_close_ int passed = -1;
+	unsigned npassed = 0;
 	ssize_t n;
 	int ret;
 
@@ -312,10 +349,13 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 		conn_free(c); /* hung up */
 		return 0;
 	}
-	/* MSG_TRUNC: learn the real size of an oversized datagram */
-	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	/* a descriptor comes with one request only (receive buffers); an
+	 * oversized datagram is -EPROTO, with its start in buf */
+	n = fdpass_recv(fd, buf, sizeof(buf), &passed, 1, &npassed, MSG_DONTWAIT);
+	if (n == -EAGAIN || n == -EINTR)
 		return 0;
+	if (n == -EPROTO)
+		n = (ssize_t)sizeof(buf) + 1;
 	if (n <= 0) {
 		conn_free(c);
 		return 0;
@@ -334,7 +374,7 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 		log_debug("pid %d: bad request (%zd bytes): %s", (int)c->cred.pid, n, strerror(-ret));
 	} else {
 		proto_reply_init(&r->rep, &req, 0);
-		dispatch(c, &req, r);
+		dispatch(c, &req, passed, r);
 	}
 	r->rep.holder = c->holder;
 	if (send_reply(c, r) < 0)

@@ -32,6 +32,9 @@
 
 void daemon_sweep(struct daemon *d, uint32_t dead_holder)
 {
+	/* first what a dead receiver took off the mq: from its buffers */
+	if (dead_holder)
+		ctl_holder_died(d, dead_holder);
 	for (struct queue *q = d->queues; q; q = q->next)
 		queue_reclaim(d, q, dead_holder);
 }

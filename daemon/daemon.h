@@ -77,6 +77,8 @@ void ctl_close_all(struct daemon *d);
 /* daemon.c: reclaim what dead_holder (0: only ids no live process has)
  * held in every queue */
 void daemon_sweep(struct daemon *d, uint32_t dead_holder);
+/* ctl.c: a client process died: resend what it took off the mqs (rbuf.c) */
+void ctl_holder_died(struct daemon *d, uint32_t holder);
 void daemon_status(struct daemon *d);
 
 #endif

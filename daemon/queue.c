@@ -851,6 +851,16 @@ static void sweep_window(struct queue *q)
 	q->rest_census = census.chunks;
 }
 
+int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring_desc *desc)
+{
+	struct reclaim_ctx rc = { .d = d, .q = q };
+	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead, .resend = resend, .ctx = &rc };
+
+	if (queue_quarantined(q) || !q->ring.hdr)
+		return 0;
+	return ring_resend_desc(&q->ring, desc, &ops);
+}
+
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
 	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };

@@ -72,6 +72,9 @@ void queue_stats(struct queue *q, ipcq_stats *st);
 /* Reclaim what dead clients hold in the queue's ring: dead (a holder id
  * that just died, or 0) and every id no live process has. */
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
+/* Send again a ring descriptor a dead receiver held (rbuf.c), if it names
+ * a chunk waiting to be taken: 1 if sent, 0 if not, -EAGAIN (window full). */
+int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring_desc *desc);
 /* Stop trusting the queue's shared memory: logged once, counted. */
 void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
 

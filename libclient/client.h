@@ -35,6 +35,8 @@ struct ipcq_client {
 
 /* Most messages one handle may have handed out and not released. */
 #define HELD_MAX 64u
+/* Receive buffers of a handle: what it may hold, and calls under way. */
+#define RECV_BUFS PROTO_RECV_BUFS
 
 /* A copy ipcq_recv returned in an at-least-once queue, leased until the
  * thread that received it acks it. */
@@ -63,12 +65,14 @@ struct ipcq_queue {
 	size_t inline_max;
 	struct backlog_window window; /* how this handle sends into the mq window */
 	int home_slot; /* -1 when not receiving */
-	/* where receives land: this process's own buffers (msg_size bytes
-	 * each, made on first use), busy while a call or an inline view has
-	 * one; kept apart from the receive slots, whose owner words any
-	 * client of the queue can rewrite */
-	unsigned char *buf[RING_SLOTS];
-	atomic_flag buf_busy[RING_SLOTS];
+	/* where receives land: RECV_BUFS buffers of msg_size bytes in a
+	 * memfd shared with the daemon alone (recv.c), busy while a call or an
+	 * inline view has one; kept apart from the receive slots, whose owner
+	 * words any client of the queue can rewrite */
+	unsigned char *buf[RECV_BUFS];
+	atomic_flag buf_busy[RECV_BUFS];
+	unsigned char *bufs;
+	size_t bufs_len;
 	atomic_flag home_busy;
 	/* batches being handed out, and a message too large for the buffer
 	 * ipcq_recv was given (the next receive on the handle returns it) */
@@ -101,6 +105,9 @@ struct ipcq_queue {
  * (if not NULL) receives the passed descriptors, which the caller owns. */
 int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
                 int fds[PROTO_OPEN_FDS]);
+/* The same, passing the descriptor send_fd with the request. */
+int client_call_fd(ipcq_client *c, struct proto_req *req, int send_fd, struct proto_reply *rep, size_t cap,
+                   int fds[PROTO_OPEN_FDS]);
 /* A reply with room for one stats record. */
 struct reply_one {
 	struct proto_reply rep;

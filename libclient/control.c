@@ -150,6 +150,12 @@ EXPORT void ipcq_disconnect(ipcq_client *c)
 int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
                     int fds[PROTO_OPEN_FDS])
 {
+	return client_call_fd(c, req, -1, rep, cap, fds);
+}
+
+int client_call_fd(ipcq_client *c, struct proto_req *req, int send_fd, struct proto_reply *rep, size_t cap,
+                   int fds[PROTO_OPEN_FDS])
+{
 	int got[PROTO_OPEN_FDS] = { -1, -1, -1, -1, -1 };
 	uint32_t nfds = 0;
 	const struct proto_reply *dec;
@@ -159,14 +165,12 @@ int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, 
 	pthread_mutex_lock(&c->lock);
 	req->seq = ++c->seq;
 	c->errmsg[0] = '\0';
-	do
-		n = send(c->fd, req, sizeof(*req), MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	n = fdpass_send(c->fd, req, sizeof(*req), &send_fd, send_fd >= 0, MSG_NOSIGNAL);
 	if (n < 0) {
-		r = -errno;
+		r = (int)n;
 		goto out;
 	}
-	n = fdpass_recv(c->fd, rep, cap, got, PROTO_OPEN_FDS, &nfds);
+	n = fdpass_recv(c->fd, rep, cap, got, PROTO_OPEN_FDS, &nfds, 0);
 	if (n < 0) {
 		r = (int)n;
 		goto out;

@@ -106,9 +106,39 @@ static void queue_free(ipcq_queue *q)
 	if (q->held_bell >= 0)
 		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
-	for (unsigned i = 0; i < RING_SLOTS; i++)
-		free(q->buf[i]);
+	if (q->bufs)
+		munmap(q->bufs, q->bufs_len);
 	free(q);
+}
+
+/* A receiving handle's buffers: a memfd shared with the daemon alone,
+ * sealed so that its size never changes under the daemon's mapping, and
+ * handed to the daemon, which reads the ring descriptors a dead receiver
+ * held in them (daemon/rbuf.c).  No other client can see or write it. */
+static int recv_bufs_setup(ipcq_queue *q)
+{
+	_cleanup_close_ int fd = memfd_create("ipcq-receive", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t len = (size_t)RECV_BUFS * q->geo.msg_size;
+	struct proto_req req;
+	struct proto_reply rep;
+	void *mem;
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		return -errno;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	q->bufs = mem;
+	q->bufs_len = len;
+	for (unsigned i = 0; i < RECV_BUFS; i++)
+		q->buf[i] = q->bufs + (size_t)i * q->geo.msg_size;
+	proto_req_init(&req, PROTO_OP_RECV_BUFS, 0, q->name);
+	r = client_call_fd(q->client, &req, fd, &rep, sizeof(rep), NULL);
+	return r;
 }
 
 static void queue_freep(ipcq_queue **q)
@@ -178,6 +208,9 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	if (flags & IPCQ_SEND)
 		q->window = (struct backlog_window){ .send = window_send, .ctx = q };
 	if (flags & IPCQ_RECV) {
+		r = recv_bufs_setup(q);
+		if (r < 0)
+			return r;
 		r = ring_slot_claim(&q->ring);
 		if (r < 0)
 			return r;

@@ -58,19 +58,12 @@ static int slot_acquire(ipcq_queue *q)
 }
 
 /* A receive buffer of this handle's own, busy until buf_put: its index,
- * or -EUSERS when every one is busy (as many as there are slots). */
+ * or -EUSERS when every one is busy. */
 static int buf_get(ipcq_queue *q)
 {
-	for (unsigned i = 0; i < RING_SLOTS; i++) {
-		if (atomic_flag_test_and_set_explicit(&q->buf_busy[i], memory_order_acquire))
-			continue;
-		if (!q->buf[i])
-			q->buf[i] = malloc(q->geo.msg_size);
-		if (q->buf[i])
+	for (unsigned i = 0; i < RECV_BUFS; i++)
+		if (!atomic_flag_test_and_set_explicit(&q->buf_busy[i], memory_order_acquire))
 			return (int)i;
-		atomic_flag_clear_explicit(&q->buf_busy[i], memory_order_release);
-		return -ENOMEM;
-	}
 	return -EUSERS;
 }
 
@@ -318,12 +311,10 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return 0;
 	}
 	if (kind == PROTO_MSG_RING) {
-		/* where the daemon finds it if we die before the take */
-		struct ring_slot *s = ring_slot_at(&q->ring, (unsigned)(idx & ~HOME_SLOT));
-
-		s->desc = msg.desc;
+		/* the daemon finds the descriptor in the buffer if we die before
+		 * the take; once the chunk is ours, it must not */
 		r = ring_take(&q->ring, &msg.desc, &ref);
-		s->desc.hdr.kind = 0;
+		buf[0] = 0;
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,
 		 * the message is a sender's forgery, not a deletion */
@@ -575,7 +566,7 @@ static int release_msg(ipcq_queue *q, ipcq_msg *m)
 		uint32_t slot = (uint32_t)m->token;
 		uint64_t b = m->token >> TOKEN_BUF_SHIFT;
 
-		if ((slot & ~(uint32_t)HOME_SLOT) >= RING_SLOTS || b >= RING_SLOTS || m->data != q->buf[b] + PROTO_MSG_HDR_SIZE)
+		if ((slot & ~(uint32_t)HOME_SLOT) >= RING_SLOTS || b >= RECV_BUFS || m->data != q->buf[b] + PROTO_MSG_HDR_SIZE)
 			return -EINVAL;
 		buf_put(q, (int)b);
 		slot_put(q, (int)slot);

@@ -7,7 +7,8 @@
 # receive slot before it dies is never delivered, in both delivery modes;
 # its mq descriptor refuses a send; and an at-least-once queue carries
 # even small messages through the ring, so nothing in a receive slot is
-# ever content.  The clients run as nobody when they can, so that they
+# ever content; a ring message whose receiver died between mq_receive and
+# its take comes back at once, from the receiver's buffers.  The clients run as nobody when they can, so that they
 # cannot open the daemon's objects by name.
 # Every case runs; the test fails at the end naming those that failed.
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +54,12 @@ test_receive_only_mq_descriptor_refuses_a_send() {
 	rights mq amo "case 3 (mq send from a receive-only handle)"
 }
 
+test_receiver_killed_mid_receive_loses_nothing() {
+	for q in amo alo; do
+		rights midreceive "$q" "case 5 (a receiver killed between mq_receive and its take, $(qstat "$q" delivery))"
+	done
+}
+
 test_at_least_once_sends_everything_through_the_ring() {
 	rights ring-only alo "case 4 (at-least-once: small messages through the ring)"
 }
@@ -76,6 +83,7 @@ test_receive_only_client_maps_payload_read_only
 test_forged_slot_message_is_never_delivered
 test_receive_only_mq_descriptor_refuses_a_send
 test_at_least_once_sends_everything_through_the_ring
+test_receiver_killed_mid_receive_loses_nothing
 "$IPCQ" delete amo
 "$IPCQ" delete alo
 stop_daemon

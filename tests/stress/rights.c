@@ -19,6 +19,11 @@
  *       or reject: what it counts there is reported, not checked.)
  *   rights mq SOCKET QUEUE
  *       a receive-only handle's mq descriptor refuses a send (EBADF)
+ *   rights midreceive SOCKET QUEUE
+ *       a receiver takes a ring message's descriptor off the mq into its
+ *       receive buffer and is killed before it takes the chunk: the message
+ *       comes back within MIDRECV_BACK_MS, intact, never flagged redelivered
+ *       (the daemon reads the dead receiver's buffers)
  *   rights ring-only SOCKET QUEUE
  *       QUEUE is at-least-once: a message small enough to go inline goes
  *       through the ring all the same (sent_ring counts it) and arrives
@@ -484,6 +489,79 @@ static int ring_only(const char *sock, const char *queue)
 	return broken;
 }
 
+/* ---- a receiver killed between mq_receive and its take ---- */
+
+#define MIDRECV_LEN 20000
+#define MIDRECV_BACK_MS 800 /* well within two sweeps (the orphan rule) */
+
+/* A receiver takes a ring descriptor off the mq into its receive buffer,
+ * as ipcq_recv does, and is killed before it takes the chunk. */
+static void receive_and_die(const char *sock, const char *queue)
+{
+	ipcq_client *c;
+	ipcq_queue *q;
+	unsigned prio;
+
+	if (open_queue(sock, queue, IPCQ_RECV, &c, &q) < 0)
+		_exit(EXIT_CANNOT);
+	if (mq_receive(q->mq, (char *)q->buf[0], q->geo.msg_size, &prio) < 0) {
+		perror("rights midreceive: mq_receive");
+		_exit(EXIT_CANNOT);
+	}
+	raise(SIGKILL);
+	_exit(EXIT_CANNOT);
+}
+
+static int midreceive(const char *sock, const char *queue)
+{
+	static char msg[MIDRECV_LEN];
+	ipcq_client *c;
+	ipcq_queue *q;
+	ipcq_msg m;
+	uint64_t t0;
+	int status, r;
+	pid_t pid;
+
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (char)('a' + i % 26);
+	r = open_queue(sock, queue, IPCQ_SEND | IPCQ_RECV, &c, &q);
+	if (r < 0)
+		return cannot("open the queue", r);
+	r = ipcq_send(q, msg, sizeof(msg), 0, CALL_TIMEOUT_MS);
+	if (r < 0)
+		return cannot("send", r);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return cannot("fork", -errno);
+	if (pid == 0)
+		receive_and_die(sock, queue);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return cannot("wait for the receiver", -errno);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		return EXIT_CANNOT;
+	t0 = now_ms();
+	r = ipcq_recv_view(q, &m, MIDRECV_BACK_MS);
+	if (r < 0) {
+		violated("the message a receiver took off the mq and died with did not come back within %d ms: %s",
+		         MIDRECV_BACK_MS, ipcq_strerror(r));
+	} else {
+		if (m.len != sizeof(msg) || memcmp(m.data, msg, sizeof(msg)) != 0)
+			violated("the message came back damaged (%zu bytes)", m.len);
+		if (m.deliveries != 1 || (m.flags & IPCQ_MSG_REDELIVERED))
+			violated("the message came back with deliveries %u, flags %#x: its receiver never had it",
+			         m.deliveries, m.flags);
+		ipcq_release(q, &m);
+	}
+	close_queue(c, q);
+	if (!broken)
+		printf("a ring message a receiver took off the mq and died with came back in %" PRIu64
+		       " ms, intact, not flagged redelivered\n",
+		       now_ms() - t0);
+	return broken;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -494,6 +572,7 @@ int main(int argc, char **argv)
 		{ "forge", forge },
 		{ "mq", mq },
 		{ "ring-only", ring_only },
+		{ "midreceive", midreceive },
 	};
 	size_t i;
 
@@ -504,6 +583,6 @@ int main(int argc, char **argv)
 			return modes[i].run(argv[2], argv[3]);
 		}
 	}
-	fprintf(stderr, "usage: rights maps|forge|mq|ring-only SOCKET QUEUE\n");
+	fprintf(stderr, "usage: rights maps|forge|mq|ring-only|midreceive SOCKET QUEUE\n");
 	return 2;
 }

@@ -1879,8 +1879,8 @@ static void test_reclaim_sends_nothing_from_a_dead_receivers_slot(void **state)
 
 		assert_true(idx >= 0);
 		s = ring_slot_at(&t->r, (unsigned)idx);
-		memcpy(&s->desc, &h, sizeof(h));
-		memcpy((unsigned char *)&s->desc + sizeof(h), "hello", 5);
+		memcpy(s->pad_, &h, sizeof(h));
+		memcpy((unsigned char *)s->pad_ + sizeof(h), "hello", 5);
 
 		assert_int_equal(reclaim(&t->r, &c), 1);
 		assert_int_equal(c.resends, 0);
@@ -1896,25 +1896,22 @@ static void test_reclaim_sends_nothing_from_a_dead_receivers_slot(void **state)
 	}
 }
 
-/* A receiver copied the descriptor it took off the window into its slot
- * and died before it took the chunk: the daemon sends it again at once,
- * flagged RESENT, without waiting for the orphan rule. */
-static void test_descriptor_in_dead_slot_is_resent_at_once(void **state)
+/* A receiver died with the descriptor it took off the window in its
+ * receive buffer (which the daemon maps): ring_resend_desc sends it again
+ * at once, flagged RESENT, without waiting for the orphan rule. */
+static void test_descriptor_of_dead_receiver_is_resent_at_once(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
 	struct reclaim_ctx c = { .dead = true };
 	struct proto_ring_desc d = produce(&t->r, 2000, 3), again, got;
-	int idx = ring_slot_claim(&t->r);
+	struct ring_reclaim_ops ops = sweep_ops(&c);
 
-	assert_true(idx >= 0);
-	ring_slot_at(&t->r, (unsigned)idx)->desc = d;
-	assert_int_equal(reclaim(&t->r, &c), 1); /* the slot, its descriptor sent */
+	assert_int_equal(ring_resend_desc(&t->r, &d, &ops), 1);
 	assert_int_equal(c.resends, 1);
 	assert_int_equal(c.last_prio, 3);
 	assert_resent_descriptor_of(&c, &d);
 	memcpy(&got, c.last, sizeof(got));
 	assert_int_equal(got.hdr.flags & PROTO_MSGF_REDELIVERED, 0);
-	assert_int_equal(atomic_load(&ring_slot_at(&t->r, (unsigned)idx)->owner), 0);
 	assert_int_equal(stats_of(&t->r).reclaimed, 1);
 	/* the sweeps after it see the descriptor on the window: nothing more */
 	for (unsigned sweep = 0; sweep < 3; sweep++)
@@ -1925,16 +1922,18 @@ static void test_descriptor_in_dead_slot_is_resent_at_once(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-/* What a receiver may write in its slot before it dies is checked: a
- * descriptor of a chunk already taken, of one not sealed yet, of no chunk,
- * or of another generation is never sent. */
-static void test_forged_descriptor_in_dead_slot_is_not_resent(void **state)
+/* What a receiver may have written in its buffer before it died is
+ * checked: a descriptor of a chunk already taken, of one not sealed yet,
+ * of no chunk, or of another generation is never sent; nor an inline
+ * message. */
+static void test_forged_descriptor_of_dead_receiver_is_not_resent(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
-	struct reclaim_ctx c = { .dead = false }; /* the slots' owner is dead, we are not */
-	struct proto_ring_desc taken = produce(&t->r, 500, 0), d;
+	struct reclaim_ctx c = { .dead = false };
+	struct ring_reclaim_ops ops = sweep_ops(&c);
+	struct proto_ring_desc taken = produce(&t->r, 500, 0);
 	struct ring_ref ref, unsealed;
-	struct proto_ring_desc forged[4];
+	struct proto_ring_desc forged[5];
 
 	assert_int_equal(ring_take(&t->r, &taken, &ref), 0);
 	assert_int_equal(ring_reserve(&t->r, 700, 0, &unsealed), 0);
@@ -1944,18 +1943,13 @@ static void test_forged_descriptor_in_dead_slot_is_not_resent(void **state)
 	forged[2].offset = 64 * KIB - RING_ALIGN;
 	forged[3] = taken;
 	forged[3].gen += 7;
-	for (unsigned i = 0; i < 4; i++) {
-		int idx = ring_slot_claim(&t->r);
-
-		assert_true(idx >= 0);
-		ring_slot_at(&t->r, (unsigned)idx)->desc = forged[i];
-		atomic_store(&ring_slot_at(&t->r, (unsigned)idx)->owner, DEAD_HOLDER);
-		assert_int_equal(reclaim(&t->r, &c), 1); /* the slot alone */
-		assert_int_equal(c.resends, 0);
-	}
+	forged[4] = taken;
+	forged[4].hdr.kind = PROTO_MSG_INLINE;
+	for (unsigned i = 0; i < 5; i++)
+		assert_int_equal(ring_resend_desc(&t->r, &forged[i], &ops), 0);
+	assert_int_equal(c.resends, 0);
 	ring_release(&t->r, &ref);
 	ring_cancel(&t->r, &unsealed);
-	(void)d;
 }
 
 static void test_failed_resend_of_taken_chunk_is_retried_next_sweep(void **state)
@@ -2525,8 +2519,8 @@ int main(void)
 		RING_TEST(test_reclaim_sends_nothing_from_a_dead_receivers_slot),
 		RING_TEST(test_failed_resend_of_taken_chunk_is_retried_next_sweep),
 		RING_TEST(test_failed_resend_of_orphan_is_retried_next_sweep),
-		RING_TEST(test_descriptor_in_dead_slot_is_resent_at_once),
-		RING_TEST(test_forged_descriptor_in_dead_slot_is_not_resent),
+		RING_TEST(test_descriptor_of_dead_receiver_is_resent_at_once),
+		RING_TEST(test_forged_descriptor_of_dead_receiver_is_not_resent),
 		RING_TEST(test_reclaim_lets_released_chunks_behind_dead_one_go),
 		RING_TEST(test_receive_only_client_takes_and_releases_without_writing_data),
 		RING_TEST(test_receive_only_release_wakes_a_waiting_sender),
