@@ -608,6 +608,9 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 		return ret;
 	if (!batch)
 		atomic_store_explicit(&cs->handed, 1, memory_order_relaxed); /* its next taker: redelivered */
+	/* what a receiver had and gives back unacknowledged goes again */
+	atomic_fetch_add_explicit(&r->hdr->redelivered, batch ? (uint64_t)__builtin_popcountll(again) : 1,
+	                          memory_order_relaxed);
 	ring_depth_add(r, batch ? __builtin_popcountll(again) : 1);
 	queue_locked(r, c, ref->pos, batch ? (unsigned)__builtin_popcountll(left) : 1, RING_RETURNED);
 	ring_unlock(r);

@@ -1277,7 +1277,10 @@ uint64_t ring_purge_backlog(struct ring *r)
 			break;
 		w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 		n = ring_chunk_msgs(r, c);
-		if (RING_WORD_STATE(w) == RING_QUEUED &&
+		/* in the backlog, or a redelivery of ours waiting for room in
+		 * the window (PUBLISHING with no holder) */
+		if ((RING_WORD_STATE(w) == RING_QUEUED ||
+		     (RING_WORD_STATE(w) == RING_PUBLISHING && RING_WORD_HOLDER(w) == 0)) &&
 		    atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
 		                                            memory_order_acq_rel, memory_order_relaxed))
 			msgs += n;

@@ -101,7 +101,7 @@ typedef struct ipcq_stats {
 	uint64_t sent;           /* messages sent */
 	uint64_t received;       /* messages received */
 	uint64_t sent_ring;      /* of which through the ring */
-	uint64_t redelivered;    /* deliveries again of what a dead consumer had (at-least-once) */
+	uint64_t redelivered;    /* deliveries again of what a consumer had and did not acknowledge (it died or closed; at-least-once) */
 	uint64_t dropped;        /* messages dropped (dead consumer, at-most-once) */
 	uint64_t reclaimed;      /* ring chunks taken back from dead clients, or sent again
 	                            unseen (a consumer died before it had them) */
@@ -170,9 +170,10 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
  * copies the closing thread received; what other threads received and did
  * not acknowledge, and views not released, go back.  Call ipcq_ack
  * before a long pause, so the message is not held meanwhile.
- * A handle holds at most 64 messages handed out and not released (views,
- * and copies not acknowledged, of all its threads): beyond that, receives
- * fail with -ENOBUFS until it releases some. */
+ * A handle takes no more from the queue while it holds 64 messages handed
+ * out and not released (views, and copies not acknowledged, of all its
+ * threads): it still hands out the rest of a batch it took, then its
+ * receives fail at once with -ENOBUFS until it releases some. */
 int ipcq_ack(ipcq_queue *q);
 
 /* Copy API.  Messages up to the inline size go on the mq, larger ones

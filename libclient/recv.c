@@ -305,6 +305,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			         .len = h.len,
 			         .prio = prio,
 			         .flags = flags,
+			         .deliveries = 1,
 			         .token = (uint32_t)idx | (uint64_t)b << TOKEN_BUF_SHIFT,
 			         .token2 = 0 };
 		handed_out(q);
@@ -525,8 +526,10 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return r;
 	if (take_pending(q, m))
 		return 0;
+	/* at the bound, what the handle took already still goes out: only
+	 * taking more from the queue waits for releases */
 	if (!may_hold_more(q))
-		return -ENOBUFS;
+		return take_held(q, m) ? 0 : -ENOBUFS;
 	return recv_next(q, m, timeout_ms);
 }
 
@@ -539,16 +542,18 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
 		return r;
 	if (n == 0 || n > INT32_MAX)
 		return -EINVAL;
-	if (take_pending(q, &msgs[0]))
-		got = 1;
-	else if (!may_hold_more(q))
-		return -ENOBUFS;
-	else if ((r = recv_next(q, &msgs[0], timeout_ms)) < 0)
-		return r;
-	else
-		got = 1;
-	/* the rest only as far as they are there already */
-	while (got < n && may_hold_more(q) && recv_next(q, &msgs[got], 0) == 0)
+	if (!take_pending(q, &msgs[0])) {
+		if (may_hold_more(q))
+			r = recv_next(q, &msgs[0], timeout_ms);
+		else
+			r = take_held(q, &msgs[0]) ? 0 : -ENOBUFS;
+		if (r < 0)
+			return r;
+	}
+	got = 1;
+	/* the rest only as far as they are there already (at the bound, only
+	 * what the handle took already) */
+	while (got < n && (may_hold_more(q) ? recv_next(q, &msgs[got], 0) == 0 : take_held(q, &msgs[got])))
 		got++;
 	return (int)got;
 }
