@@ -587,7 +587,7 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 	struct ring_cstate *cs = ring_cs(r, c);
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, 1000);
 	bool batch = ref->kind == RING_KIND_BATCH;
-	uint64_t left = 1, again = 1;
+	uint64_t left = 1, again = 1, w;
 	int ret;
 
 	if (batch && (ref->count == 0 || ref->count > RING_BATCH_MAX))
@@ -606,6 +606,14 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 	ret = ring_lock_until(r, &dl);
 	if (ret < 0)
 		return ret;
+	/* still ours?  The daemon takes back a lease that ran out (ring.c):
+	 * then another receiver has it, and nothing goes back from here */
+	w = RING_WORD(RING_TAKEN, r->self, ref->gen);
+	if (!atomic_compare_exchange_strong_explicit(&cs->word, &w, RING_WORD(RING_PUBLISHING, r->self, ref->gen),
+	                                             memory_order_acq_rel, memory_order_relaxed)) {
+		ring_unlock(r);
+		return 0;
+	}
 	if (!batch)
 		atomic_store_explicit(&cs->handed, 1, memory_order_relaxed); /* its next taker: redelivered */
 	/* what a receiver had and gives back unacknowledged goes again */

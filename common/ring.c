@@ -913,11 +913,24 @@ int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct 
 	return 0;
 }
 
-void ring_batch_handed(struct ring *r, uint64_t offset, unsigned idx)
+bool ring_holds(const struct ring *r, uint64_t offset, uint64_t gen)
+{
+	const struct ring_chunk *c;
+
+	if (offset % RING_ALIGN || offset > r->data_size - RING_ALIGN)
+		return false;
+	c = (const struct ring_chunk *)(r->data + offset);
+	return atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire) == RING_WORD(RING_TAKEN, r->self, gen);
+}
+
+bool ring_batch_handed(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx)
 {
 	struct ring_chunk *c = (struct ring_chunk *)(r->data + offset);
 
+	if (!ring_holds(r, offset, gen))
+		return false; /* its lease ran out: another receiver has it */
 	atomic_fetch_or_explicit(&ring_cs(r, c)->handed, (uint64_t)1 << idx, memory_order_relaxed);
+	return true;
 }
 
 bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx)
@@ -1045,33 +1058,61 @@ static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int wi
 	return 1;
 }
 
-static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty, const struct ring_reclaim_ops *ops)
+/* Whether the lease of a live holder on its TAKEN chunk ran out: asked in
+ * the daemon's sweep of an at-least-once ring alone (the ring's delivery
+ * mode is the one copied at attach, not the header's). */
+static bool lease_ran_out(const struct ring *r, const struct ring_chunk *c, uint64_t w,
+                          const struct ring_reclaim_ops *ops)
+{
+	if (RING_WORD_STATE(w) != RING_TAKEN || r->delivery == 0 || !ops->lease_expired)
+		return false;
+	return ops->lease_expired((uint64_t)((const unsigned char *)c - r->data), w, ring_cs(r, c)->deliveries,
+	                          ops->ctx);
+}
+
+/* A chunk whose holder died (or whose lease ran out: *expired counts
+ * those taken back): what it held goes back, is dropped, or its
+ * descriptor is sent again.  Returns 1 if the chunk was dealt with. */
+static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty, const struct ring_reclaim_ops *ops,
+                         unsigned *expired)
 {
 	struct ring_hdr *h = r->hdr;
 	uint64_t w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 	enum ring_state st = RING_WORD_STATE(w);
 	uint32_t holder = RING_WORD_HOLDER(w);
 	uint64_t released = RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w));
+	uint64_t pending = RING_WORD(RING_PUBLISHING, 0, c->gen);
 	bool batch = c->kind == RING_KIND_BATCH && c->count > 0 && c->count <= RING_BATCH_MAX;
+	bool lease = false;
 
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
 		return orphan_check(r, c, w, window_empty, ops);
-	if (holder != 0 && !ops->is_dead(holder, ops->ctx))
-		return 0;
+	if (holder != 0 && !ops->is_dead(holder, ops->ctx)) {
+		/* a live holder keeps what it holds, but a lease that ran out */
+		if (!lease_ran_out(r, c, w, ops))
+			return 0;
+		lease = true;
+	}
 	if (st == RING_TAKEN && batch) {
-		uint64_t pending = RING_WORD(RING_PUBLISHING, 0, c->gen);
 		unsigned again;
 
-		/* claimed first, so the bookkeeping is done once */
+		/* claimed first, so the bookkeeping is done once; a live holder
+		 * whose lease ran out finds the chunk no longer its own, and its
+		 * release does nothing */
 		if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, pending, memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			return 0;
+		*expired += lease;
 		if (batch_leftover(r, c, &again) == 0) {
 			atomic_store_explicit(&ring_cs(r, c)->word, released, memory_order_release);
 			return 1;
 		}
-		/* redelivered: what a receiver had; the rest it never saw */
-		atomic_fetch_add_explicit(again ? &h->redelivered : &h->reclaimed, 1, memory_order_relaxed);
+		/* redelivered: the messages a receiver had; reclaimed: a chunk
+		 * whose messages it never saw */
+		if (again)
+			atomic_fetch_add_explicit(&h->redelivered, again, memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
 		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
 		return 1;
 	}
@@ -1082,20 +1123,32 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		atomic_fetch_add_explicit(st == RING_RESERVED ? &h->reclaimed : &h->dropped, 1, memory_order_relaxed);
 		return 1;
 	}
-	/* PUBLISHING by a dead producer (or left half done), or TAKEN in an
-	 * at-least-once queue: send the descriptor again (flagged redelivered
-	 * only when a consumer had it) */
-	if (st == RING_TAKEN)
+	if (st == RING_TAKEN) {
+		/* at-least-once: claimed first too, then sent again flagged
+		 * redelivered (its next taker sees it handed) */
+		if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, pending, memory_order_acq_rel,
+		                                             memory_order_relaxed))
+			return 0;
+		*expired += lease;
 		atomic_store_explicit(&ring_cs(r, c)->handed, 1, memory_order_relaxed);
+		ring_depth_add(r, 1);
+		atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
+		return 1;
+	}
+	/* PUBLISHING by a dead producer (or left half done): send the
+	 * descriptor again.  With no holder and records handed, it is what a
+	 * receiver held, claimed and counted by an earlier sweep whose send
+	 * found the window full. */
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
-	if (st == RING_TAKEN)
-		ring_depth_add(r, 1);
-	atomic_fetch_add_explicit(st == RING_TAKEN ? &h->redelivered : &h->reclaimed, 1, memory_order_relaxed);
+	if (holder != 0 || !atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed))
+		atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
 	return 1;
 }
 
-/* Walk the chunks from tail to head and reclaim what dead clients hold.
+/* Walk the chunks from tail to head and reclaim what dead clients hold,
+ * and the leases that ran out.
  * Lock-free: a chunk's header is complete before head passes it, and is
  * overwritten only after tail passes it, so a header read while tail is
  * still at or before it is genuine; one that fails the size checks then
@@ -1106,6 +1159,8 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 	uint64_t head, pos;
 	/* asked before the walk: a descriptor sent after it is on the mq */
 	int window_empty = ops->window_empty ? ops->window_empty(ops->ctx) : WINDOW_UNASKED;
+	bool leases = ops->lease_expired && r->delivery != 0;
+	unsigned expired = 0;
 	int n = 0, ret = load_positions(r, &head, &pos);
 
 	if (ret == -EAGAIN)
@@ -1114,6 +1169,8 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 		*why = "the ring's head and tail are not positions it could have";
 		return -EBADMSG;
 	}
+	if (leases && ops->walk_begin)
+		ops->walk_begin(ops->ctx);
 	while (pos < head && steps--) {
 		struct ring_chunk *c;
 		uint64_t size;
@@ -1125,11 +1182,14 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 			break;
 		if (ok < 0) {
 			*why = "a chunk header between the ring's tail and head has an impossible size";
-			return -EBADMSG;
+			n = -EBADMSG;
+			break;
 		}
-		n += reclaim_chunk(r, c, window_empty, ops);
+		n += reclaim_chunk(r, c, window_empty, ops, &expired);
 		pos += size;
 	}
+	if (leases && ops->walk_end)
+		ops->walk_end(n >= 0 && pos >= head, expired, ops->ctx);
 	return n;
 }
 

@@ -291,10 +291,14 @@ void ring_release(struct ring *r, const struct ring_ref *ref);
 /* Consumer: the records of a taken batch, each checked against the
  * chunk (ref->count of them); -EBADMSG if they do not fit it. */
 int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct ring_recview *out);
-/* Consumer: record idx of a taken batch was handed out / is done with;
+/* Consumer: record idx of a taken batch is handed out (false: the chunk
+ * is no longer this process's, hand nothing) / is done with;
  * ring_batch_done returns true when it was the last, and the caller then
  * releases the chunk. */
-void ring_batch_handed(struct ring *r, uint64_t offset, unsigned idx);
+bool ring_batch_handed(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx);
+/* Consumer: whether this process still holds the chunk (TAKEN by it, of
+ * generation gen): the daemon takes back a lease that ran out. */
+bool ring_holds(const struct ring *r, uint64_t offset, uint64_t gen);
 bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx);
 
 /* Receive slots, claimed for r->self. */
@@ -305,7 +309,8 @@ static inline struct ring_slot *ring_slot_at(const struct ring *r, unsigned idx)
 	return (struct ring_slot *)(r->slots + (size_t)idx * r->slot_size);
 }
 
-/* Daemon: what to do with messages of dead clients. */
+/* Daemon: what to do with messages of dead clients, and of leases that
+ * ran out. */
 struct ring_reclaim_ops {
 	/* whether holder is dead (and its holdings may be reclaimed): an id
 	 * the daemon gave no live process counts as dead */
@@ -316,10 +321,25 @@ struct ring_reclaim_ops {
 	 * that is not the periodic sweep (orphans are told by the sweep's
 	 * walks, some time apart, see ring.c) */
 	bool (*window_empty)(void *ctx);
+	/* Leases, in a walk of the periodic sweep of an at-least-once ring
+	 * (NULL in other walks, and when leases never time out): asked of
+	 * every chunk a live holder has TAKEN, whether its lease ran out,
+	 * given its offset, its word (holder and generation) and how many
+	 * times it was delivered.  The answer is the daemon's, from its own
+	 * memory (daemon/lease.c): nothing in shared memory says how long a
+	 * chunk was held.  A lease that ran out is taken back as a dead
+	 * holder's would be: its holder's release then does nothing.
+	 * walk_begin and walk_end frame each walk that asks; walk_end says
+	 * whether the walk went from tail to head (whole: a lease it did not
+	 * meet is gone) and how many leases it took back. */
+	void (*walk_begin)(void *ctx);
+	bool (*lease_expired)(uint64_t offset, uint64_t word, unsigned deliveries, void *ctx);
+	void (*walk_end)(bool whole, unsigned taken_back, void *ctx);
 	void *ctx;
 };
 
-/* Daemon: reclaim every chunk and slot held by dead processes, and break
+/* Daemon: reclaim every chunk and slot held by dead processes (and the
+ * chunks whose lease ran out, see ops->lease_expired), and break
  * the locks if a dead one holds them; without taking a lock (a
  * client could hold it, or have scribbled over it).
  * Returns the number of chunks and slots reclaimed, or -EBADMSG with *why

@@ -50,6 +50,8 @@ struct queue_config {
 	ipcq_geometry geo;          /* fields left 0 take the defaults... */
 	bool max_depth_set;         /* ...but max_depth when set, 0 included */
 	enum delivery_mode delivery;
+	bool ack_timeout_set;       /* false: the defaults' ack_timeout */
+	uint32_t ack_timeout_ms;
 	struct acl allow_send;
 	struct acl allow_recv;
 };
@@ -81,6 +83,10 @@ struct config {
 	struct user_limits user;
 	ipcq_geometry defaults;     /* every field set */
 	enum delivery_mode default_delivery;
+	/* how long a receiver of an at-least-once queue may hold a message
+	 * before it is delivered again (0: as long as it lives); ignored by
+	 * at-most-once queues */
+	uint32_t default_ack_timeout_ms;
 	size_t n_queues;
 	struct queue_config *queues;
 };
@@ -93,6 +99,11 @@ extern const char config_embedded[];
 /* Geometry bounds are proto.h's (PROTO_*), shared with every other way a
  * queue is made; these bound the rest. */
 #define CONFIG_MAX_CLIENTS_MAX 1000000
+/* ack_timeout: 0 (none), or this long at least (the daemon looks at
+ * leases once a second) and at most */
+#define CONFIG_ACK_TIMEOUT_MIN_MS 1000u
+#define CONFIG_ACK_TIMEOUT_MAX_MS (24u * 3600u * 1000u)
+#define CONFIG_ACK_TIMEOUT_DEFAULT_MS (5u * 60u * 1000u)
 
 /* Parse path (or the embedded text when path is NULL).  On error, returns a
  * negative errno and writes one message per problem, "FILE:LINE: what",
@@ -114,5 +125,8 @@ const struct queue_config *config_find_queue(const struct config *cfg, const cha
 
 /* Geometry of q with the defaults filled in (q may be NULL). */
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q);
+/* ack_timeout of q in milliseconds, the defaults' when it sets none (q
+ * may be NULL); 0: leases never time out. */
+uint32_t config_queue_ack_timeout(const struct config *cfg, const struct queue_config *q);
 
 #endif /* IPCQ_CONF_H */

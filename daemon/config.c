@@ -3,15 +3,15 @@
  *
  * A load runs in two passes.  libconfuse parses the text, and callbacks
  * attached to each option check every value as it is read, while the
- * scanner still knows its line: sizes ("64M" or 65536), ranges, names,
- * words, and access rules, whose user and group names are resolved to ids
- * right there so that an unknown name is reported on its own line.  Then
- * the tree is copied into a plain struct config that the rest of the
- * daemon uses without libconfuse, and the checks that need the whole
- * file run: a queue's geometry is only known once the defaults section
- * has been read, wherever it stands in the file.  libconfuse keeps no
- * line per value, so those checks report the line where the section
- * ends.
+ * scanner still knows its line: sizes ("64M" or 65536), durations
+ * ("30s"), ranges, names, words, and access rules, whose user and group
+ * names are resolved to ids right there so that an unknown name is
+ * reported on its own line.  Then the tree is copied into a plain struct
+ * config that the rest of the daemon uses without libconfuse, and the
+ * checks that need the whole file run: a queue's geometry is only known
+ * once the defaults section has been read, wherever it stands in the
+ * file.  libconfuse keeps no line per value, so those checks report the
+ * line where the section ends.
  *
  * libconfuse 3.3 miscounts lines after comments, so the text is read
  * here and its comments blanked out before libconfuse sees it.
@@ -58,6 +58,7 @@ const char config_embedded[] =
 	"\tmax_depth = 0\n"
 	"\tprefetch = 16\n"
 	"\tdelivery = \"at-most-once\"\n"
+	"\tack_timeout = \"5m\"\n"
 	"}\n";
 
 /* getpwnam_r()/getgrnam_r() want a buffer of a size the system only hints
@@ -182,6 +183,60 @@ static int parse_size_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 		return -1;
 	}
 	*(long *)result = (long)v;
+	return 0;
+}
+
+/* "0", or a whole number with a unit: ms, s, m or h.  A bare number other
+ * than 0 is refused: "30" could mean seconds or milliseconds. */
+static int parse_duration_ms(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 } };
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (!s || !isdigit((unsigned char)*p))
+		return -EINVAL;
+	for (; isdigit((unsigned char)*p); p++) {
+		uint64_t digit = (uint64_t)(*p - '0');
+
+		if (v > (UINT64_MAX - digit) / 10)
+			return -ERANGE;
+		v = v * 10 + digit;
+	}
+	if (*p == '\0' && v == 0) {
+		*ms = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			return -ERANGE;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ack_timeout: 0, or CONFIG_ACK_TIMEOUT_MIN_MS to _MAX_MS, kept in ms. */
+static int parse_ack_timeout_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	uint64_t ms = 0;
+	int r = parse_duration_ms(value, &ms);
+
+	if (r == -EINVAL) {
+		cfg_error(cfg, "%s = \"%s\": not a duration (0, or a whole number with ms, s, m or h: \"30s\")",
+		          opt->name, value);
+		return -1;
+	}
+	if (r == -ERANGE || (ms != 0 && (ms < CONFIG_ACK_TIMEOUT_MIN_MS || ms > CONFIG_ACK_TIMEOUT_MAX_MS))) {
+		cfg_error(cfg, "%s = \"%s\": out of range (0 for none, or 1s to 24h)", opt->name, value);
+		return -1;
+	}
+	*(long *)result = (long)ms;
 	return 0;
 }
 
@@ -524,6 +579,11 @@ static int config_text(const char *path, char **out)
 		.name = (key), .type = CFGT_STR, .flags = (fl), .def.string = (defval), \
 		.validcb = (validate),                                           \
 	}
+#define OPT_DURATION(key, defval, fl, parse)                                    \
+	{                                                                       \
+		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
+		.parsecb = (parse),                                             \
+	}
 #define OPT_ACL(key)                                                                  \
 	{                                                                             \
 		.name = (key), .type = CFGT_PTR, .flags = CFGF_LIST | CFGF_NODEFAULT, \
@@ -540,6 +600,7 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_COUNT("max_depth", 0, CFGF_NONE),
 		OPT_COUNT("prefetch", PROTO_PREFETCH_DEFAULT, CFGF_NONE),
 		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
+		OPT_DURATION("ack_timeout", CONFIG_ACK_TIMEOUT_DEFAULT_MS, CFGF_NONE, parse_ack_timeout_cb),
 		CFG_END(),
 	};
 	/* absent keys take the defaults section's values */
@@ -551,6 +612,7 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_COUNT("max_depth", 0, CFGF_NODEFAULT),
 		OPT_COUNT("prefetch", 0, CFGF_NODEFAULT),
 		OPT_WORD("delivery", NULL, CFGF_NODEFAULT, validate_delivery),
+		OPT_DURATION("ack_timeout", 0, CFGF_NODEFAULT, parse_ack_timeout_cb),
 		OPT_ACL("allow_send"),
 		OPT_ACL("allow_recv"),
 		CFG_END(),
@@ -685,6 +747,8 @@ static int queue_read(struct queue_config *q, cfg_t *sec, enum delivery_mode def
 	if (r < 0)
 		return r;
 	q->delivery = (enum delivery_mode)r;
+	q->ack_timeout_set = cfg_size(sec, "ack_timeout") > 0;
+	q->ack_timeout_ms = (uint32_t)section_int(sec, "ack_timeout");
 	r = acl_read(&q->allow_send, sec, "allow_send");
 	if (r)
 		return r;
@@ -754,6 +818,7 @@ static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep
 	if (r < 0)
 		return r;
 	cfg->default_delivery = (enum delivery_mode)r;
+	cfg->default_ack_timeout_ms = (uint32_t)cfg_getint(defaults, "ack_timeout");
 
 	/* on a bad defaults section go on: the queues' problems are worth
 	 * reporting in the same run */
@@ -829,4 +894,9 @@ const struct queue_config *config_find_queue(const struct config *cfg, const cha
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q)
 {
 	return geometry_with_defaults(q, &cfg->defaults);
+}
+
+uint32_t config_queue_ack_timeout(const struct config *cfg, const struct queue_config *q)
+{
+	return q && q->ack_timeout_set ? q->ack_timeout_ms : cfg->default_ack_timeout_ms;
 }

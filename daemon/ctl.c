@@ -31,6 +31,7 @@
 
 #include "fdpass.h"
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "policy.h"
 #include "queue.h"
@@ -58,6 +59,9 @@ struct reply {
 	ipcq_stats stats[PROTO_LIST_MAX];
 	int fds[PROTO_OPEN_FDS];
 	unsigned nfds;
+	/* the queue whose mq descriptor the reply passes: closing ours ends
+	 * the daemon's mq_notify registration (notify.h) */
+	struct queue *opened;
 };
 
 static void conn_free(struct conn *c)
@@ -71,6 +75,7 @@ static void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	d->n_conns--;
+	notify_conn_gone(d, c);
 	/* its process may have died: what it took off the mq goes back */
 	rbuf_release_all(d, &c->rbufs, &c->nrbufs);
 	sd_event_source_disable_unref(c->src);
@@ -176,6 +181,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 	if (!policy_may_use(d, &c->who, q, req->flags))
 		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
 		                   (req->flags & IPCQ_SEND) ? "send to" : "receive from", q->rec.name);
+	r->opened = q;
 	ret = queue_open_fds(d, q, (int)req->flags, r->fds);
 	if (ret == -EIO)
 		return reply_error(r, ret, "queue '%s' is quarantined: %s (purge or delete it)", q->rec.name,
@@ -264,11 +270,39 @@ static int op_list(struct conn *c, const struct proto_req *req, struct reply *r)
 	return 0;
 }
 
+/* Register for a signal when the queue becomes non-empty (arg: the
+ * signal, 0 to unregister): for processes that may receive from it. */
 static int op_notify(struct conn *c, const struct proto_req *req, struct reply *r)
 {
-	if (!queue_find(c->d, req->name))
+	struct daemon *d = c->d;
+	struct queue *q = queue_find(d, req->name);
+	struct peer *p;
+	int ret;
+
+	if (!q)
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
-	return reply_error(r, -ENOTSUP, "signal notification is not available yet: poll ipcq_fd() instead");
+	if (req->arg == 0) {
+		notify_unregister(d, q, c);
+		return 0;
+	}
+	if (!policy_may_use(d, &c->who, q, IPCQ_RECV))
+		return reply_error(r, -EACCES,
+		                   "uid %u may not receive from queue '%s', so it may not be signalled when "
+		                   "messages wait there",
+		                   (unsigned)c->cred.uid, q->rec.name);
+	if (queue_quarantined(q))
+		return reply_error(r, -EIO, "queue '%s' is quarantined: %s (purge or delete it)", q->rec.name,
+		                   q->quarantine);
+	if (peer_get(d, c->cred.pid, &p) < 0)
+		return reply_error(r, -ESRCH,
+		                   "the process that connected (pid %d as the daemon sees it) cannot be watched: "
+		                   "it exited, or lives in a PID namespace the daemon cannot see",
+		                   (int)c->cred.pid);
+	ret = notify_register(d, q, c, p, c->cred.uid, policy_uid_privileged(d, c->cred.uid), req->arg,
+	                      r->rep.errmsg, sizeof(r->rep.errmsg));
+	if (ret < 0)
+		r->rep.status = ret;
+	return ret;
 }
 
 /* A receiving handle's buffers (rbuf.c), passed as fd: the connection
@@ -377,7 +411,10 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 		dispatch(c, &req, passed, r);
 	}
 	r->rep.holder = c->holder;
-	if (send_reply(c, r) < 0)
+	ret = send_reply(c, r);
+	if (r->opened)
+		notify_queue_mq_closed(c->d, r->opened);
+	if (ret < 0)
 		conn_free(c); /* not reading its replies: drop it */
 	return 0;
 }

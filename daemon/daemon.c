@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "queue.h"
 #include "util.h"
@@ -57,6 +58,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	 * processes gone while no daemon ran) and redeliveries that found
 	 * their mq full */
 	daemon_sweep(d, 0);
+	notify_sweep(d);
 	daemon_status(d);
 	sd_event_source_set_time(s, usec + SWEEP_INTERVAL_USEC);
 	return 0;
@@ -113,6 +115,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	d->cfg = cfg;
 	log_set_level(d->opt.verbose ? LOG_LEVEL_DEBUG : cfg->log_level);
 	create_config_queues(d);
+	for (struct queue *q = d->queues; q; q = q->next)
+		queue_apply_config(d, q);
 	registry_save(d);
 	log_info("reloaded %s: %u queues", d->config_path ? d->config_path : "embedded config", d->n_queues);
 	sd_notify(0, "READY=1");
@@ -197,6 +201,8 @@ static int setup_event_loop(struct daemon *d)
 		ret = sd_event_add_signal(d->event, NULL, SIGINT, on_stop, d);
 	if (ret >= 0)
 		ret = sd_event_add_signal(d->event, NULL, SIGHUP, on_reload, d);
+	if (ret >= 0)
+		ret = notify_init(d);
 	if (ret >= 0)
 		ret = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
 	if (ret >= 0)

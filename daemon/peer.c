@@ -15,6 +15,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "statefile.h"
 #include "util.h"
@@ -98,6 +99,7 @@ static void peer_unlink(struct daemon *d, struct peer *p)
 
 void peer_free(struct daemon *d, struct peer *p)
 {
+	notify_peer_gone(d, p);
 	peer_unlink(d, p);
 	sd_event_source_disable_unref(p->src);
 	close(p->pidfd);

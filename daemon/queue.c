@@ -49,6 +49,7 @@
 #include <sys/statvfs.h>
 
 #include "log.h"
+#include "notify.h"
 #include "peer.h"
 #include "queue.h"
 #include "util.h"
@@ -393,8 +394,37 @@ static void bell_make(struct queue *q)
 		eventfd_level(q->bell, true);
 }
 
+/* A duration for the log: "5m", "30s", "1500ms", "0 (none)". */
+static const char *duration_text(uint32_t ms, char *buf, size_t cap)
+{
+	if (ms == 0)
+		snprintf(buf, cap, "0 (none)");
+	else if (ms % 3600000u == 0)
+		snprintf(buf, cap, "%uh", ms / 3600000u);
+	else if (ms % 60000u == 0)
+		snprintf(buf, cap, "%um", ms / 60000u);
+	else if (ms % 1000u == 0)
+		snprintf(buf, cap, "%us", ms / 1000u);
+	else
+		snprintf(buf, cap, "%ums", ms);
+	return buf;
+}
+
+void queue_apply_config(struct daemon *d, struct queue *q)
+{
+	uint32_t ms = config_queue_ack_timeout(d->cfg, config_find_queue(d->cfg, q->rec.name));
+	char was[32], now[32];
+
+	/* a reload that changes it says so (at-most-once queues ignore it) */
+	if (q->id && q->ack_timeout_ms != ms && q->rec.delivery == DELIVERY_AT_LEAST_ONCE)
+		log_info("queue %s: ack_timeout %s (was %s)", q->rec.name, duration_text(ms, now, sizeof(now)),
+		         duration_text(q->ack_timeout_ms, was, sizeof(was)));
+	q->ack_timeout_ms = ms;
+}
+
 static struct queue *queue_link(struct daemon *d, struct queue *q)
 {
+	queue_apply_config(d, q);
 	bell_make(q);
 	q->id = ++d->next_queue_id;
 	q->next = d->queues;
@@ -613,6 +643,7 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 
 static void queue_free(struct queue *q)
 {
+	lease_table_clear(&q->leases);
 	if (q->bell >= 0)
 		close(q->bell);
 	ring_unmap(&q->ring);
@@ -624,6 +655,7 @@ static void queue_free(struct queue *q)
 
 void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 {
+	notify_queue_gone(d, q, unlink);
 	for (struct queue **pp = &d->queues; *pp; pp = &(*pp)->next) {
 		if (*pp == q) {
 			*pp = q->next;
@@ -727,6 +759,7 @@ static int queue_rebuild(struct daemon *d, struct queue *q)
 	log_info("queue %s: rebuilt with new kernel objects (%d messages of the quarantined queue dropped)",
 	         q->rec.name, n);
 	registry_save(d);
+	notify_queue_reset(d, q); /* its listeners stay, on the new mq */
 	return n;
 }
 
@@ -744,6 +777,7 @@ int queue_purge(struct daemon *d, struct queue *q)
 	atomic_fetch_sub_explicit(&q->ring.hdr->depth, (int64_t)n, memory_order_relaxed);
 	if (atomic_load_explicit(&q->ring.hdr->depth, memory_order_relaxed) < 0)
 		atomic_store_explicit(&q->ring.hdr->depth, 0, memory_order_relaxed);
+	notify_queue_reset(d, q); /* emptied by no receiver */
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
@@ -757,6 +791,7 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 	st->id = q->id;
 	st->delivery = (uint32_t)q->rec.delivery;
 	st->quarantined = queue_quarantined(q);
+	st->listeners = notify_listeners(q);
 	if (q->ring.hdr && !queue_quarantined(q))
 		ring_fill_stats(&q->ring, st);
 	if (mq_getattr(q->mq, &attr) == 0) {
@@ -771,6 +806,7 @@ struct reclaim_ctx {
 	struct daemon *d;
 	struct queue *q;
 	uint32_t dead;
+	unsigned leases_taken_back;
 };
 
 static bool holder_is_dead(uint32_t holder, void *ctx)
@@ -801,6 +837,30 @@ static bool window_empty(void *ctx)
 	return mq_getattr(rc->q->mq, &attr) == 0 && attr.mq_curmsgs == 0;
 }
 
+/* Leases, in the periodic sweep's walk of an at-least-once queue with an
+ * ack_timeout: the daemon's own record of when it first met each one
+ * (lease.c), bounded by the chunks the ring can hold. */
+static void sweep_walk_begin(void *ctx)
+{
+	struct queue *q = ((struct reclaim_ctx *)ctx)->q;
+
+	lease_walk_begin(&q->leases, q->rec.token, q->ring.data_size / RING_ALIGN, q->ack_timeout_ms,
+	                 now_ns(CLOCK_MONOTONIC) / 1000000u);
+}
+
+static bool sweep_lease_expired(uint64_t offset, uint64_t word, unsigned deliveries, void *ctx)
+{
+	return lease_walk_met(&((struct reclaim_ctx *)ctx)->q->leases, offset, word, deliveries);
+}
+
+static void sweep_walk_end(bool whole, unsigned taken_back, void *ctx)
+{
+	struct reclaim_ctx *rc = ctx;
+
+	lease_walk_end(&rc->q->leases, whole);
+	rc->leases_taken_back = taken_back;
+}
+
 /* The periodic sweep's look at the window beside the backlog.
  *  - An empty window beside a backlog two sweeps running means the sender
  *    that would have moved it died (backlog.c): a nudge wakes a receiver,
@@ -825,8 +885,10 @@ static void sweep_window(struct queue *q)
 		return;
 	backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
 	if (attr.mq_curmsgs == 0 && backlog > 0) {
-		if (++q->stuck_sweeps >= 2 && mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0)
+		if (++q->stuck_sweeps >= 2 && mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0) {
 			q->stuck_sweeps = 0;
+			notify_queue_nudged(q); /* a window message no receiver counts */
+		}
 	} else {
 		q->stuck_sweeps = 0;
 	}
@@ -864,21 +926,32 @@ int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
 	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
+	/* leases run out as the periodic sweep sees them (ack_timeout is
+	 * meaningless in an at-most-once queue: what a receiver took is its) */
+	bool leases = dead == 0 && q->ack_timeout_ms && q->rec.delivery == DELIVERY_AT_LEAST_ONCE;
 	/* orphans are told by two walks some time apart: the periodic sweep's */
 	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead,
 		                        .resend = resend,
 		                        .window_empty = dead == 0 ? window_empty : NULL,
+		                        .walk_begin = leases ? sweep_walk_begin : NULL,
+		                        .lease_expired = leases ? sweep_lease_expired : NULL,
+		                        .walk_end = leases ? sweep_walk_end : NULL,
 		                        .ctx = &rc };
 	const char *why = NULL;
 	int n;
 
 	if (queue_quarantined(q))
 		return 0;
+	if (dead == 0 && !leases)
+		lease_table_clear(&q->leases); /* ack_timeout gone with a reload */
 	n = ring_reclaim(&q->ring, &ops, &why);
 	if (n >= 0 && dead == 0)
 		sweep_window(q);
-	if (n > 0)
-		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name, n);
+	if (rc.leases_taken_back)
+		log_info("queue %s: %u leases older than ack_timeout taken back", q->rec.name, rc.leases_taken_back);
+	if (n > (int)rc.leases_taken_back)
+		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name,
+		         n - (int)rc.leases_taken_back);
 	else if (n == -EBADMSG)
 		queue_quarantine(d, q, why);
 	return n;

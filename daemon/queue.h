@@ -14,7 +14,10 @@
 #include <stdbool.h>
 
 #include "daemon.h"
+#include "lease.h"
 #include "ring.h"
+
+struct notify_queue;
 
 /* What the registry keeps of a queue: enough to find and check its objects. */
 struct queue_record {
@@ -42,6 +45,11 @@ struct queue {
 	bool rest_valid; /* the last sweep found the queue at rest, with: */
 	int64_t rest_depth;
 	uint64_t rest_chunks, rest_census;
+	/* at-least-once: a message held longer than this (ms) is delivered
+	 * again, from the config (queue_apply_config); 0: never */
+	uint32_t ack_timeout_ms;
+	struct lease_table leases; /* how long each lease was held (lease.c) */
+	struct notify_queue *notify; /* its listeners (notify.c), NULL when none */
 };
 
 static inline bool queue_quarantined(const struct queue *q)
@@ -77,6 +85,10 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
 int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring_desc *desc);
 /* Stop trusting the queue's shared memory: logged once, counted. */
 void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
+/* Apply what the config says of the queue beyond its geometry and
+ * delivery mode (fixed at creation): its ack_timeout.  At creation,
+ * adoption and every reload. */
+void queue_apply_config(struct daemon *d, struct queue *q);
 
 /* registry.c */
 int registry_save(struct daemon *d);

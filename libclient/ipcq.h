@@ -110,7 +110,7 @@ typedef struct ipcq_stats {
 	uint32_t delivery;       /* 0 at-most-once, 1 at-least-once */
 	uint32_t receivers;      /* receive slots in use: open receiving handles */
 	uint32_t quarantined;    /* 1: its shared memory failed a check; purge or delete it */
-	uint32_t reserved_;
+	uint32_t listeners;      /* processes registered for its signal (ipcq_notify) */
 	uint64_t reserved2_[6];  /* room for counters to come: 0 */
 } ipcq_stats;
 
@@ -170,6 +170,11 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
  * copies the closing thread received; what other threads received and did
  * not acknowledge, and views not released, go back.  Call ipcq_ack
  * before a long pause, so the message is not held meanwhile.
+ * A message held longer than the queue's ack_timeout (ipcbrokerd.conf(5);
+ * 5 minutes by default) without release or acknowledgement is delivered
+ * again, to another receiver or the same: the late holder's ipcq_release
+ * or ipcq_ack then does nothing, and its view may change under it.  The
+ * messages of a batch taken ahead count from the batch's take.
  * A handle takes no more from the queue while it holds 64 messages handed
  * out and not released (views, and copies not acknowledged, of all its
  * threads): it still hands out the rest of a batch it took, then its
@@ -225,8 +230,40 @@ int ipcq_recv_batch(ipcq_queue *q, struct ipcq_msg *msgs, unsigned n, int timeou
  * timeout 0 until -EAGAIN; do not read from it.  For a send-only handle it
  * is the queue's mq descriptor. */
 int ipcq_fd(ipcq_queue *q);
-/* Ask for signal signo (with si_value = queue id) when the queue becomes
- * non-empty; 0 unregisters.  -ENOTSUP until the daemon fans out signals. */
+/* Signal notification: the daemon sends this process signal signo each
+ * time the queue goes from empty to non-empty, with si_code SI_QUEUE and
+ * si_value.sival_int the queue id (ipcq_stats.id); signo 0 unregisters.
+ * Only a process that may receive from the queue may register (-EACCES).
+ * signo is a realtime signal (SIGRTMIN to SIGRTMAX: they queue, one per
+ * transition) or a classic one a process can catch (the kernel merges
+ * those while one is pending); not SIGKILL or SIGSTOP (-EINVAL).  Block
+ * it and take it with sigwaitinfo, sigtimedwait or a signalfd, or catch
+ * it with an SA_SIGINFO handler.
+ * Any number of processes may register for a queue: each is told of each
+ * transition once.  If messages wait when it registers, the signal comes
+ * at once.  A registration belongs to the queue and the connection it
+ * came through (a second call replaces the signal) and ends with
+ * ipcq_notify(q, 0), ipcq_close of the handle, ipcq_disconnect, the
+ * process's end, a restart of the daemon (register again after
+ * connecting again), or the queue's deletion, which sends one last signal
+ * (receives then return -EIDRM).  -EUSERS past the daemon's bounds (64
+ * listeners a queue, 256 a user); ipcq_last_error says why.
+ * A signal says that messages arrived, not how many, nor that they are
+ * still there (another receiver may have taken them): receive with
+ * timeout 0 until -EAGAIN.  It passes through the daemon, some
+ * microseconds late, and up to a second late when the queue filled in a
+ * way the kernel does not report (its backlog alone, or another process
+ * holding the mq's notification).
+ * Which way to wait for messages:
+ *  - a blocking receive (timeout -1 or > 0): the simplest and the quickest
+ *    wake-up, for a thread that does nothing else;
+ *  - ipcq_fd in poll or epoll: an event loop that waits for other things
+ *    too (sockets, timers), with no thread and no signal;
+ *  - a signal: a process that must neither block nor poll (a
+ *    single-threaded program busy with other work, a script through
+ *    'ipcq watch'), or one that watches queues without consuming; best
+ *    for queues that go idle between bursts, since every transition is a
+ *    trip through the daemon. */
 int ipcq_notify(ipcq_queue *q, int signo);
 
 /* Zero-copy API: reserve len bytes in the ring, write them in place, and

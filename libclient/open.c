@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,10 +221,52 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	return 0;
 }
 
+/* Handles registered for signals (ipcq_notify), so that ipcq_close ends
+ * their registration: the daemon knows the connection, not the handle. */
+struct notified_handle {
+	const ipcq_queue *q;
+	struct notified_handle *next;
+};
+static pthread_mutex_t notified_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct notified_handle *notified;
+
+/* Under notified_lock: take q off the list; whether it was there. */
+static bool notified_take(const ipcq_queue *q)
+{
+	for (struct notified_handle **pp = &notified; *pp; pp = &(*pp)->next) {
+		if ((*pp)->q == q) {
+			struct notified_handle *n = *pp;
+
+			*pp = n->next;
+			free(n);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A closing handle's registration ends (not a child's copy: the
+ * registration is its parent's). */
+static void notify_end(ipcq_queue *q)
+{
+	struct proto_req req;
+	struct reply_one ro;
+	bool registered;
+
+	pthread_mutex_lock(&notified_lock);
+	registered = notified_take(q);
+	pthread_mutex_unlock(&notified_lock);
+	if (!registered || q->pid != self_pid())
+		return;
+	proto_req_init(&req, PROTO_OP_NOTIFY, 0, q->name);
+	client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);
+}
+
 EXPORT int ipcq_close(ipcq_queue *q)
 {
 	if (!q)
 		return -EINVAL;
+	notify_end(q);
 	queue_free(q);
 	return 0;
 }
@@ -285,13 +328,31 @@ EXPORT int ipcq_fd(ipcq_queue *q)
 
 EXPORT int ipcq_notify(ipcq_queue *q, int signo)
 {
+	struct notified_handle *node = NULL;
 	struct proto_req req;
 	struct reply_one ro;
+	int r = check_owner(q);
 
-	if (!q || signo < 0 || signo >= 65)
+	if (r < 0)
+		return r;
+	/* which signals may carry notifications is the daemon's to say */
+	if (signo < 0 || signo > SIGRTMAX)
 		return -EINVAL;
+	if (signo > 0 && !(node = malloc(sizeof(*node))))
+		return -ENOMEM;
 	proto_req_init(&req, PROTO_OP_NOTIFY, 0, q->name);
 	req.arg = signo;
-	return client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);
+	r = client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);
+	pthread_mutex_lock(&notified_lock);
+	if (r == 0)
+		notified_take(q);
+	if (r == 0 && node) {
+		node->q = q;
+		node->next = notified;
+		notified = TAKE_PTR(node);
+	}
+	pthread_mutex_unlock(&notified_lock);
+	free(node);
+	return r;
 }
 

@@ -138,7 +138,10 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 
 		if (hb->skip & bit)
 			continue;
-		ring_batch_handed(&q->ring, hb->ref.offset, i);
+		if (!ring_batch_handed(&q->ring, hb->ref.offset, hb->ref.gen, i)) {
+			hb->next = hb->ref.count; /* taken back: the rest is another's */
+			return false;
+		}
 		*m = (ipcq_msg){ .data = hb->rec[i].data,
 			         .len = hb->rec[i].len,
 			         .prio = hb->ref.prio,
@@ -197,6 +200,14 @@ static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
 			return;
 		}
 	}
+}
+
+/* Forget a chunk this handle took and no longer holds. */
+static void forget_taken(ipcq_queue *q, const struct ring_ref *ref)
+{
+	pthread_mutex_lock(&q->recv_lock);
+	taken_del(q, ref->offset, ref->gen);
+	pthread_mutex_unlock(&q->recv_lock);
 }
 
 /* Release a chunk this handle took. */
@@ -563,6 +574,7 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
 static int release_msg(ipcq_queue *q, ipcq_msg *m)
 {
 	struct ring_ref ref;
+	bool mine = true;
 	unsigned rec;
 
 	if (!m || !m->data)
@@ -580,12 +592,17 @@ static int release_msg(ipcq_queue *q, ipcq_msg *m)
 		rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
 		if (ref.offset >= q->ring.data_size || ref.offset % RING_ALIGN || rec > RING_BATCH_MAX)
 			return -EINVAL;
-		if (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1))
+		/* a lease the daemon took back is acknowledged by nobody here */
+		mine = ring_holds(&q->ring, ref.offset, ref.gen);
+		if (mine && (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1)))
 			release_taken(q, &ref);
+		else if (!mine)
+			forget_taken(q, &ref);
 	}
 	m->data = NULL;
 	atomic_fetch_sub_explicit(&q->nviews, 1, memory_order_relaxed);
-	count_n(&q->ring.hdr->acked, 1);
+	if (mine)
+		count_n(&q->ring.hdr->acked, 1);
 	return 0;
 }
 

@@ -59,7 +59,8 @@ struct cli {
 	ipcq_client *client;
 };
 
-/* The commands (cmd_send.c, cmd_recv.c, cmd_admin.c, cmd_bench.c). */
+/* The commands (cmd_send.c, cmd_recv.c, cmd_admin.c, cmd_bench.c,
+ * cmd_watch.c). */
 int cmd_send(struct cli *cli, int argc, char **argv);
 int cmd_recv(struct cli *cli, int argc, char **argv);
 int cmd_create(struct cli *cli, int argc, char **argv);
@@ -68,6 +69,7 @@ int cmd_purge(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_stat(struct cli *cli, int argc, char **argv);
 int cmd_bench(struct cli *cli, int argc, char **argv);
+int cmd_watch(struct cli *cli, int argc, char **argv);
 
 /* Handle an option every command shares (a global option, --help, or a
  * getopt error; the option string must start with ':').  Returns -1 to go

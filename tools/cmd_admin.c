@@ -257,7 +257,9 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "dropped", st->dropped },
 		{ "reclaimed", st->reclaimed },
 		{ "rejected", st->rejected },
+		{ "acked", st->acked },
 		{ "receivers", st->receivers },
+		{ "listeners", st->listeners },
 		{ "quarantined", st->quarantined },
 	};
 	size_t i;

@@ -2,11 +2,14 @@
  * cmd_recv.c - ipcq recv: receive messages and write them out.
  *
  * Waiting is a receive that does not block and, while the queue is
- * empty, a poll() on two descriptors, the queue's and a signalfd for
- * SIGINT and SIGTERM, which is also looked at before every receive.  So a
- * signal is seen between two messages even while messages keep coming,
- * and never in the middle of one: "ipcq recv -c 0" ends cleanly with the
- * last message written whole.
+ * empty, a poll() on the queue's descriptor, a signalfd for SIGINT and
+ * SIGTERM, which is also looked at before every receive, and the output
+ * when it is not a regular file (a pipe whose reader went polls POLLERR,
+ * a hung-up terminal or socket POLLHUP).  So a signal is seen between two
+ * messages even while messages keep coming, and never in the middle of
+ * one: "ipcq recv -c 0" ends cleanly with the last message written whole;
+ * and "ipcq recv -c 0 q | head -n 3" ends as soon as head has gone, even
+ * when no message comes.
  *
  * Messages are taken in batches (ipcq_recv_batch, at most RECV_BATCH_MAX
  * and never more than -c leaves to take), which the library fills with
@@ -14,11 +17,32 @@
  * written in place (in the ring for large messages) with one writev() of
  * payloads and separators, and then each message is released.  Writing
  * what has arrived at once, with no stdio buffer, is what makes "ipcq
- * recv -c 0 q | grep x" stream, at one write per batch.  A message whose
- * write fails is not released (acknowledged): what becomes of it is the
- * library's and the daemon's decision for an unacknowledged message, not
- * a success.  A signal is looked at between batches, so it never cuts a
- * batch, let alone a message.
+ * recv -c 0 q | grep x" stream, at one write per batch.
+ *
+ * A message is released (acknowledged) only once it is out of our hands:
+ * written whole by write(2), with nothing buffered in this process, so
+ * that a kill at any instant loses nothing the output has not got.  For a
+ * pipe (or FIFO) of an at-least-once queue that is not enough: what sits
+ * in a pipe is lost with its reader ("ipcq recv -c 0 q | head -n 3" would
+ * acknowledge all ten messages it wrote into the pipe, and head reads
+ * three).  There recv hands messages over one at a time: it takes one,
+ * writes it, and releases it once the reader has read it all, that is
+ * once the pipe is empty again; with the pipe shrunk to one page (one
+ * buffer slot), the pipe polls writable exactly when it is empty, so this
+ * is a poll() and not a sleep.  The reader then never holds more than the
+ * message it read last, and a message it did not read goes back to the
+ * queue.  This costs a round trip per message, and is done only where it
+ * buys something: in an at-most-once queue a message not acknowledged is
+ * lost anyway.
+ *
+ * A message whose write fails, or that the reader of a pipe did not take,
+ * is not released: ipcq_close gives it back to an at-least-once queue
+ * (delivered again, flagged); an at-most-once queue drops it.  A closed
+ * output (EPIPE, POLLERR, POLLHUP; SIGPIPE is ignored) ends recv at once
+ * with RECV_EXIT_OUTPUT_CLOSED and one line on stderr.  A signal is looked
+ * at between batches, so it never cuts a batch, let alone a message; one
+ * that comes while the reader of a pipe has not taken the last message
+ * ends the wait, and that message is not acknowledged.
  */
 #include "config.h"
 
@@ -29,7 +53,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,6 +63,8 @@
 #include "util.h"
 
 #define RECV_BATCH_MAX 64 /* the most messages taken at once (prefetch's bound) */
+/* Exit status when the output was closed by its reader (ipcq(1)). */
+#define RECV_EXIT_OUTPUT_CLOSED 6
 
 struct receiver {
 	ipcq_queue *q;
@@ -44,11 +72,31 @@ struct receiver {
 	int queue_fd;
 	int signal_fd;
 	int out_fd;
-	char sep;      /* written after each message if has_sep */
+	const char *out_name; /* "standard output" or the -o file, for messages */
+	bool out_pollable;    /* not a regular file: poll it for its reader leaving */
+	bool handoff;         /* a pipe of an at-least-once queue: one message at a
+	                       * time, released once the reader has read it */
+	bool small_pipe;      /* the pipe holds one page: POLLOUT means it is empty */
+	int pipe_size;        /* the pipe's size before we shrank it; 0: unchanged */
+	char sep;             /* written after each message if has_sep */
 	bool has_sep;
 	int timeout_ms; /* per message; -1: forever */
 	int signo;      /* the signal that stopped us, or 0 */
 };
+
+static int output_closed(const struct receiver *rc)
+{
+	cli_error("%s: closed by its reader; stopped receiving from '%s'", rc->out_name, rc->name);
+	return RECV_EXIT_OUTPUT_CLOSED;
+}
+
+static void take_signal(struct receiver *rc)
+{
+	struct signalfd_siginfo si;
+
+	if (read(rc->signal_fd, &si, sizeof(si)) == sizeof(si))
+		rc->signo = (int)si.ssi_signo;
+}
 
 static int remaining_ms(uint64_t deadline_ns)
 {
@@ -61,7 +109,7 @@ static int remaining_ms(uint64_t deadline_ns)
 
 /* Wait for the next messages: how many of at most n were put in msgs
  * (>= 1), -ETIMEDOUT, -EINTR when a SIGINT or SIGTERM arrived (rc->signo
- * is set), or a negative errno. */
+ * is set), -EPIPE when the output was closed, or a negative errno. */
 static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
 	uint64_t deadline = 0;
@@ -69,24 +117,28 @@ static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 	if (rc->timeout_ms >= 0)
 		deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)rc->timeout_ms * 1000000u;
 	for (bool first = true;; first = false) {
-		struct pollfd pfd[2] = {
+		/* The output is polled for nothing but POLLERR and POLLHUP,
+		 * which poll() always reports. */
+		struct pollfd pfd[3] = {
 			{ .fd = rc->signal_fd, .events = POLLIN },
 			{ .fd = rc->queue_fd, .events = POLLIN },
+			{ .fd = rc->out_fd, .events = 0 },
 		};
-		struct signalfd_siginfo si;
 		int r;
 
 		/* Look before waiting: a backlog beside an empty window does not
 		 * make the queue's descriptor readable, and a receive takes from
 		 * it.  Only an empty queue is waited on. */
-		r = poll(pfd, 2, first ? 0 : rc->timeout_ms < 0 ? -1 : remaining_ms(deadline));
+		r = poll(pfd, rc->out_pollable ? 3 : 2,
+		         first ? 0 : rc->timeout_ms < 0 ? -1 : remaining_ms(deadline));
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0 && pfd[0].revents) {
-			if (read(rc->signal_fd, &si, sizeof(si)) == sizeof(si))
-				rc->signo = (int)si.ssi_signo;
+			take_signal(rc);
 			return -EINTR;
 		}
+		if (r > 0 && (pfd[2].revents & (POLLERR | POLLHUP | POLLNVAL)))
+			return -EPIPE;
 		r = ipcq_recv_batch(rc->q, msgs, n, 0);
 		/* Empty: nothing came, or another receiver was quicker. */
 		if (r != -EAGAIN && r != -ETIMEDOUT)
@@ -118,14 +170,59 @@ static int write_all(int fd, struct iovec *iov, int n, int *done)
 	return 0;
 }
 
+/* In hand-off mode, after a write: wait until the pipe's reader has read
+ * all that is in the pipe (0), or say -EPIPE if it went away first, or
+ * -EINTR on a signal (rc->signo is set).  With a one-page pipe this
+ * sleeps in poll() until the pipe is empty; with a larger one (it could
+ * not be shrunk) POLLOUT only means room, and the pipe is looked at
+ * again after growing pauses. */
+static int wait_taken(struct receiver *rc)
+{
+	bool closed = false, signalled = false, timed = !rc->small_pipe;
+	int pause_ms = 1;
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = rc->signal_fd, .events = POLLIN },
+			{ .fd = rc->out_fd, .events = POLLOUT },
+		};
+		int unread = 0, r;
+
+		/* A pipe always answers; were it not to, the message counts as
+		 * written, as it would in any other output. */
+		if (ioctl(rc->out_fd, FIONREAD, &unread) < 0 || unread == 0)
+			return 0;
+		if (closed)
+			return -EPIPE;
+		if (signalled) {
+			take_signal(rc);
+			return -EINTR;
+		}
+		r = poll(pfd, 2, timed ? pause_ms : -1);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		signalled = pfd[0].revents != 0;
+		closed = (pfd[1].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0;
+		/* Writable yet not empty: another writer's bytes, or a pipe of
+		 * more than one slot after all.  Look again after a pause. */
+		if (pfd[1].revents & POLLOUT)
+			timed = true;
+		if (timed && pause_ms < 64)
+			pause_ms *= 2;
+	}
+}
+
 /* Write msgs[0..n), each with its separator, and release each one
- * written whole (those not written are not released).  Returns an exit
- * status. */
-static int write_messages(const struct receiver *rc, ipcq_msg *msgs, unsigned n)
+ * written whole (in hand-off mode: once the reader has read them);
+ * those not written are not released.  Returns an exit status; on a
+ * signal while the reader had not yet read them, 0 with rc->signo set. */
+static int write_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
 	struct iovec iov[2 * RECV_BATCH_MAX];
 	int per = rc->has_sep ? 2 : 1;
-	int niov = 0, done, r, w;
+	int niov = 0, done, r, w, taken, t = 0;
 
 	for (unsigned i = 0; i < n; i++) {
 		iov[niov++] = (struct iovec){ .iov_base = (void *)msgs[i].data, .iov_len = msgs[i].len };
@@ -133,15 +230,23 @@ static int write_messages(const struct receiver *rc, ipcq_msg *msgs, unsigned n)
 			iov[niov++] = (struct iovec){ .iov_base = (void *)&rc->sep, .iov_len = 1 };
 	}
 	w = write_all(rc->out_fd, iov, niov, &done);
-	for (int i = 0; i < done / per; i++) {
+	taken = done / per;
+	if (rc->handoff && taken > 0) {
+		t = wait_taken(rc);
+		if (t < 0)
+			taken = 0; /* all in the pipe or none: the pipe is empty or not */
+	}
+	for (int i = 0; i < taken; i++) {
 		r = ipcq_release(rc->q, &msgs[i]);
 		if (r < 0)
 			return cli_fail(r, "cannot release a message of '%s'", rc->name);
 	}
-	if (w == -EPIPE)
-		return CLI_EXIT_ERROR; /* the reader left: nothing to say */
+	if (w == -EPIPE || t == -EPIPE)
+		return output_closed(rc);
 	if (w < 0)
-		return cli_error("writing a message: %s", strerror(-w));
+		return cli_error("%s: writing a message: %s", rc->out_name, strerror(-w));
+	if (t < 0 && t != -EINTR)
+		return cli_error("%s: waiting for its reader: %s", rc->out_name, strerror(-t));
 	return CLI_EXIT_OK;
 }
 
@@ -153,7 +258,7 @@ static int receive(struct receiver *rc, unsigned long count)
 	int r;
 
 	while (count == 0 || got < count) {
-		unsigned want = RECV_BATCH_MAX, n;
+		unsigned want = rc->handoff ? 1 : RECV_BATCH_MAX, n;
 
 		if (count > 0 && count - got < want)
 			want = (unsigned)(count - got);
@@ -164,6 +269,8 @@ static int receive(struct receiver *rc, unsigned long count)
 		}
 		if (r == -EINTR)
 			return CLI_EXIT_OK;
+		if (r == -EPIPE)
+			return output_closed(rc);
 		if (r == -ETIMEDOUT) {
 			cli_error("timed out waiting for a message on '%s' (received %lu)", rc->name, got);
 			return CLI_EXIT_TIMEOUT;
@@ -172,7 +279,7 @@ static int receive(struct receiver *rc, unsigned long count)
 			return cli_fail(r, "cannot receive from '%s'", rc->name);
 		n = MIN((unsigned)r, want);
 		r = write_messages(rc, msgs, n);
-		if (r)
+		if (r || rc->signo)
 			return r;
 		got += n;
 	}
@@ -180,7 +287,8 @@ static int receive(struct receiver *rc, unsigned long count)
 }
 
 /* Block SIGINT and SIGTERM and receive them on a descriptor instead;
- * SIGPIPE becomes EPIPE from write(). */
+ * SIGPIPE is ignored: a closed output is EPIPE from write(), or POLLERR
+ * or POLLHUP from poll(). */
 static int setup_signals(void)
 {
 	sigset_t mask;
@@ -194,6 +302,42 @@ static int setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 	fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	return fd < 0 ? -errno : fd;
+}
+
+/* Look at what the output is: whether to poll it, and whether to hand
+ * messages to a pipe's reader one at a time (shrinking the pipe to one
+ * page, so that it polls writable only when empty). */
+static void setup_output(struct receiver *rc, bool at_least_once)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat st;
+	int size;
+
+	if (fstat(rc->out_fd, &st) < 0)
+		return; /* the first write will say what is wrong */
+	rc->out_pollable = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+	if (!at_least_once || !S_ISFIFO(st.st_mode))
+		return;
+	rc->handoff = true;
+	size = fcntl(rc->out_fd, F_GETPIPE_SZ);
+	if (size < 0 || page <= 0)
+		return;
+	if (size > page) {
+		/* EBUSY when other writers' bytes fill more than a page */
+		if (fcntl(rc->out_fd, F_SETPIPE_SZ, (int)page) < 0)
+			return;
+		rc->pipe_size = size;
+		size = fcntl(rc->out_fd, F_GETPIPE_SZ);
+	}
+	rc->small_pipe = size == page;
+}
+
+/* Give the pipe back its size, for whoever writes to it after us. */
+static void restore_output(struct receiver *rc)
+{
+	if (rc->pipe_size > 0)
+		(void)fcntl(rc->out_fd, F_SETPIPE_SZ, rc->pipe_size);
+	rc->pipe_size = 0;
 }
 
 
@@ -211,7 +355,8 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	_cleanup_queue_ ipcq_queue *q = NULL;
 	_cleanup_close_ int signal_fd = -1;
 	_cleanup_close_ int out_fd = -1;
-	struct receiver rc = { .timeout_ms = -1, .out_fd = STDOUT_FILENO };
+	struct receiver rc = { .timeout_ms = -1, .out_fd = STDOUT_FILENO, .out_name = "standard output" };
+	ipcq_stats st;
 	const char *output = NULL;
 	bool nul = false, no_sep = false;
 	unsigned long count = 1;
@@ -260,6 +405,7 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 		if (out_fd < 0)
 			return cli_error("%s: %s", output, strerror(errno));
 		rc.out_fd = out_fd;
+		rc.out_name = output;
 	}
 	rc.q = q;
 	rc.queue_fd = ipcq_fd(q);
@@ -269,8 +415,13 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	if (signal_fd < 0)
 		return cli_error("cannot set up signals: %s", strerror(-signal_fd));
 	rc.signal_fd = signal_fd;
+	/* Not knowing the delivery mode, take the safe side. */
+	setup_output(&rc, ipcq_stat(cli->client, rc.name, &st) < 0 || st.delivery != 0);
 
 	r = receive(&rc, count);
+	restore_output(&rc);
+	if (output && close(TAKE_FD(out_fd)) < 0 && r == CLI_EXIT_OK)
+		r = cli_error("%s: %s", output, strerror(errno));
 	if (rc.signo && count > 0) {
 		ipcq_close(TAKE_PTR(q));
 		cli_disconnect(cli);

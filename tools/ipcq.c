@@ -101,6 +101,21 @@ static const struct cli_command commands[] = {
 		.run = cmd_stat,
 	},
 	{
+		.name = "watch",
+		.synopsis = "[OPTIONS] QUEUE",
+		.summary = "print a line each time a queue becomes non-empty",
+		.help = "Register for the daemon's signal (SIGRTMIN) that QUEUE went from empty to\n"
+			"non-empty, and print a line per signal, tab-separated: the time (ISO 8601,\n"
+			"to the millisecond), the queue, and its depth then.  Takes no message;\n"
+			"needs the right to receive from QUEUE.  Runs until interrupted.\n"
+			"\n"
+			"Options:\n"
+			"  -c, --count N          exit after N notifications\n"
+			"  -t, --timeout SECONDS  exit 3 after SECONDS without a notification\n"
+			"                         (fractions allowed; default: wait forever)\n",
+		.run = cmd_watch,
+	},
+	{
 		.name = "bench",
 		.synopsis = "[OPTIONS] [QUEUE]",
 		.summary = "measure throughput and latency between processes",

@@ -351,7 +351,7 @@ static void consume_ref_in(struct ring *r, const struct ring_ref *ref, struct se
 			assert_true(s->n < IDS_MAX);
 			s->prio[s->n] = ref->prio;
 			s->ids[s->n++] = (uint32_t)id;
-			ring_batch_handed(r, ref->offset, i);
+			ring_batch_handed(r, ref->offset, ref->gen, i);
 			/* true for the last one only */
 			assert_int_equal(ring_batch_done(r, ref->offset, ref->gen, i), --left == 0);
 		}
@@ -889,7 +889,7 @@ static void test_given_back_batch_is_taken_again_without_done_records(void **sta
 	assert_int_equal(ref.handed, 0);
 	assert_int_equal(backlog_of(&t->r), 0);
 	for (unsigned i = 0; i < 3; i++)
-		ring_batch_handed(&t->r, ref.offset, i);
+		ring_batch_handed(&t->r, ref.offset, ref.gen, i);
 	assert_false(ring_batch_done(&t->r, ref.offset, ref.gen, 0));
 
 	assert_int_equal(backlog_give_back(&t->r, &ref, BIT(0) | BIT(1) | BIT(2)), 0);
@@ -1350,7 +1350,7 @@ static void dead_taker(struct test_ring *t)
 		if (take(t, &ref, 0) != 0 || ref.count != 6)
 			_exit(1);
 		for (unsigned i = 0; i < 4; i++)
-			ring_batch_handed(&t->r, ref.offset, i);
+			ring_batch_handed(&t->r, ref.offset, ref.gen, i);
 		ring_batch_done(&t->r, ref.offset, ref.gen, 0);
 		ring_batch_done(&t->r, ref.offset, ref.gen, 1);
 		_exit(0);
@@ -1392,7 +1392,7 @@ static void test_batch_of_dead_taker_redelivers_not_done_at_least_once(void **st
 	dead_taker(t);
 	assert_int_equal(reclaim(t, &resent), 1);
 	ring_fill_stats(&t->r, &st);
-	assert_int_equal(st.redelivered, 1);
+	assert_int_equal(st.redelivered, 2); /* the messages it had been handed: 2 and 3 */
 	assert_int_equal(st.dropped, 0);
 	take_resent(t, &resent, BIT(0) | BIT(1), (const uint32_t[]){ 2, 3, 4, 5 }, 4);
 }
@@ -1427,8 +1427,8 @@ static void test_fully_handed_batch_of_dead_taker_is_released_at_most_once(void 
 	ipcq_stats st = { 0 };
 
 	dead_taker(t);
-	ring_batch_handed(&t->r, 0, 4); /* as if the dead one had handed all */
-	ring_batch_handed(&t->r, 0, 5);
+	/* as if the dead one had handed all */
+	atomic_fetch_or(&ring_cs(&t->r, ring_chunk_at(&t->r, 0))->handed, (uint64_t)3 << 4);
 	assert_int_equal(atomic_load(&cs->handed), all_records(6));
 	assert_int_equal(reclaim(t, &resent), 1);
 	assert_int_equal(resent.sends, 0);
@@ -1451,8 +1451,100 @@ static void test_resend_of_dead_takers_batch_is_retried_when_window_was_full(voi
 	assert_true(reclaim(t, &resent) >= 1);
 	assert_true(reclaim(t, &resent) >= 0);
 	ring_fill_stats(&t->r, &st);
-	assert_int_equal(st.redelivered, 1); /* one redelivery, however many sweeps */
+	assert_int_equal(st.redelivered, 2); /* its 2 messages once, however many sweeps */
 	take_resent(t, &resent, BIT(0) | BIT(1), (const uint32_t[]){ 2, 3, 4, 5 }, 4);
+}
+
+/* ---- a lease that ran out ---- */
+
+#define OTHER_HOLDER 6161u /* a second live receiver */
+
+static bool lease_always_expired(uint64_t offset, uint64_t word, unsigned deliveries, void *arg)
+{
+	(void)offset;
+	(void)word;
+	(void)deliveries;
+	(void)arg;
+	return true;
+}
+
+/* The daemon's sweep of an at-least-once queue whose every lease ran
+ * out (the daemon's bookkeeping, lease.c, says so); *taken_back: what
+ * walk_end was told. */
+static unsigned walk_taken_back;
+
+static void note_taken_back(bool whole, unsigned taken_back, void *arg)
+{
+	(void)arg;
+	assert_true(whole);
+	walk_taken_back = taken_back;
+}
+
+static int sweep_expiring_leases(struct test_ring *t, struct fake_window *resent)
+{
+	struct daemon_view v = { .resent = resent, .window = resent };
+	const struct ring_reclaim_ops ops = { .is_dead = is_dead,
+		                              .resend = fake_resend,
+		                              .window_empty = fake_window_empty,
+		                              .lease_expired = lease_always_expired,
+		                              .walk_end = note_taken_back,
+		                              .ctx = &v };
+	const char *why = NULL;
+
+	walk_taken_back = 0;
+	return ring_reclaim(&t->r, &ops, &why);
+}
+
+/* A live receiver took a batch of six, was handed records 0-3, is done
+ * with 0 and 1, and holds it past its lease: the records not done (2-5)
+ * go again, flagged redelivered where it had been handed them (2, 3);
+ * its late release leaves the batch to the next taker. */
+static void test_batch_whose_lease_ran_out_gives_its_records_not_done_again(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 0 }, resent = { .cap = 16 };
+	struct backlog_window w = window_of(&fw);
+	struct ring_ref old, fresh;
+	struct proto_ring_desc d;
+	struct seen s = { 0 };
+	ipcq_stats st = { 0 };
+	unsigned prio;
+
+	for (uint32_t i = 0; i < 6; i++)
+		append_ok(t, &w, i, 20, 3, 16);
+	assert_int_equal(take(t, &old, 0), 0);
+	assert_int_equal(old.count, 6);
+	for (unsigned i = 0; i < 4; i++)
+		ring_batch_handed(&t->r, old.offset, old.gen, i);
+	assert_false(ring_batch_done(&t->r, old.offset, old.gen, 0));
+	assert_false(ring_batch_done(&t->r, old.offset, old.gen, 1));
+
+	assert_int_equal(sweep_expiring_leases(t, &resent), 1);
+	assert_int_equal(walk_taken_back, 1);
+	ring_fill_stats(&t->r, &st);
+	assert_int_equal(st.redelivered, 2); /* the messages it had been handed, not done: 2 and 3 */
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(resent.sends, 1);
+	/* once: nothing is TAKEN any more */
+	assert_true(sweep_expiring_leases(t, &resent) >= 0);
+	assert_int_equal(walk_taken_back, 0);
+	assert_int_equal(resent.sends, 1);
+
+	assert_true(window_pop(&resent, &d, &prio));
+	assert_int_equal(prio, 3);
+	assert_int_equal(d.hdr.flags & PROTO_MSGF_RESENT, PROTO_MSGF_RESENT);
+	t->r.self = OTHER_HOLDER;
+	assert_int_equal(ring_take(&t->r, &d, &fresh), 0);
+	assert_int_equal(fresh.done, BIT(0) | BIT(1));
+	assert_int_equal(fresh.handed, BIT(0) | BIT(1) | BIT(2) | BIT(3));
+	/* the old holder's late release does nothing */
+	t->r.self = TEST_HOLDER;
+	ring_release(&t->r, &old);
+	assert_int_equal(atomic_load(word_at(&t->r, fresh.pos)), RING_WORD(RING_TAKEN, OTHER_HOLDER, fresh.gen));
+	t->r.self = OTHER_HOLDER;
+	consume_ref(t, &fresh, &s);
+	assert_ids(&s, (const uint32_t[]){ 2, 3, 4, 5 }, 4);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
 /* ---- hostile shared memory ---- */
@@ -1533,7 +1625,7 @@ static void consume_some_give_back(struct test_ring *t, const struct ring_ref *r
 		assert_true(id >= 0);
 		assert_true(s->n < IDS_MAX);
 		s->ids[s->n++] = (uint32_t)id;
-		ring_batch_handed(&t->r, ref->offset, i);
+		ring_batch_handed(&t->r, ref->offset, ref->gen, i);
 		assert_false(ring_batch_done(&t->r, ref->offset, ref->gen, i));
 		k--;
 	}
@@ -1834,7 +1926,7 @@ static void test_receive_only_client_takes_from_the_backlog_without_writing_data
 
 		assert_true(id >= 0);
 		s.ids[s.n++] = (uint32_t)id;
-		ring_batch_handed(&ro, ref.offset, i);
+		ring_batch_handed(&ro, ref.offset, ref.gen, i);
 		assert_false(ring_batch_done(&ro, ref.offset, ref.gen, i));
 	}
 	assert_int_equal(backlog_give_back(&ro, &ref, 0), 0);
@@ -1953,6 +2045,7 @@ int main(void)
 		BACKLOG_TEST(test_batch_of_dead_taker_drops_handed_at_most_once),
 		BACKLOG_TEST(test_fully_handed_batch_of_dead_taker_is_released_at_most_once),
 		BACKLOG_TEST(test_resend_of_dead_takers_batch_is_retried_when_window_was_full),
+		BACKLOG_TEST(test_batch_whose_lease_ran_out_gives_its_records_not_done_again),
 		BACKLOG_TEST(test_hostile_backlog_state_neither_hangs_nor_misdelivers),
 		BACKLOG_TEST(test_sweep_beside_growing_batches_finds_no_corruption),
 		BACKLOG_TEST(test_backlog_take_does_not_hand_out_an_unsealed_chunk),

@@ -134,6 +134,7 @@ static void assert_documented_defaults(const struct config *cfg)
 	                                                      .max_depth = 0,
 	                                                      .prefetch = 16 });
 	assert_int_equal(cfg->default_delivery, DELIVERY_AT_MOST_ONCE);
+	assert_int_equal(cfg->default_ack_timeout_ms, 5 * 60 * 1000);
 	assert_int_equal(cfg->n_queues, 0);
 }
 
@@ -334,6 +335,39 @@ static void test_queue_max_depth_0_lifts_a_default_bound(void **state)
 	loaded_clear(&l);
 }
 
+static void test_ack_timeout_takes_units_in_defaults_and_queues(void **state)
+{
+	struct loaded l = { 0 };
+
+	load_text(&l, "defaults { ack_timeout = \"30s\" }\n"
+	              "queue \"ms\" { ack_timeout = \"1500ms\" }\n"
+	              "queue \"min\" { delivery = \"at-least-once\"  ack_timeout = \"2m\" }\n"
+	              "queue \"hour\" { ack_timeout = \"24h\" }\n"
+	              "queue \"none\" { ack_timeout = 0 }\n"
+	              "queue \"zero\" { ack_timeout = \"0\" }\n"
+	              "queue \"plain\" { }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->default_ack_timeout_ms, 30000);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "ms")), 1500);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "min")), 120000);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "hour")), 24 * 3600 * 1000);
+	/* 0 set in a queue is a value of its own: no timeout */
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "none")), 0);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "zero")), 0);
+	/* left out: the defaults' */
+	assert_false(config_find_queue(l.cfg, "plain")->ack_timeout_set);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "plain")), 30000);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, NULL), 30000);
+	loaded_clear(&l);
+
+	/* the defaults section may come after the queues, and set 0 */
+	load_text(&l, "queue \"q\" { }\n"
+	              "defaults { ack_timeout = 0 }\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(config_queue_ack_timeout(l.cfg, config_find_queue(l.cfg, "q")), 0);
+	loaded_clear(&l);
+}
+
 /* ---- what is refused, and where ---- */
 
 static void test_unknown_key_is_error_with_line_number(void **state)
@@ -432,6 +466,39 @@ static void test_values_out_of_range_are_errors_with_line_number(void **state)
 		{ "queue \"q\" { prefetch = 0 }\n", "prefetch = 0: out of range (1 to 64)" },
 		{ "queue \"q\" { prefetch = 65 }\n", "prefetch = 65: out of range (1 to 64)" },
 		{ "defaults { prefetch = -3 }\n", "prefetch = -3: out of range" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct loaded l = { 0 };
+		char text[256];
+
+		/* the value on line 2 */
+		snprintf(text, sizeof(text), "# case %zu\n%s", i, cases[i].text);
+		load_text(&l, text);
+		assert_error_at(&l, 2, cases[i].needle);
+		loaded_clear(&l);
+	}
+}
+
+static void test_bad_ack_timeouts_are_errors_with_line_number(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *needle;
+	} cases[] = {
+		{ "defaults { ack_timeout = \"30\" }\n", "ack_timeout = \"30\": not a duration" },
+		{ "queue \"q\" { ack_timeout = 30 }\n", "ack_timeout = \"30\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"5x\" }\n", "ack_timeout = \"5x\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"1.5s\" }\n", "ack_timeout = \"1.5s\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"-1s\" }\n", "ack_timeout = \"-1s\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"s\" }\n", "ack_timeout = \"s\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"\" }\n", "ack_timeout = \"\": not a duration" },
+		{ "queue \"q\" { ack_timeout = \"30 s\" }\n", "ack_timeout = \"30 s\": not a duration" },
+		{ "defaults { ack_timeout = \"999ms\" }\n", "ack_timeout = \"999ms\": out of range (0 for none, or 1s to 24h)" },
+		{ "queue \"q\" { ack_timeout = \"25h\" }\n", "ack_timeout = \"25h\": out of range" },
+		{ "queue \"q\" { ack_timeout = \"86400001ms\" }\n", "ack_timeout = \"86400001ms\": out of range" },
+		{ "queue \"q\" { ack_timeout = \"99999999999999999999h\" }\n",
+		  "ack_timeout = \"99999999999999999999h\": out of range" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -719,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_max_payload_may_fill_ring_less_reserve),
 		cmocka_unit_test(test_max_depth_and_prefetch_parse_in_defaults_and_queues),
 		cmocka_unit_test(test_queue_max_depth_0_lifts_a_default_bound),
+		cmocka_unit_test(test_ack_timeout_takes_units_in_defaults_and_queues),
 		cmocka_unit_test(test_unknown_key_is_error_with_line_number),
 		cmocka_unit_test(test_unknown_key_in_queue_is_error_with_line_number),
 		cmocka_unit_test(test_comments_do_not_shift_line_numbers),
@@ -726,6 +794,7 @@ int main(void)
 		cmocka_unit_test(test_bad_size_is_error_with_line_number),
 		cmocka_unit_test(test_ring_size_not_page_multiple_is_error),
 		cmocka_unit_test(test_values_out_of_range_are_errors_with_line_number),
+		cmocka_unit_test(test_bad_ack_timeouts_are_errors_with_line_number),
 		cmocka_unit_test(test_bad_depth_and_prefetch_report_their_own_line),
 		cmocka_unit_test(test_unknown_words_are_errors),
 		cmocka_unit_test(test_invalid_namespace_is_error),

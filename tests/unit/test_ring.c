@@ -1680,6 +1680,233 @@ static void test_reclaim_resends_chunk_of_producer_dead_while_publishing(void **
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+/* ---- leases that run out ---- */
+
+#define OTHER_HOLDER 6161u /* a second live receiver */
+
+/* The daemon's lease bookkeeping (daemon/lease.c) stands aside: the sweep
+ * asks it about each live holder's TAKEN chunk, and it answers expired. */
+struct lease_ctx {
+	struct reclaim_ctx rc; /* first: the sweep's other callbacks take it */
+	bool expired;          /* the answer to every lease asked about */
+	unsigned asked;
+	uint64_t offset, word; /* the last lease asked about */
+	unsigned deliveries;
+	unsigned begins, ends;
+	bool whole;            /* what the last walk_end said */
+	unsigned taken_back;
+};
+
+static void lease_walk_begin_rec(void *arg)
+{
+	((struct lease_ctx *)arg)->begins++;
+}
+
+static bool lease_answer(uint64_t offset, uint64_t word, unsigned deliveries, void *arg)
+{
+	struct lease_ctx *l = arg;
+
+	l->asked++;
+	l->offset = offset;
+	l->word = word;
+	l->deliveries = deliveries;
+	return l->expired;
+}
+
+static void lease_walk_end_rec(bool whole, unsigned taken_back, void *arg)
+{
+	struct lease_ctx *l = arg;
+
+	l->ends++;
+	l->whole = whole;
+	l->taken_back = taken_back;
+}
+
+/* The periodic sweep of a queue whose leases time out. */
+static int sweep_leases(struct ring *r, struct lease_ctx *l)
+{
+	struct ring_reclaim_ops ops = sweep_ops(&l->rc);
+	const char *why = NULL;
+
+	ops.walk_begin = lease_walk_begin_rec;
+	ops.lease_expired = lease_answer;
+	ops.walk_end = lease_walk_end_rec;
+	ops.ctx = l;
+	return ring_reclaim(r, &ops, &why);
+}
+
+/* Another live receiver of the same ring (same mappings, its own id). */
+static struct ring other_receiver(const struct test_ring *t, uint32_t self)
+{
+	struct ring o = t->r;
+
+	o.self = self;
+	return o;
+}
+
+/* A live holder's lease that has not run out: asked about (offset, word
+ * and deliveries of its chunk, and of no other chunk), left alone. */
+static void test_lease_not_run_out_leaves_a_live_holders_chunk_alone(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .rc = { .dead = false, .window = 1 } };
+	struct proto_ring_desc d = produce(&t->r, 1000, 3);
+	struct proto_ring_desc waiting = produce(&t->r, 300, 4); /* on the window */
+	struct ring_ref taken, reserved;
+	uint64_t used, w;
+
+	assert_int_equal(ring_take(&t->r, &d, &taken), 0);
+	assert_int_equal(ring_reserve(&t->r, 200, 0, &reserved), 0);
+	used = ring_bytes_used(&t->r);
+	w = atomic_load(word_at(&t->r, d.offset));
+	assert_int_equal(w, RING_WORD(RING_TAKEN, TEST_HOLDER, d.gen));
+
+	for (unsigned sweep = 1; sweep <= 3; sweep++) {
+		assert_int_equal(sweep_leases(&t->r, &l), 0);
+		assert_int_equal(l.asked, sweep); /* the TAKEN chunk, once a walk */
+		assert_int_equal(l.begins, sweep);
+		assert_int_equal(l.ends, sweep);
+		assert_true(l.whole);
+		assert_int_equal(l.taken_back, 0);
+	}
+	assert_int_equal(l.offset, d.offset);
+	assert_int_equal(l.word, w);
+	assert_int_equal(l.deliveries, 1);
+	assert_int_equal(l.rc.resends, 0);
+	assert_int_equal(atomic_load(word_at(&t->r, d.offset)), w);
+	assert_int_equal(ring_bytes_used(&t->r), used);
+	assert_int_equal(stats_of(&t->r).redelivered, 0);
+	assert_true(payload_matches(taken.payload, 1000, 3));
+	ring_release(&t->r, &taken);
+	consume(&t->r, &waiting, 4);
+	ring_cancel(&t->r, &reserved);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A lease that ran out: taken back once, sent again flagged redelivered
+ * at its priority, counted; its next taker gets deliveries 2; the old
+ * holder's late release leaves the chunk to the new taker, whose bytes
+ * stay intact until it releases them. */
+static void test_lease_run_out_is_redelivered_once_and_the_late_release_does_nothing(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .expired = true };
+	struct proto_ring_desc d = produce(&t->r, 1000, 5), again;
+	struct ring other = other_receiver(t, OTHER_HOLDER);
+	struct ring_ref old, fresh;
+
+	assert_int_equal(ring_take(&t->r, &d, &old), 0);
+	assert_int_equal(old.deliveries, 1);
+	assert_int_equal(sweep_leases(&t->r, &l), 1);
+	assert_int_equal(l.asked, 1);
+	assert_int_equal(l.taken_back, 1);
+	assert_int_equal(l.rc.resends, 1);
+	assert_int_equal(l.rc.last_prio, 5);
+	again = assert_resent_descriptor_of(&l.rc, &d);
+	assert_int_equal(again.hdr.flags & PROTO_MSGF_REDELIVERED, PROTO_MSGF_REDELIVERED);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
+	assert_int_equal(RING_WORD_STATE(atomic_load(word_at(&t->r, d.offset))), RING_PUBLISHED);
+
+	/* once: its descriptor waits on the window, nothing is TAKEN */
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(sweep_leases(&t->r, &l), 0);
+	assert_int_equal(l.rc.resends, 1);
+	assert_int_equal(l.asked, 1);
+	assert_int_equal(l.taken_back, 0);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
+
+	again = take_resent_off_window(&l.rc, &d);
+	assert_int_equal(ring_take(&other, &again, &fresh), 0);
+	assert_int_equal(fresh.deliveries, 2);
+	/* the old holder wakes up and releases: nothing happens */
+	ring_release(&t->r, &old);
+	assert_int_equal(atomic_load(word_at(&t->r, d.offset)), RING_WORD(RING_TAKEN, OTHER_HOLDER, d.gen));
+	/* the space is not given back under the new taker */
+	ring_advance_tail(&t->r);
+	assert_int_equal(ring_bytes_used(&t->r), chunk_bytes(1000));
+	assert_true(payload_matches(fresh.payload, 1000, 5));
+	ring_release(&other, &fresh);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A lease runs out while the window is full: the chunk is claimed and
+ * counted once, and the next sweep sends it, still flagged redelivered. */
+static void test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .expired = true, .rc = { .resend_ret = -EAGAIN } };
+	struct proto_ring_desc d = produce(&t->r, 2000, 6), again;
+	struct ring other = other_receiver(t, OTHER_HOLDER);
+	struct ring_ref old, fresh;
+
+	assert_int_equal(ring_take(&t->r, &d, &old), 0);
+	assert_int_equal(sweep_leases(&t->r, &l), 1);
+	assert_int_equal(l.taken_back, 1);
+	assert_int_equal(l.rc.resends, 1); /* refused */
+	assert_int_equal(atomic_load(word_at(&t->r, d.offset)), RING_WORD(RING_PUBLISHING, 0, d.gen));
+	/* the late release finds it no longer its own */
+	ring_release(&t->r, &old);
+	assert_int_equal(atomic_load(word_at(&t->r, d.offset)), RING_WORD(RING_PUBLISHING, 0, d.gen));
+
+	l.rc.resend_ret = 0;
+	assert_true(sweep_leases(&t->r, &l) >= 1);
+	assert_int_equal(l.taken_back, 0);
+	assert_int_equal(l.rc.resends, 2);
+	again = take_resent_off_window(&l.rc, &d);
+	assert_int_equal(again.hdr.flags & PROTO_MSGF_REDELIVERED, PROTO_MSGF_REDELIVERED);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
+	assert_int_equal(stats_of(&t->r).reclaimed, 0);
+	assert_int_equal(ring_take(&other, &again, &fresh), 0);
+	assert_int_equal(fresh.deliveries, 2);
+	assert_true(payload_matches(fresh.payload, 2000, 6));
+	ring_release(&other, &fresh);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* In an at-most-once ring what a receiver took is its own: its lease is
+ * never asked about, however the daemon would answer. */
+static void test_leases_never_run_out_at_most_once(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct lease_ctx l = { .expired = true };
+	struct proto_ring_desc d = produce(&t->r, 1000, 1);
+	struct ring_ref ref;
+	uint64_t w;
+
+	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
+	w = atomic_load(word_at(&t->r, d.offset));
+	for (unsigned sweep = 0; sweep < 3; sweep++)
+		assert_int_equal(sweep_leases(&t->r, &l), 0);
+	assert_int_equal(l.asked, 0);
+	assert_int_equal(l.begins, 0);
+	assert_int_equal(l.rc.resends, 0);
+	assert_int_equal(atomic_load(word_at(&t->r, d.offset)), w);
+	assert_int_equal(stats_of(&t->r).dropped, 0);
+	assert_true(payload_matches(ref.payload, 1000, 1));
+	ring_release(&t->r, &ref);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* A dead holder's chunk is reclaimed as before, its lease not asked
+ * about, and not counted as a lease taken back. */
+static void test_dead_holders_chunk_is_reclaimed_without_asking_its_lease(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .expired = false };
+	struct proto_ring_desc d = produce(&t->r, 1000, 2), again;
+	struct ring dead = other_receiver(t, DEAD_HOLDER);
+	struct ring_ref ref;
+
+	assert_int_equal(ring_take(&dead, &d, &ref), 0);
+	assert_int_equal(sweep_leases(&t->r, &l), 1);
+	assert_int_equal(l.asked, 0);
+	assert_int_equal(l.taken_back, 0);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
+	again = take_resent_off_window(&l.rc, &d);
+	consume(&t->r, &again, 2);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
 /* ---- orphans: descriptors a dead receiver took off the window ---- */
 
 /* A receiver took the descriptor off the mq into its own memory, and
@@ -1960,16 +2187,21 @@ static void test_failed_resend_of_taken_chunk_is_retried_next_sweep(void **state
 	struct ring_ref ref;
 
 	assert_int_equal(ring_take(&t->r, &d, &ref), 0);
-	assert_int_equal(reclaim(&t->r, &c), 0);
+	/* claimed from the dead holder and counted, once, though the
+	 * window refused it */
+	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 1);
 	assert_int_equal(ring_bytes_used(&t->r), chunk_bytes(1000)); /* kept */
-	assert_int_equal(stats_of(&t->r).redelivered, 0);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
 
 	c.resend_ret = 0;
 	c.dead = false; /* the dead pid is no longer needed: the daemon owns it */
 	assert_int_equal(reclaim(&t->r, &c), 1);
 	assert_int_equal(c.resends, 2);
+	assert_int_equal(stats_of(&t->r).redelivered, 1);
+	assert_int_equal(stats_of(&t->r).reclaimed, 0);
 	again = take_resent_off_window(&c, &d);
+	assert_int_equal(again.hdr.flags & PROTO_MSGF_REDELIVERED, PROTO_MSGF_REDELIVERED);
 	consume(&t->r, &again, 1);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
@@ -2509,6 +2741,11 @@ int main(void)
 		RING_TEST(test_reclaim_drops_taken_chunk_at_most_once),
 		RING_TEST(test_reclaim_redelivers_taken_chunk_at_least_once),
 		RING_TEST(test_reclaim_resends_chunk_of_producer_dead_while_publishing),
+		RING_TEST(test_lease_not_run_out_leaves_a_live_holders_chunk_alone),
+		RING_TEST(test_lease_run_out_is_redelivered_once_and_the_late_release_does_nothing),
+		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
+		RING_TEST(test_leases_never_run_out_at_most_once),
+		RING_TEST(test_dead_holders_chunk_is_reclaimed_without_asking_its_lease),
 		RING_TEST(test_reclaim_resends_orphan_of_dead_receiver_and_frees_slot),
 		RING_TEST(test_walk_beside_a_full_window_clears_the_orphan_mark),
 		RING_TEST(test_orphan_taken_between_walks_is_not_resent),
