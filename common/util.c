@@ -17,12 +17,12 @@ bool util_env_true(const char *name)
 	return v && *v && strcmp(v, "0") != 0 && strcasecmp(v, "no") != 0 && strcasecmp(v, "false") != 0;
 }
 
-int parse_size(const char *s, uint64_t *out)
+int parse_digits(const char **s, uint64_t *out)
 {
-	uint64_t v = 0, mult = 1;
-	const char *p = s;
+	const char *p = *s;
+	uint64_t v = 0;
 
-	if (!s || !isdigit((unsigned char)*p))
+	if (!p || !isdigit((unsigned char)*p))
 		return -EINVAL;
 	for (; isdigit((unsigned char)*p); p++) {
 		uint64_t digit = (uint64_t)(*p - '0');
@@ -31,6 +31,19 @@ int parse_size(const char *s, uint64_t *out)
 			return -ERANGE;
 		v = v * 10 + digit;
 	}
+	*s = p;
+	*out = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	const char *p = s;
+	int r = parse_digits(&p, &v);
+
+	if (r < 0)
+		return r;
 	switch (*p) {
 	case '\0':
 		break;

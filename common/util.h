@@ -67,6 +67,9 @@ static inline struct timespec deadline_after(clockid_t clk, int timeout_ms)
 
 /* Parse "123", "64K", "16M", "1G" (binary multiples) into *out.
  * Returns 0, or -EINVAL on a malformed string, -ERANGE on overflow. */
+/* A run of decimal digits at *s (at least one), moving *s past it;
+ * -EINVAL, or -ERANGE beyond 64 bits. */
+int parse_digits(const char **s, uint64_t *out);
 int parse_size(const char *s, uint64_t *out);
 
 /* Whether environment variable name holds a yes: set, not empty, and not

@@ -196,16 +196,10 @@ static int parse_duration_ms(const char *s, uint64_t *ms)
 	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 } };
 	uint64_t v = 0;
 	const char *p = s;
+	int r = parse_digits(&p, &v);
 
-	if (!s || !isdigit((unsigned char)*p))
-		return -EINVAL;
-	for (; isdigit((unsigned char)*p); p++) {
-		uint64_t digit = (uint64_t)(*p - '0');
-
-		if (v > (UINT64_MAX - digit) / 10)
-			return -ERANGE;
-		v = v * 10 + digit;
-	}
+	if (r < 0)
+		return r;
 	if (*p == '\0' && v == 0) {
 		*ms = 0;
 		return 0;
