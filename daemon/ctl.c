@@ -305,6 +305,16 @@ static int op_notify(struct conn *c, const struct proto_req *req, struct reply *
 	return ret;
 }
 
+static unsigned rbufs_of_uid(const struct daemon *d, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = d->conns; c; c = c->next)
+		if (c->cred.uid == uid)
+			n += c->nrbufs;
+	return n;
+}
+
 /* A receiving handle's buffers (rbuf.c), passed as fd: the connection
  * must have opened the queue for receiving before. */
 static int op_recv_bufs(struct conn *c, const struct proto_req *req, int fd, struct reply *r)
@@ -320,6 +330,9 @@ static int op_recv_bufs(struct conn *c, const struct proto_req *req, int fd, str
 		                   q->rec.name);
 	if (fd < 0)
 		return reply_error(r, -EINVAL, "receive buffers come with a descriptor");
+	if (!policy_uid_privileged(c->d, c->cred.uid) && rbufs_of_uid(c->d, c->cred.uid) >= RBUF_PER_USER_MAX)
+		return reply_error(r, -EUSERS, "uid %u has %u receiving handles open already", (unsigned)c->cred.uid,
+		                   RBUF_PER_USER_MAX);
 	ret = rbuf_add(&c->rbufs, &c->nrbufs, q, fd, err, sizeof(err));
 	if (ret < 0)
 		return reply_error(r, ret, "%s", err);

@@ -37,6 +37,9 @@
 #include "queue.h"
 #include "rbuf.h"
 
+/* Receive buffers mapped in the daemon (it is single-threaded). */
+static unsigned rbufs_mapped;
+
 int rbuf_add(struct rbuf **list, unsigned *count, const struct queue *q, int fd, char *err, size_t errcap)
 {
 	size_t len = (size_t)PROTO_RECV_BUFS * q->rec.geo.msg_size;
@@ -47,6 +50,10 @@ int rbuf_add(struct rbuf **list, unsigned *count, const struct queue *q, int fd,
 
 	if (*count >= RBUF_PER_CONN_MAX) {
 		snprintf(err, errcap, "more than %u receiving handles on one connection", RBUF_PER_CONN_MAX);
+		return -EUSERS;
+	}
+	if (rbufs_mapped >= RBUF_TOTAL_MAX) {
+		snprintf(err, errcap, "the daemon holds %u receiving handles' buffers already", RBUF_TOTAL_MAX);
 		return -EUSERS;
 	}
 	if (seals < 0 || !(seals & F_SEAL_SHRINK) || !(seals & F_SEAL_GROW)) {
@@ -75,6 +82,7 @@ int rbuf_add(struct rbuf **list, unsigned *count, const struct queue *q, int fd,
 		            .len = len };
 	*list = b;
 	(*count)++;
+	rbufs_mapped++;
 	return 0;
 }
 
@@ -102,6 +110,7 @@ void rbuf_release_all(struct daemon *d, struct rbuf **list, unsigned *count)
 		*list = b->next;
 		munmap((void *)b->base, b->len);
 		free(b);
+		rbufs_mapped--;
 	}
 	*count = 0;
 }

@@ -19,8 +19,12 @@ struct rbuf {
 	size_t len;
 };
 
-/* Most receiving handles one connection may register. */
+/* Most receiving handles one connection, and the daemon, may register:
+ * each is a mapping, and a process has a bounded number of those
+ * (vm.max_map_count, 65530 by default) that the rings need too. */
 #define RBUF_PER_CONN_MAX 256u
+#define RBUF_PER_USER_MAX 1024u /* root and the daemon's user are not bound */
+#define RBUF_TOTAL_MAX 16384u
 
 /* Map the buffers of a receiving handle of q: fd must be a memfd sealed
  * against shrinking and growing, of PROTO_RECV_BUFS x msg_size bytes.

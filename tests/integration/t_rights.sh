@@ -60,6 +60,12 @@ test_receiver_killed_mid_receive_loses_nothing() {
 	done
 }
 
+test_receiving_handles_of_a_connection_are_bounded() {
+	for i in 1 2 3; do "$IPCQ" create "rb$i"; done
+	rights rbufs rb "case 6 (receiving handles a connection may hold)"
+	for i in 1 2 3; do "$IPCQ" delete "rb$i"; done
+}
+
 test_at_least_once_sends_everything_through_the_ring() {
 	rights ring-only alo "case 4 (at-least-once: small messages through the ring)"
 }
@@ -84,6 +90,7 @@ test_forged_slot_message_is_never_delivered
 test_receive_only_mq_descriptor_refuses_a_send
 test_at_least_once_sends_everything_through_the_ring
 test_receiver_killed_mid_receive_loses_nothing
+test_receiving_handles_of_a_connection_are_bounded
 "$IPCQ" delete amo
 "$IPCQ" delete alo
 stop_daemon

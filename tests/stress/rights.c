@@ -24,6 +24,11 @@
  *       receive buffer and is killed before it takes the chunk: the message
  *       comes back within MIDRECV_BACK_MS, intact, never flagged redelivered
  *       (the daemon reads the dead receiver's buffers)
+ *   rights rbufs SOCKET PREFIX
+ *       one connection opens receiving handles, over queues PREFIX1..3,
+ *       until refused: exactly
+ *       RBUF_CONN_BOUND succeed, the next gets -EUSERS naming the bound, and
+ *       another connection still opens one
  *   rights ring-only SOCKET QUEUE
  *       QUEUE is at-least-once: a message small enough to go inline goes
  *       through the ring all the same (sent_ring counts it) and arrives
@@ -562,6 +567,57 @@ static int midreceive(const char *sock, const char *queue)
 	return broken;
 }
 
+/* ---- receiving handles one connection may hold ---- */
+
+#define RBUF_CONN_BOUND 256 /* daemon/rbuf.h RBUF_PER_CONN_MAX */
+
+/* A connection's receiving handles are bounded (each is a mapping in the
+ * daemon): the one past the bound is refused with -EUSERS, naming it, and
+ * another connection still opens one. */
+static int rbufs(const char *sock, const char *queue)
+{
+	static ipcq_queue *qs[RBUF_CONN_BOUND + 1];
+	ipcq_client *c, *c2;
+	ipcq_queue *q2;
+	int r, n = 0;
+
+	r = ipcq_connect(&c, sock);
+	if (r < 0)
+		return cannot("connect", r);
+	/* over three queues QUEUE1..3: a queue has 128 receive slots */
+	for (; n <= RBUF_CONN_BOUND; n++) {
+		char name[IPCQ_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%s%d", queue, n % 3 + 1);
+		r = ipcq_open(c, name, IPCQ_RECV, &qs[n]);
+		if (r < 0)
+			break;
+	}
+	if (n != RBUF_CONN_BOUND || r != -EUSERS)
+		violated("receiving handle %d on one connection: %s (the bound is %d, then -EUSERS)", n + 1,
+		         r < 0 ? ipcq_strerror(r) : "opened", RBUF_CONN_BOUND);
+	else if (!strstr(ipcq_last_error(c), "receiving handles"))
+		violated("the refusal does not say why: '%s'", ipcq_last_error(c));
+	{
+		char name[IPCQ_NAME_MAX + 1];
+
+		snprintf(name, sizeof(name), "%s1", queue);
+		r = open_queue(sock, name, IPCQ_RECV, &c2, &q2);
+	}
+	if (r < 0)
+		violated("another connection cannot open a receiving handle: %s", ipcq_strerror(r));
+	else
+		close_queue(c2, q2);
+	while (n-- > 0)
+		ipcq_close(qs[n]);
+	ipcq_disconnect(c);
+	if (!broken)
+		printf("a connection holds %d receiving handles, the next is refused with -EUSERS naming the bound; "
+		       "another connection still opens one\n",
+		       RBUF_CONN_BOUND);
+	return broken;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -573,6 +629,7 @@ int main(int argc, char **argv)
 		{ "mq", mq },
 		{ "ring-only", ring_only },
 		{ "midreceive", midreceive },
+		{ "rbufs", rbufs },
 	};
 	size_t i;
 
@@ -583,6 +640,6 @@ int main(int argc, char **argv)
 			return modes[i].run(argv[2], argv[3]);
 		}
 	}
-	fprintf(stderr, "usage: rights maps|forge|mq|ring-only|midreceive SOCKET QUEUE\n");
+	fprintf(stderr, "usage: rights maps|forge|mq|ring-only|midreceive|rbufs SOCKET QUEUE\n");
 	return 2;
 }
