@@ -36,93 +36,9 @@
 #include "ring.h"
 #include "ring_impl.h"
 #include "util.h"
+#include "ring_fixture.h"
 
-#define KIB 1024ull
-
-/* ---- fixtures ---- */
-
-struct test_ring {
-	struct ring r;
-	void *mem; /* the control object */
-	size_t len;
-	void *data; /* the data object */
-	size_t data_len;
-	int data_fd; /* the data object's memfd, or -1 (anonymous) */
-	void *ro_data; /* a read-only mapping of it, for a receive-only view */
-	struct ring_geometry geo;
-};
-
-#define TEST_HOLDER 4242u
-#define RECEIVER_HOLDER 5151u /* a receive-only client */
-#define DEAD_HOLDER 777u /* a holder id no live process has */
-
-static struct test_ring *ring_new_in(uint64_t data_size, uint64_t max_payload, uint32_t delivery, bool memfd)
-{
-	struct test_ring *t = calloc(1, sizeof(*t));
-
-	assert_non_null(t);
-	t->geo = (struct ring_geometry){
-		.data_size = data_size, .max_payload = max_payload, .msg_size = 256, .delivery = delivery
-	};
-	assert_int_equal(ring_geometry_check(&t->geo, NULL), 0);
-	t->len = ring_map_size(&t->geo);
-	t->data_len = ring_data_map_size(&t->geo);
-	t->data_fd = -1;
-	t->mem = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	assert_true(t->mem != MAP_FAILED);
-	if (memfd) {
-		t->data_fd = memfd_create("test_ring.data", MFD_CLOEXEC);
-		assert_true(t->data_fd >= 0);
-		assert_int_equal(ftruncate(t->data_fd, (off_t)t->data_len), 0);
-		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED, t->data_fd, 0);
-	} else {
-		t->data = mmap(NULL, t->data_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	}
-	assert_true(t->data != MAP_FAILED);
-	assert_int_equal(ring_format(&t->r, t->mem, t->len, t->data, t->data_len, &t->geo), 0);
-	t->r.self = TEST_HOLDER;
-	return t;
-}
-
-static struct test_ring *ring_new(uint64_t data_size, uint64_t max_payload, uint32_t delivery)
-{
-	return ring_new_in(data_size, max_payload, delivery, false);
-}
-
-/* A receive-only client's view of t (made with ring_new_in(..., true)):
- * the control object shared read-write, the data object mapped again,
- * read-only, as the daemon's read-only descriptor makes it. */
-static void attach_receive_only(struct test_ring *t, struct ring *ro)
-{
-	assert_true(t->data_fd >= 0);
-	if (!t->ro_data) {
-		t->ro_data = mmap(NULL, t->data_len, PROT_READ, MAP_SHARED, t->data_fd, 0);
-		assert_true(t->ro_data != MAP_FAILED);
-	}
-	assert_int_equal(ring_attach(ro, t->mem, t->len, t->ro_data, t->data_len, false), 0);
-	assert_false(ro->writable);
-	ro->self = RECEIVER_HOLDER;
-}
-
-static void ring_free(struct test_ring *t)
-{
-	if (!t)
-		return;
-	if (t->ro_data)
-		munmap(t->ro_data, t->data_len);
-	munmap(t->data, t->data_len);
-	munmap(t->mem, t->len);
-	if (t->data_fd >= 0)
-		close(t->data_fd);
-	free(t);
-}
-
-static int teardown_ring(void **state)
-{
-	ring_free(*state);
-	*state = NULL;
-	return 0;
-}
+/* ---- fixtures (ring_fixture.h) ---- */
 
 static uint64_t chunk_bytes(size_t len)
 {
@@ -2250,34 +2166,6 @@ static void test_reclaim_lets_released_chunks_behind_dead_one_go(void **state)
 }
 
 /* ---- a receive-only client ---- */
-
-#define SEGV_EXIT 99
-
-static void exit_on_segv(int sig)
-{
-	(void)sig;
-	_exit(SEGV_EXIT);
-}
-
-/* A write to p faults (the check is live: a write the library made
- * through a receive-only view would kill the test). */
-static void assert_write_faults(void *p)
-{
-	pid_t pid = fork();
-	int st;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		struct sigaction sa = { .sa_handler = exit_on_segv };
-
-		sigaction(SIGSEGV, &sa, NULL);
-		sigaction(SIGBUS, &sa, NULL);
-		*(volatile unsigned char *)p = *(volatile unsigned char *)p;
-		_exit(0);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	assert_true((WIFEXITED(st) && WEXITSTATUS(st) == SEGV_EXIT) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV));
-}
 
 /* A receive-only client (its data object mapped read-only) takes, reads
  * and releases chunks, out of order too; it leaves the tail where it is
