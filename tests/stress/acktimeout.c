@@ -42,6 +42,7 @@
 
 #include "ipcq.h"
 #include "pattern.h"
+#include "timing.h"
 
 #define MSG_LEN 2000u
 #define TAKE_WAIT_MS 5000      /* for the holder's first receive */
@@ -69,22 +70,6 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
 		waitpid(holder_pid, NULL, 0);
 	}
 	exit(1);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000l };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* One byte from fd within timeout_ms, or -1. */

@@ -80,6 +80,7 @@
 
 #include "ipcq.h"
 #include "pattern.h"
+#include "timing.h"
 
 #define MSG_MAGIC 0x4b4c4342u /* "BCLK" */
 #define STATE_MAGIC 0x54534342u
@@ -236,22 +237,6 @@ static int parse_ulong(const char *s, unsigned long max, unsigned long *out)
 	}
 	*out = v;
 	return 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000l };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 static int open_queue(const char *who, const char *name, int flags, ipcq_client **c, ipcq_queue **q)

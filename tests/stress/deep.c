@@ -52,6 +52,7 @@
 
 #include "ipcq.h"
 #include "pattern.h"
+#include "timing.h"
 
 #define DEEP_MAGIC 0x70656564u /* "deep" */
 #define WATCHDOG_S 60
@@ -91,14 +92,6 @@ static uint64_t now_ns(void)
 static double since_s(uint64_t t0)
 {
 	return (double)(now_ns() - t0) / 1e9;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
 }
 
 static void *xmalloc(size_t n)

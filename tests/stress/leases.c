@@ -69,6 +69,7 @@
 
 #include "ipcq.h"
 #include "pattern.h"
+#include "timing.h"
 
 #define MSG_MAGIC 0x5345534cu /* "LSES" */
 #define SMALL_LEN 100u
@@ -134,22 +135,6 @@ __attribute__((format(printf, 1, 2), noreturn)) static void fail(const char *fmt
 	fputc('\n', stderr);
 	kill_workers();
 	exit(1);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000u, .tv_nsec = (long)(ms % 1000u) * 1000000l };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* ---- messages ---- */

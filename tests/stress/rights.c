@@ -64,6 +64,7 @@
 #include "ipcq.h"
 #include "proto.h"
 #include "ring.h"
+#include "timing.h"
 
 #define EXIT_BROKEN 1
 #define EXIT_CANNOT 3
@@ -313,14 +314,6 @@ static void forge_and_die(const char *sock, const char *queue)
 	atomic_thread_fence(memory_order_seq_cst);
 	kill(getpid(), SIGKILL);
 	_exit(EXIT_CANNOT);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int forge(const char *sock, const char *queue)

@@ -88,6 +88,7 @@
 #include "client.h" /* the handle's raw mq, which a hostile client would use */
 #include "ipcq.h"
 #include "pattern.h"
+#include "timing.h"
 
 #define CALL_TIMEOUT_MS 100
 /* a call that returns this much after its timeout is late: far beyond
@@ -146,14 +147,6 @@ static uint64_t rng_state;
 static uint64_t rnd(void)
 {
 	return splitmix64(&rng_state);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Milliseconds left until deadline (a now_ms() time), 0 once it passed. */
