@@ -177,19 +177,32 @@ static bool take_held(ipcq_queue *q, ipcq_msg *m)
 
 /* A chunk this handle took (from the window or the backlog): its message,
  * or the first of its batch, with the rest held for the next receives. */
+/* A growing array arr of *cap elements of size bytes, n of them in use,
+ * with room for one more: arr itself, or grown (*cap updated); NULL when
+ * it is full and cannot grow (arr is left as it was). */
+static void *with_room(void *arr, unsigned *cap, unsigned n, size_t size)
+{
+	unsigned want = *cap ? 2 * *cap : 8;
+	void *grown;
+
+	if (n < *cap)
+		return arr;
+	grown = reallocarray(arr, want, size);
+	if (grown)
+		*cap = want;
+	return grown;
+}
+
 /* Under recv_lock: note a chunk taken (for ipcq_close), or forget it. */
 static void taken_add(ipcq_queue *q, const struct ring_ref *ref)
 {
-	if (q->ntaken == q->taken_cap) {
-		unsigned cap = q->taken_cap ? 2 * q->taken_cap : 8;
-		struct ring_ref *t = reallocarray(q->taken, cap, sizeof(*t));
+	struct ring_ref *t = with_room(q->taken, &q->taken_cap, q->ntaken, sizeof(*t));
 
-		if (!t)
-			return; /* not given back at close: the daemon does, at exit */
+	/* without room it is not given back at close: the daemon does, at exit */
+	if (t) {
 		q->taken = t;
-		q->taken_cap = cap;
+		q->taken[q->ntaken++] = *ref;
 	}
-	q->taken[q->ntaken++] = *ref;
 }
 
 static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
@@ -249,20 +262,15 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 	got = hand_record(q, &hb, m);
 	if (hb.next < hb.ref.count) {
 		/* the rest is held for the next receives on the handle; never
-		 * given back here, where one of its messages is in a view */
-		if (q->nheld == q->held_cap) {
-			unsigned cap = q->held_cap ? 2 * q->held_cap : 4;
-			struct held_batch *h = reallocarray(q->held, cap, sizeof(*h));
-
-			if (h) {
-				q->held = h;
-				q->held_cap = cap;
-			}
-		}
-		/* without memory to hold them, the rest stays taken by this
+		 * given back here, where one of its messages is in a view.
+		 * Without memory to hold them, the rest stays taken by this
 		 * process until it exits, and the daemon gives it to others */
-		if (q->nheld < q->held_cap)
+		struct held_batch *h = with_room(q->held, &q->held_cap, q->nheld, sizeof(*h));
+
+		if (h) {
+			q->held = h;
 			q->held[q->nheld++] = hb;
+		}
 	}
 	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
@@ -401,20 +409,15 @@ static bool take_pending(ipcq_queue *q, ipcq_msg *m)
  * cannot put it back on the mq, and it must not be lost. */
 static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
 {
+	ipcq_msg *k;
 	int r = 0;
 
 	pthread_mutex_lock(&q->recv_lock);
-	if (q->nkept == q->kept_cap) {
-		unsigned cap = q->kept_cap ? 2 * q->kept_cap : 4;
-		ipcq_msg *k = reallocarray(q->kept, cap, sizeof(*k));
-
-		if (k) {
-			q->kept = k;
-			q->kept_cap = cap;
-		} else {
-			r = -ENOMEM;
-		}
-	}
+	k = with_room(q->kept, &q->kept_cap, q->nkept, sizeof(*k));
+	if (k)
+		q->kept = k;
+	else
+		r = -ENOMEM;
 	if (r == 0) {
 		q->kept[q->nkept] = *m;
 		atomic_store_explicit(&q->nkept, q->nkept + 1, memory_order_release);
@@ -639,20 +642,15 @@ static void ack_mine(ipcq_queue *q)
 /* Keep a copy's message leased to this thread until it acks it. */
 static int lease_add(ipcq_queue *q, const ipcq_msg *m)
 {
+	struct lease *l;
 	int r = 0;
 
 	pthread_mutex_lock(&q->recv_lock);
-	if (q->nleases == q->lease_cap) {
-		unsigned cap = q->lease_cap ? 2 * q->lease_cap : 4;
-		struct lease *l = reallocarray(q->leases, cap, sizeof(*l));
-
-		if (l) {
-			q->leases = l;
-			q->lease_cap = cap;
-		} else {
-			r = -ENOMEM;
-		}
-	}
+	l = with_room(q->leases, &q->lease_cap, q->nleases, sizeof(*l));
+	if (l)
+		q->leases = l;
+	else
+		r = -ENOMEM;
 	if (r == 0)
 		q->leases[q->nleases++] = (struct lease){ .m = *m, .thread = pthread_self() };
 	pthread_mutex_unlock(&q->recv_lock);
