@@ -532,12 +532,9 @@ static bool may_hold_more(const ipcq_queue *q)
 	return atomic_load_explicit(&q->nviews, memory_order_relaxed) < HELD_MAX;
 }
 
-EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+/* ipcq_recv_view once its arguments are checked. */
+static int recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
-	int r = check_recv(q, m);
-
-	if (r < 0)
-		return r;
 	if (take_pending(q, m))
 		return 0;
 	/* at the bound, what the handle took already still goes out: only
@@ -545,6 +542,13 @@ EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	if (!may_hold_more(q))
 		return take_held(q, m) ? 0 : -ENOBUFS;
 	return recv_next(q, m, timeout_ms);
+}
+
+EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
+{
+	int r = check_recv(q, m);
+
+	return r < 0 ? r : recv_view(q, m, timeout_ms);
 }
 
 EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeout_ms)
@@ -681,7 +685,7 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 		return r;
 	/* the copy this thread had before is done with: acked */
 	ack_mine(q);
-	r = ipcq_recv_view(q, &m, timeout_ms);
+	r = recv_view(q, &m, timeout_ms);
 	if (r < 0)
 		return r;
 	if (m.len > cap) {
