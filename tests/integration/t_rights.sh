@@ -60,6 +60,10 @@ test_receiver_killed_mid_receive_loses_nothing() {
 	done
 }
 
+test_hostile_receive_buffers_are_refused() {
+	rights badbufs amo "case 7 (receive buffers a client forges)"
+}
+
 test_receiving_handles_of_a_connection_are_bounded() {
 	for i in 1 2 3; do "$IPCQ" create "rb$i"; done
 	rights rbufs rb "case 6 (receiving handles a connection may hold)"
@@ -91,6 +95,7 @@ test_receive_only_mq_descriptor_refuses_a_send
 test_at_least_once_sends_everything_through_the_ring
 test_receiver_killed_mid_receive_loses_nothing
 test_receiving_handles_of_a_connection_are_bounded
+test_hostile_receive_buffers_are_refused
 "$IPCQ" delete amo
 "$IPCQ" delete alo
 stop_daemon

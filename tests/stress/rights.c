@@ -24,6 +24,10 @@
  *       receive buffer and is killed before it takes the chunk: the message
  *       comes back within MIDRECV_BACK_MS, intact, never flagged redelivered
  *       (the daemon reads the dead receiver's buffers)
+ *   rights badbufs SOCKET QUEUE
+ *       receive buffers handed to the daemon that are no descriptor, a pipe,
+ *       an unsealed memfd or a memfd of the wrong size are refused with
+ *       -EINVAL, and the daemon goes on answering
  *   rights rbufs SOCKET PREFIX
  *       one connection opens receiving handles, over queues PREFIX1..3,
  *       until refused: exactly
@@ -49,12 +53,14 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,6 +68,7 @@
 
 #include "client.h" /* the handle's ring, slot and mq, which a hostile client would use */
 #include "ipcq.h"
+#include "fdpass.h"
 #include "proto.h"
 #include "ring.h"
 #include "timing.h"
@@ -560,6 +567,77 @@ static int midreceive(const char *sock, const char *queue)
 	return broken;
 }
 
+/* ---- receive buffers a client hands the daemon: hostile ones ---- */
+
+/* Send RECV_BUFS for queue on c's connection with fd (or none), as a
+ * hostile client would; the daemon's status, or a negative errno when no
+ * reply came. */
+static int raw_recv_bufs(ipcq_client *c, const char *queue, int fd)
+{
+	struct proto_req req;
+	struct proto_reply rep;
+	int got[4];
+	unsigned n = 0;
+	ssize_t len;
+
+	proto_req_init(&req, PROTO_OP_RECV_BUFS, 0x7fff0000u, queue);
+	len = fdpass_send(c->fd, &req, sizeof(req), &fd, fd >= 0, MSG_NOSIGNAL);
+	if (len < 0)
+		return (int)len;
+	len = fdpass_recv(c->fd, &rep, sizeof(rep), got, 4, &n, 0);
+	fdpass_close(got, n);
+	if (len < (ssize_t)offsetof(struct proto_reply, errmsg))
+		return len < 0 ? (int)len : -EPROTO;
+	return rep.status;
+}
+
+/* Buffers that are not a sealed memfd of the right size are refused with
+ * -EINVAL, and the daemon goes on serving; a proper one is taken. */
+static int badbufs(const char *sock, const char *queue)
+{
+	size_t good = (size_t)PROTO_RECV_BUFS * 512; /* the queues' msg_size: the default */
+	ipcq_client *c;
+	ipcq_queue *q;
+	ipcq_stats st;
+	int fds[2], mfd, sealed, r;
+
+	r = open_queue(sock, queue, IPCQ_RECV, &c, &q);
+	if (r < 0)
+		return cannot("open a receiver", r);
+	if (pipe(fds) < 0)
+		return cannot("pipe", -errno);
+	mfd = memfd_create("unsealed", MFD_CLOEXEC);
+	sealed = memfd_create("sealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0 || sealed < 0 || ftruncate(mfd, (off_t)good) < 0 || ftruncate(sealed, (off_t)good / 2) < 0 ||
+	    fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
+		return cannot("make memfds", -errno);
+	struct {
+		const char *what;
+		int fd;
+	} bad[] = { { "no descriptor", -1 },
+		    { "a pipe", fds[0] },
+		    { "a memfd that is not sealed", mfd },
+		    { "a sealed memfd of half the size", sealed } };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = raw_recv_bufs(c, queue, bad[i].fd);
+		if (r != -EINVAL)
+			violated("receive buffers from %s: %s, not -EINVAL", bad[i].what,
+			         r == 0 ? "taken" : ipcq_strerror(r));
+	}
+	r = ipcq_stat(c, queue, &st);
+	if (r < 0)
+		violated("the daemon does not answer after them: %s", ipcq_strerror(r));
+	close(fds[0]);
+	close(fds[1]);
+	close(mfd);
+	close(sealed);
+	close_queue(c, q);
+	if (!broken)
+		printf("receive buffers that are no descriptor, a pipe, an unsealed memfd or a memfd of the wrong "
+		       "size are refused with -EINVAL; the daemon goes on\n");
+	return broken;
+}
+
 /* ---- receiving handles one connection may hold ---- */
 
 #define RBUF_CONN_BOUND 256 /* daemon/rbuf.h RBUF_PER_CONN_MAX */
@@ -623,6 +701,7 @@ int main(int argc, char **argv)
 		{ "ring-only", ring_only },
 		{ "midreceive", midreceive },
 		{ "rbufs", rbufs },
+		{ "badbufs", badbufs },
 	};
 	size_t i;
 
@@ -633,6 +712,6 @@ int main(int argc, char **argv)
 			return modes[i].run(argv[2], argv[3]);
 		}
 	}
-	fprintf(stderr, "usage: rights maps|forge|mq|ring-only|midreceive|rbufs SOCKET QUEUE\n");
+	fprintf(stderr, "usage: rights maps|forge|mq|ring-only|midreceive|rbufs|badbufs SOCKET QUEUE\n");
 	return 2;
 }
