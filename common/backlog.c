@@ -446,6 +446,7 @@ struct append_args {
 	uint32_t len;
 	unsigned prio;
 	unsigned batch_max;
+	uint64_t expires;
 };
 
 static void put_record(unsigned char *at, const void *buf, uint32_t len)
@@ -458,7 +459,8 @@ static void put_record(unsigned char *at, const void *buf, uint32_t len)
 }
 
 /* Under the lock: grow the newest chunk by one record, if it is a batch
- * of this priority in the backlog with room; -EAGAIN if it is not. */
+ * of this priority and expiry in the backlog with room; -EAGAIN if it is
+ * not.  Expiries are in milliseconds, so a burst shares them. */
 static int grow_newest_locked(struct ring *r, const struct append_args *a)
 {
 	struct ring_hdr *h = r->hdr;
@@ -473,6 +475,7 @@ static int grow_newest_locked(struct ring *r, const struct append_args *a)
 	c = ring_chunk_at(r, last);
 	if (atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire) != RING_WORD(RING_QUEUED, 0, c->gen) ||
 	    c->magic != RING_CHUNK_MAGIC || c->pos != last || c->kind != RING_KIND_BATCH || c->prio != a->prio ||
+	    c->expires != a->expires ||
 	    c->count == 0 || c->count >= a->batch_max || c->count >= RING_BATCH_MAX || c->size != head - last ||
 	    atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) != 0 || c->len > r->max_payload - rec)
 		return -EAGAIN;
@@ -509,16 +512,19 @@ static int try_append(struct ring *r, void *arg)
 	c->kind = RING_KIND_BATCH;
 	c->count = 1;
 	c->prio = a->prio;
+	c->expires = a->expires;
 	put_record(ref.payload, a->buf, a->len);
 	ring_seal(c);
 	queue_locked(r, c, ref.pos, 1, level_for(r->hdr, a->prio));
 	return 0;
 }
 
-int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, unsigned batch_max,
+int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, uint64_t expires, unsigned batch_max,
                    const struct backlog_window *w, int timeout_ms)
 {
-	struct append_args a = { .buf = buf, .len = (uint32_t)len, .prio = prio, .batch_max = batch_max };
+	struct append_args a = {
+		.buf = buf, .len = (uint32_t)len, .prio = prio, .batch_max = batch_max, .expires = expires
+	};
 	int ret;
 
 	if (len > RING_REC_MAX || ring_rec_size(len) > r->max_payload)

@@ -48,9 +48,10 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
                    const struct backlog_window *w, int timeout_ms, unsigned flags);
 
 /* Sender: one message of at most RING_REC_MAX bytes into the backlog,
- * coalesced with the newest batch of its priority while that has room
- * (batch_max messages at most); waits for ring space up to timeout_ms. */
-int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, unsigned batch_max,
+ * expiring at expires (ring_chunk.expires), coalesced with the newest
+ * batch of its priority and expiry while that has room (batch_max
+ * messages at most); waits for ring space up to timeout_ms. */
+int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, uint64_t expires, unsigned batch_max,
                    const struct backlog_window *w, int timeout_ms);
 
 /* Receiver: take the next chunk waiting in the backlog (batches given

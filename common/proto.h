@@ -39,9 +39,14 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 4u
+#define PROTO_VERSION 5u
 /* Largest holder id (24 bits: it shares a chunk's state word). */
 #define PROTO_HOLDER_MAX 0xffffffu
+/* The daemon's own holder id, for what it writes into a dead-letter
+ * queue: never given to a client, and never holding anything between two
+ * turns of the daemon's loop (so a lock or chunk found with it is a dead
+ * daemon's). */
+#define PROTO_HOLDER_DAEMON PROTO_HOLDER_MAX
 
 /* prefix of every kernel object name (see proto_object_name) */
 #define PROTO_OBJ_PREFIX "/ipcq."
@@ -51,7 +56,7 @@
 
 enum proto_op {
 	PROTO_OP_OPEN = 1,   /* name, flags (IPCQ_SEND|RECV|CREATE), geo */
-	PROTO_OP_CREATE = 2, /* name, geo */
+	PROTO_OP_CREATE = 2, /* name, geo, opts */
 	PROTO_OP_DELETE = 3, /* name */
 	PROTO_OP_PURGE = 4,  /* name */
 	PROTO_OP_STAT = 5,   /* name */
@@ -72,6 +77,7 @@ struct proto_req {
 	char name[IPCQ_NAME_MAX + 1];
 	char pad_[7];
 	ipcq_geometry geo;
+	ipcq_queue_opts opts; /* CREATE, and OPEN with IPCQ_CREATE */
 };
 
 struct proto_reply {
@@ -177,6 +183,10 @@ struct proto_meta {
 	ipcq_geometry geo;
 	_Atomic uint32_t deleted;     /* the daemon deleted the queue */
 	_Atomic uint32_t quarantined; /* its shared memory failed the daemon's checks */
+	/* what the queue does with what it cannot deliver (ipcq_queue_opts),
+	 * as the daemon's config says now: read at every send and take */
+	_Atomic uint64_t ttl_ms;
+	_Atomic uint32_t max_deliveries;
 };
 
 /* ---- geometry ---- */

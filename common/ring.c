@@ -217,6 +217,7 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len, void *data, siz
 	r->msg_size = r->hdr->msg_size;
 	r->delivery = r->hdr->delivery;
 	r->bell = -1;
+	r->nowait = false;
 }
 
 int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
@@ -349,6 +350,8 @@ int ring_lock_until(struct ring *r, const struct timespec *dl)
 
 	if (r->self == 0 || r->self > PROTO_HOLDER_MAX)
 		return -EOWNERDEAD;
+	if (r->nowait)
+		return ring_trylock(r) == 0 ? 0 : -ETIMEDOUT;
 	if (!r->writable)
 		return lock_word_until(&r->hdr->lock, r->self, dl);
 	ret = lock_word_until(&r->sp->lock, r->self, dl);
@@ -669,6 +672,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	ring_cs(r, c)->level = 0;
 	ring_cs(r, c)->deliveries = 0;
 	c->count = 0;
+	c->expires = 0;
 	atomic_store_explicit(&c->sealed, 0, memory_order_relaxed);
 	atomic_store_explicit(&ring_cs(r, c)->handed, 0, memory_order_relaxed);
 	atomic_store_explicit(&ring_cs(r, c)->done, 0, memory_order_relaxed);
@@ -859,6 +863,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		                  .kind = c->kind,
 		                  .count = c->kind == RING_KIND_BATCH ? c->count : 0,
 		                  .prio = c->prio,
+		                  .expires = c->expires,
 		                  .handed = atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed),
 		                  .done = atomic_load_explicit(&ring_cs(r, c)->done, memory_order_relaxed) };
 	if (out->kind != RING_KIND_BATCH)
@@ -943,6 +948,23 @@ bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx
 		return false; /* not ours any more (or spoilt): leave it to the daemon */
 	was = atomic_fetch_or_explicit(&ring_cs(r, c)->done, bit, memory_order_acq_rel);
 	return !(was & bit) && ((was | bit) & ring_batch_mask(n)) == ring_batch_mask(n);
+}
+
+bool ring_doom(struct ring *r, uint64_t offset, uint64_t gen)
+{
+	struct ring_chunk *c;
+	uint64_t w = RING_WORD(RING_TAKEN, r->self, gen);
+
+	if (offset % RING_ALIGN || offset > r->data_size - RING_ALIGN)
+		return false;
+	c = (struct ring_chunk *)(r->data + offset);
+	return atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_DOOMED, 0, gen),
+	                                               memory_order_release, memory_order_relaxed);
+}
+
+uint64_t ring_now_ms(void)
+{
+	return now_ns(CLOCK_MONOTONIC) / 1000000u;
 }
 
 /* ---- receive slots ---- */
@@ -1058,6 +1080,51 @@ static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int wi
 	return 1;
 }
 
+/* A chunk a receiver DOOMED: what of it is not done goes to the
+ * dead-letter queue, or is dropped (see ring_reclaim_ops.dead_letter);
+ * then it is released.  Its header was written by a sender: checked
+ * before its bytes are read. */
+static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
+{
+	struct ring_hdr *h = r->hdr;
+	struct ring_recview recs[RING_BATCH_MAX];
+	uint64_t gen = c->gen;
+	bool batch = c->kind == RING_KIND_BATCH;
+	bool intact = RING_WORD_GEN32(w) == (uint32_t)gen && atomic_load_explicit(&c->sealed, memory_order_acquire) == gen &&
+	              c->magic == RING_CHUNK_MAGIC && c->len <= r->max_payload &&
+	              ring_chunk_size_for(c->len) <= c->size && c->kind <= RING_KIND_BATCH;
+	unsigned n = 0;
+	int ret = 0;
+
+	if (!ops->dead_letter)
+		return 0; /* the periodic sweep's work */
+	if (intact && batch) {
+		struct ring_ref ref = { .payload = c + 1, .len = c->len, .count = c->count };
+		struct ring_recview all[RING_BATCH_MAX];
+		uint64_t left;
+
+		intact = ring_batch_records(r, &ref, all) == 0;
+		left = intact ? ring_batch_mask(c->count) & ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire) : 0;
+		for (unsigned i = 0; i < c->count; i++)
+			if (left & ((uint64_t)1 << i))
+				recs[n++] = all[i];
+	} else if (intact) {
+		recs[n++] = (struct ring_recview){ .data = c + 1, .len = c->len };
+	}
+	if (n)
+		ret = ops->dead_letter(recs, n, c->prio, ops->ctx);
+	if (ret == -EAGAIN)
+		return 0;
+	if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
+	                                             memory_order_acq_rel, memory_order_relaxed))
+		return 0;
+	if (!intact)
+		atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
+	/* expired ones were counted by the receiver that found them so */
+	atomic_fetch_add_explicit(ret > 0 ? &h->dead_lettered : &h->dropped, n, memory_order_relaxed);
+	return 1;
+}
+
 /* Whether the lease of a live holder on its TAKEN chunk ran out: asked in
  * the daemon's sweep of an at-least-once ring alone (the ring's delivery
  * mode is the one copied at attach, not the header's). */
@@ -1068,6 +1135,13 @@ static bool lease_ran_out(const struct ring *r, const struct ring_chunk *c, uint
 		return false;
 	return ops->lease_expired((uint64_t)((const unsigned char *)c - r->data), w, ring_cs(r, c)->deliveries,
 	                          ops->ctx);
+}
+
+/* Whether what a receiver held of chunk c was delivered as often as the
+ * queue allows: then it is DOOMED, not delivered again. */
+static bool delivered_enough(const struct ring *r, const struct ring_chunk *c, const struct ring_reclaim_ops *ops)
+{
+	return r->delivery != 0 && ops->max_deliveries && ring_cs(r, c)->deliveries >= ops->max_deliveries;
 }
 
 /* A chunk whose holder died (or whose lease ran out: *expired counts
@@ -1085,6 +1159,8 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 	bool batch = c->kind == RING_KIND_BATCH && c->count > 0 && c->count <= RING_BATCH_MAX;
 	bool lease = false;
 
+	if (st == RING_DOOMED)
+		return doomed_chunk(r, c, w, ops);
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
 		return orphan_check(r, c, w, window_empty, ops);
 	if (holder != 0 && !ops->is_dead(holder, ops->ctx)) {
@@ -1094,7 +1170,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		lease = true;
 	}
 	if (st == RING_TAKEN && batch) {
-		unsigned again;
+		unsigned again, left;
 
 		/* claimed first, so the bookkeeping is done once; a live holder
 		 * whose lease ran out finds the chunk no longer its own, and its
@@ -1103,8 +1179,14 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		                                             memory_order_relaxed))
 			return 0;
 		*expired += lease;
-		if (batch_leftover(r, c, &again) == 0) {
+		left = batch_leftover(r, c, &again);
+		if (left == 0) {
 			atomic_store_explicit(&ring_cs(r, c)->word, released, memory_order_release);
+			return 1;
+		}
+		if (again == left && delivered_enough(r, c, ops)) {
+			ring_depth_add(r, -(int64_t)again);
+			atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_DOOMED, 0, c->gen), memory_order_release);
 			return 1;
 		}
 		/* redelivered: the messages a receiver had; reclaimed: a chunk
@@ -1130,6 +1212,10 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		                                             memory_order_relaxed))
 			return 0;
 		*expired += lease;
+		if (delivered_enough(r, c, ops)) {
+			atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_DOOMED, 0, c->gen), memory_order_release);
+			return 1;
+		}
 		atomic_store_explicit(&ring_cs(r, c)->handed, 1, memory_order_relaxed);
 		ring_depth_add(r, 1);
 		atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
@@ -1284,6 +1370,9 @@ void ring_fill_stats(struct ring *r, ipcq_stats *st)
 	st->reclaimed = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
 	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
 	st->acked = atomic_load_explicit(&h->acked, memory_order_relaxed);
+	st->expired = atomic_load_explicit(&h->expired, memory_order_relaxed);
+	st->dead_lettered = atomic_load_explicit(&h->dead_lettered, memory_order_relaxed);
+	st->nacked = atomic_load_explicit(&h->nacked, memory_order_relaxed);
 	st->delivery = r->delivery;
 	st->receivers = ring_receivers(r);
 	st->depth = ring_depth(r);
@@ -1339,7 +1428,7 @@ uint64_t ring_purge_backlog(struct ring *r)
 		n = ring_chunk_msgs(r, c);
 		/* in the backlog, or a redelivery of ours waiting for room in
 		 * the window (PUBLISHING with no holder) */
-		if ((RING_WORD_STATE(w) == RING_QUEUED ||
+		if ((RING_WORD_STATE(w) == RING_QUEUED || RING_WORD_STATE(w) == RING_DOOMED ||
 		     (RING_WORD_STATE(w) == RING_PUBLISHING && RING_WORD_HOLDER(w) == 0)) &&
 		    atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
 		                                            memory_order_acq_rel, memory_order_relaxed))

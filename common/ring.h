@@ -46,6 +46,10 @@ enum ring_state {
 	RING_RELEASED = 5,   /* done; space returns when every earlier chunk is done */
 	RING_PAD = 6,        /* filler up to the end of the data area (no payload) */
 	RING_QUEUED = 7,     /* complete, in the backlog: its descriptor is not on the mq yet */
+	/* a receiver gave it up for good (expired, delivered max_deliveries
+	 * times, rejected): the daemon's sweep dead-letters or drops what of
+	 * it is not done (no holder) */
+	RING_DOOMED = 8,
 };
 
 /* What a chunk's payload is. */
@@ -96,7 +100,10 @@ struct ring_chunk {
 	 * state word someone set by hand does not make a half-written chunk
 	 * takeable */
 	_Atomic uint64_t sealed;
-	uint64_t spare_[2];
+	/* CLOCK_MONOTONIC milliseconds from which it is never delivered (its
+	 * ttl ran out); 0: never.  A batch's records share it. */
+	uint64_t expires;
+	uint64_t spare_;
 };
 
 /* A chunk's state, in the control object's table (one per RING_ALIGN
@@ -186,6 +193,9 @@ struct ring_hdr {
 	_Atomic uint64_t reclaimed;
 	_Atomic uint64_t rejected;
 	_Atomic uint64_t acked;
+	_Atomic uint64_t expired;       /* messages whose ttl ran out before a receiver had them */
+	_Atomic uint64_t dead_lettered; /* messages the daemon moved to the dead-letter queue */
+	_Atomic uint64_t nacked;        /* messages receivers gave back or rejected (ipcq_nack) */
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
@@ -211,6 +221,9 @@ struct ring {
 	uint32_t msg_size;
 	uint32_t delivery;
 	uint32_t self; /* this process's holder id (the library's; 0 in the daemon) */
+	/* locks are tried, never waited for (the daemon writing to a
+	 * dead-letter queue, as holder PROTO_HOLDER_DAEMON) */
+	bool nowait;
 	int bell;      /* the queue's eventfd, readable while the backlog is not empty; -1: none */
 };
 
@@ -228,6 +241,7 @@ struct ring_ref {
 	uint64_t handed; /* records handed out before (a redelivered batch) */
 	uint64_t done;   /* records done with before: skip them */
 	unsigned deliveries; /* times taken by a receiver, this take included */
+	uint64_t expires;    /* the chunk's expiry (ring_chunk.expires) */
 };
 
 /* A record of a taken batch, checked against the chunk's bounds. */
@@ -301,6 +315,18 @@ bool ring_batch_handed(struct ring *r, uint64_t offset, uint64_t gen, unsigned i
 bool ring_holds(const struct ring *r, uint64_t offset, uint64_t gen);
 bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx);
 
+/* Consumer: give up a chunk this process holds for good (TAKEN by it,
+ * of generation gen): expired, delivered too often, or rejected.  What of
+ * it is not done the daemon dead-letters or drops.  false if it was not
+ * this process's any more. */
+bool ring_doom(struct ring *r, uint64_t offset, uint64_t gen);
+/* The clock of chunk expiries: CLOCK_MONOTONIC milliseconds. */
+uint64_t ring_now_ms(void);
+static inline bool ring_expired(uint64_t expires, uint64_t now_ms)
+{
+	return expires != 0 && now_ms >= expires;
+}
+
 /* Receive slots, claimed for r->self. */
 int ring_slot_claim(struct ring *r);   /* index or -EUSERS */
 void ring_slot_free(struct ring *r, int idx);
@@ -335,6 +361,16 @@ struct ring_reclaim_ops {
 	void (*walk_begin)(void *ctx);
 	bool (*lease_expired)(uint64_t offset, uint64_t word, unsigned deliveries, void *ctx);
 	void (*walk_end)(bool whole, unsigned taken_back, void *ctx);
+	/* Chunks receivers DOOMED, in the periodic sweep (NULL in other
+	 * walks): what of one is not done (n messages, checked against the
+	 * chunk's bounds, in place in the ring) goes to the queue's
+	 * dead-letter queue: 1 moved, 0 dropped (none is set, or it cannot
+	 * take them), -EAGAIN to try again at the next sweep (its locks were
+	 * busy, it is full).  The chunk is then released, and counted. */
+	int (*dead_letter)(const struct ring_recview *msgs, unsigned n, unsigned prio, void *ctx);
+	/* at-least-once: what a holder held that was delivered this many
+	 * times is DOOMED rather than delivered again (0: no bound) */
+	unsigned max_deliveries;
 	void *ctx;
 };
 

@@ -110,3 +110,32 @@ void eventfd_level(int fd, bool readable)
 		/* EAGAIN: it says so already (or a client filled it: it stays readable) */
 	}
 }
+
+/* "0", or a whole number with a unit: ms, s, m or h.  A bare number other
+ * than 0 is refused: "30" could mean seconds or milliseconds. */
+int parse_duration_ms(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 } };
+	uint64_t v = 0;
+	const char *p = s;
+	int r = parse_digits(&p, &v);
+
+	if (r < 0)
+		return r;
+	if (*p == '\0' && v == 0) {
+		*ms = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(p, units[i].unit) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			return -ERANGE;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	return -EINVAL;
+}

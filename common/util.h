@@ -71,6 +71,9 @@ static inline struct timespec deadline_after(clockid_t clk, int timeout_ms)
  * -EINVAL, or -ERANGE beyond 64 bits. */
 int parse_digits(const char **s, uint64_t *out);
 int parse_size(const char *s, uint64_t *out);
+/* "0", or a whole number with a unit (ms, s, m, h) into milliseconds;
+ * -EINVAL, -ERANGE. */
+int parse_duration_ms(const char *s, uint64_t *ms);
 
 /* Whether environment variable name holds a yes: set, not empty, and not
  * "0", "no" or "false" (IPCQ_USER=1). */

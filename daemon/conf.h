@@ -45,6 +45,18 @@ struct acl {
 	struct acl_rule *rules;
 };
 
+/* What a queue does with what it cannot deliver (ipcq_queue_opts). */
+struct queue_policy {
+	uint64_t ttl_ms;         /* 0: none */
+	uint32_t max_deliveries; /* 0: unbounded */
+	char dead_letter[IPCQ_NAME_MAX + 1]; /* "": drop */
+};
+enum {
+	POLICY_TTL = 1u << 0,
+	POLICY_MAX_DELIVERIES = 1u << 1,
+	POLICY_DEAD_LETTER = 1u << 2,
+};
+
 struct queue_config {
 	char name[IPCQ_NAME_MAX + 1];
 	ipcq_geometry geo;          /* fields left 0 take the defaults... */
@@ -52,6 +64,8 @@ struct queue_config {
 	enum delivery_mode delivery;
 	bool ack_timeout_set;       /* false: the defaults' ack_timeout */
 	uint32_t ack_timeout_ms;
+	struct queue_policy policy;
+	unsigned policy_set; /* POLICY_*: the keys the section sets */
 	struct acl allow_send;
 	struct acl allow_recv;
 };
@@ -87,6 +101,7 @@ struct config {
 	 * before it is delivered again (0: as long as it lives); ignored by
 	 * at-most-once queues */
 	uint32_t default_ack_timeout_ms;
+	struct queue_policy default_policy;
 	size_t n_queues;
 	struct queue_config *queues;
 };
@@ -104,6 +119,10 @@ extern const char config_embedded[];
 #define CONFIG_ACK_TIMEOUT_MIN_MS 1000u
 #define CONFIG_ACK_TIMEOUT_MAX_MS (24u * 3600u * 1000u)
 #define CONFIG_ACK_TIMEOUT_DEFAULT_MS (5u * 60u * 1000u)
+/* ttl: 0 (none), or 1 ms to a year; max_deliveries: 0 (unbounded) or
+ * fewer than a chunk's delivery count can tell */
+#define CONFIG_TTL_MAX_MS IPCQ_TTL_MAX_MS
+#define CONFIG_MAX_DELIVERIES_MAX 65534u
 
 /* Parse path (or the embedded text when path is NULL).  On error, returns a
  * negative errno and writes one message per problem, "FILE:LINE: what",
@@ -128,5 +147,10 @@ ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue
 /* ack_timeout of q in milliseconds, the defaults' when it sets none (q
  * may be NULL); 0: leases never time out. */
 uint32_t config_queue_ack_timeout(const struct config *cfg, const struct queue_config *q);
+/* The policy of queue name: its config section's keys (q, may be NULL),
+ * else what it was created with (created, may be NULL), else the
+ * defaults'.  A dead_letter naming the queue itself is none. */
+struct queue_policy config_queue_policy(const struct config *cfg, const struct queue_config *q,
+                                        const ipcq_queue_opts *created, const char *name);
 
 #endif /* IPCQ_CONF_H */

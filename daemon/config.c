@@ -59,6 +59,8 @@ const char config_embedded[] =
 	"\tprefetch = 16\n"
 	"\tdelivery = \"at-most-once\"\n"
 	"\tack_timeout = \"5m\"\n"
+	"\tttl = 0\n"
+	"\tmax_deliveries = 0\n"
 	"}\n";
 
 /* getpwnam_r()/getgrnam_r() want a buffer of a size the system only hints
@@ -97,6 +99,7 @@ static const struct int_range int_ranges[] = {
 	{ "max_payload", 1, PROTO_MAX_PAYLOAD_MAX, 1 },
 	{ "max_depth", 0, (long)PROTO_MAX_DEPTH_MAX, 1 },
 	{ "prefetch", 1, PROTO_PREFETCH_MAX, 1 },
+	{ "max_deliveries", 0, CONFIG_MAX_DELIVERIES_MAX, 1 },
 	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_queues", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
@@ -186,37 +189,9 @@ static int parse_size_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 	return 0;
 }
 
-/* "0", or a whole number with a unit: ms, s, m or h.  A bare number other
- * than 0 is refused: "30" could mean seconds or milliseconds. */
-static int parse_duration_ms(const char *s, uint64_t *ms)
-{
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 } };
-	uint64_t v = 0;
-	const char *p = s;
-	int r = parse_digits(&p, &v);
-
-	if (r < 0)
-		return r;
-	if (*p == '\0' && v == 0) {
-		*ms = 0;
-		return 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(p, units[i].unit) != 0)
-			continue;
-		if (v > UINT64_MAX / units[i].ms)
-			return -ERANGE;
-		*ms = v * units[i].ms;
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* ack_timeout: 0, or CONFIG_ACK_TIMEOUT_MIN_MS to _MAX_MS, kept in ms. */
-static int parse_ack_timeout_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+/* A duration: 0, or min_ms to max_ms (range says so in words), in ms. */
+static int parse_duration_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result, uint64_t min_ms,
+                             uint64_t max_ms, const char *range)
 {
 	uint64_t ms = 0;
 	int r = parse_duration_ms(value, &ms);
@@ -226,12 +201,23 @@ static int parse_ack_timeout_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, v
 		          opt->name, value);
 		return -1;
 	}
-	if (r == -ERANGE || (ms != 0 && (ms < CONFIG_ACK_TIMEOUT_MIN_MS || ms > CONFIG_ACK_TIMEOUT_MAX_MS))) {
-		cfg_error(cfg, "%s = \"%s\": out of range (0 for none, or 1s to 24h)", opt->name, value);
+	if (r == -ERANGE || (ms != 0 && (ms < min_ms || ms > max_ms))) {
+		cfg_error(cfg, "%s = \"%s\": out of range (0 for none, or %s)", opt->name, value, range);
 		return -1;
 	}
 	*(long *)result = (long)ms;
 	return 0;
+}
+
+static int parse_ack_timeout_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	return parse_duration_cb(cfg, opt, value, result, CONFIG_ACK_TIMEOUT_MIN_MS, CONFIG_ACK_TIMEOUT_MAX_MS,
+	                         "1s to 24h");
+}
+
+static int parse_ttl_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	return parse_duration_cb(cfg, opt, value, result, 1, CONFIG_TTL_MAX_MS, "1ms to 8760h");
 }
 
 static const struct int_range *int_range_of(const char *key)
@@ -289,6 +275,16 @@ static int validate_log_level(cfg_t *cfg, cfg_opt_t *opt)
 	if (word_index(log_level_words, ARRAY_SIZE(log_level_words), s) >= 0)
 		return 0;
 	cfg_error(cfg, "log_level = \"%s\": not one of error, warning, info, debug", s ? s : "");
+	return -1;
+}
+
+static int validate_dead_letter(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (s && proto_queue_name_valid(s))
+		return 0;
+	cfg_error(cfg, "dead_letter = \"%s\": not a valid queue name", s ? s : "");
 	return -1;
 }
 
@@ -595,6 +591,9 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_COUNT("prefetch", PROTO_PREFETCH_DEFAULT, CFGF_NONE),
 		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
 		OPT_DURATION("ack_timeout", CONFIG_ACK_TIMEOUT_DEFAULT_MS, CFGF_NONE, parse_ack_timeout_cb),
+		OPT_DURATION("ttl", 0, CFGF_NONE, parse_ttl_cb),
+		OPT_COUNT("max_deliveries", 0, CFGF_NONE),
+		OPT_WORD("dead_letter", NULL, CFGF_NODEFAULT, validate_dead_letter),
 		CFG_END(),
 	};
 	/* absent keys take the defaults section's values */
@@ -607,6 +606,9 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_COUNT("prefetch", 0, CFGF_NODEFAULT),
 		OPT_WORD("delivery", NULL, CFGF_NODEFAULT, validate_delivery),
 		OPT_DURATION("ack_timeout", 0, CFGF_NODEFAULT, parse_ack_timeout_cb),
+		OPT_DURATION("ttl", 0, CFGF_NODEFAULT, parse_ttl_cb),
+		OPT_COUNT("max_deliveries", 0, CFGF_NODEFAULT),
+		OPT_WORD("dead_letter", NULL, CFGF_NODEFAULT, validate_dead_letter),
 		OPT_ACL("allow_send"),
 		OPT_ACL("allow_recv"),
 		CFG_END(),
@@ -681,6 +683,20 @@ static long section_int(cfg_t *sec, const char *key)
 	return cfg_size(sec, key) ? cfg_getint(sec, key) : 0;
 }
 
+/* What a section says of the dead-letter policy; *set which of it. */
+static struct queue_policy section_policy(cfg_t *sec, unsigned *set)
+{
+	struct queue_policy p = { .ttl_ms = (uint64_t)section_int(sec, "ttl"),
+		                  .max_deliveries = (uint32_t)section_int(sec, "max_deliveries") };
+	const char *dl = cfg_size(sec, "dead_letter") ? cfg_getstr(sec, "dead_letter") : NULL;
+
+	*set = (cfg_size(sec, "ttl") ? POLICY_TTL : 0) | (cfg_size(sec, "max_deliveries") ? POLICY_MAX_DELIVERIES : 0) |
+	       (dl ? POLICY_DEAD_LETTER : 0);
+	if (dl)
+		snprintf(p.dead_letter, sizeof(p.dead_letter), "%s", dl); /* valid: it fits */
+	return p;
+}
+
 /* The values were range-checked as they were read, so they fit. */
 static ipcq_geometry section_geometry(cfg_t *sec)
 {
@@ -743,6 +759,7 @@ static int queue_read(struct queue_config *q, cfg_t *sec, enum delivery_mode def
 	q->delivery = (enum delivery_mode)r;
 	q->ack_timeout_set = cfg_size(sec, "ack_timeout") > 0;
 	q->ack_timeout_ms = (uint32_t)section_int(sec, "ack_timeout");
+	q->policy = section_policy(sec, &q->policy_set);
 	r = acl_read(&q->allow_send, sec, "allow_send");
 	if (r)
 		return r;
@@ -772,6 +789,11 @@ static int config_read_queues(struct config *cfg, cfg_t *tree, const struct repo
 			return r;
 		geo = geometry_with_defaults(q, &cfg->defaults);
 		snprintf(what, sizeof(what), "queue \"%s\"", q->name);
+		if ((q->policy_set & POLICY_DEAD_LETTER) && strcmp(q->policy.dead_letter, q->name) == 0) {
+			report(rep, queue_title_line(rep->text, i, sec->line), "%s: dead_letter names the queue itself",
+			       what);
+			failed = -EINVAL;
+		}
 		/* report every queue that does not fit, not just the first */
 		if (check_payload_fits(rep, queue_title_line(rep->text, i, sec->line), what, &geo))
 			failed = -EINVAL;
@@ -813,6 +835,11 @@ static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep
 		return r;
 	cfg->default_delivery = (enum delivery_mode)r;
 	cfg->default_ack_timeout_ms = (uint32_t)cfg_getint(defaults, "ack_timeout");
+	{
+		unsigned set;
+
+		cfg->default_policy = section_policy(defaults, &set);
+	}
 
 	/* on a bad defaults section go on: the queues' problems are worth
 	 * reporting in the same run */
@@ -893,4 +920,28 @@ ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue
 uint32_t config_queue_ack_timeout(const struct config *cfg, const struct queue_config *q)
 {
 	return q && q->ack_timeout_set ? q->ack_timeout_ms : cfg->default_ack_timeout_ms;
+}
+
+struct queue_policy config_queue_policy(const struct config *cfg, const struct queue_config *q,
+                                        const ipcq_queue_opts *created, const char *name)
+{
+	struct queue_policy p = cfg->default_policy;
+	unsigned set = q ? q->policy_set : 0;
+
+	if (set & POLICY_TTL)
+		p.ttl_ms = q->policy.ttl_ms;
+	else if (created && created->ttl_ms)
+		p.ttl_ms = created->ttl_ms;
+	if (set & POLICY_MAX_DELIVERIES)
+		p.max_deliveries = q->policy.max_deliveries;
+	else if (created && created->max_deliveries)
+		p.max_deliveries = created->max_deliveries;
+	if (set & POLICY_DEAD_LETTER)
+		memcpy(p.dead_letter, q->policy.dead_letter, sizeof(p.dead_letter));
+	else if (created && created->dead_letter[0])
+		memcpy(p.dead_letter, created->dead_letter, sizeof(p.dead_letter));
+	/* a queue is no dead-letter queue of its own (the defaults' may name it) */
+	if (strcmp(p.dead_letter, name) == 0)
+		p.dead_letter[0] = '\0';
+	return p;
 }

@@ -122,8 +122,36 @@ static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq
 	return g;
 }
 
-static int create_queue(struct conn *c, const char *name, const ipcq_geometry *asked, struct reply *r,
-                        struct queue **out)
+/* A policy asked for at creation: within bounds, and a dead-letter queue
+ * that exists, is not the queue itself, and the creator may send to (else
+ * dead-lettering would let it write where it may not). */
+static int check_opts(struct conn *c, const char *name, const ipcq_queue_opts *o, struct reply *r)
+{
+	struct queue *dlq;
+
+	if (o->ttl_ms > CONFIG_TTL_MAX_MS)
+		return reply_error(r, -EINVAL, "ttl of %llu ms: more than a year", (unsigned long long)o->ttl_ms);
+	if (o->max_deliveries > CONFIG_MAX_DELIVERIES_MAX)
+		return reply_error(r, -EINVAL, "max_deliveries %u: at most %u", o->max_deliveries,
+		                   CONFIG_MAX_DELIVERIES_MAX);
+	if (!o->dead_letter[0])
+		return 0;
+	if (strnlen(o->dead_letter, sizeof(o->dead_letter)) == sizeof(o->dead_letter) ||
+	    !proto_queue_name_valid(o->dead_letter))
+		return reply_error(r, -EINVAL, "dead-letter queue: not a valid queue name");
+	if (strcmp(o->dead_letter, name) == 0)
+		return reply_error(r, -EINVAL, "queue '%s' cannot be its own dead-letter queue", name);
+	dlq = queue_find(c->d, o->dead_letter);
+	if (!dlq)
+		return reply_error(r, -ENOENT, "no queue named '%s' (the dead-letter queue must exist)", o->dead_letter);
+	if (!policy_may_use(c->d, &c->who, dlq, IPCQ_SEND))
+		return reply_error(r, -EACCES, "uid %u may not send to queue '%s', so it cannot be a dead-letter queue of its",
+		                   (unsigned)c->cred.uid, o->dead_letter);
+	return 0;
+}
+
+static int create_queue(struct conn *c, const char *name, const ipcq_geometry *asked, const ipcq_queue_opts *opts,
+                        struct reply *r, struct queue **out)
 {
 	static struct log_ratelimit refusals;
 	struct daemon *d = c->d;
@@ -132,6 +160,7 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 		.geo = geometry_for(d, name, asked),
 		.delivery = qc ? qc->delivery : d->cfg->default_delivery,
 		.creator = qc ? d->uid : c->cred.uid,
+		.opts = *opts,
 	};
 	int ret = 0;
 
@@ -140,7 +169,7 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 	snprintf(rec.name, sizeof(rec.name), "%s", name);
 	if (proto_geometry_check(&rec.geo, &why) < 0)
 		ret = reply_error(r, -EINVAL, "invalid geometry: %s", why);
-	else
+	else if ((ret = check_opts(c, name, opts, r)) == 0)
 		ret = policy_check_create(d, &c->who, qc != NULL, &rec.geo, r->rep.errmsg, sizeof(r->rep.errmsg));
 	if (ret == 0)
 		ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
@@ -175,7 +204,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 	if (!q) {
 		if (!(req->flags & IPCQ_CREATE) || !policy_may_manage(d, &c->who, NULL))
 			return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
-		if (create_queue(c, req->name, NULL, r, &q) < 0)
+		if (create_queue(c, req->name, NULL, &req->opts, r, &q) < 0)
 			return r->rep.status;
 	}
 	if (!policy_may_use(d, &c->who, q, req->flags))
@@ -203,7 +232,7 @@ static int op_create(struct conn *c, const struct proto_req *req, struct reply *
 	if (!policy_may_manage(c->d, &c->who, NULL))
 		return reply_error(r, -EACCES, "uid %u may not create queues (auto_create is off)",
 		                   (unsigned)c->cred.uid);
-	if (create_queue(c, req->name, &req->geo, r, &q) == 0) {
+	if (create_queue(c, req->name, &req->geo, &req->opts, r, &q) == 0) {
 		queue_stats(q, &r->stats[0]);
 		r->rep.count = 1;
 	}

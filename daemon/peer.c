@@ -56,9 +56,9 @@ static uint32_t next_free_holder(struct daemon *d)
 	for (;;) {
 		uint32_t h = d->next_holder++;
 
-		if (d->next_holder > PROTO_HOLDER_MAX)
+		if (d->next_holder >= PROTO_HOLDER_DAEMON)
 			d->next_holder = 1;
-		if (h != 0 && !peer_holder_alive(d, h))
+		if (h != 0 && h != PROTO_HOLDER_DAEMON && !peer_holder_alive(d, h))
 			return h;
 	}
 }
@@ -203,7 +203,7 @@ int peers_load(struct daemon *d)
 		struct peer *p;
 
 		if (line[0] == '#' || sscanf(line, "%u %d %" SCNu64, &holder, &pid, &starttime) != 3 ||
-		    holder == 0 || holder > PROTO_HOLDER_MAX || pid <= 0 || peer_holder_alive(d, holder))
+		    holder == 0 || holder >= PROTO_HOLDER_DAEMON || pid <= 0 || peer_holder_alive(d, holder))
 			continue;
 		if (process_starttime(pid) == starttime && peer_add(d, pid, starttime, holder, &p) == 0) {
 			kept++;

@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "deadletter.h"
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
@@ -420,6 +421,13 @@ void queue_apply_config(struct daemon *d, struct queue *q)
 		log_info("queue %s: ack_timeout %s (was %s)", q->rec.name, duration_text(ms, now, sizeof(now)),
 		         duration_text(q->ack_timeout_ms, was, sizeof(was)));
 	q->ack_timeout_ms = ms;
+	q->policy = config_queue_policy(d->cfg, config_find_queue(d->cfg, q->rec.name), &q->rec.opts, q->rec.name);
+	if (q->meta) {
+		atomic_store_explicit(&q->meta->ttl_ms, q->policy.ttl_ms, memory_order_relaxed);
+		atomic_store_explicit(&q->meta->max_deliveries,
+		                      q->rec.delivery == DELIVERY_AT_LEAST_ONCE ? q->policy.max_deliveries : 0,
+		                      memory_order_relaxed);
+	}
 }
 
 static struct queue *queue_link(struct daemon *d, struct queue *q)
@@ -792,6 +800,9 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 	st->delivery = (uint32_t)q->rec.delivery;
 	st->quarantined = queue_quarantined(q);
 	st->listeners = notify_listeners(q);
+	st->ttl_ms = q->policy.ttl_ms;
+	st->max_deliveries = q->rec.delivery == DELIVERY_AT_LEAST_ONCE ? q->policy.max_deliveries : 0;
+	memcpy(st->dead_letter, q->policy.dead_letter, sizeof(st->dead_letter));
 	if (q->ring.hdr && !queue_quarantined(q))
 		ring_fill_stats(&q->ring, st);
 	if (mq_getattr(q->mq, &attr) == 0) {
@@ -859,6 +870,26 @@ static void sweep_walk_end(bool whole, unsigned taken_back, void *ctx)
 
 	lease_walk_end(&rc->q->leases, whole);
 	rc->leases_taken_back = taken_back;
+}
+
+/* What receivers gave up for good, in the periodic sweep: into the
+ * queue's dead-letter queue, or dropped when it has none. */
+static int sweep_dead_letter(const struct ring_recview *msgs, unsigned n, unsigned prio, void *ctx)
+{
+	static struct log_ratelimit missing;
+	struct reclaim_ctx *rc = ctx;
+	const char *name = rc->q->policy.dead_letter;
+	struct queue *dlq;
+
+	if (!name[0])
+		return 0;
+	dlq = queue_find(rc->d, name);
+	if (!dlq || dlq == rc->q) {
+		log_limited(&missing, LOG_LEVEL_WARNING, "queue %s: dead-letter queue %s does not exist: %u messages dropped",
+		            rc->q->rec.name, name, n);
+		return 0;
+	}
+	return deadletter_write(dlq, msgs, n, prio);
 }
 
 /* The periodic sweep's look at the window beside the backlog.
@@ -936,6 +967,8 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 		                        .walk_begin = leases ? sweep_walk_begin : NULL,
 		                        .lease_expired = leases ? sweep_lease_expired : NULL,
 		                        .walk_end = leases ? sweep_walk_end : NULL,
+		                        .dead_letter = dead == 0 ? sweep_dead_letter : NULL,
+		                        .max_deliveries = q->policy.max_deliveries,
 		                        .ctx = &rc };
 	const char *why = NULL;
 	int n;

@@ -26,6 +26,7 @@ struct queue_record {
 	ipcq_geometry geo;
 	enum delivery_mode delivery;
 	uid_t creator; /* who asked for it: the daemon's uid for config queues */
+	ipcq_queue_opts opts; /* the policy it was created with (0 and "": none) */
 };
 
 struct queue {
@@ -49,6 +50,9 @@ struct queue {
 	 * again, from the config (queue_apply_config); 0: never */
 	uint32_t ack_timeout_ms;
 	struct lease_table leases; /* how long each lease was held (lease.c) */
+	/* ttl, max_deliveries and dead-letter queue, from the config and the
+	 * creation (queue_apply_config) */
+	struct queue_policy policy;
 	struct notify_queue *notify; /* its listeners (notify.c), NULL when none */
 };
 
@@ -86,8 +90,9 @@ int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring
 /* Stop trusting the queue's shared memory: logged once, counted. */
 void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
 /* Apply what the config says of the queue beyond its geometry and
- * delivery mode (fixed at creation): its ack_timeout.  At creation,
- * adoption and every reload. */
+ * delivery mode (fixed at creation): its ack_timeout and its policy
+ * (written to the meta page for its clients).  At creation, adoption and
+ * every reload. */
 void queue_apply_config(struct daemon *d, struct queue *q);
 
 /* registry.c */

@@ -9,6 +9,7 @@
  *
  * One line per queue:
  *   NAME TOKEN MAX_MSGS MSG_SIZE RING_SIZE MAX_PAYLOAD DELIVERY CREATOR_UID
+ *   MAX_DEPTH PREFETCH TTL_MS MAX_DELIVERIES DEAD_LETTER ("-": none)
  * Lines of six fields, without token and creator, come from a daemon
  * before tokens; their queues are adopted under the old names.
  */
@@ -30,13 +31,14 @@ static int write_records(FILE *f, void *ctx)
 	const struct daemon *d = ctx;
 
 	fprintf(f, "# ipcbrokerd queue registry: name token max_msgs msg_size ring_size max_payload delivery "
-	           "creator_uid max_depth prefetch\n");
+	           "creator_uid max_depth prefetch ttl_ms max_deliveries dead_letter\n");
 	for (const struct queue *q = d->queues; q; q = q->next) {
 		const struct queue_record *r = &q->rec;
 
-		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u %" PRIu64 " %u\n", r->name,
+		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u %" PRIu64 " %u %" PRIu64 " %u %s\n", r->name,
 		        *r->token ? r->token : "-", r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size,
-		        r->geo.max_payload, (int)r->delivery, (unsigned)r->creator, r->geo.max_depth, r->geo.prefetch);
+		        r->geo.max_payload, (int)r->delivery, (unsigned)r->creator, r->geo.max_depth, r->geo.prefetch,
+		        r->opts.ttl_ms, r->opts.max_deliveries, *r->opts.dead_letter ? r->opts.dead_letter : "-");
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -49,17 +51,20 @@ int registry_save(struct daemon *d)
 /* One line into rec; false if it is malformed. */
 static bool parse_record(struct daemon *d, const char *line, struct queue_record *rec)
 {
-	char name[IPCQ_NAME_MAX + 2], token[PROTO_TOKEN_LEN + 2];
+	char name[IPCQ_NAME_MAX + 2], token[PROTO_TOKEN_LEN + 2], dl[IPCQ_NAME_MAX + 2] = "-";
 	unsigned creator;
 	int delivery = 0, n;
 
 	memset(rec, 0, sizeof(*rec));
 	/* lines written before max_depth and prefetch have 8 fields */
 	rec->geo.prefetch = PROTO_PREFETCH_DEFAULT;
-	n = sscanf(line, "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u %" SCNu64 " %" SCNu32, name,
-	           token, &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload,
-	           &delivery, &creator, &rec->geo.max_depth, &rec->geo.prefetch);
-	if (n == 8 || n == 10) {
+	n = sscanf(line,
+	           "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u %" SCNu64 " %" SCNu32 " %" SCNu64
+	           " %" SCNu32 " %65s",
+	           name, token, &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload,
+	           &delivery, &creator, &rec->geo.max_depth, &rec->geo.prefetch, &rec->opts.ttl_ms,
+	           &rec->opts.max_deliveries, dl);
+	if (n == 8 || n == 10 || n == 13) {
 		if (strcmp(token, "-") == 0)
 			token[0] = '\0';
 	} else {
@@ -70,8 +75,12 @@ static bool parse_record(struct daemon *d, const char *line, struct queue_record
 		           &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload, &delivery) != 6)
 			return false;
 	}
-	if (!proto_queue_name_valid(name) || !proto_token_valid(token) || (delivery != 0 && delivery != 1))
+	if (!proto_queue_name_valid(name) || !proto_token_valid(token) || (delivery != 0 && delivery != 1) ||
+	    (strcmp(dl, "-") != 0 && !proto_queue_name_valid(dl)) || rec->opts.ttl_ms > CONFIG_TTL_MAX_MS ||
+	    rec->opts.max_deliveries > CONFIG_MAX_DELIVERIES_MAX)
 		return false;
+	if (strcmp(dl, "-") != 0)
+		memcpy(rec->opts.dead_letter, dl, strlen(dl) + 1); /* valid: at most IPCQ_NAME_MAX */
 	memcpy(rec->name, name, strlen(name) + 1);   /* valid: at most IPCQ_NAME_MAX */
 	memcpy(rec->token, token, strlen(token) + 1); /* valid: at most PROTO_TOKEN_LEN */
 	rec->delivery = (enum delivery_mode)delivery;

@@ -45,6 +45,15 @@ struct lease {
 	pthread_t thread;
 };
 
+/* A chunk a receiving handle took: what ipcq_close gives back, and for
+ * a batch, its messages nacked (ipcq_nack), which go back (requeue) or
+ * to the dead-letter queue (reject) once the rest of the batch is done. */
+struct taken {
+	struct ring_ref ref;
+	uint64_t requeue, reject;
+	bool finished;
+};
+
 /* A batch a receiving handle took and hands out a message at a time. */
 struct held_batch {
 	struct ring_ref ref;
@@ -88,7 +97,7 @@ struct ipcq_queue {
 	/* chunks this handle took and has not released: what ipcq_close
 	 * gives back (under recv_lock) */
 	unsigned ntaken, taken_cap;
-	struct ring_ref *taken;
+	struct taken *taken;
 	/* messages handed out and not released (views, kept messages, copies
 	 * not acked): at most HELD_MAX */
 	_Atomic unsigned nviews;
@@ -97,6 +106,10 @@ struct ipcq_queue {
 	 * recv_lock) */
 	unsigned nleases, lease_cap;
 	struct lease *leases;
+	_Atomic uint64_t ttl_ms; /* ipcq_set_ttl */
+	/* batches with messages nacked (struct taken): their releases look
+	 * at the masks (recv.c) */
+	_Atomic unsigned nmasked;
 	char name[IPCQ_NAME_MAX + 1];
 };
 

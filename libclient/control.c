@@ -198,8 +198,8 @@ out:
 
 /* A request about one queue, optionally with a geometry (create); the
  * reply's stats go to st_out when it is not NULL. */
-static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, const ipcq_geometry *geo,
-                      ipcq_stats *st_out)
+static int ctl_call(ipcq_client *c, enum proto_op op, const char *name, const ipcq_geometry *geo,
+                    const ipcq_queue_opts *opts, ipcq_stats *st_out)
 {
 	struct proto_req req;
 	struct reply_one ro;
@@ -211,6 +211,8 @@ static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, const 
 	proto_req_init(&req, op, 0, name);
 	if (geo)
 		req.geo = *geo;
+	if (opts)
+		req.opts = *opts;
 	r = client_call(c, &req, &ro.rep, sizeof(ro), NULL);
 	if (r == 0 && st_out) {
 		if (ro.rep.count != 1)
@@ -220,9 +222,23 @@ static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, const 
 	return r;
 }
 
+static int ctl_simple(ipcq_client *c, enum proto_op op, const char *name, const ipcq_geometry *geo,
+                      ipcq_stats *st_out)
+{
+	return ctl_call(c, op, name, geo, NULL, st_out);
+}
+
 EXPORT int ipcq_create(ipcq_client *c, const char *name, const ipcq_geometry *geo)
 {
 	return ctl_simple(c, PROTO_OP_CREATE, name, geo, NULL);
+}
+
+EXPORT int ipcq_create_ex(ipcq_client *c, const char *name, const ipcq_geometry *geo, const ipcq_queue_opts *opts)
+{
+	if (opts && (strnlen(opts->dead_letter, sizeof(opts->dead_letter)) == sizeof(opts->dead_letter) ||
+	             (opts->dead_letter[0] && !proto_queue_name_valid(opts->dead_letter))))
+		return -EINVAL;
+	return ctl_call(c, PROTO_OP_CREATE, name, geo, opts, NULL);
 }
 
 EXPORT int ipcq_delete(ipcq_client *c, const char *name)

@@ -111,8 +111,36 @@ typedef struct ipcq_stats {
 	uint32_t receivers;      /* receive slots in use: open receiving handles */
 	uint32_t quarantined;    /* 1: its shared memory failed a check; purge or delete it */
 	uint32_t listeners;      /* processes registered for its signal (ipcq_notify) */
-	uint64_t reserved2_[6];  /* room for counters to come: 0 */
+	uint64_t expired;        /* messages whose ttl ran out before a receiver had them */
+	uint64_t dead_lettered;  /* messages moved to its dead-letter queue */
+	uint64_t nacked;         /* messages receivers gave back or rejected (ipcq_nack) */
+	uint64_t ttl_ms;         /* its ttl (0: none) */
+	uint32_t max_deliveries; /* 0: unbounded */
+	uint32_t reserved3_;
+	char dead_letter[IPCQ_NAME_MAX + 1]; /* its dead-letter queue, or "" */
+	char reserved4_[7];
+	uint64_t reserved2_[4];  /* room for counters to come: 0 */
 } ipcq_stats;
+
+/* What a queue does with messages it cannot deliver, beyond its geometry
+ * (ipcq_create_ex).  Zero fields take what ipcbrokerd.conf(5) says (its
+ * queue section, else its defaults).
+ *  - ttl_ms: a message not received within this long after it was sent
+ *    expires: it is never delivered, and goes to the dead-letter queue
+ *    (or is dropped), counted in expired.  A sender may give a message a
+ *    shorter one (ipcq_set_ttl).  Accurate to a millisecond.
+ *  - max_deliveries (at-least-once queues): a message delivered this many
+ *    times and never acknowledged is not delivered again: it goes to the
+ *    dead-letter queue (or is dropped).
+ *  - dead_letter: the queue that takes them (it must exist when they come;
+ *    without one they are dropped, counted in dropped). */
+typedef struct ipcq_queue_opts {
+	uint64_t ttl_ms;
+	uint32_t max_deliveries;
+	uint32_t reserved_;
+	char dead_letter[IPCQ_NAME_MAX + 1];
+	char reserved2_[7];
+} ipcq_queue_opts;
 
 /* Finding a daemon.  As with D-Bus's system and session buses, there is
  * one system daemon per namespace, for every local user, and optionally a
@@ -180,6 +208,27 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
  * threads): it still hands out the rest of a batch it took, then its
  * receives fail at once with -ENOBUFS until it releases some. */
 int ipcq_ack(ipcq_queue *q);
+/* Negative acknowledgement.  Give a message back to the queue at once
+ * (flags 0): it is delivered again, flagged redelivered, counting as a
+ * delivery towards max_deliveries; or with IPCQ_NACK_REJECT, send it to
+ * the queue's dead-letter queue (or drop it) without delivering it again.
+ * m is a view ipcq_recv_view or ipcq_recv_batch handed out (released by
+ * this call), or NULL for the copy ipcq_recv last returned to this thread
+ * in an at-least-once queue.  -EINVAL if m is no message of the handle,
+ * -ENOENT with NULL when this thread holds no copy.  Counted in nacked.
+ * A message of a batch (messages sent while the queue was busy travel
+ * together) goes back when the rest of its batch is released; if another
+ * message of the same batch was given back, a rejected one goes back with
+ * it and is rejected when it comes again (with max_deliveries set). */
+enum {
+	IPCQ_NACK_REJECT = 1u << 0,
+};
+int ipcq_nack(ipcq_queue *q, ipcq_msg *m_or_null, unsigned flags);
+/* Messages this handle sends from now on expire ttl_ms after they are
+ * sent (0: only the queue's ttl applies); the shorter of the two rules.
+ * Messages with a ttl travel through the ring.  -EINVAL above a year. */
+#define IPCQ_TTL_MAX_MS (8760ull * 3600u * 1000u)
+int ipcq_set_ttl(ipcq_queue *q, uint64_t ttl_ms);
 
 /* Copy API.  Messages up to the inline size go on the mq, larger ones
  * through the ring, transparently (in an at-least-once queue every
@@ -289,6 +338,10 @@ int ipcq_release(ipcq_queue *q, ipcq_msg *m);
 
 /* Administration through the daemon. */
 int ipcq_create(ipcq_client *c, const char *name, const ipcq_geometry *geo_or_null);
+/* ipcq_create with a dead-letter policy (see ipcq_queue_opts); -ENOENT
+ * when dead_letter names no queue, -EINVAL when it names this one. */
+int ipcq_create_ex(ipcq_client *c, const char *name, const ipcq_geometry *geo_or_null,
+                   const ipcq_queue_opts *opts_or_null);
 int ipcq_delete(ipcq_client *c, const char *name);
 int ipcq_purge(ipcq_client *c, const char *name);
 int ipcq_stat(ipcq_client *c, const char *name, ipcq_stats *out);

@@ -155,28 +155,38 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 	return false;
 }
 
-/* A message from the batches this handle holds. */
+static bool expire_held_locked(ipcq_queue *q, struct held_batch *hb, struct taken *fin);
+static void finish_batch(ipcq_queue *q, const struct taken *t);
+
+/* A message from the batches this handle holds.  Those whose ttl ran out
+ * while held are never handed out. */
 static bool take_held(ipcq_queue *q, ipcq_msg *m)
 {
-	bool got = false;
+	struct taken fin;
+	bool got = false, finish = false;
 
 	if (!q->nheld)
 		return false;
 	pthread_mutex_lock(&q->recv_lock);
-	while (q->nheld && !got) {
+	while (q->nheld && !got && !finish) {
 		struct held_batch *hb = &q->held[q->nheld - 1];
 
-		got = hand_record(q, hb, m);
+		finish = expire_held_locked(q, hb, &fin);
+		if (hb->next < hb->ref.count)
+			got = hand_record(q, hb, m);
 		if (hb->next >= hb->ref.count)
 			q->nheld--;
 	}
 	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
+	if (finish) {
+		finish_batch(q, &fin);
+		if (!got)
+			return take_held(q, m); /* bounded: a batch less each time */
+	}
 	return got;
 }
 
-/* A chunk this handle took (from the window or the backlog): its message,
- * or the first of its batch, with the rest held for the next receives. */
 /* A growing array arr of *cap elements of size bytes, n of them in use,
  * with room for one more: arr itself, or grown (*cap updated); NULL when
  * it is full and cannot grow (arr is left as it was). */
@@ -194,25 +204,36 @@ static void *with_room(void *arr, unsigned *cap, unsigned n, size_t size)
 }
 
 /* Under recv_lock: note a chunk taken (for ipcq_close), or forget it. */
-static void taken_add(ipcq_queue *q, const struct ring_ref *ref)
+static void taken_add(ipcq_queue *q, const struct ring_ref *ref, uint64_t reject)
 {
-	struct ring_ref *t = with_room(q->taken, &q->taken_cap, q->ntaken, sizeof(*t));
+	struct taken *t = with_room(q->taken, &q->taken_cap, q->ntaken, sizeof(*t));
 
 	/* without room it is not given back at close: the daemon does, at exit */
 	if (t) {
 		q->taken = t;
-		q->taken[q->ntaken++] = *ref;
+		q->taken[q->ntaken++] = (struct taken){ .ref = *ref, .reject = reject };
+		if (reject)
+			atomic_fetch_add_explicit(&q->nmasked, 1, memory_order_seq_cst);
 	}
+}
+
+static struct taken *taken_find(ipcq_queue *q, uint64_t offset, uint64_t gen)
+{
+	for (unsigned i = q->ntaken; i-- > 0;)
+		if (q->taken[i].ref.offset == offset && q->taken[i].ref.gen == gen)
+			return &q->taken[i];
+	return NULL;
 }
 
 static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
 {
-	for (unsigned i = q->ntaken; i-- > 0;) {
-		if (q->taken[i].offset == offset && q->taken[i].gen == gen) {
-			q->taken[i] = q->taken[--q->ntaken];
-			return;
-		}
-	}
+	struct taken *t = taken_find(q, offset, gen);
+
+	if (!t)
+		return;
+	if (t->requeue | t->reject)
+		atomic_fetch_sub_explicit(&q->nmasked, 1, memory_order_relaxed);
+	*t = q->taken[--q->ntaken];
 }
 
 /* Forget a chunk this handle took and no longer holds. */
@@ -232,11 +253,62 @@ static void release_taken(ipcq_queue *q, const struct ring_ref *ref)
 	ring_release(&q->ring, ref);
 }
 
+static bool chunk_expired(const struct ring_ref *ref)
+{
+	return ref->expires && ring_expired(ref->expires, ring_now_ms());
+}
+
+/* Messages of a chunk just taken that must not be delivered: all of it
+ * when it expired, or (at-least-once) those delivered before when it was
+ * delivered more than max_deliveries times.  A mask of a batch's records
+ * (bit 0 alone for a chunk of one message). */
+static uint64_t undeliverable(const ipcq_queue *q, const struct ring_ref *ref)
+{
+	uint32_t maxd = atomic_load_explicit(&q->meta->max_deliveries, memory_order_relaxed);
+	uint64_t full = ref->kind == RING_KIND_BATCH ? ring_batch_mask(ref->count) & ~ref->done : 1;
+
+	if (chunk_expired(ref))
+		return full;
+	if (!maxd || ref->deliveries <= maxd || !q->ring.delivery)
+		return 0;
+	return ref->kind == RING_KIND_BATCH ? full & ref->handed : 1;
+}
+
+/* Messages (a mask of them) of a chunk this handle took that it will not
+ * deliver: they leave the depth, and are counted when they expired. */
+static void undelivered(ipcq_queue *q, const struct ring_ref *ref, uint64_t msgs)
+{
+	int n = __builtin_popcountll(msgs);
+
+	ring_depth_add(&q->ring, -n);
+	if (chunk_expired(ref))
+		count_n(&q->ring.hdr->expired, (uint64_t)n);
+}
+
+/* A chunk just taken that holds nothing to deliver: to the daemon, which
+ * dead-letters or drops it (ring.c). */
+static void doom_taken(ipcq_queue *q, const struct ring_ref *ref, uint64_t msgs)
+{
+	undelivered(q, ref, msgs);
+	ring_doom(&q->ring, ref->offset, ref->gen);
+}
+
+/* A chunk this handle took (from the window or the backlog): its message,
+ * or the first of its batch, with the rest held for the next receives. */
 static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned flags, ipcq_msg *m)
 {
 	struct held_batch hb = { .ref = *ref, .skip = ref->done };
+	uint64_t undeliv = undeliverable(q, ref);
 	bool got;
 
+	if (ref->kind != RING_KIND_BATCH && undeliv) {
+		doom_taken(q, ref, 1);
+		return -ESTALE;
+	}
+	if (ref->kind == RING_KIND_BATCH && undeliv == (ring_batch_mask(ref->count) & ~ref->done)) {
+		doom_taken(q, ref, undeliv);
+		return -ESTALE;
+	}
 	if (ref->kind != RING_KIND_BATCH) {
 		*m = (ipcq_msg){ .data = ref->payload,
 			         .len = ref->len,
@@ -246,7 +318,7 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 			         .token = ref->offset,
 			         .token2 = ref->gen };
 		pthread_mutex_lock(&q->recv_lock);
-		taken_add(q, ref);
+		taken_add(q, ref, 0);
 		pthread_mutex_unlock(&q->recv_lock);
 		handed_out(q);
 		return 0;
@@ -257,8 +329,12 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 		ring_release(&q->ring, ref);
 		return -EBADMSG;
 	}
+	/* those it must not deliver wait, not done, for the rest: then the
+	 * chunk goes to the daemon (finish_batch) */
+	hb.skip |= undeliv;
+	undelivered(q, ref, undeliv);
 	pthread_mutex_lock(&q->recv_lock);
-	taken_add(q, ref);
+	taken_add(q, ref, undeliv);
 	got = hand_record(q, &hb, m);
 	if (hb.next < hb.ref.count) {
 		/* the rest is held for the next receives on the handle; never
@@ -576,9 +652,128 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
 	return (int)got;
 }
 
-/* Release (acknowledge) a message handed out: its slot and buffer, or
- * its record or chunk. */
-static int release_msg(ipcq_queue *q, ipcq_msg *m)
+/* A batch with messages nacked is finished when every other one is
+ * done: those nacked go back together (some were given back), or to the
+ * daemon to dead-letter (all were rejected). */
+static void finish_batch(ipcq_queue *q, const struct taken *t)
+{
+	uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, ring_chunk_at(&q->ring, t->ref.pos))->done,
+	                                     memory_order_acquire);
+
+	if (t->requeue)
+		backlog_give_back(&q->ring, &t->ref, done);
+	else
+		ring_doom(&q->ring, t->ref.offset, t->ref.gen);
+	forget_taken(q, &t->ref);
+}
+
+/* Under recv_lock: whether the batch of t is finished now (see
+ * finish_batch), the first time it is. */
+static bool batch_finished_locked(ipcq_queue *q, struct taken *t)
+{
+	uint64_t full = ring_batch_mask(t->ref.count);
+	uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, ring_chunk_at(&q->ring, t->ref.pos))->done,
+	                                     memory_order_seq_cst);
+
+	if (t->finished || !(t->requeue | t->reject) || ((done | t->requeue | t->reject) & full) != full)
+		return false;
+	t->finished = true;
+	return true;
+}
+
+/* Under recv_lock: a held batch whose ttl ran out: what it did not hand
+ * out yet is never handed out; once the rest is done, it goes to the
+ * daemon.  true when that is now: *fin is then the batch to finish. */
+static bool expire_held_locked(ipcq_queue *q, struct held_batch *hb, struct taken *fin)
+{
+	uint64_t rest;
+	struct taken *t;
+
+	if (hb->next >= hb->ref.count || !chunk_expired(&hb->ref))
+		return false;
+	rest = ring_batch_mask(hb->ref.count) & ~ring_batch_mask(hb->next) & ~hb->skip;
+	hb->next = hb->ref.count;
+	t = taken_find(q, hb->ref.offset, hb->ref.gen);
+	if (!rest || !t || !ring_holds(&q->ring, hb->ref.offset, hb->ref.gen))
+		return false;
+	undelivered(q, &hb->ref, rest);
+	if (!(t->requeue | t->reject))
+		atomic_fetch_add_explicit(&q->nmasked, 1, memory_order_seq_cst);
+	t->reject |= rest;
+	if (!batch_finished_locked(q, t))
+		return false;
+	*fin = *t;
+	return true;
+}
+
+/* Record idx of a taken batch was done with, or nacked (into the mask
+ * nack points at, in the handle's record of the chunk): finish the batch
+ * if that was the last. */
+static void batch_record_over(ipcq_queue *q, const struct ring_ref *ref, unsigned idx, bool nacked, bool reject)
+{
+	struct taken *t, copy;
+	bool finish = false;
+
+	if (!nacked) {
+		if (ring_batch_done(&q->ring, ref->offset, ref->gen, idx)) {
+			release_taken(q, ref);
+			return;
+		}
+		/* others of it nacked: the done bit is set, the masks decide */
+		if (!atomic_load_explicit(&q->nmasked, memory_order_seq_cst))
+			return;
+	}
+	pthread_mutex_lock(&q->recv_lock);
+	t = taken_find(q, ref->offset, ref->gen);
+	if (t && nacked) {
+		if (!(t->requeue | t->reject))
+			atomic_fetch_add_explicit(&q->nmasked, 1, memory_order_seq_cst);
+		*(reject ? &t->reject : &t->requeue) |= (uint64_t)1 << idx;
+	}
+	if (t && batch_finished_locked(q, t)) {
+		copy = *t;
+		finish = true;
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	if (finish)
+		finish_batch(q, &copy);
+}
+
+/* The chunk or record of a ring message a view names (-EINVAL: none). */
+static int msg_ref(const ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref, unsigned *rec)
+{
+	*ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
+	*rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
+	if (ref->offset >= q->ring.data_size || ref->offset % RING_ALIGN || *rec > RING_BATCH_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+/* The chunk of one message this handle took, nacked: back to the queue,
+ * or to the daemon to dead-letter. */
+static void nack_chunk(ipcq_queue *q, const struct ring_ref *ref, bool reject)
+{
+	struct taken *t, copy;
+
+	pthread_mutex_lock(&q->recv_lock);
+	t = taken_find(q, ref->offset, ref->gen);
+	if (t)
+		copy = *t;
+	pthread_mutex_unlock(&q->recv_lock);
+	if (!t)
+		return; /* not given back at close either: the daemon's, at exit */
+	if (reject)
+		ring_doom(&q->ring, ref->offset, ref->gen);
+	else
+		backlog_give_back(&q->ring, &copy.ref, 0);
+	forget_taken(q, ref);
+}
+
+enum { ACK, NACK, REJECT };
+
+/* Release (acknowledge: how ACK) a message handed out, or nack it: its
+ * slot and buffer, or its record or chunk. */
+static int release_msg_as(ipcq_queue *q, ipcq_msg *m, int how)
 {
 	struct ring_ref ref;
 	bool mine = true;
@@ -592,25 +787,34 @@ static int release_msg(ipcq_queue *q, ipcq_msg *m)
 
 		if ((slot & ~(uint32_t)HOME_SLOT) >= RING_SLOTS || b >= RECV_BUFS || m->data != q->buf[b] + PROTO_MSG_HDR_SIZE)
 			return -EINVAL;
+		if (how != ACK)
+			return -EOPNOTSUPP; /* in the handle's memory alone: nowhere to go back to */
 		buf_put(q, (int)b);
 		slot_put(q, (int)slot);
 	} else {
-		ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
-		rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
-		if (ref.offset >= q->ring.data_size || ref.offset % RING_ALIGN || rec > RING_BATCH_MAX)
+		if (msg_ref(q, m, &ref, &rec) < 0)
 			return -EINVAL;
 		/* a lease the daemon took back is acknowledged by nobody here */
 		mine = ring_holds(&q->ring, ref.offset, ref.gen);
-		if (mine && (rec == 0 || ring_batch_done(&q->ring, ref.offset, ref.gen, rec - 1)))
-			release_taken(q, &ref);
-		else if (!mine)
+		if (!mine)
 			forget_taken(q, &ref);
+		else if (rec)
+			batch_record_over(q, &ref, rec - 1, how != ACK, how == REJECT);
+		else if (how == ACK)
+			release_taken(q, &ref);
+		else
+			nack_chunk(q, &ref, how == REJECT);
 	}
 	m->data = NULL;
 	atomic_fetch_sub_explicit(&q->nviews, 1, memory_order_relaxed);
 	if (mine)
-		count_n(&q->ring.hdr->acked, 1);
+		count_n(how == ACK ? &q->ring.hdr->acked : &q->ring.hdr->nacked, 1);
 	return 0;
+}
+
+static int release_msg(ipcq_queue *q, ipcq_msg *m)
+{
+	return release_msg_as(q, m, ACK);
 }
 
 EXPORT int ipcq_release(ipcq_queue *q, ipcq_msg *m)
@@ -659,6 +863,36 @@ static int lease_add(ipcq_queue *q, const ipcq_msg *m)
 		q->leases[q->nleases++] = (struct lease){ .m = *m, .thread = pthread_self() };
 	pthread_mutex_unlock(&q->recv_lock);
 	return r;
+}
+
+EXPORT int ipcq_nack(ipcq_queue *q, ipcq_msg *m, unsigned flags)
+{
+	pthread_t self = pthread_self();
+	ipcq_msg copy = { 0 };
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
+	if (!(q->flags & IPCQ_RECV))
+		return -EBADF;
+	if (flags & ~(unsigned)IPCQ_NACK_REJECT)
+		return -EINVAL;
+	if (!m) {
+		/* the copy this thread holds leased */
+		pthread_mutex_lock(&q->recv_lock);
+		for (unsigned i = q->nleases; i-- > 0;) {
+			if (pthread_equal(q->leases[i].thread, self)) {
+				copy = q->leases[i].m;
+				q->leases[i] = q->leases[--q->nleases];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&q->recv_lock);
+		if (!copy.data)
+			return -ENOENT;
+		m = &copy;
+	}
+	return release_msg_as(q, m, (flags & IPCQ_NACK_REJECT) ? REJECT : NACK);
 }
 
 EXPORT int ipcq_ack(ipcq_queue *q)
@@ -722,7 +956,7 @@ void recv_close(ipcq_queue *q)
 	 * (redelivered); in an at-most-once queue without (delivered once) */
 	ack_mine(q);
 	for (unsigned i = 0; i < q->ntaken; i++) {
-		struct ring_ref *ref = &q->taken[i];
+		struct ring_ref *ref = &q->taken[i].ref;
 		struct ring_cstate *cs = ring_cs(&q->ring, ring_chunk_at(&q->ring, ref->pos));
 		uint64_t done = atomic_load_explicit(&cs->done, memory_order_acquire);
 

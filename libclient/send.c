@@ -13,6 +13,10 @@
  *
  * ipcq_send_batch writes up to prefetch small messages into one chunk
  * and submits it as one mq message (or one backlog chunk).
+ *
+ * A message with a ttl (the queue's, or the handle's: ipcq_set_ttl) goes
+ * through the ring, its chunk stamped with when it expires: the receiver
+ * that takes it late gives it to the daemon to dead-letter (recv.c).
  */
 #include "config.h"
 
@@ -134,22 +138,38 @@ static bool batchable(const ipcq_queue *q, size_t len)
 	return len <= RING_REC_MAX && ring_rec_size(len) <= q->geo.max_payload;
 }
 
+/* When a message sent now expires (ring_chunk.expires): the shorter of
+ * the queue's ttl and the handle's; 0 for none. */
+static uint64_t send_expiry(const ipcq_queue *q)
+{
+	uint64_t qttl = atomic_load_explicit(&q->meta->ttl_ms, memory_order_relaxed);
+	uint64_t httl = atomic_load_explicit(&q->ttl_ms, memory_order_relaxed);
+	uint64_t ttl = qttl && httl ? MIN(qttl, httl) : qttl | httl;
+
+	return ttl ? ring_now_ms() + ttl : 0;
+}
+
+static void stamp(ipcq_queue *q, const struct ring_ref *ref, uint64_t expires)
+{
+	ring_chunk_at(&q->ring, ref->pos)->expires = expires;
+}
+
 static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = now_ns(CLOCK_MONOTONIC), expires = send_expiry(q);
 	struct ring_ref ref;
 	int r;
 
 	/* at-least-once: every message in the ring, where the daemon can find
-	 * it again if its receiver dies (recv.c) */
-	if (len <= q->inline_max && !q->ring.delivery && !backlog_busy(&q->ring)) {
+	 * it again if its receiver dies (recv.c); so is one with a ttl */
+	if (len <= q->inline_max && !q->ring.delivery && !expires && !backlog_busy(&q->ring)) {
 		r = send_inline_now(q, buf, len, prio);
 		if (r != -EAGAIN)
 			return r;
 	}
 	if (len <= q->inline_max && batchable(q, len)) {
 		/* backpressure: into the backlog, coalesced */
-		r = backlog_append(&q->ring, buf, len, prio, q->geo.prefetch, &q->window, timeout_ms);
+		r = backlog_append(&q->ring, buf, len, prio, expires, q->geo.prefetch, &q->window, timeout_ms);
 		if (r == 0)
 			counted_sent(q, 1, true);
 		return r;
@@ -158,6 +178,7 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	if (r < 0)
 		return r;
 	memcpy(ref.payload, buf, len);
+	stamp(q, &ref, expires);
 	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, time_left(timeout_ms, start), 0);
 	if (r == 0)
 		counted_sent(q, 1, true);
@@ -226,6 +247,7 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 	c = (struct ring_chunk *)(q->ring.data + ref.offset);
 	c->kind = RING_KIND_BATCH;
 	c->count = (uint16_t)k;
+	c->expires = send_expiry(q);
 	r = backlog_submit(&q->ring, &ref, prio, k, &q->window, time_left(timeout_ms, start), 0);
 	if (r == 0)
 		counted_sent(q, k, true);
@@ -307,6 +329,7 @@ EXPORT int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned pri
 	r = ring_loan_ref(&q->ring, buf, len, &ref);
 	if (r < 0)
 		return r;
+	stamp(q, &ref, send_expiry(q));
 	/* never waits for the window: a full one sends it to the backlog */
 	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, timeout_ms, BACKLOG_KEEP_ON_TIMEOUT);
 	if (r == 0)
@@ -317,6 +340,18 @@ EXPORT int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned pri
 EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
 {
 	return ipcq_publish_timed(q, buf, len, prio, -1);
+}
+
+EXPORT int ipcq_set_ttl(ipcq_queue *q, uint64_t ttl_ms)
+{
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
+	if (ttl_ms > IPCQ_TTL_MAX_MS)
+		return -EINVAL;
+	atomic_store_explicit(&q->ttl_ms, ttl_ms, memory_order_relaxed);
+	return 0;
 }
 
 EXPORT int ipcq_unloan(ipcq_queue *q, void *buf)

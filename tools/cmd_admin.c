@@ -25,6 +25,9 @@ enum {
 	OPT_MAX_DEPTH,
 	OPT_PREFETCH,
 	OPT_JSON,
+	OPT_TTL,
+	OPT_MAX_DELIVERIES,
+	OPT_DEAD_LETTER,
 };
 
 /* Parse the arguments of a command without options of its own: the
@@ -107,17 +110,33 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		{ "max-payload", required_argument, NULL, OPT_MAX_PAYLOAD },
 		{ "max-depth", required_argument, NULL, OPT_MAX_DEPTH },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
+		{ "ttl", required_argument, NULL, OPT_TTL },
+		{ "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
+		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
 	ipcq_geometry geo = { 0 };
+	ipcq_queue_opts opts = { 0 };
 	const char *name = NULL;
+	unsigned long n;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		r = -1;
 		if (opt >= OPT_MAX_MSGS && opt <= OPT_PREFETCH)
 			r = parse_geometry_option(cli, opt, &geo);
-		else
+		else if (opt == OPT_TTL && (parse_duration_ms(optarg, &opts.ttl_ms) < 0 || opts.ttl_ms == 0))
+			r = cli_usage_error(cli, "bad ttl '%s' (a whole number with ms, s, m or h: 30s)", optarg);
+		else if (opt == OPT_MAX_DELIVERIES && cli_parse_uint(optarg, UINT32_MAX, &n) == 0)
+			opts.max_deliveries = (uint32_t)n;
+		else if (opt == OPT_MAX_DELIVERIES)
+			r = cli_usage_error(cli, "bad count '%s'", optarg);
+		else if (opt == OPT_DEAD_LETTER && strlen(optarg) > IPCQ_NAME_MAX)
+			r = cli_usage_error(cli, "dead-letter queue name '%s' is too long", optarg);
+		else if (opt == OPT_DEAD_LETTER)
+			snprintf(opts.dead_letter, sizeof(opts.dead_letter), "%s", optarg);
+		else if (opt != OPT_TTL)
 			r = cli_common_option(cli, opt, argv);
 		if (r >= 0)
 			return r;
@@ -125,7 +144,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 	r = connect_for_queue(cli, argc, argv, &name);
 	if (r)
 		return r;
-	r = ipcq_create(cli->client, name, &geo);
+	r = ipcq_create_ex(cli->client, name, &geo, &opts);
 	if (r < 0)
 		return cli_fail_request(cli, r, "cannot create queue '%s'", name);
 	return CLI_EXIT_OK;
@@ -258,6 +277,11 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "reclaimed", st->reclaimed },
 		{ "rejected", st->rejected },
 		{ "acked", st->acked },
+		{ "nacked", st->nacked },
+		{ "expired", st->expired },
+		{ "dead_lettered", st->dead_lettered },
+		{ "ttl_ms", st->ttl_ms },
+		{ "max_deliveries", st->max_deliveries },
 		{ "receivers", st->receivers },
 		{ "listeners", st->listeners },
 		{ "quarantined", st->quarantined },
@@ -269,13 +293,16 @@ static void print_stats(const ipcq_stats *st, bool json)
 		for (i = 0; i < ARRAY_SIZE(fields); i++)
 			printf("%s: %" PRIu64 "\n", fields[i].key, fields[i].value);
 		printf("delivery: %s\n", delivery_name(st->delivery));
+		printf("dead_letter: %s\n", st->dead_letter);
 		return;
 	}
 	fputs("{\"name\": ", stdout);
 	print_json_string(st->name);
 	for (i = 0; i < ARRAY_SIZE(fields); i++)
 		printf(", \"%s\": %" PRIu64, fields[i].key, fields[i].value);
-	printf(", \"delivery\": \"%s\"}\n", delivery_name(st->delivery));
+	printf(", \"delivery\": \"%s\", \"dead_letter\": ", delivery_name(st->delivery));
+	print_json_string(st->dead_letter);
+	puts("}");
 }
 
 int cmd_stat(struct cli *cli, int argc, char **argv)

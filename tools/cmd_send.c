@@ -397,6 +397,7 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		{ "file", required_argument, NULL, 'f' },
 		{ "priority", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "ttl", required_argument, NULL, 'T' },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
@@ -405,10 +406,11 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 	bool nul = false, single = false;
 	const char *file = NULL;
 	unsigned long prio = 0;
+	uint64_t ttl_ms = 0;
 	ipcq_geometry geo;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":0sf:p:t:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":0sf:p:t:T:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case '0':
 			nul = true;
@@ -426,6 +428,10 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		case 't':
 			if (cli_parse_timeout(optarg, &s.timeout_ms) < 0)
 				return cli_usage_error(cli, "bad timeout '%s' (seconds, e.g. 0.5)", optarg);
+			break;
+		case 'T':
+			if (parse_duration_ms(optarg, &ttl_ms) < 0 || ttl_ms == 0 || ttl_ms > IPCQ_TTL_MAX_MS)
+				return cli_usage_error(cli, "bad ttl '%s' (a whole number with ms, s, m or h: 30s)", optarg);
 			break;
 		default:
 			r = cli_common_option(cli, opt, argv);
@@ -448,6 +454,8 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		return cli_fail(r, "cannot read the geometry of queue '%s'", s.name);
 	s.q = q;
 	s.max_payload = geo.max_payload;
+	if (ttl_ms)
+		ipcq_set_ttl(q, ttl_ms);
 
 	if (optind < argc)
 		return send_args(&s, argv + optind, argc - optind);

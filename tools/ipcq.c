@@ -32,7 +32,9 @@ static const struct cli_command commands[] = {
 			"  -p, --priority PRIO    message priority, 0 (default) to 31 (first out)\n"
 			"  -t, --timeout SECONDS  give up (exit 3) if the queue stays full (its ring,\n"
 			"                         or max_depth messages waiting) that long\n"
-			"                         (fractions allowed; default: wait forever)\n",
+			"                         (fractions allowed; default: wait forever)\n"
+			"  -T, --ttl DURATION     the messages expire if not received within this\n"
+			"                         long (ms, s, m or h: 30s; the queue's ttl if shorter)\n",
 		.run = cmd_send,
 	},
 	{
@@ -64,7 +66,14 @@ static const struct cli_command commands[] = {
 			"      --max-payload B    largest message accepted\n"
 			"      --max-depth N      most messages waiting (0: the daemon's default,\n"
 			"                         normally no bound but the ring)\n"
-			"      --prefetch N       most messages one receiver takes ahead, 1 to 64\n",
+			"      --prefetch N       most messages one receiver takes ahead, 1 to 64\n"
+			"      --ttl DURATION     messages not received within this long expire\n"
+			"                         (ms, s, m or h: 30s)\n"
+			"      --max-deliveries N at-least-once: a message delivered N times and\n"
+			"                         never acknowledged is not delivered again\n"
+			"      --dead-letter Q    where expired and undeliverable messages go (an\n"
+			"                         existing queue you may send to); without one they\n"
+			"                         are dropped and counted\n",
 		.run = cmd_create,
 	},
 	{

@@ -126,7 +126,7 @@ static int append_msg(struct test_ring *t, const struct backlog_window *w, uint3
 	unsigned char buf[MSG_MAX];
 
 	make_msg(buf, id, len);
-	return backlog_append(&t->r, buf, len, prio, batch_max, w, timeout_ms);
+	return backlog_append(&t->r, buf, len, prio, 0, batch_max, w, timeout_ms);
 }
 
 static void append_ok(struct test_ring *t, const struct backlog_window *w, uint32_t id, uint32_t len, unsigned prio,

@@ -480,6 +480,79 @@ static void test_values_out_of_range_are_errors_with_line_number(void **state)
 	}
 }
 
+static void test_dead_letter_policy_from_defaults_queues_and_creation(void **state)
+{
+	ipcq_queue_opts created = { .ttl_ms = 5000, .max_deliveries = 9, .dead_letter = "made.dead" };
+	struct loaded l = { 0 };
+	struct queue_policy p;
+
+	load_text(&l, "defaults { ttl = \"30s\"  max_deliveries = 5  dead_letter = \"dead\" }\n"
+	              "queue \"dead\" { }\n"
+	              "queue \"own\" { ttl = \"250ms\"  max_deliveries = 65534  dead_letter = \"other\" }\n"
+	              "queue \"none\" { ttl = 0  max_deliveries = 0 }\n");
+	assert_loaded_ok(&l);
+	p = config_queue_policy(l.cfg, config_find_queue(l.cfg, "own"), NULL, "own");
+	assert_int_equal(p.ttl_ms, 250);
+	assert_int_equal(p.max_deliveries, 65534);
+	assert_string_equal(p.dead_letter, "other");
+	/* 0 set in a queue is a value of its own */
+	p = config_queue_policy(l.cfg, config_find_queue(l.cfg, "none"), NULL, "none");
+	assert_int_equal(p.ttl_ms, 0);
+	assert_int_equal(p.max_deliveries, 0);
+	assert_string_equal(p.dead_letter, "dead");
+	/* the defaults' dead_letter is no dead-letter queue of its own */
+	p = config_queue_policy(l.cfg, config_find_queue(l.cfg, "dead"), NULL, "dead");
+	assert_int_equal(p.ttl_ms, 30000);
+	assert_string_equal(p.dead_letter, "");
+	/* a queue the config does not name: what it was created with, else
+	 * the defaults' */
+	p = config_queue_policy(l.cfg, NULL, &created, "made");
+	assert_int_equal(p.ttl_ms, 5000);
+	assert_int_equal(p.max_deliveries, 9);
+	assert_string_equal(p.dead_letter, "made.dead");
+	p = config_queue_policy(l.cfg, NULL, &(ipcq_queue_opts){ 0 }, "made");
+	assert_int_equal(p.ttl_ms, 30000);
+	assert_int_equal(p.max_deliveries, 5);
+	assert_string_equal(p.dead_letter, "dead");
+	/* the config's queue section wins over the creation */
+	p = config_queue_policy(l.cfg, config_find_queue(l.cfg, "own"), &created, "own");
+	assert_int_equal(p.ttl_ms, 250);
+	assert_string_equal(p.dead_letter, "other");
+	loaded_clear(&l);
+
+	/* none by default */
+	load_text(&l, "queue \"q\" { }\n");
+	assert_loaded_ok(&l);
+	p = config_queue_policy(l.cfg, config_find_queue(l.cfg, "q"), NULL, "q");
+	assert_int_equal(p.ttl_ms, 0);
+	assert_int_equal(p.max_deliveries, 0);
+	assert_string_equal(p.dead_letter, "");
+	loaded_clear(&l);
+}
+
+static void test_bad_dead_letter_policies_are_errors(void **state)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *needle;
+	} cases[] = {
+		{ "# a\ndefaults { ttl = \"30\" }\n", 2, "ttl = \"30\": not a duration" },
+		{ "# a\nqueue \"q\" { ttl = \"8761h\" }\n", 2, "ttl = \"8761h\": out of range (0 for none, or 1ms to 8760h)" },
+		{ "# a\nqueue \"q\" { max_deliveries = 65535 }\n", 2, "max_deliveries = 65535: out of range (0 to 65534)" },
+		{ "# a\nqueue \"q\" { dead_letter = \"bad name\" }\n", 2, "dead_letter = \"bad name\": not a valid queue name" },
+		{ "# a\nqueue \"q\" {\n dead_letter = \"q\"\n}\n", 2, "queue \"q\": dead_letter names the queue itself" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct loaded l = { 0 };
+
+		load_text(&l, cases[i].text);
+		assert_error_at(&l, cases[i].line, cases[i].needle);
+		loaded_clear(&l);
+	}
+}
+
 static void test_bad_ack_timeouts_are_errors_with_line_number(void **state)
 {
 	static const struct {
@@ -795,6 +868,8 @@ int main(void)
 		cmocka_unit_test(test_ring_size_not_page_multiple_is_error),
 		cmocka_unit_test(test_values_out_of_range_are_errors_with_line_number),
 		cmocka_unit_test(test_bad_ack_timeouts_are_errors_with_line_number),
+		cmocka_unit_test(test_dead_letter_policy_from_defaults_queues_and_creation),
+		cmocka_unit_test(test_bad_dead_letter_policies_are_errors),
 		cmocka_unit_test(test_bad_depth_and_prefetch_report_their_own_line),
 		cmocka_unit_test(test_unknown_words_are_errors),
 		cmocka_unit_test(test_invalid_namespace_is_error),

@@ -1,0 +1,97 @@
+/*
+ * deadletter.c - the daemon moves what receivers gave up for good
+ * (expired, delivered max_deliveries times, rejected: chunks DOOMED in a
+ * queue's ring, see ring.c) into the queue's dead-letter queue.
+ *
+ * This is the one place the daemon writes messages.  It writes as a
+ * sender of the dead-letter queue would, through the same ring and
+ * backlog code, under the holder id PROTO_HOLDER_DAEMON, with one
+ * difference: it never waits.  Its locks are tried, not waited for (a
+ * client holds them for microseconds, or forever if it is stopped), room
+ * in the ring is taken only if it is there, and the window is sent to
+ * without blocking.  What cannot be written now stays DOOMED in the
+ * source ring and is tried again at the next sweep.  What could never be
+ * written (larger than the dead-letter queue takes) is dropped.
+ *
+ * Every message of a doomed chunk goes into one chunk of the dead-letter
+ * queue (a batch when there are several), so a chunk is moved whole or
+ * not at all, and a retry never writes part of it twice.  If the daemon
+ * dies between the write and the release of the source chunk, the next
+ * one writes it again: a dead-letter queue is at-least-once.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "backlog.h"
+#include "deadletter.h"
+#include "ring_impl.h"
+
+static int window_send(void *ctx, const void *msg, size_t len, unsigned prio)
+{
+	const struct queue *q = ctx;
+
+	/* the daemon's descriptor is non-blocking */
+	if (mq_send(q->mq, msg, len, prio) == 0)
+		return 0;
+	return errno == EAGAIN ? -EAGAIN : -errno;
+}
+
+static long window_waiting(void *ctx)
+{
+	const struct queue *q = ctx;
+	struct mq_attr attr;
+
+	return mq_getattr(q->mq, &attr) < 0 ? -errno : attr.mq_curmsgs;
+}
+
+int deadletter_write(struct queue *dlq, const struct ring_recview *msgs, unsigned n, unsigned prio)
+{
+	const struct backlog_window w = { .send = window_send, .waiting = window_waiting, .ctx = dlq };
+	struct ring r;
+	struct ring_ref ref;
+	struct ring_chunk *c;
+	uint64_t bytes = 0;
+	int ret;
+
+	if (!dlq->ring.hdr || queue_quarantined(dlq) || n == 0 || n > RING_BATCH_MAX)
+		return 0;
+	/* a view of its own: the daemon's ring has no holder id */
+	r = dlq->ring;
+	r.self = PROTO_HOLDER_DAEMON;
+	r.nowait = true;
+	r.bell = dlq->bell;
+	if (n == 1) {
+		bytes = msgs[0].len;
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			bytes += ring_rec_size(msgs[i].len);
+	}
+	if (bytes > r.max_payload)
+		return 0; /* it can never take them */
+	ret = ring_reserve(&r, bytes, 0, &ref);
+	if (ret < 0)
+		return ret == -EMSGSIZE ? 0 : -EAGAIN;
+	c = ring_chunk_at(&r, ref.pos);
+	if (n == 1) {
+		memcpy(ref.payload, msgs[0].data, msgs[0].len);
+	} else {
+		unsigned char *p = ref.payload;
+
+		for (unsigned i = 0; i < n; i++) {
+			struct ring_rec rec = { .len = msgs[i].len };
+
+			memcpy(p, &rec, sizeof(rec));
+			memcpy(p + sizeof(rec), msgs[i].data, msgs[i].len);
+			p += ring_rec_size(msgs[i].len);
+		}
+		c->kind = RING_KIND_BATCH;
+		c->count = (uint16_t)n;
+	}
+	if (backlog_submit(&r, &ref, prio, n, &w, 0, 0) < 0)
+		return -EAGAIN; /* the chunk was given back */
+	atomic_fetch_add_explicit(&r.hdr->sent, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r.hdr->sent_ring, n, memory_order_relaxed);
+	return 1;
+}
