@@ -97,11 +97,24 @@ static int depth_room(ipcq_queue *q, unsigned want, int timeout_ms)
 
 /* ---- one message ---- */
 
-static void counted_sent(ipcq_queue *q, unsigned n, bool ring)
+/* n messages (negative: the count of a send that failed) are counted
+ * sent before they can be on their way, so that one whose sender dies
+ * after that counts as sent (the daemon sends its descriptor again,
+ * ring.c), not as something the daemon made up. */
+static void count_sent(ipcq_queue *q, int64_t n, bool ring)
 {
-	count_n(&q->ring.hdr->sent, n);
+	count_n(&q->ring.hdr->sent, (uint64_t)n);
 	if (ring)
-		count_n(&q->ring.hdr->sent_ring, n);
+		count_n(&q->ring.hdr->sent_ring, (uint64_t)n);
+}
+
+/* A send's result r, with the count of its n messages taken back when it
+ * failed. */
+static int sent_or_not(ipcq_queue *q, int r, unsigned n, bool ring)
+{
+	if (r < 0)
+		count_sent(q, -(int64_t)n, ring);
+	return r;
 }
 
 /* Inline, straight into the window; -EAGAIN when it is full. */
@@ -123,13 +136,11 @@ static int send_inline_now(ipcq_queue *q, const void *buf, size_t len, unsigned 
 		memcpy(msg + sizeof(h), buf, len);
 	/* counted before it can be taken, so depth never dips below 0 */
 	ring_depth_add(&q->ring, 1);
-	r = window_send(q, msg, sizeof(h) + len, prio);
-	if (r < 0) {
+	count_sent(q, 1, false);
+	r = sent_or_not(q, window_send(q, msg, sizeof(h) + len, prio), 1, false);
+	if (r < 0)
 		ring_depth_add(&q->ring, -1);
-		return r;
-	}
-	counted_sent(q, 1, false);
-	return 0;
+	return r;
 }
 
 /* Whether a message may travel as a record of a batch. */
@@ -169,20 +180,18 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	}
 	if (len <= q->inline_max && batchable(q, len)) {
 		/* backpressure: into the backlog, coalesced */
+		count_sent(q, 1, true);
 		r = backlog_append(&q->ring, buf, len, prio, expires, q->geo.prefetch, &q->window, timeout_ms);
-		if (r == 0)
-			counted_sent(q, 1, true);
-		return r;
+		return sent_or_not(q, r, 1, true);
 	}
 	r = ring_reserve(&q->ring, len, timeout_ms, &ref);
 	if (r < 0)
 		return r;
 	memcpy(ref.payload, buf, len);
 	stamp(q, &ref, expires);
+	count_sent(q, 1, true);
 	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, time_left(timeout_ms, start), 0);
-	if (r == 0)
-		counted_sent(q, 1, true);
-	return r;
+	return sent_or_not(q, r, 1, true);
 }
 
 EXPORT int ipcq_send(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms)
@@ -248,10 +257,9 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 	c->kind = RING_KIND_BATCH;
 	c->count = (uint16_t)k;
 	c->expires = send_expiry(q);
+	count_sent(q, k, true);
 	r = backlog_submit(&q->ring, &ref, prio, k, &q->window, time_left(timeout_ms, start), 0);
-	if (r == 0)
-		counted_sent(q, k, true);
-	return r;
+	return sent_or_not(q, r, k, true);
 }
 
 EXPORT int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, unsigned prio, int timeout_ms)
@@ -331,10 +339,9 @@ EXPORT int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned pri
 		return r;
 	stamp(q, &ref, send_expiry(q));
 	/* never waits for the window: a full one sends it to the backlog */
+	count_sent(q, 1, true);
 	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, timeout_ms, BACKLOG_KEEP_ON_TIMEOUT);
-	if (r == 0)
-		counted_sent(q, 1, true);
-	return r;
+	return sent_or_not(q, r, 1, true);
 }
 
 EXPORT int ipcq_publish(ipcq_queue *q, void *buf, size_t len, unsigned prio)
