@@ -63,6 +63,8 @@ enum proto_op {
 	PROTO_OP_LIST = 6,   /* arg = index of the first queue */
 	PROTO_OP_NOTIFY = 7, /* name, arg = signal number (0: unregister) */
 	PROTO_OP_RECV_BUFS = 8, /* name, with a memfd: a receiving handle's buffers (daemon/rbuf.c) */
+	PROTO_OP_MOVED = 9,     /* name, arg64 = offset, generation of a chunk the caller held, which the
+	                         * daemon moved aside (ring.c): arg = 1 acknowledge, 2 give back, 3 reject */
 	PROTO_OP_MAX_,
 };
 
@@ -78,6 +80,7 @@ struct proto_req {
 	char pad_[7];
 	ipcq_geometry geo;
 	ipcq_queue_opts opts; /* CREATE, and OPEN with IPCQ_CREATE */
+	uint64_t arg64[2];    /* MOVED */
 };
 
 struct proto_reply {

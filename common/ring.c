@@ -671,6 +671,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	c->kind = RING_KIND_RAW;
 	ring_cs(r, c)->level = 0;
 	ring_cs(r, c)->deliveries = 0;
+	atomic_store_explicit(&ring_cs(r, c)->aside, RING_ASIDE_NO, memory_order_relaxed);
 	c->count = 0;
 	c->expires = 0;
 	atomic_store_explicit(&c->sealed, 0, memory_order_relaxed);
@@ -851,6 +852,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		                                          memory_order_acquire, memory_order_acquire))
 			break;
 	}
+	atomic_store_explicit(&ring_cs(r, c)->aside, RING_ASIDE_NO, memory_order_relaxed);
 	/* a receiver's take is a delivery (the daemon's, for a purge, is not) */
 	if (holder && ring_cs(r, c)->deliveries < UINT16_MAX)
 		ring_cs(r, c)->deliveries++;
@@ -1084,15 +1086,23 @@ static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int wi
  * dead-letter queue, or is dropped (see ring_reclaim_ops.dead_letter);
  * then it is released.  Its header was written by a sender: checked
  * before its bytes are read. */
+/* Whether the header of a chunk whose word is w says what a sender
+ * sealed: the daemon reads a chunk's bytes only then. */
+static bool chunk_intact(const struct ring *r, const struct ring_chunk *c, uint64_t w)
+{
+	uint64_t gen = c->gen;
+
+	return RING_WORD_GEN32(w) == (uint32_t)gen && atomic_load_explicit(&c->sealed, memory_order_acquire) == gen &&
+	       c->magic == RING_CHUNK_MAGIC && c->len <= r->max_payload && ring_chunk_size_for(c->len) <= c->size &&
+	       c->kind <= RING_KIND_BATCH && (c->kind != RING_KIND_BATCH || (c->count && c->count <= RING_BATCH_MAX));
+}
+
 static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
 {
 	struct ring_hdr *h = r->hdr;
 	struct ring_recview recs[RING_BATCH_MAX];
-	uint64_t gen = c->gen;
 	bool batch = c->kind == RING_KIND_BATCH;
-	bool intact = RING_WORD_GEN32(w) == (uint32_t)gen && atomic_load_explicit(&c->sealed, memory_order_acquire) == gen &&
-	              c->magic == RING_CHUNK_MAGIC && c->len <= r->max_payload &&
-	              ring_chunk_size_for(c->len) <= c->size && c->kind <= RING_KIND_BATCH;
+	bool intact = chunk_intact(r, c, w);
 	unsigned n = 0;
 	int ret = 0;
 
@@ -1125,16 +1135,107 @@ static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const 
 	return 1;
 }
 
-/* Whether the lease of a live holder on its TAKEN chunk ran out: asked in
+/* What becomes of the lease of a live holder on its TAKEN chunk: asked in
  * the daemon's sweep of an at-least-once ring alone (the ring's delivery
  * mode is the one copied at attach, not the header's). */
-static bool lease_ran_out(const struct ring *r, const struct ring_chunk *c, uint64_t w,
-                          const struct ring_reclaim_ops *ops)
+static int lease_state(const struct ring *r, const struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
 {
-	if (RING_WORD_STATE(w) != RING_TAKEN || r->delivery == 0 || !ops->lease_expired)
+	const struct ring_cstate *cs = ring_cs(r, c);
+
+	if (RING_WORD_STATE(w) != RING_TAKEN || r->delivery == 0 || !ops->lease_check)
+		return RING_LEASE_KEEP;
+	return ops->lease_check((uint64_t)((const unsigned char *)c - r->data), w, cs->deliveries,
+	                        atomic_load_explicit(&cs->aside, memory_order_relaxed) == RING_ASIDE_OK, ops->ctx);
+}
+
+/*
+ * Moving aside.  A receiver that keeps a message long holds its chunk,
+ * and ring space comes back in order: everything sent after it waits for
+ * it, and once the ring has gone round, senders wait too.  So the daemon
+ * takes such a message out of the ring into its own keeping (a shared
+ * object of its own, daemon/aside.c), still leased to the same holder,
+ * and releases the chunk.  Only a chunk its holder marked RING_ASIDE_OK
+ * moves: one it keeps no pointer into, with one message left to
+ * acknowledge (a copy ipcq_recv made).  The aside byte is the handshake:
+ * the daemon claims it OK -> MOVING, keeps the message, then MOVING ->
+ * MOVED and releases the chunk; the holder, before it acts on the chunk,
+ * swaps the byte to NO (ring_stop_aside): if it found MOVING, the
+ * daemon's second step fails and it forgets what it kept; if MOVED, the
+ * holder acknowledges or gives back the message through the daemon.  A
+ * daemon killed between the two steps leaves the chunk TAKEN by the
+ * holder: the next daemon forgets what it kept of a chunk still TAKEN, and
+ * the holder, finding the daemon does not know the message, acts on the
+ * chunk as before.
+ */
+static int move_aside(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
+{
+	struct ring_cstate *cs = ring_cs(r, c);
+	uint64_t offset = (uint64_t)((unsigned char *)c - r->data), gen = c->gen;
+	uint32_t holder = RING_WORD_HOLDER(w);
+	uint8_t expect = RING_ASIDE_OK;
+	struct ring_recview msg = { .data = c + 1, .len = c->len };
+
+	if (!ops->move_aside || !chunk_intact(r, c, w))
+		return 0;
+	if (c->kind == RING_KIND_BATCH) {
+		struct ring_recview recs[RING_BATCH_MAX];
+		struct ring_ref ref = { .payload = c + 1, .len = c->len, .count = c->count };
+		uint64_t left = ring_batch_mask(c->count) & ~atomic_load_explicit(&cs->done, memory_order_acquire);
+
+		/* the one record left */
+		if (__builtin_popcountll(left) != 1 || ring_batch_records(r, &ref, recs) < 0)
+			return 0;
+		msg = recs[__builtin_ctzll(left)];
+	}
+	if (!atomic_compare_exchange_strong_explicit(&cs->aside, &expect, RING_ASIDE_MOVING, memory_order_acq_rel,
+	                                             memory_order_relaxed))
+		return 0;
+	if (ops->move_aside(holder, offset, gen, &msg, c->prio, cs->deliveries, c->expires, ops->ctx) < 0) {
+		expect = RING_ASIDE_MOVING;
+		atomic_compare_exchange_strong_explicit(&cs->aside, &expect, RING_ASIDE_OK, memory_order_relaxed,
+		                                        memory_order_relaxed);
+		return 0;
+	}
+	expect = RING_ASIDE_MOVING;
+	if (!atomic_compare_exchange_strong_explicit(&cs->aside, &expect, RING_ASIDE_MOVED, memory_order_acq_rel,
+	                                             memory_order_relaxed)) {
+		/* its holder came back for it meanwhile */
+		ops->unmove(holder, offset, gen, ops->ctx);
+		return 0;
+	}
+	atomic_compare_exchange_strong_explicit(&cs->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
+	                                        memory_order_release, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->hdr->moved, 1, memory_order_relaxed);
+	return 1;
+}
+
+void ring_allow_aside(struct ring *r, uint64_t offset, uint64_t gen)
+{
+	struct ring_chunk *c;
+	uint8_t expect = RING_ASIDE_NO;
+
+	if (offset % RING_ALIGN || offset > r->data_size - RING_ALIGN || !ring_holds(r, offset, gen))
+		return;
+	c = (struct ring_chunk *)(r->data + offset);
+	atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->aside, &expect, RING_ASIDE_OK, memory_order_release,
+	                                        memory_order_relaxed);
+}
+
+bool ring_stop_aside(struct ring *r, uint64_t offset, uint64_t gen)
+{
+	struct ring_chunk *c;
+	struct ring_cstate *cs;
+
+	if (offset % RING_ALIGN || offset > r->data_size - RING_ALIGN)
 		return false;
-	return ops->lease_expired((uint64_t)((const unsigned char *)c - r->data), w, ring_cs(r, c)->deliveries,
-	                          ops->ctx);
+	c = (struct ring_chunk *)(r->data + offset);
+	cs = ring_cs(r, c);
+	/* not touched unless it may be this holder's, moved or not: the byte
+	 * of another holder's chunk is that holder's */
+	if (atomic_load_explicit(&cs->aside, memory_order_relaxed) == RING_ASIDE_NO ||
+	    RING_WORD_GEN32(atomic_load_explicit(&cs->word, memory_order_acquire)) != (uint32_t)gen)
+		return false;
+	return atomic_exchange_explicit(&cs->aside, RING_ASIDE_NO, memory_order_acq_rel) == RING_ASIDE_MOVED;
 }
 
 /* Whether what a receiver held of chunk c was delivered as often as the
@@ -1164,8 +1265,13 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 	if (st != RING_RESERVED && st != RING_PUBLISHING && st != RING_TAKEN)
 		return orphan_check(r, c, w, window_empty, ops);
 	if (holder != 0 && !ops->is_dead(holder, ops->ctx)) {
-		/* a live holder keeps what it holds, but a lease that ran out */
-		if (!lease_ran_out(r, c, w, ops))
+		/* a live holder keeps what it holds, but a lease that ran out;
+		 * what it keeps long may move aside */
+		int ls = lease_state(r, c, w, ops);
+
+		if (ls == RING_LEASE_MOVE)
+			return move_aside(r, c, w, ops);
+		if (ls != RING_LEASE_EXPIRED)
 			return 0;
 		lease = true;
 	}
@@ -1245,7 +1351,7 @@ static int reclaim_chunks(struct ring *r, const struct ring_reclaim_ops *ops, co
 	uint64_t head, pos;
 	/* asked before the walk: a descriptor sent after it is on the mq */
 	int window_empty = ops->window_empty ? ops->window_empty(ops->ctx) : WINDOW_UNASKED;
-	bool leases = ops->lease_expired && r->delivery != 0;
+	bool leases = ops->lease_check && r->delivery != 0;
 	unsigned expired = 0;
 	int n = 0, ret = load_positions(r, &head, &pos);
 
@@ -1373,6 +1479,7 @@ void ring_fill_stats(struct ring *r, ipcq_stats *st)
 	st->expired = atomic_load_explicit(&h->expired, memory_order_relaxed);
 	st->dead_lettered = atomic_load_explicit(&h->dead_lettered, memory_order_relaxed);
 	st->nacked = atomic_load_explicit(&h->nacked, memory_order_relaxed);
+	st->moved = atomic_load_explicit(&h->moved, memory_order_relaxed);
 	st->delivery = r->delivery;
 	st->receivers = ring_receivers(r);
 	st->depth = ring_depth(r);

@@ -52,6 +52,16 @@ enum ring_state {
 	RING_DOOMED = 8,
 };
 
+/* Whether the daemon may move a TAKEN chunk's message aside (out of the
+ * ring, into its own keeping) so that the space behind it moves on while
+ * its holder keeps it long (ring.c, "Moving aside"). */
+enum ring_aside {
+	RING_ASIDE_NO = 0,     /* its holder may point into it */
+	RING_ASIDE_OK = 1,     /* its holder keeps no pointer into it */
+	RING_ASIDE_MOVING = 2, /* the daemon is copying it */
+	RING_ASIDE_MOVED = 3,  /* the daemon keeps it: its holder tells the daemon, not the ring */
+};
+
 /* What a chunk's payload is. */
 enum ring_kind {
 	RING_KIND_RAW = 0,   /* one message: len bytes (a loan, or a large send) */
@@ -116,7 +126,7 @@ struct ring_cstate {
 	_Atomic uint64_t handed;
 	_Atomic uint64_t done;
 	uint8_t level;       /* backlog level, while QUEUED (backlog.c) */
-	uint8_t spare_;
+	_Atomic uint8_t aside; /* enum ring_aside: may the daemon move it (ring.c) */
 	uint16_t deliveries; /* times a receiver took it (saturating) */
 	/* the daemon saw it PUBLISHED beside an empty window: its generation's
 	 * low bits, with bit 0 set (ring.c, orphan_check) */
@@ -196,6 +206,7 @@ struct ring_hdr {
 	_Atomic uint64_t expired;       /* messages whose ttl ran out before a receiver had them */
 	_Atomic uint64_t dead_lettered; /* messages the daemon moved to the dead-letter queue */
 	_Atomic uint64_t nacked;        /* messages receivers gave back or rejected (ipcq_nack) */
+	_Atomic uint64_t moved;         /* chunks held long that the daemon copied aside */
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
@@ -320,6 +331,14 @@ bool ring_batch_done(struct ring *r, uint64_t offset, uint64_t gen, unsigned idx
  * it is not done the daemon dead-letters or drops.  false if it was not
  * this process's any more. */
 bool ring_doom(struct ring *r, uint64_t offset, uint64_t gen);
+/* Consumer: the chunk it holds (TAKEN by it, of generation gen) is one
+ * it keeps no pointer into: the daemon may move it aside. */
+void ring_allow_aside(struct ring *r, uint64_t offset, uint64_t gen);
+/* Consumer, before it acts on a chunk it took (release, nack, give
+ * back): the daemon may no longer move it; true when it did already:
+ * the holder then acknowledges (or gives back) the message through the
+ * daemon (PROTO_OP_MOVED). */
+bool ring_stop_aside(struct ring *r, uint64_t offset, uint64_t gen);
 /* The clock of chunk expiries: CLOCK_MONOTONIC milliseconds. */
 uint64_t ring_now_ms(void);
 static inline bool ring_expired(uint64_t expires, uint64_t now_ms)
@@ -334,6 +353,13 @@ static inline struct ring_slot *ring_slot_at(const struct ring *r, unsigned idx)
 {
 	return (struct ring_slot *)(r->slots + (size_t)idx * r->slot_size);
 }
+
+/* What becomes of a lease a live holder has (ring_reclaim_ops.lease_check). */
+enum ring_lease {
+	RING_LEASE_KEEP,    /* nothing */
+	RING_LEASE_EXPIRED, /* taken back: delivered again */
+	RING_LEASE_MOVE,    /* copied aside, if its holder allows it */
+};
 
 /* Daemon: what to do with messages of dead clients, and of leases that
  * ran out. */
@@ -359,8 +385,18 @@ struct ring_reclaim_ops {
 	 * whether the walk went from tail to head (whole: a lease it did not
 	 * meet is gone) and how many leases it took back. */
 	void (*walk_begin)(void *ctx);
-	bool (*lease_expired)(uint64_t offset, uint64_t word, unsigned deliveries, void *ctx);
+	/* enum ring_lease: aside says its holder marked it RING_ASIDE_OK */
+	int (*lease_check)(uint64_t offset, uint64_t word, unsigned deliveries, bool aside, void *ctx);
 	void (*walk_end)(bool whole, unsigned taken_back, void *ctx);
+	/* A chunk a live holder keeps long (RING_LEASE_MOVE): its message (a
+	 * raw chunk's, or the one record of a batch left to acknowledge, in
+	 * place in the ring) kept by the daemon outside the ring, under the
+	 * holder and the chunk's offset and generation, so that the chunk can
+	 * be released: 0, or a negative errno (it then stays).  unmove: its
+	 * holder came back for it meanwhile: forget it. */
+	int (*move_aside)(uint32_t holder, uint64_t offset, uint64_t gen, const struct ring_recview *msg, unsigned prio,
+	                  unsigned deliveries, uint64_t expires, void *ctx);
+	void (*unmove)(uint32_t holder, uint64_t offset, uint64_t gen, void *ctx);
 	/* Chunks receivers DOOMED, in the periodic sweep (NULL in other
 	 * walks): what of one is not done (n messages, checked against the
 	 * chunk's bounds, in place in the ring) goes to the queue's

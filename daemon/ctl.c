@@ -375,6 +375,20 @@ void ctl_holder_died(struct daemon *d, uint32_t holder)
 			rbuf_release_all(d, &c->rbufs, &c->nrbufs);
 }
 
+/* A message the daemon keeps aside for the caller (aside.c): it
+ * acknowledges, gives back or rejects it (arg: enum aside_how). */
+static int op_moved(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct queue *q = queue_find(c->d, req->name);
+
+	if (req->arg != ASIDE_ACK && req->arg != ASIDE_REQUEUE && req->arg != ASIDE_REJECT)
+		return reply_error(r, -EINVAL, "unknown disposal %d", req->arg);
+	if (!q || !c->holder || queue_quarantined(q) ||
+	    aside_settle(c->d, q, c->holder, req->arg64[0], req->arg64[1], (enum aside_how)req->arg) < 0)
+		return reply_error(r, -ENOENT, "queue '%s' keeps no such message aside for this process", req->name);
+	return 0;
+}
+
 static int dispatch(struct conn *c, const struct proto_req *req, int fd, struct reply *r)
 {
 	if (req->op == PROTO_OP_RECV_BUFS)
@@ -394,6 +408,8 @@ static int dispatch(struct conn *c, const struct proto_req *req, int fd, struct 
 		return op_list(c, req, r);
 	case PROTO_OP_NOTIFY:
 		return op_notify(c, req, r);
+	case PROTO_OP_MOVED:
+		return op_moved(c, req, r);
 	}
 	return reply_error(r, -EPROTO, "unknown operation %u", req->op);
 }

@@ -113,6 +113,14 @@ static bool met_add(struct lease_table *t, const struct lease *l)
 
 bool lease_walk_met(struct lease_table *t, uint64_t offset, uint64_t word, unsigned deliveries)
 {
+	uint64_t held;
+
+	return lease_walk_met_held(t, offset, word, deliveries, &held);
+}
+
+bool lease_walk_met_held(struct lease_table *t, uint64_t offset, uint64_t word, unsigned deliveries,
+                         uint64_t *held_ms)
+{
 	const struct lease *old = find(t->seen, t->n_seen, offset);
 	struct lease l = {
 		.offset = offset, .word = word, .first_seen_ms = t->now_ms, .deliveries = (uint16_t)deliveries
@@ -120,6 +128,7 @@ bool lease_walk_met(struct lease_table *t, uint64_t offset, uint64_t word, unsig
 
 	if (old && old->word == word && old->deliveries == l.deliveries)
 		l.first_seen_ms = old->first_seen_ms;
+	*held_ms = t->now_ms - MIN(l.first_seen_ms, t->now_ms);
 	/* met by an earlier walk, and the walks span the timeout */
 	if (t->timeout_ms && l.first_seen_ms < t->now_ms &&
 	    t->now_ms - l.first_seen_ms + LEASE_CLOCK_SLACK_MS >= t->timeout_ms)

@@ -51,6 +51,10 @@ void lease_walk_begin(struct lease_table *t, const char *ring, size_t max, uint6
  * timeout).  One that ran out is forgotten: the caller takes it back, or
  * it moved on by itself. */
 bool lease_walk_met(struct lease_table *t, uint64_t offset, uint64_t word, unsigned deliveries);
+/* lease_walk_met, telling how long the walks saw the lease held
+ * (*held_ms: 0 for one met first by this walk). */
+bool lease_walk_met_held(struct lease_table *t, uint64_t offset, uint64_t word, unsigned deliveries,
+                         uint64_t *held_ms);
 /* The walk ended: after a whole one (tail to head) the leases it did not
  * meet are gone; after a partial one they are kept. */
 void lease_walk_end(struct lease_table *t, bool whole);

@@ -48,7 +48,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include "deadletter.h"
+#include "aside.h"
+#include "inject.h"
 #include "log.h"
 #include "notify.h"
 #include "peer.h"
@@ -74,8 +75,8 @@ static struct ring_geometry ring_geo_of(const struct queue_record *rec)
 		                       .delivery = (uint32_t)rec->delivery };
 }
 
-static int object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
-                       char buf[PROTO_OBJ_NAME_MAX])
+int queue_object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
+                      char buf[PROTO_OBJ_NAME_MAX])
 {
 	return proto_object_name(buf, PROTO_OBJ_NAME_MAX, d->ns, rec->name, rec->token, suffix);
 }
@@ -110,8 +111,8 @@ static int log_squatter(int ret, const struct queue *q, const char *dir, const c
 }
 
 /* An object to adopt must be what this daemon would have made. */
-static int check_owned(const struct daemon *d, int fd, const char *what, const char *name, char *errbuf,
-                       size_t errcap)
+int queue_check_owned(const struct daemon *d, int fd, const char *what, const char *name, char *errbuf,
+                      size_t errcap)
 {
 	struct stat st;
 
@@ -166,7 +167,7 @@ static int map_owned(const struct daemon *d, const char *name, const char *what,
 		snprintf(errbuf, errcap, "its %s %s cannot be opened: %s", what, name, strerror(-ret));
 		return ret;
 	}
-	ret = check_owned(d, fd, what, name, errbuf, errcap);
+	ret = queue_check_owned(d, fd, what, name, errbuf, errcap);
 	if (ret < 0)
 		return ret;
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != size) {
@@ -449,8 +450,8 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 	struct ring_geometry rg = ring_geo_of(&q->rec);
 	int ret;
 
-	if (object_name(d, &q->rec, NULL, mq_name) < 0 || object_name(d, &q->rec, ".ring", shm_name) < 0 ||
-	    object_name(d, &q->rec, ".data", data_name) < 0 || object_name(d, &q->rec, ".meta", meta_name) < 0) {
+	if (queue_object_name(d, &q->rec, NULL, mq_name) < 0 || queue_object_name(d, &q->rec, ".ring", shm_name) < 0 ||
+	    queue_object_name(d, &q->rec, ".data", data_name) < 0 || queue_object_name(d, &q->rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "invalid queue name");
 		return -EINVAL;
 	}
@@ -524,9 +525,9 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 	int ret;
 
 	errbuf[0] = '\0';
-	if (proto_geometry_check(&rec->geo, &why) < 0 || object_name(d, rec, NULL, mq_name) < 0 ||
-	    object_name(d, rec, ".ring", shm_name) < 0 || object_name(d, rec, ".data", data_name) < 0 ||
-	    object_name(d, rec, ".meta", meta_name) < 0) {
+	if (proto_geometry_check(&rec->geo, &why) < 0 || queue_object_name(d, rec, NULL, mq_name) < 0 ||
+	    queue_object_name(d, rec, ".ring", shm_name) < 0 || queue_object_name(d, rec, ".data", data_name) < 0 ||
+	    queue_object_name(d, rec, ".meta", meta_name) < 0) {
 		snprintf(errbuf, errcap, "its registry record is invalid");
 		return -EINVAL;
 	}
@@ -540,7 +541,7 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 		snprintf(errbuf, errcap, "its message queue %s cannot be opened: %s", mq_name, strerror(-ret));
 		return ret;
 	}
-	ret = check_owned(d, q->mq, "message queue", mq_name, errbuf, errcap);
+	ret = queue_check_owned(d, q->mq, "message queue", mq_name, errbuf, errcap);
 	if (ret == 0 && mq_getattr(q->mq, &attr) == 0 &&
 	    ((uint64_t)attr.mq_msgsize != rec->geo.msg_size || (uint64_t)attr.mq_maxmsg != rec->geo.max_msgs)) {
 		snprintf(errbuf, errcap, "its message queue has max_msgs %ld, msg_size %ld, not the %u, %u recorded",
@@ -560,6 +561,7 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 	if (ret == -EBADMSG) {
 		queue_quarantine(d, q, errbuf);
 	} else {
+		aside_adopt(d, q);
 		log_info("queue %s: adopted (%ld messages waiting, %" PRIu64 " ring bytes in use)", rec->name,
 		         mq_getattr(q->mq, &attr) == 0 ? attr.mq_curmsgs : -1L, ring_bytes_used(&q->ring));
 	}
@@ -639,19 +641,20 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 {
 	char name[PROTO_OBJ_NAME_MAX];
 
-	if (object_name(d, rec, NULL, name) >= 0)
+	if (queue_object_name(d, rec, NULL, name) >= 0)
 		mq_unlink(name);
-	if (object_name(d, rec, ".ring", name) >= 0)
+	if (queue_object_name(d, rec, ".ring", name) >= 0)
 		shm_unlink(name);
-	if (object_name(d, rec, ".data", name) >= 0)
+	if (queue_object_name(d, rec, ".data", name) >= 0)
 		shm_unlink(name);
-	if (object_name(d, rec, ".meta", name) >= 0)
+	if (queue_object_name(d, rec, ".meta", name) >= 0)
 		shm_unlink(name);
 }
 
 static void queue_free(struct queue *q)
 {
 	lease_table_clear(&q->leases);
+	free(q->aside.v);
 	if (q->bell >= 0)
 		close(q->bell);
 	ring_unmap(&q->ring);
@@ -675,6 +678,7 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 		wake_receivers(q);
 		unlink_objects(d, &q->rec);
 	}
+	aside_clear(d, q, unlink);
 	queue_free(q);
 }
 
@@ -682,7 +686,7 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 static int open_shm(struct daemon *d, const struct queue *q, const char *suffix, int mode)
 {
 	char name[PROTO_OBJ_NAME_MAX];
-	int fd, ret = object_name(d, &q->rec, suffix, name);
+	int fd, ret = queue_object_name(d, &q->rec, suffix, name);
 
 	if (ret < 0)
 		return ret;
@@ -704,7 +708,7 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 		mode = O_WRONLY;
 	else if ((flags & (IPCQ_SEND | IPCQ_RECV)) == IPCQ_RECV)
 		mode = O_RDONLY;
-	ret = object_name(d, &q->rec, NULL, name);
+	ret = queue_object_name(d, &q->rec, NULL, name);
 	if (ret < 0)
 		return ret;
 	/* a new open file description per client: its flags are its own */
@@ -818,6 +822,7 @@ struct reclaim_ctx {
 	struct queue *q;
 	uint32_t dead;
 	unsigned leases_taken_back;
+	bool pressed; /* the ring is half full, or senders wait for room */
 };
 
 static bool holder_is_dead(uint32_t holder, void *ctx)
@@ -853,15 +858,46 @@ static bool window_empty(void *ctx)
  * (lease.c), bounded by the chunks the ring can hold. */
 static void sweep_walk_begin(void *ctx)
 {
-	struct queue *q = ((struct reclaim_ctx *)ctx)->q;
+	struct reclaim_ctx *rc = ctx;
+	struct queue *q = rc->q;
 
+	rc->pressed = ring_bytes_used(&q->ring) >= q->ring.data_size / 2 ||
+	              atomic_load_explicit(&q->ring.hdr->waiters, memory_order_relaxed) != 0;
 	lease_walk_begin(&q->leases, q->rec.token, q->ring.data_size / RING_ALIGN, q->ack_timeout_ms,
 	                 now_ns(CLOCK_MONOTONIC) / 1000000u);
 }
 
-static bool sweep_lease_expired(uint64_t offset, uint64_t word, unsigned deliveries, void *ctx)
+/* A lease its holder keeps this long, in a ring at least half full (or
+ * with senders waiting for room), is moved aside if its holder allows it
+ * (ring.c). */
+#define ASIDE_AFTER_MS 1000u
+
+static int sweep_lease_check(uint64_t offset, uint64_t word, unsigned deliveries, bool aside, void *ctx)
 {
-	return lease_walk_met(&((struct reclaim_ctx *)ctx)->q->leases, offset, word, deliveries);
+	struct reclaim_ctx *rc = ctx;
+	uint64_t held;
+
+	if (lease_walk_met_held(&rc->q->leases, offset, word, deliveries, &held))
+		return RING_LEASE_EXPIRED;
+	if (aside && rc->pressed && held + LEASE_CLOCK_SLACK_MS >= ASIDE_AFTER_MS &&
+	    !aside_full(&rc->q->aside, rc->q->rec.geo.ring_size))
+		return RING_LEASE_MOVE;
+	return RING_LEASE_KEEP;
+}
+
+static int sweep_move_aside(uint32_t holder, uint64_t offset, uint64_t gen, const struct ring_recview *msg,
+                            unsigned prio, unsigned deliveries, uint64_t expires, void *ctx)
+{
+	struct reclaim_ctx *rc = ctx;
+
+	return aside_keep(rc->d, rc->q, holder, offset, gen, msg, prio, deliveries, expires);
+}
+
+static void sweep_unmove(uint32_t holder, uint64_t offset, uint64_t gen, void *ctx)
+{
+	struct reclaim_ctx *rc = ctx;
+
+	aside_forget(rc->d, rc->q, holder, offset, gen);
 }
 
 static void sweep_walk_end(bool whole, unsigned taken_back, void *ctx)
@@ -889,7 +925,7 @@ static int sweep_dead_letter(const struct ring_recview *msgs, unsigned n, unsign
 		            rc->q->rec.name, name, n);
 		return 0;
 	}
-	return deadletter_write(dlq, msgs, n, prio);
+	return inject_write(dlq, msgs, n, prio, 0, 0);
 }
 
 /* The periodic sweep's look at the window beside the backlog.
@@ -957,15 +993,17 @@ int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 {
 	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
-	/* leases run out as the periodic sweep sees them (ack_timeout is
-	 * meaningless in an at-most-once queue: what a receiver took is its) */
-	bool leases = dead == 0 && q->ack_timeout_ms && q->rec.delivery == DELIVERY_AT_LEAST_ONCE;
+	/* leases run out, or move aside, as the periodic sweep sees them
+	 * (meaningless in an at-most-once queue: what a receiver took is its) */
+	bool leases = dead == 0 && q->rec.delivery == DELIVERY_AT_LEAST_ONCE;
 	/* orphans are told by two walks some time apart: the periodic sweep's */
 	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead,
 		                        .resend = resend,
 		                        .window_empty = dead == 0 ? window_empty : NULL,
 		                        .walk_begin = leases ? sweep_walk_begin : NULL,
-		                        .lease_expired = leases ? sweep_lease_expired : NULL,
+		                        .lease_check = leases ? sweep_lease_check : NULL,
+		                        .move_aside = leases ? sweep_move_aside : NULL,
+		                        .unmove = sweep_unmove,
 		                        .walk_end = leases ? sweep_walk_end : NULL,
 		                        .dead_letter = dead == 0 ? sweep_dead_letter : NULL,
 		                        .max_deliveries = q->policy.max_deliveries,
@@ -980,6 +1018,8 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 	n = ring_reclaim(&q->ring, &ops, &why);
 	if (n >= 0 && dead == 0)
 		sweep_window(q);
+	if (n >= 0 && q->aside.n)
+		aside_sweep(d, q);
 	if (rc.leases_taken_back)
 		log_info("queue %s: %u leases older than ack_timeout taken back", q->rec.name, rc.leases_taken_back);
 	if (n > (int)rc.leases_taken_back)

@@ -13,6 +13,7 @@
 #include <mqueue.h>
 #include <stdbool.h>
 
+#include "aside.h"
 #include "daemon.h"
 #include "lease.h"
 #include "ring.h"
@@ -50,6 +51,7 @@ struct queue {
 	 * again, from the config (queue_apply_config); 0: never */
 	uint32_t ack_timeout_ms;
 	struct lease_table leases; /* how long each lease was held (lease.c) */
+	struct aside_table aside;  /* messages kept out of the ring for their receivers (aside.c) */
 	/* ttl, max_deliveries and dead-letter queue, from the config and the
 	 * creation (queue_apply_config) */
 	struct queue_policy policy;
@@ -84,6 +86,13 @@ void queue_stats(struct queue *q, ipcq_stats *st);
 /* Reclaim what dead clients hold in the queue's ring: dead (a holder id
  * that just died, or 0) and every id no live process has. */
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
+/* The name of one of the queue's kernel objects ("/ipcq.<ns>.<queue>.<token><suffix>"). */
+int queue_object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
+                      char buf[PROTO_OBJ_NAME_MAX]);
+/* An object to adopt must be what this daemon would have made: owned by
+ * its uid, mode 0600 (else -EPERM, with errbuf saying so). */
+int queue_check_owned(const struct daemon *d, int fd, const char *what, const char *name, char *errbuf,
+                      size_t errcap);
 /* Send again a ring descriptor a dead receiver held (rbuf.c), if it names
  * a chunk waiting to be taken: 1 if sent, 0 if not, -EAGAIN (window full). */
 int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring_desc *desc);

@@ -127,6 +127,11 @@ struct reply_one {
 	ipcq_stats st;
 };
 
+/* The message of a chunk the handle held, which the daemon keeps aside
+ * (ring.c, "Moving aside"), acknowledged (how 1), given back (2) or
+ * rejected (3): 0, or -ENOENT when the daemon keeps no such message. */
+enum { MOVED_ACK = 1, MOVED_REQUEUE = 2, MOVED_REJECT = 3 };
+int client_moved(ipcq_queue *q, uint64_t offset, uint64_t gen, int how);
 /* recv.c: give back what a closing handle holds */
 void recv_close(ipcq_queue *q);
 /* recv.c, under recv_lock: the handle's bell follows what it holds */

@@ -114,12 +114,14 @@ typedef struct ipcq_stats {
 	uint64_t expired;        /* messages whose ttl ran out before a receiver had them */
 	uint64_t dead_lettered;  /* messages moved to its dead-letter queue */
 	uint64_t nacked;         /* messages receivers gave back or rejected (ipcq_nack) */
+	uint64_t moved;          /* messages held long that the daemon copied aside, so that
+	                            ring space behind them comes back (at-least-once) */
 	uint64_t ttl_ms;         /* its ttl (0: none) */
 	uint32_t max_deliveries; /* 0: unbounded */
 	uint32_t reserved3_;
 	char dead_letter[IPCQ_NAME_MAX + 1]; /* its dead-letter queue, or "" */
 	char reserved4_[7];
-	uint64_t reserved2_[4];  /* room for counters to come: 0 */
+	uint64_t reserved2_[3];  /* room for counters to come: 0 */
 } ipcq_stats;
 
 /* What a queue does with messages it cannot deliver, beyond its geometry
@@ -203,6 +205,16 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
  * again, to another receiver or the same: the late holder's ipcq_release
  * or ipcq_ack then does nothing, and its view may change under it.  The
  * messages of a batch taken ahead count from the batch's take.
+ * A copy held long does not hold up the queue: ring space comes back in
+ * order, so when the ring fills while a copy (ipcq_recv's, the last
+ * message of its chunk unacknowledged) has been held a second or more,
+ * the daemon moves the message out of the ring into its own keeping,
+ * still leased to the receiver, whose ipcq_ack (or ipcq_nack, or
+ * ipcq_close) then goes to the daemon (counted in moved).  Views
+ * (ipcq_recv_view) point into the ring and never move: release them
+ * promptly, or copy.  A receiver whose connection to the daemon broke (a
+ * daemon restart) cannot acknowledge a message moved aside: it is
+ * delivered again when the receiver exits.
  * A handle takes no more from the queue while it holds 64 messages handed
  * out and not released (views, and copies not acknowledged, of all its
  * threads): it still hands out the rest of a batch it took, then its

@@ -749,6 +749,47 @@ static int msg_ref(const ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref,
 	return 0;
 }
 
+/* Before the handle acts on a chunk it took: if the daemon moved its
+ * message aside meanwhile (ring.c, "Moving aside"), tell the daemon what
+ * becomes of it (MOVED_*) and forget the chunk: true.  false: act on the
+ * chunk if it is still this handle's.  The chunk's aside byte stops a
+ * move under way; a move done shows as a chunk no longer held (the byte
+ * goes with the space when it is reused), which is also what a lease
+ * taken back looks like: the daemon tells them apart. */
+static bool settled_aside(ipcq_queue *q, const struct ring_ref *ref, int how)
+{
+	bool moved = ring_stop_aside(&q->ring, ref->offset, ref->gen);
+
+	if (!moved && ring_holds(&q->ring, ref->offset, ref->gen))
+		return false;
+	if (client_moved(q, ref->offset, ref->gen, how) < 0)
+		return false;
+	forget_taken(q, ref);
+	return true;
+}
+
+/* A copy ipcq_recv leased: if it is the one message of its chunk left to
+ * acknowledge, the handle keeps no pointer into the chunk, and the daemon
+ * may move it aside while it waits (ring.c). */
+static void lease_allow_aside(ipcq_queue *q, const ipcq_msg *m)
+{
+	struct ring_ref ref;
+	unsigned rec;
+
+	if (msg_ref(q, m, &ref, &rec) < 0)
+		return;
+	if (rec) {
+		const struct ring_chunk *c = (const struct ring_chunk *)(q->ring.data + ref.offset);
+		unsigned n = c->count;
+		uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, c)->done, memory_order_acquire);
+
+		if (c->gen != ref.gen || n == 0 || n > RING_BATCH_MAX || rec > n ||
+		    (done | (uint64_t)1 << (rec - 1)) != ring_batch_mask(n) || (done & (uint64_t)1 << (rec - 1)))
+			return;
+	}
+	ring_allow_aside(&q->ring, ref.offset, ref.gen);
+}
+
 /* The chunk of one message this handle took, nacked: back to the queue,
  * or to the daemon to dead-letter. */
 static void nack_chunk(ipcq_queue *q, const struct ring_ref *ref, bool reject)
@@ -795,8 +836,9 @@ static int release_msg_as(ipcq_queue *q, ipcq_msg *m, int how)
 		if (msg_ref(q, m, &ref, &rec) < 0)
 			return -EINVAL;
 		/* a lease the daemon took back is acknowledged by nobody here */
-		mine = ring_holds(&q->ring, ref.offset, ref.gen);
-		if (!mine)
+		if (settled_aside(q, &ref, how == ACK ? MOVED_ACK : how == NACK ? MOVED_REQUEUE : MOVED_REJECT))
+			mine = true;
+		else if (!(mine = ring_holds(&q->ring, ref.offset, ref.gen)))
 			forget_taken(q, &ref);
 		else if (rec)
 			batch_record_over(q, &ref, rec - 1, how != ACK, how == REJECT);
@@ -944,6 +986,8 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	 * ipcq_recv, ipcq_ack); if it dies first, redelivered */
 	if (!q->ring.delivery || !m.token2 || lease_add(q, &m) < 0)
 		ipcq_release(q, &m);
+	else
+		lease_allow_aside(q, &m);
 	return (ssize_t)m.len;
 }
 
@@ -957,8 +1001,15 @@ void recv_close(ipcq_queue *q)
 	ack_mine(q);
 	for (unsigned i = 0; i < q->ntaken; i++) {
 		struct ring_ref *ref = &q->taken[i].ref;
-		struct ring_cstate *cs = ring_cs(&q->ring, ring_chunk_at(&q->ring, ref->pos));
-		uint64_t done = atomic_load_explicit(&cs->done, memory_order_acquire);
+		struct ring_cstate *cs;
+		uint64_t done;
+
+		if (settled_aside(q, ref, MOVED_REQUEUE)) {
+			i--; /* forget_taken moved the last one here */
+			continue;
+		}
+		cs = ring_cs(&q->ring, ring_chunk_at(&q->ring, ref->pos));
+		done = atomic_load_explicit(&cs->done, memory_order_acquire);
 
 		if (q->ring.delivery == 0 && ref->kind != RING_KIND_BATCH)
 			ring_release(&q->ring, ref);

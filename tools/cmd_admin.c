@@ -278,6 +278,7 @@ static void print_stats(const ipcq_stats *st, bool json)
 		{ "rejected", st->rejected },
 		{ "acked", st->acked },
 		{ "nacked", st->nacked },
+		{ "moved", st->moved },
 		{ "expired", st->expired },
 		{ "dead_lettered", st->dead_lettered },
 		{ "ttl_ms", st->ttl_ms },

@@ -1381,13 +1381,14 @@ static void test_resend_of_dead_takers_batch_is_retried_when_window_was_full(voi
 
 #define OTHER_HOLDER 6161u /* a second live receiver */
 
-static bool lease_always_expired(uint64_t offset, uint64_t word, unsigned deliveries, void *arg)
+static int lease_always_expired(uint64_t offset, uint64_t word, unsigned deliveries, bool aside, void *arg)
 {
 	(void)offset;
 	(void)word;
 	(void)deliveries;
+	(void)aside;
 	(void)arg;
-	return true;
+	return RING_LEASE_EXPIRED;
 }
 
 /* The daemon's sweep of an at-least-once queue whose every lease ran
@@ -1408,7 +1409,7 @@ static int sweep_expiring_leases(struct test_ring *t, struct fake_window *resent
 	const struct ring_reclaim_ops ops = { .is_dead = is_dead,
 		                              .resend = fake_resend,
 		                              .window_empty = fake_window_empty,
-		                              .lease_expired = lease_always_expired,
+		                              .lease_check = lease_always_expired,
 		                              .walk_end = note_taken_back,
 		                              .ctx = &v };
 	const char *why = NULL;

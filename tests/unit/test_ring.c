@@ -1605,7 +1605,18 @@ static void test_reclaim_resends_chunk_of_producer_dead_while_publishing(void **
 struct lease_ctx {
 	struct reclaim_ctx rc; /* first: the sweep's other callbacks take it */
 	bool expired;          /* the answer to every lease asked about */
+	bool move;             /* ...or move it aside, if its holder allows */
 	unsigned asked;
+	bool aside;            /* what the last ask said of the holder's leave */
+	unsigned moves;        /* ops->move_aside calls, and the last one's figures */
+	uint32_t moved_holder;
+	uint64_t moved_from[2];
+	unsigned moved_prio, moved_deliveries;
+	unsigned char moved_bytes[32 * 1024];
+	size_t moved_len;
+	bool comes_back;       /* the holder stops the move while the daemon keeps the message */
+	struct ring *holder;   /* its view, for that */
+	unsigned unmoves;
 	uint64_t offset, word; /* the last lease asked about */
 	unsigned deliveries;
 	unsigned begins, ends;
@@ -1618,7 +1629,7 @@ static void lease_walk_begin_rec(void *arg)
 	((struct lease_ctx *)arg)->begins++;
 }
 
-static bool lease_answer(uint64_t offset, uint64_t word, unsigned deliveries, void *arg)
+static int lease_answer(uint64_t offset, uint64_t word, unsigned deliveries, bool aside, void *arg)
 {
 	struct lease_ctx *l = arg;
 
@@ -1626,7 +1637,40 @@ static bool lease_answer(uint64_t offset, uint64_t word, unsigned deliveries, vo
 	l->offset = offset;
 	l->word = word;
 	l->deliveries = deliveries;
-	return l->expired;
+	l->aside = aside;
+	if (l->expired)
+		return RING_LEASE_EXPIRED;
+	return l->move && aside ? RING_LEASE_MOVE : RING_LEASE_KEEP;
+}
+
+static int move_rec(uint32_t holder, uint64_t offset, uint64_t gen, const struct ring_recview *msg, unsigned prio,
+                    unsigned deliveries, uint64_t expires, void *arg)
+{
+	struct lease_ctx *l = arg;
+
+	(void)expires;
+	l->moves++;
+	l->moved_holder = holder;
+	l->moved_from[0] = offset;
+	l->moved_from[1] = gen;
+	l->moved_prio = prio;
+	l->moved_deliveries = deliveries;
+	assert_true(msg->len <= sizeof(l->moved_bytes));
+	memcpy(l->moved_bytes, msg->data, msg->len);
+	l->moved_len = msg->len;
+	if (l->comes_back)
+		assert_false(ring_stop_aside(l->holder, offset, gen)); /* MOVING: not moved */
+	return 0;
+}
+
+static void unmove_rec(uint32_t holder, uint64_t offset, uint64_t gen, void *arg)
+{
+	struct lease_ctx *l = arg;
+
+	assert_int_equal(holder, l->moved_holder);
+	assert_int_equal(offset, l->moved_from[0]);
+	assert_int_equal(gen, l->moved_from[1]);
+	l->unmoves++;
 }
 
 static void lease_walk_end_rec(bool whole, unsigned taken_back, void *arg)
@@ -1645,7 +1689,9 @@ static int sweep_leases(struct ring *r, struct lease_ctx *l)
 	const char *why = NULL;
 
 	ops.walk_begin = lease_walk_begin_rec;
-	ops.lease_expired = lease_answer;
+	ops.lease_check = lease_answer;
+	ops.move_aside = move_rec;
+	ops.unmove = unmove_rec;
 	ops.walk_end = lease_walk_end_rec;
 	ops.ctx = l;
 	return ring_reclaim(r, &ops, &why);
@@ -1696,6 +1742,104 @@ static void test_lease_not_run_out_leaves_a_live_holders_chunk_alone(void **stat
 	ring_release(&t->r, &taken);
 	consume(&t->r, &waiting, 4);
 	ring_cancel(&t->r, &reserved);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Moving aside: a chunk its holder keeps long, and allows to move, has
+ * its message handed to the daemon's keeping (its bytes, prio and
+ * deliveries) and is released, so the space behind it comes back while
+ * the holder still holds the message; the holder learns it from the
+ * aside byte (ring_stop_aside), once.  A chunk its holder did not allow
+ * to move, or took back (ring_stop_aside first), stays. */
+static void test_a_chunk_held_long_moves_aside_and_the_space_behind_comes_back(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .rc = { .window = 1 }, .move = true };
+	struct proto_ring_desc d = produce(&t->r, 1000, 7), later = produce(&t->r, 500, 8);
+	struct ring_ref held;
+
+	assert_int_equal(ring_take(&t->r, &d, &held), 0);
+	/* not allowed yet: asked, left alone */
+	assert_int_equal(sweep_leases(&t->r, &l), 0);
+	assert_int_equal(l.asked, 1);
+	assert_false(l.aside);
+	assert_int_equal(l.moves, 0);
+	/* allowed, then taken back before the sweep: stays */
+	ring_allow_aside(&t->r, d.offset, d.gen);
+	assert_int_equal(atomic_load(&t->r.states[d.offset / RING_ALIGN].aside), RING_ASIDE_OK);
+	assert_false(ring_stop_aside(&t->r, d.offset, d.gen));
+	assert_int_equal(sweep_leases(&t->r, &l), 0);
+	assert_int_equal(l.moves, 0);
+	/* allowed: moved */
+	consume(&t->r, &later, 8);
+	assert_true(ring_bytes_used(&t->r) > 0);
+	ring_allow_aside(&t->r, d.offset, d.gen);
+	assert_int_equal(sweep_leases(&t->r, &l), 1);
+	assert_true(l.aside);
+	assert_int_equal(l.moves, 1);
+	assert_int_equal(l.unmoves, 0);
+	assert_int_equal(l.moved_holder, TEST_HOLDER);
+	assert_int_equal(l.moved_from[0], d.offset);
+	assert_int_equal(l.moved_from[1], d.gen);
+	assert_int_equal(l.moved_prio, 7);
+	assert_int_equal(l.moved_deliveries, 1);
+	assert_int_equal(l.moved_len, 1000);
+	assert_true(payload_matches(l.moved_bytes, 1000, 7));
+	assert_int_equal(stats_of(&t->r).moved, 1);
+	/* the chunk and the one behind it are free: the ring is empty */
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	assert_false(ring_holds(&t->r, d.offset, d.gen));
+	/* the holder, acting on the chunk, learns it moved (once) */
+	assert_true(ring_stop_aside(&t->r, d.offset, d.gen));
+	assert_false(ring_stop_aside(&t->r, d.offset, d.gen));
+	assert_int_equal(l.rc.resends, 0);
+	assert_int_equal(stats_of(&t->r).redelivered, 0);
+}
+
+/* The holder comes back for its chunk while the daemon keeps its message
+ * (the aside byte MOVING): the move is undone (unmove), the chunk stays
+ * the holder's, and its release frees it.  A batch with more than one
+ * message left does not move.  A dead holder's chunk, or one whose lease
+ * ran out, is redelivered, not moved. */
+static void test_moving_aside_yields_to_its_holder_and_to_death(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct lease_ctx l = { .rc = { .window = 1 }, .move = true, .comes_back = true };
+	struct proto_ring_desc d = produce(&t->r, 1000, 9);
+	struct ring_ref held;
+
+	l.holder = &t->r;
+	assert_int_equal(ring_take(&t->r, &d, &held), 0);
+	ring_allow_aside(&t->r, d.offset, d.gen);
+	assert_int_equal(sweep_leases(&t->r, &l), 0);
+	assert_int_equal(l.moves, 1);
+	assert_int_equal(l.unmoves, 1);
+	assert_true(ring_holds(&t->r, d.offset, d.gen));
+	assert_false(ring_stop_aside(&t->r, d.offset, d.gen));
+	assert_int_equal(stats_of(&t->r).moved, 0);
+
+	/* its lease ran out: taken back, not moved */
+	l.comes_back = false;
+	ring_allow_aside(&t->r, d.offset, d.gen);
+	l.expired = true;
+	assert_int_equal(sweep_leases(&t->r, &l), 1);
+	assert_int_equal(l.moves, 1);
+	assert_int_equal(l.rc.resends, 1);
+	assert_false(ring_holds(&t->r, d.offset, d.gen));
+	assert_false(ring_stop_aside(&t->r, d.offset, d.gen));
+	{
+		/* the next taker's chunk is its own: not allowed to move */
+		struct proto_ring_desc again;
+		struct ring other = other_receiver(t, OTHER_HOLDER);
+		struct ring_ref fresh;
+
+		memcpy(&again, l.rc.last, sizeof(again));
+		assert_int_equal(ring_take(&other, &again, &fresh), 0);
+		assert_int_equal(atomic_load(&t->r.states[d.offset / RING_ALIGN].aside), RING_ASIDE_NO);
+		assert_true(payload_matches(fresh.payload, 1000, 9));
+		ring_release(&other, &fresh);
+	}
+	ring_release(&t->r, &held); /* late: does nothing */
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -2631,6 +2775,8 @@ int main(void)
 		RING_TEST(test_reclaim_resends_chunk_of_producer_dead_while_publishing),
 		RING_TEST(test_lease_not_run_out_leaves_a_live_holders_chunk_alone),
 		RING_TEST(test_lease_run_out_is_redelivered_once_and_the_late_release_does_nothing),
+		RING_TEST(test_a_chunk_held_long_moves_aside_and_the_space_behind_comes_back),
+		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
 		RING_TEST(test_dead_holders_chunk_is_reclaimed_without_asking_its_lease),

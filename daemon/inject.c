@@ -1,10 +1,12 @@
 /*
- * deadletter.c - the daemon moves what receivers gave up for good
- * (expired, delivered max_deliveries times, rejected: chunks DOOMED in a
- * queue's ring, see ring.c) into the queue's dead-letter queue.
+ * inject.c - the daemon writes messages into a queue: what receivers
+ * gave up for good (expired, delivered max_deliveries times, rejected:
+ * chunks DOOMED in a queue's ring, see ring.c) into the queue's
+ * dead-letter queue, and a message it moved aside (aside.c) back into its
+ * queue when its holder gives it back or dies.
  *
  * This is the one place the daemon writes messages.  It writes as a
- * sender of the dead-letter queue would, through the same ring and
+ * sender of the queue would, through the same ring and
  * backlog code, under the holder id PROTO_HOLDER_DAEMON, with one
  * difference: it never waits.  Its locks are tried, not waited for (a
  * client holds them for microseconds, or forever if it is stopped), room
@@ -16,8 +18,8 @@
  * Every message of a doomed chunk goes into one chunk of the dead-letter
  * queue (a batch when there are several), so a chunk is moved whole or
  * not at all, and a retry never writes part of it twice.  If the daemon
- * dies between the write and the release of the source chunk, the next
- * one writes it again: a dead-letter queue is at-least-once.
+ * dies between the write and the release of the source (a chunk, or what
+ * it kept aside), the next one writes it again: at least once.
  */
 #include "config.h"
 
@@ -25,8 +27,9 @@
 #include <string.h>
 
 #include "backlog.h"
-#include "deadletter.h"
+#include "inject.h"
 #include "ring_impl.h"
+#include "util.h"
 
 static int window_send(void *ctx, const void *msg, size_t len, unsigned prio)
 {
@@ -46,22 +49,23 @@ static long window_waiting(void *ctx)
 	return mq_getattr(q->mq, &attr) < 0 ? -errno : attr.mq_curmsgs;
 }
 
-int deadletter_write(struct queue *dlq, const struct ring_recview *msgs, unsigned n, unsigned prio)
+int inject_write(struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio, unsigned deliveries,
+                 uint64_t expires)
 {
-	const struct backlog_window w = { .send = window_send, .waiting = window_waiting, .ctx = dlq };
+	const struct backlog_window w = { .send = window_send, .waiting = window_waiting, .ctx = q };
 	struct ring r;
 	struct ring_ref ref;
 	struct ring_chunk *c;
 	uint64_t bytes = 0;
 	int ret;
 
-	if (!dlq->ring.hdr || queue_quarantined(dlq) || n == 0 || n > RING_BATCH_MAX)
+	if (!q->ring.hdr || queue_quarantined(q) || n == 0 || n > RING_BATCH_MAX)
 		return 0;
 	/* a view of its own: the daemon's ring has no holder id */
-	r = dlq->ring;
+	r = q->ring;
 	r.self = PROTO_HOLDER_DAEMON;
 	r.nowait = true;
-	r.bell = dlq->bell;
+	r.bell = q->bell;
 	if (n == 1) {
 		bytes = msgs[0].len;
 	} else {
@@ -89,9 +93,19 @@ int deadletter_write(struct queue *dlq, const struct ring_recview *msgs, unsigne
 		c->kind = RING_KIND_BATCH;
 		c->count = (uint16_t)n;
 	}
+	c->expires = expires;
+	if (deliveries) {
+		/* what a receiver had: its next taker sees it redelivered */
+		ring_cs(&r, c)->deliveries = (uint16_t)MIN(deliveries, UINT16_MAX);
+		atomic_store_explicit(&ring_cs(&r, c)->handed, n == 1 ? 1 : ring_batch_mask(n), memory_order_relaxed);
+	}
 	if (backlog_submit(&r, &ref, prio, n, &w, 0, 0) < 0)
 		return -EAGAIN; /* the chunk was given back */
-	atomic_fetch_add_explicit(&r.hdr->sent, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&r.hdr->sent_ring, n, memory_order_relaxed);
+	if (deliveries) {
+		atomic_fetch_add_explicit(&r.hdr->redelivered, n, memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(&r.hdr->sent, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r.hdr->sent_ring, n, memory_order_relaxed);
+	}
 	return 1;
 }
