@@ -70,7 +70,9 @@
  *
  * What is checked.  No message damaged (header, length, checksum and the
  * bytes its (producer, seq) generate); nothing received that was not
- * attempted.  At-least-once: every acknowledged message arrived; a
+ * attempted.  The queue's sent counter lies between the messages
+ * acknowledged to producers and those plus the ones in flight.
+ * At-least-once: every acknowledged message arrived; a
  * message received k times has at least k-1 receipts flagged
  * IPCQ_MSG_REDELIVERED (or through ipcq_recv, which cannot tell).
  * At-most-once: nothing received twice, nothing flagged redelivered, and
@@ -943,6 +945,16 @@ static int cmd_verify(const char *name)
 	       alo ? "at-least-once" : "at-most-once", acked_total, n, missing, dups, damaged, qs.dropped);
 	if (damaged || invented)
 		bad = 1;
+	/* the queue's sent counter: every message acknowledged to its
+	 * producer, and of those in flight when one was killed no more than
+	 * were attempted (a message counts as sent before it can go out) */
+	if (qs.sent < acked_total || qs.sent > acked_total + inflight) {
+		fprintf(stderr,
+		        "backlogcrash: verify: the queue counted %" PRIu64 " sent; producers were told %lu, with %lu more "
+		        "in flight\n",
+		        qs.sent, acked_total, inflight);
+		bad = 1;
+	}
 	if (alo && unexplained) {
 		fprintf(stderr, "backlogcrash: verify: %lu duplicates not flagged redelivered\n", unexplained);
 		bad = 1;
