@@ -366,7 +366,7 @@ static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uin
 static void move_locked(struct ring *r, const struct backlog_window *w)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst))
+	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst) || !backlog_sleepers(r, w))
 		return;
 	for (unsigned moved = 0; moved < RING_MOVE_MAX && backlog_busy(r); moved++) {
 		struct proto_ring_desc d;
@@ -403,7 +403,7 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 
 	c->prio = prio;
 	ring_depth_add(r, nmsgs);
-	if (!backlog_busy(r) && w && w->send) {
+	if (!backlog_busy(r) && w && w->send && backlog_sleepers(r, w)) {
 		struct proto_ring_desc d;
 
 		ring_publishing(r, ref, prio);

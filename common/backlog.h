@@ -19,7 +19,32 @@ struct backlog_window {
 	int (*send)(void *ctx, const void *msg, size_t len, unsigned prio);
 	long (*waiting)(void *ctx);
 	void *ctx;
+	/* the daemon's word that processes wait for the queue's signal, which
+	 * it learns of through the window (proto_meta.listened), or NULL */
+	const _Atomic uint32_t *listened;
 };
+
+/* Whether a receiver sleeps in the kernel, or is about to: then a sender
+ * puts its message into the window (an mq message wakes it); else it
+ * leaves the message in the backlog, where receivers that are awake take
+ * it without a system call and without a wake-up (coalesced with those
+ * that follow).  A hint: a sleeping receiver also wakes on the bell,
+ * which rings whenever the backlog is not empty (see backlog.c).  A queue
+ * whose signal someone waits for (ipcq_notify) counts as asleep too: the
+ * daemon learns of arrivals through the window. */
+static inline bool backlog_sleepers(const struct ring *r, const struct backlog_window *w)
+{
+	return atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst) != 0 ||
+	       (w && w->listened && atomic_load_explicit(w->listened, memory_order_relaxed));
+}
+
+/* Receiver: it is going to sleep (+1) or woke (-1).  Going to sleep, it
+ * looks at the backlog once more after this (seq_cst): a sender either
+ * sees it asleep and uses the window, or its message is seen. */
+static inline void backlog_sleeping(struct ring *r, int n)
+{
+	atomic_fetch_add_explicit(&r->hdr->sleepers, (uint32_t)n, memory_order_seq_cst);
+}
 
 /* Whether senders must go through the backlog (it is not empty). */
 static inline bool backlog_busy(const struct ring *r)

@@ -15,7 +15,7 @@
 _Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
-_Static_assert(sizeof(struct proto_meta) == 80, "meta page layout (fields added at the end: an older page reads 0 there)");
+_Static_assert(sizeof(struct proto_meta) == 80 && offsetof(struct proto_meta, listened) == 76, "meta page layout (fields added at the end: an older page reads 0 there)");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
 
 static bool name_chars_valid(const char *s, size_t max, bool allow_dot)

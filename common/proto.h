@@ -190,6 +190,9 @@ struct proto_meta {
 	 * as the daemon's config says now: read at every send and take */
 	_Atomic uint64_t ttl_ms;
 	_Atomic uint32_t max_deliveries;
+	/* processes wait for the queue's signal (daemon/notify.c): senders
+	 * then use the window, where the daemon sees what arrives */
+	_Atomic uint32_t listened;
 };
 
 /* ---- geometry ---- */

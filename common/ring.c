@@ -971,6 +971,18 @@ uint64_t ring_now_ms(void)
 
 /* ---- receive slots ---- */
 
+void ring_forget_sleepers(struct ring *r, struct ring_slot *s)
+{
+	uint32_t n = atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed);
+	uint32_t cur = atomic_load_explicit(&r->hdr->sleepers, memory_order_relaxed);
+
+	/* bounded: both are shared memory a client may have set to anything */
+	for (unsigned tries = 0; n && tries < RING_TAKE_TRIES; tries++)
+		if (atomic_compare_exchange_weak_explicit(&r->hdr->sleepers, &cur, cur - MIN(cur, n), memory_order_relaxed,
+		                                          memory_order_relaxed))
+			break;
+}
+
 int ring_slot_claim(struct ring *r)
 {
 	unsigned start = r->self % RING_SLOTS;
@@ -983,8 +995,10 @@ int ring_slot_claim(struct ring *r)
 		if (atomic_load_explicit(&s->owner, memory_order_relaxed) != 0)
 			continue;
 		if (atomic_compare_exchange_strong_explicit(&s->owner, &expect, r->self,
-		                                            memory_order_acquire, memory_order_relaxed))
+		                                            memory_order_acquire, memory_order_relaxed)) {
+			atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
 			return (int)idx;
+		}
 	}
 	return -EUSERS;
 }
@@ -1438,6 +1452,7 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
 
 		if (owner == 0 || !ops->is_dead(owner, ops->ctx))
 			continue;
+		ring_forget_sleepers(r, ring_slot_at(r, i));
 		ring_slot_free(r, (int)i);
 		n++;
 	}

@@ -155,7 +155,10 @@ struct ring_spage {
  * client could rewrite is not what a receiver hands out. */
 struct ring_slot {
 	_Atomic uint32_t owner; /* holder, 0 = free */
-	uint32_t pad_[15];
+	/* its handle's receivers asleep (counted in ring_hdr.sleepers too):
+	 * what the daemon takes off sleepers when the owner dies asleep */
+	_Atomic uint32_t sleeping;
+	uint32_t pad_[14];
 };
 
 struct ring_hdr {
@@ -207,6 +210,9 @@ struct ring_hdr {
 	_Atomic uint64_t dead_lettered; /* messages the daemon moved to the dead-letter queue */
 	_Atomic uint64_t nacked;        /* messages receivers gave back or rejected (ipcq_nack) */
 	_Atomic uint64_t moved;         /* chunks held long that the daemon copied aside */
+	/* receivers asleep in the kernel, or about to be (backlog.h,
+	 * backlog_sleepers): a hint senders choose their path by */
+	_Atomic uint32_t sleepers __attribute__((aligned(64)));
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");
@@ -345,6 +351,10 @@ static inline bool ring_expired(uint64_t expires, uint64_t now_ms)
 {
 	return expires != 0 && now_ms >= expires;
 }
+
+/* Daemon: a dead receiver's slot says how many of its receivers were
+ * asleep: they leave the ring's sleepers count (backlog.h). */
+void ring_forget_sleepers(struct ring *r, struct ring_slot *s);
 
 /* Receive slots, claimed for r->self. */
 int ring_slot_claim(struct ring *r);   /* index or -EUSERS */

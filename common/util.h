@@ -48,6 +48,16 @@ static inline void closep(int *fd)
 		take_tmp_;           \
 	})
 
+/* A busy-wait loop's pause: lets the other hardware thread run. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
 static inline uint64_t now_ns(clockid_t clk)
 {
 	struct timespec ts;

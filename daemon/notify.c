@@ -257,6 +257,8 @@ static void disarm(struct queue *q)
 
 static void queue_notify_free(struct queue *q)
 {
+	if (q->meta)
+		atomic_store_explicit(&q->meta->listened, 0, memory_order_relaxed);
 	disarm(q);
 	free(q->notify);
 	q->notify = NULL;
@@ -469,6 +471,8 @@ int notify_register(struct daemon *d, struct queue *q, const struct conn *conn, 
 			forget_if_idle(q);
 			return -ENOMEM;
 		}
+		if (q->meta)
+			atomic_store_explicit(&q->meta->listened, 1, memory_order_relaxed);
 	}
 	/* the others first, with what this look finds; then the new one, at
 	 * once if messages wait */

@@ -49,6 +49,7 @@
 #include <sys/statvfs.h>
 
 #include "aside.h"
+#include "backlog.h"
 #include "inject.h"
 #include "log.h"
 #include "notify.h"
@@ -424,6 +425,8 @@ void queue_apply_config(struct daemon *d, struct queue *q)
 	q->ack_timeout_ms = ms;
 	q->policy = config_queue_policy(d->cfg, config_find_queue(d->cfg, q->rec.name), &q->rec.opts, q->rec.name);
 	if (q->meta) {
+		/* (an adopted page may say a dead daemon's listeners wait) */
+		atomic_store_explicit(&q->meta->listened, notify_listeners(q) > 0, memory_order_relaxed);
 		atomic_store_explicit(&q->meta->ttl_ms, q->policy.ttl_ms, memory_order_relaxed);
 		atomic_store_explicit(&q->meta->max_deliveries,
 		                      q->rec.delivery == DELIVERY_AT_LEAST_ONCE ? q->policy.max_deliveries : 0,
@@ -951,7 +954,9 @@ static void sweep_window(struct queue *q)
 	if (mq_getattr(q->mq, &attr) < 0)
 		return;
 	backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
-	if (attr.mq_curmsgs == 0 && backlog > 0) {
+	/* (a receiver awake takes from the backlog itself: only one asleep
+	 * in the kernel needs the nudge) */
+	if (attr.mq_curmsgs == 0 && backlog > 0 && backlog_sleepers(&q->ring, NULL)) {
 		if (++q->stuck_sweeps >= 2 && mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0) {
 			q->stuck_sweeps = 0;
 			notify_queue_nudged(q); /* a window message no receiver counts */

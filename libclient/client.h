@@ -107,6 +107,7 @@ struct ipcq_queue {
 	unsigned nleases, lease_cap;
 	struct lease *leases;
 	_Atomic uint64_t ttl_ms; /* ipcq_set_ttl */
+	_Atomic uint64_t last_msg_ns; /* when recv_next last found a message (spinning, recv.c) */
 	/* batches with messages nacked (struct taken): their releases look
 	 * at the masks (recv.c) */
 	_Atomic unsigned nmasked;

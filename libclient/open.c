@@ -207,7 +207,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 		return -EPROTO;
 	q->inline_max = proto_inline_max(q->geo.msg_size);
 	if (flags & IPCQ_SEND)
-		q->window = (struct backlog_window){ .send = window_send, .ctx = q };
+		q->window = (struct backlog_window){ .send = window_send, .ctx = q, .listened = &q->meta->listened };
 	if (flags & IPCQ_RECV) {
 		r = recv_bufs_setup(q);
 		if (r < 0)

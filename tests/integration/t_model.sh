@@ -83,12 +83,16 @@ test_every_message_leaves() {
 	pass "every message leaves the queue on every run (no acceptance cycle)"
 }
 
-# A broken protocol must be caught: receivers that never clear the hint
-# leave a backlog beside an empty window while they sleep.  The order
-# check is left out (-DNO_ORDER_CHECK) so that what fails is the watcher.
+# A broken protocol must be caught: receivers that go to sleep without
+# counting themselves asleep (so senders leave everything in the backlog)
+# and sleep on the window alone (not the bell) sleep beside a backlog.
+# The order check is left out (-DNO_ORDER_CHECK) so that what fails is the
+# watcher.
 test_harness_catches_a_lost_wakeup() {
-	sed 's/:: wfull -> wfull = false/:: wfull -> skip/' "$MODEL" >"$T/broken.pml"
-	cmp -s "$MODEL" "$T/broken.pml" && fail "the model no longer clears the hint as the harness expects"
+	sed -e 's/^\tsleepers++;$/\tskip;/' -e 's/sleepers--; //' \
+		-e 's/:: atomic { bell -> .*$/:: false -> skip/' "$MODEL" >"$T/broken.pml"
+	[ "$(grep -c 'sleepers++\|sleepers--\|atomic { bell' "$T/broken.pml")" -eq 0 ] ||
+		fail "the model no longer counts sleepers and polls the bell as the harness expects"
 	search broken_safety "$T/broken.pml" "-DNO_ORDER_CHECK" "-DSAFETY -DNOCLAIM" "-m20000" &&
 		fail "the safety search missed a lost wake-up"
 	grep -q 'assertion violated.*delivered' "$T/broken_safety/out" ||
@@ -97,7 +101,7 @@ test_harness_catches_a_lost_wakeup() {
 		fail "the liveness search missed a lost wake-up"
 	grep -q 'acceptance cycle' "$T/broken_liveness/out" ||
 		fail "the liveness search failed otherwise than on an acceptance cycle: $(grep '^pan:' "$T/broken_liveness/out")"
-	pass "a protocol whose receivers never clear the hint fails both searches"
+	pass "a protocol whose receivers sleep uncounted and deaf to the bell fails both searches"
 }
 
 test_harness_catches_a_lost_wakeup

@@ -14,17 +14,20 @@
  *    `wfull` (window_full) and `wseq` (window_seq); the bell (the eventfd)
  *    as a flag;
  *  - two senders, sending N0 and N1 messages numbered in order: straight
- *    to the window while the count is 0 (a full window sends it on), else
- *    under the lock into the backlog, coalesced into the newest batch or as
- *    a chunk of its own (either may happen: send_one coalesces,
- *    backlog_submit does not), then move_locked: unless the hint is set,
+ *    to the window while the count is 0 and a receiver sleeps (the
+ *    sleepers count; a full window sends it on), else under the lock into
+ *    the backlog, coalesced into the newest batch or as a chunk of its own
+ *    (either may happen: send_one coalesces, backlog_submit does not),
+ *    then move_locked: unless the hint is set or no receiver sleeps,
  *    chunks from the backlog into the window; on a full window the chunk
  *    stays and the hint is set;
  *  - NRECV receivers, each looping in recv_next: clear the hint, and if
  *    the count is not 0, read wseq, try the window without waiting, else
  *    (backlog_take) under the lock take from the backlog only if wseq is
- *    unchanged, else look again; block on the window only after seeing the
- *    backlog empty.
+ *    unchanged, else look again; sleep only after seeing the backlog
+ *    empty, counted among the sleepers before a last look at the backlog
+ *    count, and then on the window and the bell at once (poll), looking
+ *    again once either is readable.
  * Taking a chunk (from the window or the backlog) is where its messages
  * leave the queue, in order.  Every read or write of a shared word is a
  * step of its own; steps under the lock that touch only what the lock
@@ -42,9 +45,8 @@
  *    assertion at every unlock covers every such state);
  *  - every message leaves the queue on every run, livelocks included (the
  *    LTL property all_taken, with no fairness assumed).
- * The window here may hold a message while a receiver waits in
- * mq_receive (Linux hands it to the receiver at once): that allows more
- * runs, not fewer, so what holds here holds there.
+ * A receiver woken by the window may find it emptied by another before it
+ * looks: it then sleeps again, as recv.c does.
  * Not modelled: crashes and the daemon's sweep (nudges, lock breaking),
  * priorities, batches given back (RING_RETURNED), timeouts, ring space.
  *
@@ -91,6 +93,7 @@ byte backlog;                      /* messages in the backlog (atomic) */
 bool wfull;                        /* the window_full hint (atomic) */
 byte wseq;                         /* window_seq (atomic) */
 bool bell;                         /* the eventfd is readable */
+byte sleepers;                     /* receivers asleep, or about to be (atomic) */
 
 byte expect[2];                    /* each sender's next message to leave */
 byte delivered;
@@ -156,7 +159,8 @@ inline BACKLOG_SUB(n) {
 inline MOVE() {
 	if
 	:: wfull -> printf("S%d sees window_full: no move\n", s)
-	:: else ->
+	:: !wfull && sleepers == 0 -> printf("S%d sees no receiver asleep: no move\n", s)
+	:: !wfull && sleepers != 0 ->
 		do
 		:: atomic {
 			backlog != 0 ->
@@ -194,10 +198,11 @@ proctype Sender(byte s; byte nmsg)
 
 	do
 	:: q < nmsg ->
-		/* send_one: straight to the window while the backlog is empty */
+		/* send_one: straight to the window while the backlog is empty
+		 * and a receiver sleeps (backlog_sleepers) */
 		if
-		:: backlog == 0 ->
-			printf("S%d reads backlog 0 for %d.%d\n", s, s, q);
+		:: backlog == 0 && sleepers != 0 ->
+			printf("S%d reads backlog 0 and a receiver asleep for %d.%d\n", s, s, q);
 			atomic {
 				if
 				:: len(win) < WCAP -> win!s * 8 + q + 1, 0; ok = true;
@@ -314,12 +319,33 @@ again:
 			UNLOCK();
 			goto again
 		fi
-	:: else -> printf("R%d sees the backlog empty\n", _pid - 3)
+	:: else ->
+		/* the window without waiting (recv_window with timeout 0) */
+		atomic {
+			printf("R%d sees the backlog empty\n", _pid - 3);
+			if
+			:: len(win) > 0 -> win?a, b; printf("R%d takes from the window:", _pid - 3); TAKE(a, b); got = true
+			:: else -> got = false
+			fi
+		};
+		if
+		:: got -> got = false; goto again
+		:: else -> skip
+		fi
 	fi;
 block:
-	/* mq_receive that waits */
+	/* sleep_on_window: counted asleep, the backlog looked at once more,
+	 * then a poll of the window and the bell at once */
+	sleepers++;
+	if
+	:: backlog != 0 -> sleepers--; printf("R%d sees the backlog fill before it sleeps\n", _pid - 3); goto again
+	:: else -> skip
+	fi;
 end_block:
-	atomic { win?a, b; printf("R%d takes from the window (it waited):", _pid - 3); TAKE(a, b) };
+	if
+	:: atomic { len(win) > 0 -> sleepers--; printf("R%d wakes on the window\n", _pid - 3) }
+	:: atomic { bell -> sleepers--; printf("R%d wakes on the bell\n", _pid - 3) }
+	fi;
 	goto again
 }
 

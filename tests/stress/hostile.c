@@ -634,13 +634,18 @@ static int send_genuine(size_t len, unsigned char *buf)
 	return ipcq_send(fq, buf, len, 0, 5000);
 }
 
-/* Send one genuine ring message and read its descriptor off the mq. */
+/* Send one genuine ring message and read its descriptor off the mq,
+ * counted as a receiver asleep, so that the sender puts it there
+ * (backlog.h). */
 static int capture_desc(struct proto_ring_desc *d, unsigned char *buf)
 {
 	unsigned char raw[8192];
 	ssize_t n;
-	int r = send_genuine(100000, buf);
+	int r;
 
+	backlog_sleeping(&fq->ring, 1);
+	r = send_genuine(100000, buf);
+	backlog_sleeping(&fq->ring, -1);
 	if (r < 0)
 		return r;
 	n = mq_receive(fmq, (char *)raw, fgeo.msg_size, NULL);

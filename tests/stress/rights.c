@@ -499,15 +499,22 @@ static int ring_only(const char *sock, const char *queue)
 #define MIDRECV_LEN 20000
 #define MIDRECV_BACK_MS 800 /* well within two sweeps (the orphan rule) */
 
-/* A receiver takes a ring descriptor off the mq into its receive buffer,
- * as ipcq_recv does, and is killed before it takes the chunk. */
-static void receive_and_die(const char *sock, const char *queue)
+/* A receiver asleep, counted as ipcq_recv counts itself (so that the
+ * sender puts the message into the window, backlog.h), takes a ring
+ * descriptor off the mq into its receive buffer, as ipcq_recv does, and
+ * is killed before it takes the chunk (the daemon takes its sleeping
+ * count off again). */
+static void receive_and_die(const char *sock, const char *queue, int ready)
 {
 	ipcq_client *c;
 	ipcq_queue *q;
 	unsigned prio;
 
 	if (open_queue(sock, queue, IPCQ_RECV, &c, &q) < 0)
+		_exit(EXIT_CANNOT);
+	atomic_fetch_add(&ring_slot_at(&q->ring, (unsigned)q->home_slot)->sleeping, 1);
+	backlog_sleeping(&q->ring, 1);
+	if (write(ready, "", 1) != 1)
 		_exit(EXIT_CANNOT);
 	if (mq_receive(q->mq, (char *)q->buf[0], q->geo.msg_size, &prio) < 0) {
 		perror("rights midreceive: mq_receive");
@@ -524,7 +531,8 @@ static int midreceive(const char *sock, const char *queue)
 	ipcq_queue *q;
 	ipcq_msg m;
 	uint64_t t0;
-	int status, r;
+	int status, r, ready[2];
+	char byte;
 	pid_t pid;
 
 	for (size_t i = 0; i < sizeof(msg); i++)
@@ -532,15 +540,21 @@ static int midreceive(const char *sock, const char *queue)
 	r = open_queue(sock, queue, IPCQ_SEND | IPCQ_RECV, &c, &q);
 	if (r < 0)
 		return cannot("open the queue", r);
-	r = ipcq_send(q, msg, sizeof(msg), 0, CALL_TIMEOUT_MS);
-	if (r < 0)
-		return cannot("send", r);
+	if (pipe(ready) < 0)
+		return cannot("pipe", -errno);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 		return cannot("fork", -errno);
 	if (pid == 0)
-		receive_and_die(sock, queue);
+		receive_and_die(sock, queue, ready[1]);
+	close(ready[1]);
+	if (read(ready[0], &byte, 1) != 1)
+		return cannot("wait for the receiver to sleep", -EPIPE);
+	close(ready[0]);
+	r = ipcq_send(q, msg, sizeof(msg), 0, CALL_TIMEOUT_MS);
+	if (r < 0)
+		return cannot("send", r);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return cannot("wait for the receiver", -errno);

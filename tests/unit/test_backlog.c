@@ -162,6 +162,9 @@ struct fake_window {
 	_Atomic unsigned n; /* the daemon's sweep may ask it from another thread */
 	unsigned sends;   /* descriptors accepted, in all */
 	unsigned refused; /* sends refused because it was full */
+	/* no receiver asleep (backlog_sleepers): senders leave messages in the
+	 * backlog; else (the default) one is asleep and they use the window */
+	bool all_awake;
 	struct {
 		struct proto_ring_desc d;
 		unsigned prio;
@@ -200,7 +203,11 @@ static long fake_waiting(void *ctx)
 
 static struct backlog_window window_of(struct fake_window *w)
 {
-	return (struct backlog_window){ .send = fake_send, .waiting = fake_waiting, .ctx = w };
+	static const _Atomic uint32_t asleep = 1, awake = 0;
+
+	return (struct backlog_window){
+		.send = fake_send, .waiting = fake_waiting, .ctx = w, .listened = w->all_awake ? &awake : &asleep
+	};
 }
 
 /* The receiver's side: the next descriptor as an mq hands it out. */
@@ -574,6 +581,45 @@ static void test_submit_bypasses_only_an_empty_backlog(void **state)
 	assert_int_equal(backlog_of(&t->r), 0);
 	drain_window(t, &fw, &s);
 	assert_ids(&s, (const uint32_t[]){ 0, 1, 2 }, 3);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* No receiver asleep: senders leave every message in the backlog, the
+ * window empty and untouched, coalesced (no system call, no wake-up); a
+ * receiver that is awake takes them from there in order.  Once one is
+ * asleep (the ring's sleepers count), the next send moves what waits into
+ * the window, oldest first, and sends straight there while the backlog is
+ * empty. */
+static void test_senders_leave_messages_in_the_backlog_while_no_receiver_sleeps(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct fake_window fw = { .cap = 4, .all_awake = true };
+	struct backlog_window w = window_of(&fw);
+	struct seen s = { 0 };
+	struct ring_ref ref;
+
+	assert_false(backlog_sleepers(&t->r, &w));
+	assert_int_equal(submit_raw(t, &w, 0, 2000, 4), 0);
+	for (uint32_t id = 1; id < 6; id++)
+		append_ok(t, &w, id, 100, 4, 16);
+	assert_int_equal(fw.sends, 0);
+	assert_int_equal(backlog_of(&t->r), 6);
+	assert_int_equal(chunks_of(&t->r), 2); /* the raw one, then one batch of five */
+	/* an awake receiver takes them from the backlog, in order */
+	assert_int_equal(take(t, &ref, 0), 0);
+	consume_ref(t, &ref, &s);
+	assert_int_equal(backlog_of(&t->r), 5);
+	/* one falls asleep: the next send moves the rest first */
+	backlog_sleeping(&t->r, 1);
+	assert_true(backlog_sleepers(&t->r, &w));
+	append_ok(t, &w, 6, 100, 4, 16);
+	assert_int_equal(backlog_of(&t->r), 0);
+	assert_int_equal(fw.sends, 1); /* the batch: 1..6 */
+	assert_int_equal(submit_raw(t, &w, 7, 2000, 4), 0); /* straight to the window */
+	assert_int_equal(fw.sends, 2);
+	backlog_sleeping(&t->r, -1);
+	drain_window(t, &fw, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3, 4, 5, 6, 7 }, 8);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
@@ -1211,7 +1257,8 @@ static void test_chunk_left_publishing_by_dead_mover_is_resent(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		const struct backlog_window dying = { .send = die_in_send };
+		static const _Atomic uint32_t asleep = 1;
+		const struct backlog_window dying = { .send = die_in_send, .listened = &asleep };
 
 		t->r.self = DEAD_HOLDER;
 		append_msg(t, &dying, 0, 100, 6, 16, 0);
@@ -1921,6 +1968,7 @@ int main(void)
 		BACKLOG_TEST(test_move_stops_at_full_window_and_resumes_in_order),
 		BACKLOG_TEST(test_full_window_is_not_tried_again_until_drained),
 		BACKLOG_TEST(test_submit_bypasses_only_an_empty_backlog),
+		BACKLOG_TEST(test_senders_leave_messages_in_the_backlog_while_no_receiver_sleeps),
 		BACKLOG_TEST(test_submit_keeps_a_loan_when_the_lock_wait_times_out),
 		BACKLOG_TEST(test_take_returns_oldest_of_highest_level_then_eagain),
 		BACKLOG_TEST(test_more_priorities_than_levels_all_come_out),
