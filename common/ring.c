@@ -649,6 +649,17 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	if (!ring_positions_valid(r, head, tail))
 		return -EBADMSG;
 
+	/* While little is in use, keep to the first RING_HOT bytes of a large
+	 * data area: they are still in the caches from the last lap, where the
+	 * rest of the area would come from memory.  A chunk that would end
+	 * past them wraps to the start early (a pad takes the rest of the
+	 * lap, free at once); a backlog that grows still uses the whole area. */
+	if (ds >= 4 * RING_HOT && head % ds + size > RING_HOT && head % ds + size <= ds &&
+	    head - tail + size <= RING_HOT / 2 && ds - head % ds <= ds - (head - tail)) {
+		pad_to_end_locked(r, head);
+		head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
+		tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
+	}
 	if (head % ds + size > ds) {
 		/* does not fit before the end: the pad is needed first either
 		 * way, so lay it as soon as it fits */

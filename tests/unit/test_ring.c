@@ -1745,6 +1745,39 @@ static void test_lease_not_run_out_leaves_a_live_holders_chunk_alone(void **stat
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+/* While little is in use, chunks keep to the first RING_HOT bytes of a
+ * large data area (still in the caches), wrapping early; a backlog that
+ * grows past half of that uses the whole area. */
+static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
+{
+	struct test_ring *t = *state = ring_new(4 * RING_HOT, 2 * 1024 * KIB, 0);
+	struct proto_ring_desc d[64];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < 100; i++) {
+		struct proto_ring_desc one = produce(&t->r, 1024 * KIB, i);
+
+		assert_true(one.offset + 1024 * KIB <= RING_HOT);
+		consume(&t->r, &one, i);
+	}
+	/* a backlog: nothing released, the area fills past RING_HOT */
+	while (n < 64) {
+		struct ring_ref ref;
+
+		if (ring_reserve(&t->r, 1024 * KIB, 0, &ref) < 0)
+			break;
+		fill_payload(ref.payload, 1024 * KIB, n);
+		ring_publishing(&t->r, &ref, 0);
+		ring_describe(&ref, 0, &d[n]);
+		ring_published(&t->r, &ref);
+		n++;
+	}
+	assert_true((uint64_t)n * 1024 * KIB > 3 * RING_HOT);
+	for (unsigned i = 0; i < n; i++)
+		consume(&t->r, &d[i], i);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
 /* Moving aside: a chunk its holder keeps long, and allows to move, has
  * its message handed to the daemon's keeping (its bytes, prio and
  * deliveries) and is released, so the space behind it comes back while
@@ -2776,6 +2809,7 @@ int main(void)
 		RING_TEST(test_lease_not_run_out_leaves_a_live_holders_chunk_alone),
 		RING_TEST(test_lease_run_out_is_redelivered_once_and_the_late_release_does_nothing),
 		RING_TEST(test_a_chunk_held_long_moves_aside_and_the_space_behind_comes_back),
+		RING_TEST(test_light_use_keeps_to_the_start_of_a_large_ring),
 		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
