@@ -242,7 +242,9 @@ int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t da
 	h->total_size = map_len;
 	atomic_store(&h->lock, 0);
 	atomic_store(&h->space_seq, 0);
-	memset((unsigned char *)mem + h->slots_offset, 0, map_len - h->slots_offset);
+	/* the chunk states come zero with the fresh object (ring.h): written
+	 * here, all of them would be resident, a quarter of the data area */
+	memset((unsigned char *)mem + h->slots_offset, 0, h->states_offset - h->slots_offset);
 	memset(sp, 0, RING_SPAGE_SIZE);
 	sp->version = RING_VERSION;
 	sp->data_size = geo->data_size;

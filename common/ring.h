@@ -283,7 +283,9 @@ size_t ring_data_map_size(const struct ring_geometry *geo);
 /* Check a geometry; 0 or -EINVAL with a reason in *why. */
 int ring_geometry_check(const struct ring_geometry *geo, const char **why);
 
-/* Daemon: initialize a fresh mapping (lock and space words, empty ring). */
+/* Daemon: initialize a fresh mapping (lock and space words, empty ring).
+ * The control object must be zero-filled, as a new object is: its chunk
+ * states are not written here. */
 int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
                 const struct ring_geometry *geo);
 /* Both: check magic, version and layout of a mapping, and attach to it.
