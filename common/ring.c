@@ -314,6 +314,15 @@ static int lock_word_until(_Atomic uint32_t *w, uint32_t self, const struct time
 
 	if (atomic_compare_exchange_strong_explicit(w, &cur, me, memory_order_acquire, memory_order_relaxed))
 		return 0;
+	/* held for a few stores: a holder that runs lets go within the spin,
+	 * and the wait in the kernel (and its wake-up) is spared */
+	for (unsigned i = 0; i < RING_LOCK_SPIN && cur != 0; i++) {
+		cpu_relax();
+		cur = atomic_load_explicit(w, memory_order_relaxed);
+		if (cur == 0 &&
+		    atomic_compare_exchange_strong_explicit(w, &cur, me, memory_order_acquire, memory_order_relaxed))
+			return 0;
+	}
 	for (;;) {
 		if (cur == 0) {
 			/* taken after a wait: others may wait too, so keep the bit */

@@ -28,6 +28,7 @@
 #define RING_SLOTS 128u                  /* receive slots per queue */
 #define RING_WAKE_MAX 64u                /* most waiting producers one release wakes */
 #define RING_LOCK_GRACE_MS 100           /* the lock wait of a call with timeout 0 (a holder descheduled) */
+#define RING_LOCK_SPIN 200u              /* looks at a held lock before waiting in the kernel */
 #define RING_TAKE_TRIES 1000u            /* CAS attempts on one chunk word */
 #define RING_HDR_SIZE 4096u
 #define RING_LEVELS 8u                   /* priorities the backlog keeps apart */
