@@ -105,6 +105,10 @@ static ssize_t mq_get(mqd_t mq, void *buf, size_t cap, unsigned *prio, int timeo
 
 /* ---- handing messages out ---- */
 
+/* Under recv_lock: the handle's bell (ipcq_fd) says whether it holds
+ * messages.  Set once at the end of each receive call, not at every take
+ * within it: a batch taken and handed out in the same call costs no
+ * system call. */
 void held_bell_update(ipcq_queue *q)
 {
 	bool want = q->nheld || q->nkept;
@@ -177,7 +181,6 @@ static bool take_held(ipcq_queue *q, ipcq_msg *m)
 		if (hb->next >= hb->ref.count)
 			q->nheld--;
 	}
-	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
 	if (finish) {
 		finish_batch(q, &fin);
@@ -348,7 +351,6 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 			q->held[q->nheld++] = hb;
 		}
 	}
-	held_bell_update(q);
 	pthread_mutex_unlock(&q->recv_lock);
 	if (!got) {
 		/* every record was done with before (a redelivery raced) */
@@ -475,7 +477,6 @@ static bool take_pending(ipcq_queue *q, ipcq_msg *m)
 		atomic_store_explicit(&q->nkept, q->nkept - 1, memory_order_relaxed);
 		got = true;
 		count_n(&q->ring.hdr->received, 1);
-		held_bell_update(q);
 	}
 	pthread_mutex_unlock(&q->recv_lock);
 	return got;
@@ -498,7 +499,6 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
 		q->kept[q->nkept] = *m;
 		atomic_store_explicit(&q->nkept, q->nkept + 1, memory_order_release);
 		atomic_fetch_sub_explicit(&q->ring.hdr->received, 1, memory_order_relaxed);
-		held_bell_update(q);
 	}
 	pthread_mutex_unlock(&q->recv_lock);
 	return r;
@@ -678,22 +678,34 @@ static int recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	return recv_next(q, m, timeout_ms);
 }
 
+/* The end of a receive call: the handle's bell follows what it holds. */
+static void settle_bell(ipcq_queue *q)
+{
+	if (q->held_bell >= 0) {
+		pthread_mutex_lock(&q->recv_lock);
+		held_bell_update(q);
+		pthread_mutex_unlock(&q->recv_lock);
+	}
+}
+
+static int settled(ipcq_queue *q, int r)
+{
+	settle_bell(q);
+	return r;
+}
+
 EXPORT int ipcq_recv_view(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	int r = check_recv(q, m);
 
-	return r < 0 ? r : recv_view(q, m, timeout_ms);
+	return r < 0 ? r : settled(q, recv_view(q, m, timeout_ms));
 }
 
-EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeout_ms)
+static int recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeout_ms)
 {
 	unsigned got = 0;
-	int r = check_recv(q, msgs);
+	int r;
 
-	if (r < 0)
-		return r;
-	if (n == 0 || n > INT32_MAX)
-		return -EINVAL;
 	if (!take_pending(q, &msgs[0])) {
 		if (may_hold_more(q))
 			r = recv_next(q, &msgs[0], timeout_ms);
@@ -708,6 +720,17 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
 	while (got < n && (may_hold_more(q) ? recv_next(q, &msgs[got], 0) == 0 : take_held(q, &msgs[got])))
 		got++;
 	return (int)got;
+}
+
+EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeout_ms)
+{
+	int r = check_recv(q, msgs);
+
+	if (r < 0)
+		return r;
+	if (n == 0 || n > INT32_MAX)
+		return -EINVAL;
+	return settled(q, recv_batch(q, msgs, n, timeout_ms));
 }
 
 /* A batch with messages nacked is finished when every other one is
@@ -1007,16 +1030,11 @@ EXPORT int ipcq_ack(ipcq_queue *q)
 	return 0;
 }
 
-EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
+static ssize_t recv_copy(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
 {
 	ipcq_msg m;
 	int r;
 
-	if (!buf && cap)
-		return -EINVAL;
-	r = check_recv(q, &m);
-	if (r < 0)
-		return r;
 	/* the copy this thread had before is done with: acked */
 	ack_mine(q);
 	r = recv_view(q, &m, timeout_ms);
@@ -1047,6 +1065,22 @@ EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	else
 		lease_allow_aside(q, &m);
 	return (ssize_t)m.len;
+}
+
+EXPORT ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
+{
+	ipcq_msg m;
+	ssize_t n;
+	int r;
+
+	if (!buf && cap)
+		return -EINVAL;
+	r = check_recv(q, &m);
+	if (r < 0)
+		return r;
+	n = recv_copy(q, buf, cap, prio, timeout_ms);
+	settle_bell(q);
+	return n;
 }
 
 void recv_close(ipcq_queue *q)
