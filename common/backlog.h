@@ -46,6 +46,27 @@ static inline void backlog_sleeping(struct ring *r, int n)
 	atomic_fetch_add_explicit(&r->hdr->sleepers, (uint32_t)n, memory_order_seq_cst);
 }
 
+/* The window's count.  Whoever puts an mq message into the window counts
+ * it first (and takes the count back if the send failed); a receiver
+ * takes it off after it received one.  So while every client keeps to
+ * that, the count is never below what the window holds, and 0 says the
+ * window is empty without asking the kernel (a receiver spares the two
+ * system calls of a look at the window beside the backlog).  A hint: a
+ * client killed between its count and its send leaves it high (receivers
+ * then ask the kernel, as before), and one that writes anything there can
+ * only make receivers of its own queue take backlog messages ahead of
+ * window ones; a receiver woken by the window asks the kernel whatever
+ * the count says. */
+static inline void window_counted(const struct ring *r, int64_t n)
+{
+	atomic_fetch_add_explicit(&r->hdr->window_msgs, n, memory_order_seq_cst);
+}
+
+static inline bool window_maybe_busy(const struct ring *r)
+{
+	return atomic_load_explicit(&r->hdr->window_msgs, memory_order_seq_cst) > 0;
+}
+
 /* Whether senders must go through the backlog (it is not empty). */
 static inline bool backlog_busy(const struct ring *r)
 {

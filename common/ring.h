@@ -215,6 +215,9 @@ struct ring_hdr {
 	/* receivers asleep in the kernel, or about to be (backlog.h,
 	 * backlog_sleepers): a hint senders choose their path by */
 	_Atomic uint32_t sleepers __attribute__((aligned(64)));
+	/* mq messages in the window, or on their way there (backlog.h,
+	 * window_counted): a hint receivers spare a system call by */
+	_Atomic int64_t window_msgs __attribute__((aligned(64)));
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");

@@ -615,6 +615,8 @@ static int mq_drain(struct queue *q, struct ring *ring)
 		}
 	}
 	free(buf);
+	if (ring && ring->hdr)
+		window_counted(ring, -(int64_t)n);
 	return (int)msgs;
 }
 
@@ -843,8 +845,11 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	const struct reclaim_ctx *rc = ctx;
 
 	/* never block the event loop: a full mq is retried on the next sweep */
-	if (mq_send(rc->q->mq, msg, len, prio) < 0)
+	window_counted(&rc->q->ring, 1);
+	if (mq_send(rc->q->mq, msg, len, prio) < 0) {
+		window_counted(&rc->q->ring, -1);
 		return -errno;
+	}
 	return 0;
 }
 
@@ -957,9 +962,14 @@ static void sweep_window(struct queue *q)
 	/* (a receiver awake takes from the backlog itself: only one asleep
 	 * in the kernel needs the nudge) */
 	if (attr.mq_curmsgs == 0 && backlog > 0 && backlog_sleepers(&q->ring, NULL)) {
-		if (++q->stuck_sweeps >= 2 && mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0) {
-			q->stuck_sweeps = 0;
-			notify_queue_nudged(q); /* a window message no receiver counts */
+		if (++q->stuck_sweeps >= 2) {
+			window_counted(&q->ring, 1);
+			if (mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0) {
+				q->stuck_sweeps = 0;
+				notify_queue_nudged(q); /* a window message no receiver counts */
+			} else {
+				window_counted(&q->ring, -1);
+			}
 		}
 	} else {
 		q->stuck_sweeps = 0;

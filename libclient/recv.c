@@ -393,6 +393,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		slot_put(q, idx);
 		return (int)n;
 	}
+	window_counted(&q->ring, -1);
 	memcpy(&msg, buf, MIN((size_t)n, sizeof(msg)));
 	kind = proto_msg_check(&msg, (size_t)n);
 	h = msg.hdr;
@@ -445,7 +446,18 @@ static long window_waiting(void *ctx)
 	const ipcq_queue *q = ctx;
 	struct mq_attr attr;
 
+	if (!window_maybe_busy(&q->ring))
+		return 0; /* the window's count says so (backlog.h) */
 	return mq_getattr(q->mq, &attr) < 0 ? -errno : attr.mq_curmsgs;
+}
+
+/* A look at the window without waiting, unless its count says it is
+ * empty (backlog.h) and the kernel did not just say otherwise (ask). */
+static int look_at_window(ipcq_queue *q, ipcq_msg *m, bool ask)
+{
+	if (!ask && !window_maybe_busy(&q->ring))
+		return -EAGAIN;
+	return recv_window(q, m, 0);
 }
 
 /* From the backlog: -EAGAIN if it is empty, -EINPROGRESS if the window
@@ -512,7 +524,7 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
  * repair only a sender or the daemon can make), the window alone, for at
  * most BELL_DEAF_MS, so the receiver neither spins nor oversleeps. */
 #define BELL_DEAF_MS 10
-static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell)
+static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *window)
 {
 	struct pollfd pfd[2] = { { .fd = q->mq, .events = POLLIN }, { .fd = q->ring.bell, .events = POLLIN } };
 	int n;
@@ -529,7 +541,8 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell)
 		return -errno;
 	if (n == 0)
 		return -EAGAIN;
-	if ((pfd[1].revents & POLLIN) && !(pfd[0].revents & POLLIN) && !backlog_busy(&q->ring))
+	*window = pfd[0].revents & POLLIN;
+	if ((pfd[1].revents & POLLIN) && !*window && !backlog_busy(&q->ring))
 		backlog_silence_idle_bell(&q->ring);
 	return 0;
 }
@@ -566,7 +579,7 @@ static bool spin_for_backlog(ipcq_queue *q)
 /* Sleep on the window (and the bell), counted among the receivers asleep
  * so that senders wake us through the window; SKIPPED when the backlog
  * filled meanwhile. */
-static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf)
+static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf, bool *window)
 {
 	/* counted in the home slot too, so that the daemon can take it off
 	 * again if this process dies asleep */
@@ -581,7 +594,7 @@ static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf)
 	else if (q->ring.bell < 0)
 		r = recv_window(q, m, left);
 	else
-		r = wait_window_or_bell(q, left, !deaf);
+		r = wait_window_or_bell(q, left, !deaf, window);
 	backlog_sleeping(&q->ring, -1);
 	if (home)
 		atomic_fetch_sub_explicit(&home->sleeping, 1, memory_order_relaxed);
@@ -591,6 +604,7 @@ static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf)
 static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	bool ask = false; /* the kernel said the window is readable: look whatever its count says */
 	int r;
 
 	for (unsigned rounds = 0;; rounds++) {
@@ -612,7 +626,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			/* the window first (it is older), then the backlog */
 			uint64_t seq = backlog_window_seq(&q->ring);
 
-			r = recv_window(q, m, 0);
+			r = look_at_window(q, m, ask);
 			looked = r == -EAGAIN;
 			if (r == -EAGAIN) {
 				r = recv_backlog(q, m, left, 0, seq);
@@ -622,17 +636,18 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 				r = SKIPPED; /* the window was refilled: look again */
 		}
 		if (r == -EAGAIN && !looked)
-			r = recv_window(q, m, 0);
+			r = look_at_window(q, m, ask);
+		ask = false;
 		if (r == -EAGAIN && left != 0 && spin_for_backlog(q))
 			r = SKIPPED;
 		if (r == -EAGAIN && left != 0 && q->ring.bell < 0) {
-			r = sleep_on_window(q, m, left, false); /* no bell: the window alone */
+			r = sleep_on_window(q, m, left, false, &ask); /* no bell: the window alone */
 		} else if (r == -EAGAIN && left != 0) {
 			/* nothing anywhere: sleep on the window and the bell at
 			 * once, so a backlog that fills while the window stays
 			 * empty (its sender saw no receiver asleep, or found the
 			 * window full a moment ago) wakes us too, then look again */
-			r = sleep_on_window(q, m, left, deaf);
+			r = sleep_on_window(q, m, left, deaf, &ask);
 			/* a deaf sleep is short: the deadline may not be here yet */
 			if (r == 0 || (r == -EAGAIN && deaf && time_left(timeout_ms, start) != 0))
 				r = SKIPPED;
