@@ -48,7 +48,7 @@ static inline void backlog_sleeping(struct ring *r, int n)
 
 /* The window's count.  Whoever puts an mq message into the window counts
  * it first (and takes the count back if the send failed); a receiver
- * takes it off after it received one.  So while every client keeps to
+ * takes it off after it received one (window_taken).  So while every client keeps to
  * that, the count is never below what the window holds, and 0 says the
  * window is empty without asking the kernel (a receiver spares the two
  * system calls of a look at the window beside the backlog).  A hint: a
@@ -60,6 +60,20 @@ static inline void backlog_sleeping(struct ring *r, int n)
 static inline void window_counted(const struct ring *r, int64_t n)
 {
 	atomic_fetch_add_explicit(&r->hdr->window_msgs, n, memory_order_seq_cst);
+}
+
+/* A receiver took n mq messages off the window (the daemon's purge, n at
+ * once): off the count, which never goes below 0 (an uncounted message,
+ * a forgery or the daemon's CLOSED, would otherwise leave the next
+ * counted one at 0). */
+static inline void window_taken(const struct ring *r, int64_t n)
+{
+	int64_t cur = atomic_load_explicit(&r->hdr->window_msgs, memory_order_relaxed);
+
+	for (unsigned tries = 0; cur > 0 && tries < 64; tries++)
+		if (atomic_compare_exchange_weak_explicit(&r->hdr->window_msgs, &cur, cur > n ? cur - n : 0,
+		                                          memory_order_seq_cst, memory_order_relaxed))
+			return;
 }
 
 static inline bool window_maybe_busy(const struct ring *r)

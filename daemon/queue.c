@@ -616,7 +616,7 @@ static int mq_drain(struct queue *q, struct ring *ring)
 	}
 	free(buf);
 	if (ring && ring->hdr)
-		window_counted(ring, -(int64_t)n);
+		window_taken(ring, n);
 	return (int)msgs;
 }
 

@@ -393,7 +393,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		slot_put(q, idx);
 		return (int)n;
 	}
-	window_counted(&q->ring, -1);
+	window_taken(&q->ring, 1);
 	memcpy(&msg, buf, MIN((size_t)n, sizeof(msg)));
 	kind = proto_msg_check(&msg, (size_t)n);
 	h = msg.hdr;
