@@ -108,6 +108,8 @@ struct ipcq_queue {
 	struct lease *leases;
 	_Atomic uint64_t ttl_ms; /* ipcq_set_ttl */
 	_Atomic uint64_t last_msg_ns; /* when recv_next last found a message (spinning, recv.c) */
+	_Atomic uint32_t spin_ns;     /* the spin's budget (recv.c), 0 until the first */
+	_Atomic uint32_t spins;       /* spins so far (every SPIN_PROBE-th is a full one) */
 	/* batches with messages nacked (struct taken): their releases look
 	 * at the masks (recv.c) */
 	_Atomic unsigned nmasked;

@@ -552,27 +552,43 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
  * receiver asleep leaves its message in the backlog (backlog.h,
  * backlog_sleepers), and a receiver still awake takes it with no wake-up
  * at all, which is most of a round trip's cost.  Only while messages come
- * often (the last within SPIN_RECENT_NS), for at most SPIN_MAX_NS, and
- * never on one CPU: an idle receiver sleeps at once and costs nothing. */
+ * often (the last within SPIN_RECENT_NS), and never on one CPU: an idle
+ * receiver sleeps at once and costs nothing.  Only while it pays: a
+ * spin that found nothing (a peer that cannot run, on a machine with more
+ * runnable processes than CPUs) shortens the next by a quarter, down to
+ * SPIN_MIN_NS; one that found a message restores SPIN_MAX_NS; and every
+ * SPIN_PROBE-th spin is a full one, so that a spin cut short does not
+ * stay short once it would pay again (a short one cannot outwait a peer
+ * that sleeps because its own spin was short). */
 #define SPIN_RECENT_NS 200000u
 #define SPIN_MAX_NS 50000u
+#define SPIN_MIN_NS 1000u
+#define SPIN_PROBE 32u
 
 static bool spin_for_backlog(ipcq_queue *q)
 {
 	static int ncpu;
 	uint64_t start, last = atomic_load_explicit(&q->last_msg_ns, memory_order_relaxed);
+	uint32_t budget = atomic_load_explicit(&q->spin_ns, memory_order_relaxed);
 
 	if (!ncpu)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	start = now_ns(CLOCK_MONOTONIC);
 	if (ncpu < 2 || start - last > SPIN_RECENT_NS)
 		return false;
+	budget = budget ? MIN(budget, SPIN_MAX_NS) : SPIN_MAX_NS;
+	if (atomic_fetch_add_explicit(&q->spins, 1, memory_order_relaxed) % SPIN_PROBE == 0)
+		budget = SPIN_MAX_NS;
 	for (unsigned i = 1;; i++) {
-		if (backlog_busy(&q->ring))
+		if (backlog_busy(&q->ring)) {
+			atomic_store_explicit(&q->spin_ns, SPIN_MAX_NS, memory_order_relaxed);
 			return true;
+		}
 		cpu_relax();
-		if (i % 64 == 0 && now_ns(CLOCK_MONOTONIC) - start > SPIN_MAX_NS)
+		if (i % 64 == 0 && now_ns(CLOCK_MONOTONIC) - start > budget) {
+			atomic_store_explicit(&q->spin_ns, MAX(budget - budget / 4, SPIN_MIN_NS), memory_order_relaxed);
 			return false;
+		}
 	}
 }
 
@@ -603,10 +619,15 @@ static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf, bool
 
 static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start;
 	bool ask = false; /* the kernel said the window is readable: look whatever its count says */
 	int r;
 
+	/* a batch the handle holds hands out its next message without a
+	 * look at the clock */
+	if (take_held(q, m))
+		return 0;
+	start = now_ns(CLOCK_MONOTONIC);
 	for (unsigned rounds = 0;; rounds++) {
 		int left = time_left(timeout_ms, start);
 		bool looked = false; /* the window was found empty this round */
