@@ -1,6 +1,7 @@
 /*
- * zmq_pushpull.c - the peer ipcq's batches are measured against: ZeroMQ
- * PUSH/PULL over ipc://, one producer process, one consumer process, with
+ * zmq_pushpull.c - the peer ipcq is measured against for 64-byte and
+ * 64 KiB messages: ZeroMQ PUSH/PULL over ipc://, one producer process,
+ * one consumer process, one zmq_send and one zmq_recv per message, with
  * ZeroMQ's defaults (high-water marks of 1000 messages), as a user would
  * write it.  ZeroMQ batches small messages into each write under load,
  * which is why it beats one syscall per message.
@@ -16,7 +17,7 @@
  * reports what it got and fails rather than hang.
  *
  * usage: zmq_pushpull [SIZE [COUNT]]    (default: 64 bytes, 1000000)
- * prints: zmq_pushpull size=SIZE count=COUNT seconds=S msgs_per_s=R
+ * prints: zmq_pushpull size=SIZE count=COUNT seconds=S msgs_per_s=R mb_per_s=M
  */
 #include "config.h"
 
@@ -28,12 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+
+#include "harness.h"
 
 #define SIZE_MAX_ARG (64ul << 20)
 #define STALL_SECONDS 10
@@ -41,21 +40,13 @@
 struct shared {
 	uint64_t end_ns;   /* the consumer's last receive */
 	uint64_t received;
-	uint64_t bad;      /* messages of another size */
+	uint64_t bad;      /* messages of another size or out of order */
 };
 
 /* Where the socket is, for the signal handler too; a Unix socket's path
  * holds at most 107 bytes. */
 static char dir_path[100];
 static char sock_path[sizeof(dir_path) + 2];
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void remove_socket_dir(void)
 {
@@ -71,24 +62,23 @@ static void on_signal(int signo)
 	raise(signo);
 }
 
-static int parse_arg(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return *s >= '0' && *s <= '9' && !*end && !errno && *out <= max ? 0 : -1;
-}
-
 static int zmq_fail(const char *what)
 {
 	fprintf(stderr, "zmq_pushpull: %s: %s\n", what, zmq_strerror(zmq_errno()));
 	return 1;
 }
 
-static int consume(const char *endpoint, unsigned long size, unsigned long count, struct shared *sh, int ready_fd)
+struct run {
+	char endpoint[sizeof(sock_path) + 6];
+	unsigned long size, count;
+	struct shared *sh;
+};
+
+static int consume(void *arg, int ready_fd)
 {
-	char *buf = malloc(size + 1);
+	const struct run *run = arg;
+	struct shared *sh = run->sh;
+	char *buf = malloc(run->size + 1);
 	void *ctx = zmq_ctx_new();
 	void *s = ctx ? zmq_socket(ctx, ZMQ_PULL) : NULL;
 	int stall_ms = STALL_SECONDS * 1000;
@@ -100,15 +90,15 @@ static int consume(const char *endpoint, unsigned long size, unsigned long count
 		zmq_fail("zmq_setsockopt");
 		goto out;
 	}
-	if (zmq_bind(s, endpoint) < 0) {
+	if (zmq_bind(s, run->endpoint) < 0) {
 		zmq_fail("zmq_bind");
 		goto out;
 	}
-	if (write(ready_fd, "", 1) != 1)
+	if (bench_say_ready(ready_fd) < 0)
 		goto out;
-	close(ready_fd);
-	for (unsigned long i = 0; i < count; i++) {
-		int n = zmq_recv(s, buf, size + 1, 0);
+	for (unsigned long i = 0; i < run->count; i++) {
+		int n = zmq_recv(s, buf, run->size + 1, 0);
+		uint64_t seq = i;
 
 		if (n < 0 && zmq_errno() == EINTR) {
 			i--;
@@ -116,17 +106,18 @@ static int consume(const char *endpoint, unsigned long size, unsigned long count
 		}
 		if (n < 0 && zmq_errno() == EAGAIN) {
 			fprintf(stderr, "zmq_pushpull: no message for %d s: received %" PRIu64 " of %lu\n", STALL_SECONDS,
-				sh->received, count);
+				sh->received, run->count);
 			goto out;
 		}
 		if (n < 0) {
 			zmq_fail("zmq_recv");
 			goto out;
 		}
-		sh->bad += (unsigned long)n != size;
+		memcpy(&seq, buf, (size_t)n < sizeof(seq) ? (size_t)n : sizeof(seq));
+		sh->bad += (unsigned long)n != run->size || (n >= (int)sizeof(seq) && seq != i);
 		sh->received++;
 	}
-	sh->end_ns = now_ns();
+	sh->end_ns = bench_now_ns();
 	r = 0;
 out:
 	if (s)
@@ -137,26 +128,25 @@ out:
 	return r;
 }
 
-/* Send count messages, then wait for the consumer (pid) before closing. */
-static int produce(const char *endpoint, unsigned long size, unsigned long count, uint64_t *start, pid_t pid,
-		   int *status)
+/* Send every message, then wait for the consumer before closing. */
+static int produce(const struct run *run, struct bench_peer *consumer, uint64_t *start)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = malloc(run->size ? run->size : 1);
 	void *ctx = zmq_ctx_new();
 	void *s = ctx ? zmq_socket(ctx, ZMQ_PUSH) : NULL;
 	int r = 1;
 
 	if (!buf || !s)
 		goto out;
-	memset(buf, 0x5a, size);
-	if (zmq_connect(s, endpoint) < 0) {
+	memset(buf, 0x5a, run->size);
+	if (zmq_connect(s, run->endpoint) < 0) {
 		zmq_fail("zmq_connect");
 		goto out;
 	}
-	*start = now_ns();
-	for (unsigned long i = 0; i < count; i++) {
-		memcpy(buf, &i, size < sizeof(i) ? size : sizeof(i));
-		if (zmq_send(s, buf, size, 0) < 0) {
+	*start = bench_now_ns();
+	for (unsigned long i = 0; i < run->count; i++) {
+		memcpy(buf, &i, run->size < sizeof(i) ? run->size : sizeof(i));
+		if (zmq_send(s, buf, run->size, 0) < 0) {
 			if (zmq_errno() == EINTR) {
 				i--;
 				continue;
@@ -165,8 +155,10 @@ static int produce(const char *endpoint, unsigned long size, unsigned long count
 			goto out;
 		}
 	}
-	if (waitpid(pid, status, 0) == pid)
+	if (bench_peer_finish(consumer, 0) == 0)
 		r = 0;
+	else
+		fprintf(stderr, "zmq_pushpull: the consumer failed\n");
 out:
 	if (s)
 		zmq_close(s);
@@ -176,75 +168,48 @@ out:
 	return r;
 }
 
-static int run(unsigned long size, unsigned long count, struct shared *sh)
+static int run_pair(struct run *run)
 {
-	char endpoint[sizeof(sock_path) + 6], ch;
-	uint64_t start = 0;
-	int ready[2], status;
-	pid_t parent = getpid(), pid;
+	struct bench_peer consumer;
+	uint64_t start = 0, ns;
 
-	snprintf(endpoint, sizeof(endpoint), "ipc://%s", sock_path);
-	if (pipe(ready) < 0) {
-		perror("zmq_pushpull: pipe");
-		return 1;
-	}
-	fflush(stdout);
-	pid = fork();
-	if (pid < 0) {
-		perror("zmq_pushpull: fork");
-		return 1;
-	}
-	if (pid == 0) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		close(ready[0]);
-		_exit(consume(endpoint, size, count, sh, ready[1]));
-	}
-	close(ready[1]);
-	if (read(ready[0], &ch, 1) != 1) {
+	snprintf(run->endpoint, sizeof(run->endpoint), "ipc://%s", sock_path);
+	if (bench_peer_start(&consumer, consume, run) < 0 || bench_peer_wait_ready(&consumer) < 0) {
 		fprintf(stderr, "zmq_pushpull: the consumer did not start\n");
-		waitpid(pid, NULL, 0);
+		bench_peer_finish(&consumer, 1);
 		return 1;
 	}
-	if (produce(endpoint, size, count, &start, pid, &status)) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
+	if (produce(run, &consumer, &start)) {
+		bench_peer_finish(&consumer, 1);
 		return 1;
 	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "zmq_pushpull: the consumer failed\n");
+	if (run->sh->received != run->count || run->sh->bad) {
+		fprintf(stderr, "zmq_pushpull: received %" PRIu64 " messages (%" PRIu64 " of another size or out of order), sent %lu\n",
+			run->sh->received, run->sh->bad, run->count);
 		return 1;
 	}
-	if (sh->received != count || sh->bad) {
-		fprintf(stderr, "zmq_pushpull: received %" PRIu64 " messages (%" PRIu64 " of another size), sent %lu\n",
-			sh->received, sh->bad, count);
-		return 1;
-	}
-	printf("zmq_pushpull size=%lu count=%lu seconds=%.6f msgs_per_s=%.0f\n", size, count,
-	       (double)(sh->end_ns - start) / 1e9, (double)count / ((double)(sh->end_ns - start) / 1e9));
+	ns = run->sh->end_ns - start;
+	printf("zmq_pushpull size=%lu count=%lu seconds=%.6f msgs_per_s=%.0f mb_per_s=%.3f\n", run->size, run->count,
+	       (double)ns / 1e9, bench_rate((double)run->count, ns),
+	       bench_rate((double)run->size * (double)run->count, ns) / 1e6);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const char *tmp = getenv("TMPDIR");
-	unsigned long size = 64, count = 1000000;
+	struct run run = { .size = 64, .count = 1000000 };
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct shared *sh;
 	int r;
 
-	if (argc > 3 || (argc > 1 && parse_arg(argv[1], SIZE_MAX_ARG, &size) < 0) ||
-	    (argc > 2 && (parse_arg(argv[2], ULONG_MAX, &count) < 0 || count == 0))) {
+	if (argc > 3 || (argc > 1 && bench_parse_ulong(argv[1], 0, SIZE_MAX_ARG, &run.size) < 0) ||
+	    (argc > 2 && bench_parse_ulong(argv[2], 1, ULONG_MAX, &run.count) < 0)) {
 		fprintf(stderr, "usage: zmq_pushpull [SIZE [COUNT]]   (SIZE at most %lu, COUNT at least 1)\n",
 			SIZE_MAX_ARG);
 		return 2;
 	}
-	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED) {
+	run.sh = bench_shared_alloc(sizeof(*run.sh));
+	if (!run.sh) {
 		perror("zmq_pushpull: mmap");
 		return 1;
 	}
@@ -267,7 +232,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(sock_path, sizeof(sock_path), "%s/s", dir_path);
-	r = run(size, count, sh);
+	r = run_pair(&run);
 	remove_socket_dir();
 	return r;
 }

@@ -2,9 +2,10 @@
 # deps.sh - install what ipcbroker needs to build and test, when missing
 # (Debian 12).  Needs root to install; does nothing when all is present.
 set -eu
-# libzmq3-dev is optional (the benchmarks' ZeroMQ baseline); the rest is not.
+# libzmq3-dev, libhiredis-dev and redis-server are optional (the
+# benchmarks' ZeroMQ and Redis peers); the rest is not.
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
-libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev
+libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev libhiredis-dev redis-server
 util-linux procps python3 systemd man-db spin"
 missing=
 for p in $pkgs; do
@@ -17,6 +18,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# no package starts a service while we install (redis-server would start
+# the system's redis): a policy-rc.d of our own, for the install only
+policy=/usr/sbin/policy-rc.d
+ours=
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && ours=1
+fi
+trap '[ -z "$ours" ] || rm -f "$policy"' EXIT
 apt-get update -q
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing

@@ -25,6 +25,14 @@
  * sent or received for STALL_SECONDS) ends the run with the counts: a lost
  * message makes the benchmark fail, never hang.
  *
+ * Round trips (--round-trip) run over two queues between two processes: a
+ * pinger sends a message on the first and waits for it on the second
+ * before it sends the next; an echo sends back every message it receives
+ * from the first on the second, unchanged.  The echo takes the producer's
+ * slot (it counts what it sent back), the pinger the consumer's (it
+ * counts the answers, checks their order and keeps the latency samples),
+ * so the counting and checks below hold for both kinds of run.
+ *
  * Timing.  Throughput is the count over the time from the first producer's
  * start to the last message received.  A payload of 8 bytes or more
  * starts with its CLOCK_MONOTONIC send time (one clock for all
@@ -32,7 +40,8 @@
  * number; consumers keep receive minus send times, every message up to
  * SAMPLES_MAX in all (a stride beyond), for the percentiles.  Under a
  * saturating load these latencies include the time spent waiting in the
- * queue, as nats bench's do.
+ * queue, as nats bench's do.  A round trip's latency is the time from the
+ * pinger's send to its receive of the answer, one message in flight.
  */
 #include "config.h"
 
@@ -78,6 +87,7 @@ enum {
 	OPT_RING_SIZE,
 	OPT_PREFETCH,
 	OPT_MAX_MSGS,
+	OPT_ROUND_TRIP,
 };
 
 /* What one child reports.  Each on its own cache lines: the progress
@@ -100,13 +110,15 @@ struct bench_shared {
 
 struct bench {
 	/* what was asked */
-	const char *queue;
-	char temp_name[IPCQ_NAME_MAX + 1];
-	bool temporary;
+	const char *queues[2];   /* the queue; with --round-trip, the answers' queue second */
+	unsigned nqueues;        /* 1, or 2 with --round-trip */
+	char temp_names[2][IPCQ_NAME_MAX + 1];
+	bool temporary;          /* queues are temp_names, made here and deleted after */
+	unsigned created;        /* temporary queues made so far */
 	uint64_t size;
 	uint64_t count;
 	unsigned producers, consumers, batch;
-	bool zero_copy, json;
+	bool zero_copy, json, round_trip;
 	ipcq_geometry geo;
 	bool geo_given;
 	const char *socket_path;
@@ -383,6 +395,112 @@ static int consume(const struct bench *b, unsigned idx, ipcq_queue *q)
 	return 0;
 }
 
+/* ---- round trips ---- */
+
+/* Send one message, by copy or through a loan. */
+static int rtt_send(const struct bench *b, ipcq_queue *q, const void *data, size_t len)
+{
+	void *p;
+	int r;
+
+	if (!b->zero_copy)
+		return ipcq_send(q, data, len, 0, -1);
+	r = ipcq_loan(q, len, &p, -1);
+	if (r < 0)
+		return r;
+	memcpy(p, data, len);
+	return ipcq_publish(q, p, len, 0);
+}
+
+/* Receive one message into buf, or as a view in *m (released by the
+ * caller); *data points at it.  Its length, or a negative errno. */
+static ssize_t rtt_recv(const struct bench *b, ipcq_queue *q, void *buf, ipcq_msg *m, const void **data)
+{
+	int r;
+
+	if (!b->zero_copy) {
+		*data = buf;
+		return ipcq_recv(q, buf, b->size, NULL, -1);
+	}
+	r = ipcq_recv_view(q, m, -1);
+	if (r < 0)
+		return r;
+	*data = m->data;
+	return (ssize_t)m->len;
+}
+
+/* The echo: send back every message from in on out. */
+static int echo(const struct bench *b, ipcq_queue *in, ipcq_queue *out)
+{
+	struct bench_slot *slot = slot_of(b, false, 0);
+	_cleanup_free_ void *buf = malloc(b->size);
+	ipcq_msg m;
+	int r;
+
+	if (!buf)
+		return cli_fail(-ENOMEM, "echo");
+	slot->start_ns = now_ns(CLOCK_MONOTONIC);
+	for (uint64_t i = 0; i < b->count; i++) {
+		const void *data;
+		ssize_t len = rtt_recv(b, in, buf, &m, &data);
+
+		if (len < 0)
+			return cli_fail((int)len, "echo: cannot receive");
+		r = rtt_send(b, out, data, (size_t)len);
+		if (r < 0)
+			return cli_fail(r, "echo: cannot send");
+		if (b->zero_copy && (r = ipcq_release(in, &m)) < 0)
+			return cli_fail(r, "echo: cannot release");
+		atomic_store_explicit(&slot->progress, i + 1, memory_order_relaxed);
+	}
+	slot->count = b->count;
+	slot->end_ns = now_ns(CLOCK_MONOTONIC);
+	return 0;
+}
+
+/* The pinger: one message in flight, timed from its send on out to the
+ * answer's arrival on in. */
+static int ping(const struct bench *b, ipcq_queue *out, ipcq_queue *in)
+{
+	struct consumer cs = {
+		.b = b,
+		.slot = slot_of(b, true, 0),
+		.samples = b->samples,
+	};
+	_cleanup_free_ unsigned char *buf = malloc(b->size);
+	_cleanup_free_ void *answer = malloc(b->size);
+	uint64_t next_seq = 0;
+	ipcq_msg m;
+	int r;
+
+	if (!buf || !answer)
+		return cli_fail(-ENOMEM, "pinger");
+	cs.next_seq = &next_seq;
+	for (uint64_t i = 0; i < b->size; i++)
+		buf[i] = (unsigned char)(i * 131);
+	cs.slot->start_ns = now_ns(CLOCK_MONOTONIC);
+	for (uint64_t i = 0; i < b->count; i++) {
+		const void *data;
+		ssize_t len;
+
+		stamp_message(b, buf, 0, i, now_ns(CLOCK_MONOTONIC));
+		r = rtt_send(b, out, buf, b->size);
+		if (r < 0)
+			return cli_fail(r, "pinger: cannot send");
+		len = rtt_recv(b, in, answer, &m, &data);
+		if (len < 0)
+			return cli_fail((int)len, "pinger: cannot receive");
+		examine_message(&cs, data, (size_t)len, now_ns(CLOCK_MONOTONIC));
+		if (b->zero_copy && (r = ipcq_release(in, &m)) < 0)
+			return cli_fail(r, "pinger: cannot release");
+		cs.got++;
+		atomic_store_explicit(&cs.slot->progress, cs.got, memory_order_relaxed);
+	}
+	cs.slot->count = cs.got;
+	cs.slot->end_ns = now_ns(CLOCK_MONOTONIC);
+	return 0;
+}
+
 /* The coordinator's signals are its own; a child dies with it, so that
  * none is left blocked on a queue that nobody empties. */
 static void reset_signals_in_child(const struct bench *b, pid_t coordinator)
@@ -402,9 +520,9 @@ static void reset_signals_in_child(const struct bench *b, pid_t coordinator)
  * the start, work, report.  Never returns. */
 static _Noreturn void run_child(const struct bench *b, pid_t coordinator, bool consumer, unsigned idx)
 {
-	const char *name = b->temporary ? b->temp_name : b->queue;
+	const char *role = b->round_trip ? (consumer ? "pinger" : "echo") : consumer ? "consumer" : "producer";
 	ipcq_client *c = NULL;
-	ipcq_queue *q = NULL;
+	ipcq_queue *q[2] = { NULL, NULL };
 	char ch = 0;
 	int r;
 
@@ -415,22 +533,33 @@ static _Noreturn void run_child(const struct bench *b, pid_t coordinator, bool c
 	close(b->go_w);
 	r = ipcq_connect(&c, b->socket_path);
 	if (r < 0) {
-		cli_fail(r, "%s %u: cannot connect to %s", consumer ? "consumer" : "producer", idx, b->socket_path);
+		cli_fail(r, "%s %u: cannot connect to %s", role, idx, b->socket_path);
 		_exit(CLI_EXIT_ERROR);
 	}
-	r = ipcq_open(c, name, consumer ? IPCQ_RECV : IPCQ_SEND, &q);
-	if (r < 0) {
-		cli_fail_request(&(struct cli){ .client = c }, r, "%s %u: cannot open queue '%s'",
-				 consumer ? "consumer" : "producer", idx, name);
-		_exit(CLI_EXIT_ERROR);
+	/* A consumer receives from the queue, a producer sends to it; the
+	 * pinger sends on the first queue and receives on the second, the
+	 * echo the other way round. */
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		bool receives = b->round_trip ? consumer == (i == 1) : consumer;
+
+		r = ipcq_open(c, b->queues[i], receives ? IPCQ_RECV : IPCQ_SEND, &q[i]);
+		if (r < 0) {
+			cli_fail_request(&(struct cli){ .client = c }, r, "%s %u: cannot open queue '%s'", role, idx,
+					 b->queues[i]);
+			_exit(CLI_EXIT_ERROR);
+		}
 	}
 	if (write(b->ready_w, &ch, 1) != 1)
 		_exit(CLI_EXIT_ERROR);
 	close(b->ready_w);
 	while (read(b->go_r, &ch, 1) < 0 && errno == EINTR)
 		;
-	r = consumer ? consume(b, idx, q) : produce(b, idx, q);
-	ipcq_close(q);
+	if (b->round_trip)
+		r = consumer ? ping(b, q[0], q[1]) : echo(b, q[0], q[1]);
+	else
+		r = consumer ? consume(b, idx, q[0]) : produce(b, idx, q[0]);
+	for (unsigned i = 0; i < b->nqueues; i++)
+		ipcq_close(q[i]);
 	ipcq_disconnect(c);
 	_exit(r ? CLI_EXIT_ERROR : CLI_EXIT_OK);
 }
@@ -674,11 +803,23 @@ static const char *mode_name(const struct bench *b)
 	return b->zero_copy ? "zero-copy" : "copy";
 }
 
+static void print_round_trips(const struct bench *b, const struct bench_result *res)
+{
+	printf("queues %s and %s%s: %" PRIu64 " round trips of %" PRIu64 " B, one in flight, %s\n", b->queues[0],
+	       b->queues[1], b->temporary ? " (temporary)" : "", b->count, b->size, mode_name(b));
+	printf("round trips: %.0f/s (%" PRIu64 " in %.3f s)\n", rate(res->received, res->seconds), res->received,
+	       res->seconds);
+	printf("round trip: p50 %.1f us, p99 %.1f us, max %.1f us (%" PRIu64 " samples)\n", res->p50_us, res->p99_us,
+	       res->max_us, res->samples);
+}
+
 static void print_text(const struct bench *b, const struct bench_result *res)
 {
-	const char *name = b->temporary ? b->temp_name : b->queue;
-
-	printf("queue %s%s: %u producer%s -> %u consumer%s, %" PRIu64 " messages of %" PRIu64 " B, ", name,
+	if (b->round_trip) {
+		print_round_trips(b, res);
+		return;
+	}
+	printf("queue %s%s: %u producer%s -> %u consumer%s, %" PRIu64 " messages of %" PRIu64 " B, ", b->queues[0],
 	       b->temporary ? " (temporary)" : "", b->producers, b->producers == 1 ? "" : "s", b->consumers,
 	       b->consumers == 1 ? "" : "s", b->count, b->size);
 	if (b->batch > 1)
@@ -709,8 +850,10 @@ static void print_json(const struct bench *b, const struct bench_result *res)
 {
 	printf("{\"queue\": \"%s\", \"temporary\": %s, \"size\": %" PRIu64 ", \"count\": %" PRIu64
 	       ", \"producers\": %u, \"consumers\": %u, \"batch\": %u, \"zero_copy\": %s",
-	       b->temporary ? b->temp_name : b->queue, b->temporary ? "true" : "false", b->size, b->count, b->producers,
+	       b->queues[0], b->temporary ? "true" : "false", b->size, b->count, b->producers,
 	       b->consumers, b->batch, b->zero_copy ? "true" : "false");
+	if (b->round_trip)
+		printf(", \"round_trip\": true, \"reply_queue\": \"%s\"", b->queues[1]);
 	printf(", \"sent\": %" PRIu64 ", \"received\": %" PRIu64 ", \"seconds\": %.6f, \"msgs_per_s\": %.0f"
 	       ", \"mb_per_s\": %.3f, \"send_msgs_per_s\": %.0f",
 	       res->sent, res->received, res->seconds, rate(res->received, res->seconds),
@@ -745,9 +888,9 @@ static int check_results(const struct bench *b, const struct bench_result *res)
 	return st;
 }
 
-/* Check a given queue exists and is empty (what waits in it would be
- * counted); create the temporary one otherwise. */
-static int prepare_queue(struct cli *cli, struct bench *b)
+/* Check the given queues exist and are empty (what waits in them would
+ * be counted); create the temporary ones otherwise. */
+static int prepare_queues(struct cli *cli, struct bench *b)
 {
 	ipcq_stats st;
 	int r;
@@ -755,34 +898,40 @@ static int prepare_queue(struct cli *cli, struct bench *b)
 	r = cli_connect(cli);
 	if (r)
 		return r;
-	if (b->temporary) {
-		r = ipcq_create(cli->client, b->temp_name, &b->geo);
+	for (unsigned i = 0; i < b->nqueues; i++) {
+		if (b->temporary) {
+			r = ipcq_create(cli->client, b->queues[i], &b->geo);
+			if (r < 0)
+				return cli_fail_request(cli, r, "cannot create queue '%s'", b->queues[i]);
+			b->created++;
+			continue;
+		}
+		r = ipcq_stat(cli->client, b->queues[i], &st);
 		if (r < 0)
-			return cli_fail_request(cli, r, "cannot create queue '%s'", b->temp_name);
-		return CLI_EXIT_OK;
+			return cli_fail_request(cli, r, "cannot stat queue '%s'", b->queues[i]);
+		if (st.depth > 0)
+			return cli_error("queue '%s' has %" PRIu64 " messages waiting; purge it first", b->queues[i],
+					 (uint64_t)st.depth);
 	}
-	r = ipcq_stat(cli->client, b->queue, &st);
-	if (r < 0)
-		return cli_fail_request(cli, r, "cannot stat queue '%s'", b->queue);
-	if (st.depth > 0)
-		return cli_error("queue '%s' has %" PRIu64 " messages waiting; purge it first", b->queue,
-				 (uint64_t)st.depth);
 	return CLI_EXIT_OK;
 }
 
 static int delete_temporary(struct cli *cli, struct bench *b)
 {
-	int r;
+	int r, st = CLI_EXIT_OK;
 
-	if (!b->temporary)
+	if (b->created == 0)
 		return CLI_EXIT_OK;
 	r = cli_connect(cli);
 	if (r)
 		return r;
-	r = ipcq_delete(cli->client, b->temp_name);
-	if (r < 0)
-		return cli_fail_request(cli, r, "cannot delete queue '%s'", b->temp_name);
-	return CLI_EXIT_OK;
+	for (unsigned i = 0; i < b->created; i++) {
+		r = ipcq_delete(cli->client, b->queues[i]);
+		if (r < 0)
+			st = cli_fail_request(cli, r, "cannot delete queue '%s'", b->queues[i]);
+	}
+	b->created = 0;
+	return st;
 }
 
 static int run_bench(struct bench *b)
@@ -897,6 +1046,9 @@ static int parse_bench_option(struct cli *cli, struct bench *b, int opt)
 		b->geo.max_msgs = (uint32_t)v;
 		b->geo_given = true;
 		break;
+	case OPT_ROUND_TRIP:
+		b->round_trip = true;
+		break;
 	}
 	return r;
 }
@@ -914,6 +1066,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		{ "ring-size", required_argument, NULL, OPT_RING_SIZE },
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "max-msgs", required_argument, NULL, OPT_MAX_MSGS },
+		{ "round-trip", no_argument, NULL, OPT_ROUND_TRIP },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
@@ -935,21 +1088,31 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
-	if (argc - optind > 1)
+	b.nqueues = b.round_trip ? 2 : 1;
+	if (argc - optind > (int)b.nqueues)
 		return cli_usage_error(cli, "too many arguments");
-	b.queue = optind < argc ? argv[optind] : NULL;
-	b.temporary = !b.queue;
-	if (b.queue && b.geo_given)
+	if (optind < argc && argc - optind < (int)b.nqueues)
+		return cli_usage_error(cli, "--round-trip takes two queues (there and back) or none");
+	b.temporary = optind == argc;
+	if (!b.temporary && b.geo_given)
 		return cli_usage_error(cli, "--ring-size, --prefetch and --max-msgs shape the temporary queue: not with QUEUE");
 	if (b.zero_copy && b.batch > 1)
 		return cli_usage_error(cli, "--zero-copy sends one loan at a time: not with --batch (batches are received in place anyway)");
-	snprintf(b.temp_name, sizeof(b.temp_name), "bench.%ld", (long)getpid());
+	if (b.round_trip && (b.producers != 1 || b.consumers != 1 || b.batch != 1))
+		return cli_usage_error(cli, "--round-trip keeps one message in flight between two processes: not with --producers, --consumers or --batch");
+	if (b.round_trip && b.size < SEQ_BYTES)
+		return cli_usage_error(cli, "--round-trip times each message by the send time it carries: --size at least %d", SEQ_BYTES);
+	snprintf(b.temp_names[0], sizeof(b.temp_names[0]), "bench.%ld", (long)getpid());
+	snprintf(b.temp_names[1], sizeof(b.temp_names[1]), "bench.%ld.back", (long)getpid());
+	for (unsigned i = 0; i < b.nqueues; i++)
+		b.queues[i] = b.temporary ? b.temp_names[i] : argv[optind + i];
 
 	b.stop_fd = block_signals();
 	if (b.stop_fd < 0)
 		return cli_fail(b.stop_fd, "cannot block signals");
-	r = prepare_queue(cli, &b);
+	r = prepare_queues(cli, &b);
 	if (r) {
+		delete_temporary(cli, &b);
 		close(b.stop_fd);
 		return r;
 	}

@@ -126,7 +126,7 @@ static const struct cli_command commands[] = {
 	},
 	{
 		.name = "bench",
-		.synopsis = "[OPTIONS] [QUEUE]",
+		.synopsis = "[OPTIONS] [QUEUE [BACK]]",
 		.summary = "measure throughput and latency between processes",
 		.help = "Send COUNT messages from producer processes to consumer processes through\n"
 			"QUEUE, which must exist and be empty, or through a temporary queue\n"
@@ -135,6 +135,10 @@ static const struct cli_command commands[] = {
 			"or more carry their send time.  Fails (exit 1) unless as many messages\n"
 			"were received as sent, each whole, and (with one consumer) each producer's\n"
 			"in the order it sent them.\n"
+			"With --round-trip, a pinger process sends each message through QUEUE to an\n"
+			"echo process, which sends it back through BACK (temporary: bench.PID and\n"
+			"bench.PID.back); the pinger waits for each answer before the next, and\n"
+			"prints round trips/s and the percentiles of the round trip.\n"
 			"\n"
 			"Options:\n"
 			"  -c, --count N          messages in all, shared among producers (100000)\n"
@@ -144,6 +148,7 @@ static const struct cli_command commands[] = {
 			"      --batch K          K messages per ipcq_send_batch/ipcq_recv_batch call\n"
 			"                         (1: ipcq_send/ipcq_recv, one per call)\n"
 			"      --zero-copy        ipcq_loan/ipcq_publish and ipcq_recv_view/ipcq_release\n"
+			"      --round-trip       one message in flight, there and back (16 B or more)\n"
 			"      --json             print one JSON object\n"
 			"  The temporary queue's geometry (default: the daemon's):\n"
 			"      --ring-size B      bytes of its shared-memory ring\n"
