@@ -28,6 +28,15 @@ uint64_t bench_now_ns(void);
 /* A decimal integer in [min, max], or -1. */
 int bench_parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 
+/* What a benchmark's consumer reports to the parent, in shared memory:
+ * when it received the last message, how many it received, and how many
+ * were of another size or out of order. */
+struct bench_shared {
+	uint64_t end_ns;
+	uint64_t received;
+	uint64_t bad;
+};
+
 /* Zeroed memory shared with the children forked after it, or NULL. */
 void *bench_shared_alloc(size_t len);
 

@@ -29,16 +29,10 @@
 #define MQ_PAIR_MAX_MSGS 10
 #define MQ_PAIR_MSG_SIZE 512
 
-struct shared {
-	uint64_t end_ns;   /* the consumer's last receive */
-	uint64_t received;
-	uint64_t bad;      /* messages of another size or out of order */
-};
-
 struct run {
 	mqd_t mq;
 	unsigned long size, count;
-	struct shared *sh;
+	struct bench_shared *sh;
 };
 
 static int consume(void *arg, int ready_fd)

@@ -23,15 +23,10 @@
 
 #define PIPE_SIZE_MAX 4096 /* PIPE_BUF: a write of this much is never split among writers */
 
-struct shared {
-	uint64_t end_ns;
-	uint64_t bad; /* records out of order */
-};
-
 struct run {
 	int fds[2];
 	unsigned long size, count;
-	struct shared *sh;
+	struct bench_shared *sh;
 };
 
 static int consume(void *arg, int ready_fd)

@@ -34,17 +34,11 @@
 #define PIPELINE_MAX 10000
 #define STALL_SECONDS 10
 
-struct shared {
-	uint64_t end_ns;   /* the consumer's last reply */
-	uint64_t received;
-	uint64_t bad;      /* messages of another size or out of order */
-};
-
 struct run {
 	const char *socket;
 	char key[64];
 	unsigned long size, count, pipeline;
-	struct shared *sh;
+	struct bench_shared *sh;
 };
 
 static redisContext *connect_to(const struct run *run)

@@ -37,12 +37,6 @@
 #define SIZE_MAX_ARG (64ul << 20)
 #define STALL_SECONDS 10
 
-struct shared {
-	uint64_t end_ns;   /* the consumer's last receive */
-	uint64_t received;
-	uint64_t bad;      /* messages of another size or out of order */
-};
-
 /* Where the socket is, for the signal handler too; a Unix socket's path
  * holds at most 107 bytes. */
 static char dir_path[100];
@@ -71,13 +65,13 @@ static int zmq_fail(const char *what)
 struct run {
 	char endpoint[sizeof(sock_path) + 6];
 	unsigned long size, count;
-	struct shared *sh;
+	struct bench_shared *sh;
 };
 
 static int consume(void *arg, int ready_fd)
 {
 	const struct run *run = arg;
-	struct shared *sh = run->sh;
+	struct bench_shared *sh = run->sh;
 	char *buf = malloc(run->size + 1);
 	void *ctx = zmq_ctx_new();
 	void *s = ctx ? zmq_socket(ctx, ZMQ_PULL) : NULL;
