@@ -605,7 +605,8 @@ static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf, bool
 	if (home)
 		atomic_fetch_add_explicit(&home->sleeping, 1, memory_order_relaxed);
 	backlog_sleeping(&q->ring, 1);
-	if (backlog_busy(&q->ring))
+	/* (a deaf sleep is beside a backlog that hands out nothing for now) */
+	if (!deaf && backlog_busy(&q->ring))
 		r = SKIPPED;
 	else if (q->ring.bell < 0)
 		r = recv_window(q, m, left);
@@ -659,7 +660,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		if (r == -EAGAIN && !looked)
 			r = look_at_window(q, m, ask);
 		ask = false;
-		if (r == -EAGAIN && left != 0 && spin_for_backlog(q))
+		if (r == -EAGAIN && left != 0 && !deaf && spin_for_backlog(q))
 			r = SKIPPED;
 		if (r == -EAGAIN && left != 0 && q->ring.bell < 0) {
 			r = sleep_on_window(q, m, left, false, &ask); /* no bell: the window alone */
