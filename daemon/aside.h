@@ -27,7 +27,8 @@ struct aside_entry {
 	uint32_t holder;
 	uint32_t seq;
 	uint64_t from_offset, from_gen;
-	uint64_t since_ms; /* when it was moved (its lease runs on from its take) */
+	uint64_t since_ms; /* when it was moved: ack_timeout counts from here, so a lease
+	                    * moved aside may last the time before its move longer */
 	uint64_t expires;
 	uint32_t prio, deliveries, len;
 	uint8_t pending;   /* enum aside_how: what its holder asked and the daemon has still to do */
