@@ -8,6 +8,8 @@
 #ifndef IPCQ_BACKLOG_H
 #define IPCQ_BACKLOG_H
 
+#include <mqueue.h>
+
 #include "ring.h"
 
 /* How a client reaches the mq window.  send never waits: 0, -EAGAIN when
@@ -75,6 +77,11 @@ static inline void window_taken(const struct ring *r, int64_t n)
 		                                          memory_order_seq_cst, memory_order_relaxed))
 			return;
 }
+
+/* Put one mq message into r's window through mq, counted, without
+ * waiting (whether mq is a blocking descriptor or not): 0, -EAGAIN when
+ * the window is full, or another negative errno. */
+int window_put(const struct ring *r, mqd_t mq, const void *msg, size_t len, unsigned prio);
 
 static inline bool window_maybe_busy(const struct ring *r)
 {

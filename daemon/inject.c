@@ -35,12 +35,7 @@ static int window_send(void *ctx, const void *msg, size_t len, unsigned prio)
 {
 	const struct queue *q = ctx;
 
-	/* the daemon's descriptor is non-blocking */
-	window_counted(&q->ring, 1);
-	if (mq_send(q->mq, msg, len, prio) == 0)
-		return 0;
-	window_counted(&q->ring, -1);
-	return errno == EAGAIN ? -EAGAIN : -errno;
+	return window_put(&q->ring, q->mq, msg, len, prio);
 }
 
 static long window_waiting(void *ctx)

@@ -845,12 +845,7 @@ static int resend(const void *msg, size_t len, unsigned prio, void *ctx)
 	const struct reclaim_ctx *rc = ctx;
 
 	/* never block the event loop: a full mq is retried on the next sweep */
-	window_counted(&rc->q->ring, 1);
-	if (mq_send(rc->q->mq, msg, len, prio) < 0) {
-		window_counted(&rc->q->ring, -1);
-		return -errno;
-	}
-	return 0;
+	return window_put(&rc->q->ring, rc->q->mq, msg, len, prio);
 }
 
 static bool window_empty(void *ctx)
@@ -962,14 +957,9 @@ static void sweep_window(struct queue *q)
 	/* (a receiver awake takes from the backlog itself: only one asleep
 	 * in the kernel needs the nudge) */
 	if (attr.mq_curmsgs == 0 && backlog > 0 && backlog_sleepers(&q->ring, NULL)) {
-		if (++q->stuck_sweeps >= 2) {
-			window_counted(&q->ring, 1);
-			if (mq_send(q->mq, (const char *)&nudge, sizeof(nudge), 0) == 0) {
-				q->stuck_sweeps = 0;
-				notify_queue_nudged(q); /* a window message no receiver counts */
-			} else {
-				window_counted(&q->ring, -1);
-			}
+		if (++q->stuck_sweeps >= 2 && window_put(&q->ring, q->mq, &nudge, sizeof(nudge), 0) == 0) {
+			q->stuck_sweeps = 0;
+			notify_queue_nudged(q); /* a window message no receiver counts */
 		}
 	} else {
 		q->stuck_sweeps = 0;

@@ -32,14 +32,9 @@
 
 int window_send(void *ctx, const void *msg, size_t len, unsigned prio)
 {
-	static const struct timespec past = { 0, 0 };
 	ipcq_queue *q = ctx;
 
-	window_counted(&q->ring, 1);
-	if (mq_timedsend(q->mq, msg, len, prio, &past) == 0)
-		return 0;
-	window_counted(&q->ring, -1);
-	return errno == ETIMEDOUT || errno == EAGAIN ? -EAGAIN : -errno;
+	return window_put(&q->ring, q->mq, msg, len, prio);
 }
 
 static int check_send(ipcq_queue *q, unsigned prio)
