@@ -191,23 +191,18 @@ static bool send_on(struct daemon *d, struct queue *q, const struct aside_entry 
 	struct ring_hdr *h = q->ring.hdr;
 	struct ring_recview msg = { .len = e->len };
 	bool expired = ring_expired(e->expires, ring_now_ms());
-	struct queue *dlq = NULL;
 	void *bytes;
 	int ret;
 
 	dead = dead || expired || (q->policy.max_deliveries && e->deliveries >= q->policy.max_deliveries);
-	if (dead && q->policy.dead_letter[0])
-		dlq = queue_find(d, q->policy.dead_letter);
 	bytes = load(d, q, e);
 	msg.data = bytes;
 	if (!bytes)
 		ret = 0; /* its object is gone: nothing to send */
 	else if (!dead)
 		ret = inject_write(q, &msg, 1, e->prio, e->deliveries, e->expires);
-	else if (dlq && dlq != q)
-		ret = inject_write(dlq, &msg, 1, e->prio, 0, 0);
 	else
-		ret = 0;
+		ret = queue_dead_letter(d, q, &msg, 1, e->prio);
 	free(bytes);
 	if (ret == -EAGAIN)
 		return false;

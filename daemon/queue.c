@@ -911,24 +911,29 @@ static void sweep_walk_end(bool whole, unsigned taken_back, void *ctx)
 	rc->leases_taken_back = taken_back;
 }
 
-/* What receivers gave up for good, in the periodic sweep: into the
- * queue's dead-letter queue, or dropped when it has none. */
-static int sweep_dead_letter(const struct ring_recview *msgs, unsigned n, unsigned prio, void *ctx)
+int queue_dead_letter(struct daemon *d, struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio)
 {
 	static struct log_ratelimit missing;
-	struct reclaim_ctx *rc = ctx;
-	const char *name = rc->q->policy.dead_letter;
+	const char *name = q->policy.dead_letter;
 	struct queue *dlq;
 
 	if (!name[0])
 		return 0;
-	dlq = queue_find(rc->d, name);
-	if (!dlq || dlq == rc->q) {
+	dlq = queue_find(d, name);
+	if (!dlq || dlq == q) {
 		log_limited(&missing, LOG_LEVEL_WARNING, "queue %s: dead-letter queue %s does not exist: %u messages dropped",
-		            rc->q->rec.name, name, n);
+		            q->rec.name, name, n);
 		return 0;
 	}
 	return inject_write(dlq, msgs, n, prio, 0, 0);
+}
+
+/* What receivers gave up for good, in the periodic sweep. */
+static int sweep_dead_letter(const struct ring_recview *msgs, unsigned n, unsigned prio, void *ctx)
+{
+	struct reclaim_ctx *rc = ctx;
+
+	return queue_dead_letter(rc->d, rc->q, msgs, n, prio);
 }
 
 /* The periodic sweep's look at the window beside the backlog.

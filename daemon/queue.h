@@ -86,6 +86,11 @@ void queue_stats(struct queue *q, ipcq_stats *st);
 /* Reclaim what dead clients hold in the queue's ring: dead (a holder id
  * that just died, or 0) and every id no live process has. */
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
+/* Messages of q it gives up for good (n at most RING_BATCH_MAX) into its
+ * dead-letter queue, without waiting: 1 written, 0 to be dropped (it has
+ * none, or that one cannot take them; a missing one is logged), -EAGAIN
+ * not now. */
+int queue_dead_letter(struct daemon *d, struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio);
 /* The name of one of the queue's kernel objects ("/ipcq.<ns>.<queue>.<token><suffix>"). */
 int queue_object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
                       char buf[PROTO_OBJ_NAME_MAX]);
