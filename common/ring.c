@@ -1133,32 +1133,44 @@ static bool chunk_intact(const struct ring *r, const struct ring_chunk *c, uint6
 	       c->kind <= RING_KIND_BATCH && (c->kind != RING_KIND_BATCH || (c->count && c->count <= RING_BATCH_MAX));
 }
 
+/* The messages of a chunk the daemon takes over (its header checked by
+ * chunk_intact) that are not done: a raw chunk's one, or a batch's
+ * records not done, into recs; how many, or -1 if the records do not fit
+ * the chunk. */
+static int messages_left(const struct ring *r, const struct ring_chunk *c, struct ring_recview *recs)
+{
+	struct ring_ref ref = { .payload = (void *)(c + 1), .len = c->len, .count = c->count };
+	struct ring_recview all[RING_BATCH_MAX];
+	uint64_t left;
+	int n = 0;
+
+	if (c->kind != RING_KIND_BATCH) {
+		recs[0] = (struct ring_recview){ .data = c + 1, .len = c->len };
+		return 1;
+	}
+	if (ring_batch_records(r, &ref, all) < 0)
+		return -1;
+	left = ring_batch_mask(c->count) & ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire);
+	for (unsigned i = 0; i < c->count; i++)
+		if (left & ((uint64_t)1 << i))
+			recs[n++] = all[i];
+	return n;
+}
+
 static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
 {
 	struct ring_hdr *h = r->hdr;
 	struct ring_recview recs[RING_BATCH_MAX];
-	bool batch = c->kind == RING_KIND_BATCH;
-	bool intact = chunk_intact(r, c, w);
-	unsigned n = 0;
+	int n = chunk_intact(r, c, w) ? messages_left(r, c, recs) : -1;
+	bool intact = n >= 0;
 	int ret = 0;
 
 	if (!ops->dead_letter)
 		return 0; /* the periodic sweep's work */
-	if (intact && batch) {
-		struct ring_ref ref = { .payload = c + 1, .len = c->len, .count = c->count };
-		struct ring_recview all[RING_BATCH_MAX];
-		uint64_t left;
-
-		intact = ring_batch_records(r, &ref, all) == 0;
-		left = intact ? ring_batch_mask(c->count) & ~atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire) : 0;
-		for (unsigned i = 0; i < c->count; i++)
-			if (left & ((uint64_t)1 << i))
-				recs[n++] = all[i];
-	} else if (intact) {
-		recs[n++] = (struct ring_recview){ .data = c + 1, .len = c->len };
-	}
+	if (n < 0)
+		n = 0;
 	if (n)
-		ret = ops->dead_letter(recs, n, c->prio, ops->ctx);
+		ret = ops->dead_letter(recs, (unsigned)n, c->prio, ops->ctx);
 	if (ret == -EAGAIN)
 		return 0;
 	if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
@@ -1167,7 +1179,7 @@ static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const 
 	if (!intact)
 		atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
 	/* expired ones were counted by the receiver that found them so */
-	atomic_fetch_add_explicit(ret > 0 ? &h->dead_lettered : &h->dropped, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(ret > 0 ? &h->dead_lettered : &h->dropped, (uint64_t)n, memory_order_relaxed);
 	return 1;
 }
 
@@ -1209,24 +1221,15 @@ static int move_aside(struct ring *r, struct ring_chunk *c, uint64_t w, const st
 	uint64_t offset = (uint64_t)((unsigned char *)c - r->data), gen = c->gen;
 	uint32_t holder = RING_WORD_HOLDER(w);
 	uint8_t expect = RING_ASIDE_OK;
-	struct ring_recview msg = { .data = c + 1, .len = c->len };
+	struct ring_recview recs[RING_BATCH_MAX];
 
-	if (!ops->move_aside || !chunk_intact(r, c, w))
+	/* the one message left (a batch's last record) */
+	if (!ops->move_aside || !chunk_intact(r, c, w) || messages_left(r, c, recs) != 1)
 		return 0;
-	if (c->kind == RING_KIND_BATCH) {
-		struct ring_recview recs[RING_BATCH_MAX];
-		struct ring_ref ref = { .payload = c + 1, .len = c->len, .count = c->count };
-		uint64_t left = ring_batch_mask(c->count) & ~atomic_load_explicit(&cs->done, memory_order_acquire);
-
-		/* the one record left */
-		if (__builtin_popcountll(left) != 1 || ring_batch_records(r, &ref, recs) < 0)
-			return 0;
-		msg = recs[__builtin_ctzll(left)];
-	}
 	if (!atomic_compare_exchange_strong_explicit(&cs->aside, &expect, RING_ASIDE_MOVING, memory_order_acq_rel,
 	                                             memory_order_relaxed))
 		return 0;
-	if (ops->move_aside(holder, offset, gen, &msg, c->prio, cs->deliveries, c->expires, ops->ctx) < 0) {
+	if (ops->move_aside(holder, offset, gen, &recs[0], c->prio, cs->deliveries, c->expires, ops->ctx) < 0) {
 		expect = RING_ASIDE_MOVING;
 		atomic_compare_exchange_strong_explicit(&cs->aside, &expect, RING_ASIDE_OK, memory_order_relaxed,
 		                                        memory_order_relaxed);
