@@ -179,6 +179,13 @@ int cli_common_option(struct cli *cli, int opt, char **argv)
 	}
 }
 
+int cli_parse_ttl(struct cli *cli, const char *s, uint64_t *ms)
+{
+	if (parse_duration_ms(s, ms) < 0 || *ms == 0 || *ms > IPCQ_TTL_MAX_MS)
+		return cli_usage_error(cli, "bad ttl '%s' (a whole number with ms, s, m or h: 30s)", s);
+	return 0;
+}
+
 int cli_parse_timeout(const char *s, int *ms)
 {
 	char *end;

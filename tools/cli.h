@@ -81,6 +81,9 @@ void cli_print_command_help(const struct cli_command *cmd);
 
 /* Seconds, possibly fractional ("0.5"), into milliseconds rounded up. */
 int cli_parse_timeout(const char *s, int *ms);
+/* A --ttl: a whole number with ms, s, m or h, above 0 and at most
+ * IPCQ_TTL_MAX_MS; 0, or the usage error's exit status. */
+int cli_parse_ttl(struct cli *cli, const char *s, uint64_t *ms);
 /* A decimal integer in [0, max]. */
 int cli_parse_uint(const char *s, unsigned long max, unsigned long *out);
 

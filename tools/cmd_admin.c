@@ -126,8 +126,8 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		r = -1;
 		if (opt >= OPT_MAX_MSGS && opt <= OPT_PREFETCH)
 			r = parse_geometry_option(cli, opt, &geo);
-		else if (opt == OPT_TTL && (parse_duration_ms(optarg, &opts.ttl_ms) < 0 || opts.ttl_ms == 0))
-			r = cli_usage_error(cli, "bad ttl '%s' (a whole number with ms, s, m or h: 30s)", optarg);
+		else if (opt == OPT_TTL && cli_parse_ttl(cli, optarg, &opts.ttl_ms) != 0)
+			r = CLI_EXIT_USAGE;
 		else if (opt == OPT_MAX_DELIVERIES && cli_parse_uint(optarg, UINT32_MAX, &n) == 0)
 			opts.max_deliveries = (uint32_t)n;
 		else if (opt == OPT_MAX_DELIVERIES)

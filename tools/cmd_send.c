@@ -430,8 +430,9 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 				return cli_usage_error(cli, "bad timeout '%s' (seconds, e.g. 0.5)", optarg);
 			break;
 		case 'T':
-			if (parse_duration_ms(optarg, &ttl_ms) < 0 || ttl_ms == 0 || ttl_ms > IPCQ_TTL_MAX_MS)
-				return cli_usage_error(cli, "bad ttl '%s' (a whole number with ms, s, m or h: 30s)", optarg);
+			r = cli_parse_ttl(cli, optarg, &ttl_ms);
+			if (r)
+				return r;
 			break;
 		default:
 			r = cli_common_option(cli, opt, argv);
