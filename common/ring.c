@@ -405,14 +405,21 @@ void ring_unlock(struct ring *r)
 		unlock_word(&r->sp->lock);
 }
 
-/* Daemon: break a lock if a dead holder has it; waiters try again. */
+/* Daemon: break a lock if a dead holder has it; waiters try again.  A
+ * free lock wakes whoever still sleeps on it: an unlock wakes one waiter,
+ * and one killed between its wake-up and its take passes the wake-up on
+ * to no one; the next holder that took the lock without waiting (the bit
+ * was gone with the unlock) wakes no one either.  So every walk of the
+ * daemon's (each sweep, each death) wakes them; a waiter woken for
+ * nothing looks at the word and sleeps again. */
 static void break_word_of_dead(_Atomic uint32_t *w, const struct ring_reclaim_ops *ops)
 {
 	uint32_t cur = atomic_load_explicit(w, memory_order_acquire);
 
-	if (cur == 0 || !ops->is_dead(RING_LOCK_HOLDER(cur), ops->ctx))
+	if (cur != 0 && !ops->is_dead(RING_LOCK_HOLDER(cur), ops->ctx))
 		return;
-	if (atomic_compare_exchange_strong_explicit(w, &cur, 0, memory_order_release, memory_order_relaxed))
+	if (cur == 0 ||
+	    atomic_compare_exchange_strong_explicit(w, &cur, 0, memory_order_release, memory_order_relaxed))
 		futex(w, FUTEX_WAKE, INT32_MAX, NULL, 0);
 }
 
@@ -420,6 +427,7 @@ static void break_lock_of_dead(struct ring *r, const struct ring_reclaim_ops *op
 {
 	break_word_of_dead(&r->sp->lock, ops);
 	break_word_of_dead(&r->hdr->lock, ops);
+	/* (producers waiting for room: ring_reclaim wakes them at its end) */
 }
 
 /* Move space_seq on, and wake at most max producers waiting for space

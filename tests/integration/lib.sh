@@ -189,6 +189,13 @@ cleanup() {
 	fi
 	rm -f /dev/shm/ipcq."$NS".* 2>/dev/null || true
 	[ -d /dev/mqueue ] && rm -f /dev/mqueue/ipcq."$NS".* 2>/dev/null || true
+	if [ "$st" -ne 0 ]; then
+		# what the daemon said is the first thing to read after a failure
+		echo "--- the daemon's log, last 40 lines:"
+		tail -n 40 "$DLOG" 2>/dev/null || true
+		# IPCQ_KEEP=DIR keeps a failed test's files (logs, records) there
+		[ -n "${IPCQ_KEEP:-}" ] && mkdir -p "$IPCQ_KEEP" && cp -a "$T" "$IPCQ_KEEP/" 2>/dev/null
+	fi
 	rm -rf "$T"
 	exit $st
 }

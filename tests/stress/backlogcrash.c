@@ -80,6 +80,10 @@
  * counter plus the copy losses.  --strict (no process was killed): every
  * message attempted was acknowledged and arrived exactly once, and each
  * consumer saw each producer's messages in order.
+ *
+ * A producer whose call fails prints the queue's counters as they are
+ * then; with BACKLOGCRASH_ON_STALL set, it also runs that command with
+ * the queue's name (to dump the ring while the state is still there).
  */
 #include "config.h"
 
@@ -399,8 +403,25 @@ static int producer_main(const char *name, uint32_t slot, uint64_t seed)
 		__atomic_store_n(&ps->attempted, (uint64_t)seq + n, __ATOMIC_RELEASE);
 		r = send_some(q, ps, slot, seq, n, buf);
 		if (r < 0 || (unsigned)r > n) {
+			ipcq_stats qs;
+
 			fprintf(stderr, "backlogcrash: producer %u (%s): %u messages from seq %u: %s\n", slot,
 			        prod_mode_names[ps->mode], n, seq, r < 0 ? ipcq_strerror(r) : "count too large");
+			/* what the queue looked like then */
+			if (ipcq_stat(c, name, &qs) == 0)
+				fprintf(stderr,
+				        "backlogcrash: queue %s then: depth %" PRIu64 " backlog %" PRIu64 " window %u"
+				        " ring_used %" PRIu64 " ring_chunks %" PRIu64 " receivers %u received %" PRIu64
+				        " dropped %" PRIu64 " reclaimed %" PRIu64 "\n",
+				        name, qs.depth, qs.backlog, qs.window, qs.ring_used, qs.ring_chunks, qs.receivers,
+				        qs.received, qs.dropped, qs.reclaimed);
+			if (getenv("BACKLOGCRASH_ON_STALL")) {
+				char cmd[512];
+
+				snprintf(cmd, sizeof(cmd), "%s %s >&2", getenv("BACKLOGCRASH_ON_STALL"), name);
+				if (system(cmd) != 0)
+					fprintf(stderr, "backlogcrash: %s failed\n", cmd);
+			}
 			return 1;
 		}
 		seq += (uint32_t)r;

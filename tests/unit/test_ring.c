@@ -1509,6 +1509,38 @@ static void test_reclaim_leaves_lock_of_live_holder(void **state)
 	assert_int_equal(atomic_load(&t->r.hdr->lock), 31337u << 1);
 }
 
+/* A producer asleep on a lock that is free: the unlock's wake-up went to
+ * a waiter killed before it took the lock (here: the word is cleared
+ * without a wake-up).  The daemon's next walk wakes it, long before its
+ * own deadline. */
+static void test_reclaim_wakes_waiter_whose_wake_up_was_lost(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct reclaim_ctx c = { .dead = false };
+
+	for (unsigned which = 0; which < 2; which++) {
+		_Atomic uint32_t *word = which ? &t->r.hdr->lock : &t->r.sp->lock;
+		struct waiting_producer w = { .r = &t->r, .timeout_ms = 20000, .ret = 1 };
+		uint64_t start;
+		pthread_t th;
+
+		atomic_store(word, 31337u << 1); /* a live holder */
+		assert_int_equal(pthread_create(&th, NULL, waiting_producer_main, &w), 0);
+		while (atomic_load(word) != ((31337u << 1) | 1)) /* it waits, and says so */
+			usleep(1000);
+		usleep(20 * 1000); /* asleep in the kernel */
+		atomic_store(word, 0); /* the unlock whose wake-up is lost */
+		usleep(100 * 1000);
+		assert_false(atomic_load(&w.done)); /* nobody woke it */
+		start = now_ns(CLOCK_MONOTONIC);
+		assert_true(reclaim(&t->r, &c) >= 0);
+		join_within(th, 2000);
+		assert_true(elapsed_ms_since(start) < 2000);
+		assert_int_equal(w.ret, 0);
+		ring_cancel(&t->r, &w.ref);
+	}
+}
+
 static void test_reclaim_frees_reservation_of_dead_producer(void **state)
 {
 	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
@@ -2802,6 +2834,7 @@ int main(void)
 		RING_TEST(test_overwritten_header_is_reported),
 		RING_TEST(test_reclaim_breaks_lock_of_dead_holder),
 		RING_TEST(test_reclaim_leaves_lock_of_live_holder),
+		RING_TEST(test_reclaim_wakes_waiter_whose_wake_up_was_lost),
 		RING_TEST(test_reclaim_frees_reservation_of_dead_producer),
 		RING_TEST(test_reclaim_drops_taken_chunk_at_most_once),
 		RING_TEST(test_reclaim_redelivers_taken_chunk_at_least_once),
