@@ -17,6 +17,12 @@ _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 byte
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
 _Static_assert(sizeof(struct proto_meta) == 80 && offsetof(struct proto_meta, listened) == 76, "meta page layout (fields added at the end: an older page reads 0 there)");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
+/* the public structs keep their size from release to release (a new
+ * field takes reserved room), so a program built against an older ipcq.h
+ * works with a newer libipcq */
+_Static_assert(sizeof(ipcq_stats) == 640 && offsetof(ipcq_stats, geo) == 72 && sizeof(ipcq_geometry) == 64 &&
+                       sizeof(ipcq_queue_opts) == 88,
+               "ipcq_stats, ipcq_geometry and ipcq_queue_opts keep their size and layout, on 32-bit systems too");
 
 static bool name_chars_valid(const char *s, size_t max, bool allow_dot)
 {
@@ -153,6 +159,18 @@ int proto_req_decode(const void *buf, size_t len, struct proto_req *out)
 	if (out->flags & ~(uint32_t)(IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE))
 		return -EINVAL;
 	return 0;
+}
+
+int proto_req_read(const void *buf, size_t len, struct proto_req *out)
+{
+	int ret = len > sizeof(*out) ? -EPROTO : proto_req_decode(buf, len, out);
+
+	if (ret < 0) {
+		memset(out, 0, sizeof(*out));
+		if (len >= offsetof(struct proto_req, flags))
+			memcpy(out, buf, offsetof(struct proto_req, flags)); /* echo op and seq */
+	}
+	return ret;
 }
 
 void proto_reply_init(struct proto_reply *rep, const struct proto_req *req, int status)

@@ -39,7 +39,7 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 5u
+#define PROTO_VERSION 6u
 /* Largest holder id (24 bits: it shares a chunk's state word). */
 #define PROTO_HOLDER_MAX 0xffffffu
 /* The daemon's own holder id, for what it writes into a dead-letter
@@ -135,6 +135,11 @@ struct proto_ring_desc {
 void proto_req_init(struct proto_req *req, enum proto_op op, uint32_t seq, const char *name);
 /* Check a received request; 0 or -EPROTO (malformed), -EINVAL (bad name). */
 int proto_req_decode(const void *buf, size_t len, struct proto_req *out);
+/* The daemon's reading of a request datagram of len bytes (more than
+ * sizeof(struct proto_req): one too long, its start in buf): 0 with *out
+ * decoded, or -EPROTO / -EINVAL with *out zero but for what the reply
+ * echoes (op and seq), when the datagram holds them. */
+int proto_req_read(const void *buf, size_t len, struct proto_req *out);
 void proto_reply_init(struct proto_reply *rep, const struct proto_req *req, int status);
 /* Check a received reply against the request it answers. */
 int proto_reply_decode(const void *buf, size_t len, const struct proto_req *req,
@@ -179,11 +184,35 @@ int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus)
 #define PROTO_META_MAGIC 0x4154454d51435049ull /* "IPCQMETA" */
 #define PROTO_META_VERSION 2u
 #define PROTO_META_SIZE 4096u
+/* The geometry as the meta page holds it, in a layout of its own that
+ * stays as it is when ipcq_geometry takes up its reserved room. */
+struct proto_meta_geo {
+	uint32_t max_msgs, msg_size;
+	uint64_t ring_size, max_payload, max_depth;
+	uint32_t prefetch, pad_;
+};
+
+static inline struct proto_meta_geo proto_meta_geo(const ipcq_geometry *g)
+{
+	return (struct proto_meta_geo){ .max_msgs = g->max_msgs,
+		                        .msg_size = g->msg_size,
+		                        .ring_size = g->ring_size,
+		                        .max_payload = g->max_payload,
+		                        .max_depth = g->max_depth,
+		                        .prefetch = g->prefetch };
+}
+
+static inline bool proto_meta_geo_is(const struct proto_meta_geo *m, const ipcq_geometry *g)
+{
+	return m->max_msgs == g->max_msgs && m->msg_size == g->msg_size && m->ring_size == g->ring_size &&
+	       m->max_payload == g->max_payload && m->max_depth == g->max_depth && m->prefetch == g->prefetch;
+}
+
 struct proto_meta {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t delivery;
-	ipcq_geometry geo;
+	struct proto_meta_geo geo;
 	_Atomic uint32_t deleted;     /* the daemon deleted the queue */
 	_Atomic uint32_t quarantined; /* its shared memory failed the daemon's checks */
 	/* what the queue does with what it cannot deliver (ipcq_queue_opts),

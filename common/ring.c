@@ -152,6 +152,7 @@
 #include <errno.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -867,7 +868,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 		if (!takeable(w, d->gen))
 			return -ESTALE;
 		if (c->gen != d->gen || atomic_load_explicit(&c->sealed, memory_order_acquire) != d->gen ||
-		    c->len != len || c->size < size || d->offset + c->size > ds ||
+		    c->len != len || c->size < size || d->offset + c->size > ds || c->pos % ds != d->offset ||
 		    c->magic != RING_CHUNK_MAGIC || c->kind > RING_KIND_BATCH ||
 		    (c->kind == RING_KIND_BATCH && (c->count == 0 || c->count > RING_BATCH_MAX))) {
 			/* the header is genuine only if the word did not move meanwhile */
@@ -886,7 +887,9 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 	/* a receiver's take is a delivery (the daemon's, for a purge, is not) */
 	if (holder && ring_cs(r, c)->deliveries < UINT16_MAX)
 		ring_cs(r, c)->deliveries++;
-	*out = (struct ring_ref){ .pos = c->pos,
+	/* pos was checked, but a sender may rewrite it since: whatever its
+	 * lap, it names this chunk (code addresses chunks by pos) */
+	*out = (struct ring_ref){ .pos = ring_pos_at(c->pos, d->offset, ds),
 		                  .deliveries = ring_cs(r, c)->deliveries,
 		                  .offset = d->offset,
 		                  .gen = d->gen,
@@ -1598,6 +1601,32 @@ uint64_t ring_purge_backlog(struct ring *r)
 	return msgs;
 }
 
+/* No sender reserves while the daemon holds the locks, and with tail at
+ * head no chunk exists that anyone may read: a stale descriptor finds a
+ * zero state word and header and is dropped like any forgery.  Other
+ * processes' mappings of the pages are zapped with them by the kernel. */
+int ring_give_back(const struct ring *r)
+{
+	struct ring v = *r;
+	uint64_t head, tail;
+	int ret = 0;
+
+	v.self = PROTO_HOLDER_DAEMON;
+	v.nowait = true;
+	if (!v.writable || ring_lock_until(&v, NULL) < 0)
+		return 0;
+	ring_advance_tail(&v);
+	head = atomic_load_explicit(&v.sp->head, memory_order_acquire);
+	tail = atomic_load_explicit(&v.sp->tail, memory_order_acquire);
+	if (!ring_positions_valid(&v, head, tail))
+		ret = -EBADMSG;
+	else if (head == tail && madvise(v.data, v.data_size, MADV_REMOVE) == 0 &&
+	         madvise(v.states, states_bytes(v.data_size), MADV_REMOVE) == 0)
+		ret = 1;
+	ring_unlock(&v);
+	return ret;
+}
+
 int ring_census(struct ring *r, struct ring_census *out)
 {
 	uint64_t steps = r->data_size / RING_ALIGN + 1;
@@ -1655,9 +1684,13 @@ int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *ou
 	w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 	if (w != RING_WORD(RING_RESERVED, r->self, c->gen))
 		return -EINVAL; /* not a loan of this process */
+	if (c->pos % r->data_size != off)
+		return -EBADMSG; /* another sender overwrote its header */
 	if (len > c->len)
 		return -EMSGSIZE; /* beyond the reservation: bytes we never wrote */
 	c->len = (uint32_t)len;
-	*out = (struct ring_ref){ .pos = c->pos, .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p };
+	*out = (struct ring_ref){
+		.pos = ring_pos_at(c->pos, off, r->data_size), .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p
+	};
 	return 0;
 }

@@ -467,5 +467,11 @@ struct ring_census {
 	uint64_t waiting;
 };
 int ring_census(struct ring *r, struct ring_census *out);
+/* Daemon: a ring that holds no chunk gives its pages back to the system
+ * (the data area and the chunk states that describe it; they come back
+ * zero when next used).  Under both locks, tried, never waited for: 1 if
+ * it gave them back, 0 if it holds a chunk or a lock is busy (try again
+ * later), -EBADMSG if its positions are not ones it could have. */
+int ring_give_back(const struct ring *r);
 
 #endif

@@ -10,6 +10,15 @@
 
 #include "ring.h"
 
+/* The position of the chunk at offset off, in the lap a header's pos (a
+ * sender may have written anything there) says: always this chunk's. */
+static inline uint64_t ring_pos_at(uint64_t pos, uint64_t off, uint64_t ds)
+{
+	uint64_t lap = pos - pos % ds;
+
+	return lap > UINT64_MAX - ds ? off : lap + off; /* (no lap that wraps) */
+}
+
 static inline struct ring_chunk *ring_chunk_at(const struct ring *r, uint64_t pos)
 {
 	return (struct ring_chunk *)(r->data + pos % r->data_size);

@@ -88,6 +88,9 @@ int parse_duration_ms(const char *s, uint64_t *ms);
 /* Whether environment variable name holds a yes: set, not empty, and not
  * "0", "no" or "false" (IPCQ_USER=1). */
 bool util_env_true(const char *name);
+/* Write all of p[0..n) to fd (again after EINTR and short writes): 0, or
+ * a negative errno (-EIO for a write that wrote nothing). */
+int fd_write_all(int fd, const void *p, size_t n);
 
 /* The caller's pid, cached (refreshed in a forked child). */
 pid_t self_pid(void);

@@ -106,23 +106,6 @@ static void drop(struct daemon *d, struct queue *q, struct aside_entry *e)
 	}
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	while (n) {
-		ssize_t w = write(fd, b, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int aside_keep(struct daemon *d, struct queue *q, uint32_t holder, uint64_t offset, uint64_t gen,
                const struct ring_recview *msg, unsigned prio, unsigned deliveries, uint64_t expires)
 {
@@ -143,9 +126,9 @@ int aside_keep(struct daemon *d, struct queue *q, uint32_t holder, uint64_t offs
 	fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	ret = fchmod(fd, 0600) < 0 ? -errno : write_all(fd, &h, sizeof(h));
+	ret = fchmod(fd, 0600) < 0 ? -errno : fd_write_all(fd, &h, sizeof(h));
 	if (ret == 0)
-		ret = write_all(fd, msg->data, msg->len);
+		ret = fd_write_all(fd, msg->data, msg->len);
 	close(fd);
 	if (ret == 0)
 		ret = add(t, &e);
@@ -246,6 +229,23 @@ void aside_sweep(struct daemon *d, struct queue *q)
 		if (send_on(d, q, e, e->pending == ASIDE_REJECT))
 			drop(d, q, e);
 	}
+}
+
+unsigned aside_purge(struct daemon *d, struct queue *q)
+{
+	unsigned n = 0;
+
+	for (size_t i = q->aside.n; i-- > 0;) {
+		struct aside_entry *e = &q->aside.v[i];
+		bool waiting = e->pending == ASIDE_REQUEUE ||
+		               (e->pending == ASIDE_KEEP && !peer_holder_alive(d, e->holder));
+
+		if (!waiting)
+			continue;
+		drop(d, q, e);
+		n++;
+	}
+	return n;
 }
 
 /* An object the last daemon left for q: check it and take it in. */

@@ -64,6 +64,11 @@ int aside_settle(struct daemon *d, struct queue *q, uint32_t holder, uint64_t of
  * the dead-letter queue.  Without waiting: what cannot be written now
  * waits for the next sweep. */
 void aside_sweep(struct daemon *d, struct queue *q);
+/* A purge: what waits to go into the queue again (given back, or its
+ * holder died) is dropped with the queue's other waiting messages; what a
+ * live holder keeps (or rejected, on its way to the dead-letter queue)
+ * stays.  Returns the messages dropped. */
+unsigned aside_purge(struct daemon *d, struct queue *q);
 /* After a restart: take back what the last daemon kept aside for q;
  * what it kept of a chunk its holder still has TAKEN (the move did not
  * finish) is forgotten. */

@@ -78,12 +78,23 @@ enum log_level {
 };
 
 /* What one user other than root and the daemon's own may ask of the
- * daemon (section user_limits). */
+ * daemon (section user_limits, or a user section of its own). */
 struct user_limits {
 	uint32_t max_clients;    /* control connections at once */
 	uint32_t max_queues;     /* queues created and not deleted */
 	uint64_t max_ring_size;  /* ring of one queue it creates */
 	uint64_t max_ring_total; /* rings of all the queues it created */
+	uint64_t max_mq_total;   /* kernel mq bytes (as RLIMIT_MSGQUEUE counts them) of
+	                            all the queues it created */
+	uint64_t max_depth;      /* messages waiting in one queue it creates; 0: no bound */
+};
+
+/* A user section: the limits of one uid, keys it leaves out taken from
+ * user_limits. */
+struct user_override {
+	uid_t uid;
+	char label[80]; /* 'user "alice"', as messages name the section */
+	struct user_limits limits;
 };
 
 struct config {
@@ -95,6 +106,11 @@ struct config {
 	enum log_level log_level;
 	uint32_t max_clients;       /* simultaneous control connections */
 	struct user_limits user;
+	size_t n_users;
+	struct user_override *users;
+	char *run_as;               /* user to drop to when started as root, or NULL */
+	char *metrics_file;         /* Prometheus textfile to keep written, or NULL */
+	uint32_t metrics_interval_ms;
 	ipcq_geometry defaults;     /* every field set */
 	enum delivery_mode default_delivery;
 	/* how long a receiver of an at-least-once queue may hold a message
@@ -123,6 +139,10 @@ extern const char config_embedded[];
  * fewer than a chunk's delivery count can tell */
 #define CONFIG_TTL_MAX_MS IPCQ_TTL_MAX_MS
 #define CONFIG_MAX_DELIVERIES_MAX 65534u
+/* metrics_interval: from a second to an hour */
+#define CONFIG_METRICS_INTERVAL_MIN_MS 1000u
+#define CONFIG_METRICS_INTERVAL_MAX_MS (3600u * 1000u)
+#define CONFIG_METRICS_INTERVAL_DEFAULT_MS (15u * 1000u)
 
 /* Parse path (or the embedded text when path is NULL).  On error, returns a
  * negative errno and writes one message per problem, "FILE:LINE: what",
@@ -141,6 +161,11 @@ static inline void config_freep(struct config **p)
 
 /* The config of queue name, or NULL if the config does not name it. */
 const struct queue_config *config_find_queue(const struct config *cfg, const char *name);
+
+/* The limits uid is bound by: its user section's, else user_limits;
+ * *from names which ("user_limits" or "user \"alice\""), when from is not
+ * NULL.  (Whether uid is bound at all is policy.c's question.) */
+const struct user_limits *config_user_limits(const struct config *cfg, uid_t uid, const char **from);
 
 /* Geometry of q with the defaults filled in (q may be NULL). */
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q);

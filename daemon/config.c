@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -49,6 +50,8 @@ const char config_embedded[] =
 	"\tmax_queues = 64\n"
 	"\tmax_ring_size = \"1G\"\n"
 	"\tmax_ring_total = \"4G\"\n"
+	"\tmax_mq_total = \"512K\"\n"
+	"\tmax_depth = 0\n"
 	"}\n"
 	"defaults {\n"
 	"\tmax_msgs = 10\n"
@@ -70,8 +73,11 @@ const char config_embedded[] =
 #define CONFIG_FILE_MAX (16u << 20)
 #define SUN_PATH_MAX sizeof(((struct sockaddr_un *)NULL)->sun_path)
 
-/* libconfuse keeps integers in a long, and sizes go up to 64G. */
-_Static_assert(sizeof(long) >= sizeof(uint64_t), "sizes need a 64-bit long");
+/* libconfuse keeps an integer in a long, which has 32 bits on some
+ * systems, and sizes go up to 64G: the file's numbers are kept in a double
+ * (CFGT_FLOAT) instead, exact for every integer up to 2^53, parsed by the
+ * callbacks below and read back through config_number(). */
+#define NUMBER_MAX (1ll << 53)
 
 static const char *const delivery_words[] = {
 	[DELIVERY_AT_MOST_ONCE] = "at-most-once",
@@ -87,9 +93,9 @@ static const char *const log_level_words[] = {
 
 struct int_range {
 	const char *key;
-	long min;
-	long max;
-	long multiple_of;
+	int64_t min;
+	int64_t max;
+	int64_t multiple_of;
 };
 
 static const struct int_range int_ranges[] = {
@@ -97,13 +103,14 @@ static const struct int_range int_ranges[] = {
 	{ "msg_size", PROTO_MSG_SIZE_MIN, PROTO_MSG_SIZE_MAX, 1 },
 	{ "ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
 	{ "max_payload", 1, PROTO_MAX_PAYLOAD_MAX, 1 },
-	{ "max_depth", 0, (long)PROTO_MAX_DEPTH_MAX, 1 },
+	{ "max_depth", 0, PROTO_MAX_DEPTH_MAX, 1 },
 	{ "prefetch", 1, PROTO_PREFETCH_MAX, 1 },
 	{ "max_deliveries", 0, CONFIG_MAX_DELIVERIES_MAX, 1 },
 	{ "max_clients", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_queues", 1, CONFIG_MAX_CLIENTS_MAX, 1 },
 	{ "max_ring_size", PROTO_RING_SIZE_MIN, PROTO_RING_SIZE_MAX, PROTO_RING_PAGE },
-	{ "max_ring_total", PROTO_RING_SIZE_MIN, 1l << 50, 1 },
+	{ "max_ring_total", PROTO_RING_SIZE_MIN, 1ull << 50, 1 },
+	{ "max_mq_total", 1, 1ull << 50, 1 },
 };
 
 /* Where messages go, and the file name they carry. */
@@ -176,7 +183,7 @@ static int parse_size_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 	uint64_t v;
 	int r = parse_size(value, &v);
 
-	if (r == -ERANGE || (r == 0 && v > LONG_MAX)) {
+	if (r == -ERANGE || (r == 0 && v > NUMBER_MAX)) {
 		cfg_error(cfg, "%s = \"%s\": too large", opt->name, value);
 		return -1;
 	}
@@ -185,7 +192,7 @@ static int parse_size_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *re
 		          opt->name, value);
 		return -1;
 	}
-	*(long *)result = (long)v;
+	*(double *)result = (double)v;
 	return 0;
 }
 
@@ -205,7 +212,7 @@ static int parse_duration_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void
 		cfg_error(cfg, "%s = \"%s\": out of range (0 for none, or %s)", opt->name, value, range);
 		return -1;
 	}
-	*(long *)result = (long)ms;
+	*(double *)result = (double)ms;
 	return 0;
 }
 
@@ -220,6 +227,45 @@ static int parse_ttl_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *res
 	return parse_duration_cb(cfg, opt, value, result, 1, CONFIG_TTL_MAX_MS, "1ms to 8760h");
 }
 
+/* metrics_interval: a duration, never 0 */
+static int parse_metrics_interval_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	uint64_t ms = 0;
+	int r = parse_duration_ms(value, &ms);
+
+	if (r == -EINVAL) {
+		cfg_error(cfg, "%s = \"%s\": not a duration (a whole number with ms, s, m or h: \"15s\")", opt->name,
+		          value);
+		return -1;
+	}
+	if (r == -ERANGE || ms < CONFIG_METRICS_INTERVAL_MIN_MS || ms > CONFIG_METRICS_INTERVAL_MAX_MS) {
+		cfg_error(cfg, "%s = \"%s\": out of range (1s to 1h)", opt->name, value);
+		return -1;
+	}
+	*(double *)result = (double)ms;
+	return 0;
+}
+
+/* A count: an integer as libconfuse would read one (strtol, base 0). */
+static int parse_count_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(value, &end, 0);
+	if (end == value || *end) {
+		cfg_error(cfg, "invalid integer value for option '%s'", opt->name);
+		return -1;
+	}
+	if (errno == ERANGE || v > NUMBER_MAX || v < -NUMBER_MAX) {
+		cfg_error(cfg, "integer value for option '%s' is out of range", opt->name);
+		return -1;
+	}
+	*(double *)result = (double)v;
+	return 0;
+}
+
 static const struct int_range *int_range_of(const char *key)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(int_ranges); i++)
@@ -231,16 +277,16 @@ static const struct int_range *int_range_of(const char *key)
 static int validate_int_range(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const struct int_range *range = int_range_of(opt->name);
-	long v = cfg_opt_getnint(opt, 0);
+	int64_t v = (int64_t)cfg_opt_getnfloat(opt, 0); /* an integer within +-NUMBER_MAX */
 
 	assert(range);
 	if (v < range->min || v > range->max) {
-		cfg_error(cfg, "%s = %ld: out of range (%ld to %ld)", opt->name, v, range->min,
-		          range->max);
+		cfg_error(cfg, "%s = %" PRId64 ": out of range (%" PRId64 " to %" PRId64 ")", opt->name, v,
+		          range->min, range->max);
 		return -1;
 	}
 	if (v % range->multiple_of) {
-		cfg_error(cfg, "%s = %ld: not a multiple of %ld", opt->name, v, range->multiple_of);
+		cfg_error(cfg, "%s = %" PRId64 ": not a multiple of %" PRId64, opt->name, v, range->multiple_of);
 		return -1;
 	}
 	return 0;
@@ -265,6 +311,17 @@ static int validate_socket(cfg_t *cfg, cfg_opt_t *opt)
 		return 0;
 	cfg_error(cfg, "socket = \"%s\": not an absolute path shorter than %zu bytes",
 	          path ? path : "", SUN_PATH_MAX);
+	return -1;
+}
+
+static int validate_metrics_file(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *path = cfg_opt_getnstr(opt, 0);
+	size_t len = path ? strlen(path) : 0;
+
+	if (len && path[0] == '/' && path[len - 1] != '/' && len < PATH_MAX - sizeof(".tmp"))
+		return 0;
+	cfg_error(cfg, "metrics_file = \"%s\": not an absolute path of a file", path ? path : "");
 	return -1;
 }
 
@@ -299,15 +356,15 @@ static int validate_delivery(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 /*
- * Line of the index-th "queue" section header in text.  libconfuse keeps
- * no line for a section's title, and checks of a whole section run when
- * it closes; this lets them point at the header instead.  Comments are
- * blanked already, so outside quoted strings the word can only be the
- * section keyword.
+ * Line of the index-th kw ("queue", "user") section header in text.
+ * libconfuse keeps no line for a section's title, and checks of a whole
+ * section run when it closes; this lets them point at the header instead.
+ * Comments are blanked already, so outside quoted strings the word can
+ * only be the section keyword.
  */
-static int queue_title_line(const char *text, unsigned index, int fallback)
+static int section_title_line(const char *text, const char *kw, unsigned index, int fallback)
 {
-	static const char kw[] = "queue";
+	size_t kwlen = strlen(kw);
 	int line = 1;
 	char quote = 0;
 
@@ -321,11 +378,11 @@ static int queue_title_line(const char *text, unsigned index, int fallback)
 				quote = 0;
 		} else if (*p == '"' || *p == '\'') {
 			quote = *p;
-		} else if (strncmp(p, kw, sizeof(kw) - 1) == 0 && (p == text || !isalnum((unsigned char)p[-1])) &&
-		           !isalnum((unsigned char)p[sizeof(kw) - 1]) && p[sizeof(kw) - 1] != '_') {
+		} else if (strncmp(p, kw, kwlen) == 0 && (p == text || (!isalnum((unsigned char)p[-1]) && p[-1] != '_')) &&
+		           !isalnum((unsigned char)p[kwlen]) && p[kwlen] != '_') {
 			if (index-- == 0)
 				return line;
-			p += sizeof(kw) - 2;
+			p += kwlen - 1;
 		}
 	}
 	return fallback;
@@ -340,7 +397,7 @@ static int validate_queue_section(cfg_t *cfg, cfg_opt_t *opt)
 
 	if (proto_queue_name_valid(name))
 		return 0;
-	report(&parse_report, queue_title_line(parse_report.text, index, cfg->line),
+	report(&parse_report, section_title_line(parse_report.text, "queue", index, cfg->line),
 	       "queue \"%s\": not a valid queue name (letters, digits, '_', '-' and '.' "
 	       "but not first, at most %d)",
 	       name ? name : "", IPCQ_NAME_MAX);
@@ -451,6 +508,34 @@ static int acl_rule_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void
 	return 0;
 }
 
+static int validate_run_as(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *name = cfg_opt_getnstr(opt, 0);
+	uint32_t uid;
+	int r = name && *name ? lookup_id(ACL_UID, name, &uid) : -EINVAL;
+
+	if (r == 0)
+		return 0;
+	cfg_error(cfg, "run_as = \"%s\": %s", name ? name : "", r == -ENOENT ? "no such user" : strerror(-r));
+	return -1;
+}
+
+/* The title of a user section: a user name, "user:NAME" or "uid:N". */
+static int user_title_parse(const char *title, uint32_t *uid)
+{
+	struct acl_rule rule;
+	int r = acl_rule_parse(title, &rule);
+
+	if (r == -EINVAL && !strchr(title, ':'))
+		return lookup_id(ACL_UID, title, uid);
+	if (r)
+		return r;
+	if (rule.kind != ACL_UID)
+		return -EINVAL;
+	*uid = rule.id;
+	return 0;
+}
+
 /* ---- the text ---- */
 
 static int read_file(const char *path, char **out)
@@ -556,12 +641,12 @@ static int config_text(const char *path, char **out)
  * So the callbacks are set here, with everything else about each key. */
 #define OPT_COUNT(key, defval, fl)                                              \
 	{                                                                       \
-		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
-		.validcb = validate_int_range,                                  \
+		.name = (key), .type = CFGT_FLOAT, .flags = (fl), .def.fpnumber = (defval), \
+		.parsecb = parse_count_cb, .validcb = validate_int_range,       \
 	}
 #define OPT_SIZE(key, defval, fl)                                               \
 	{                                                                       \
-		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
+		.name = (key), .type = CFGT_FLOAT, .flags = (fl), .def.fpnumber = (defval), \
 		.parsecb = parse_size_cb, .validcb = validate_int_range,        \
 	}
 #define OPT_WORD(key, defval, fl, validate)                                      \
@@ -571,7 +656,7 @@ static int config_text(const char *path, char **out)
 	}
 #define OPT_DURATION(key, defval, fl, parse)                                    \
 	{                                                                       \
-		.name = (key), .type = CFGT_INT, .flags = (fl), .def.number = (defval), \
+		.name = (key), .type = CFGT_FLOAT, .flags = (fl), .def.fpnumber = (defval), \
 		.parsecb = (parse),                                             \
 	}
 #define OPT_ACL(key)                                                                  \
@@ -585,8 +670,8 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 	cfg_opt_t defaults_opts[] = {
 		OPT_COUNT("max_msgs", 10, CFGF_NONE),
 		OPT_SIZE("msg_size", 512, CFGF_NONE),
-		OPT_SIZE("ring_size", 64l << 20, CFGF_NONE),
-		OPT_SIZE("max_payload", 16l << 20, CFGF_NONE),
+		OPT_SIZE("ring_size", 64ull << 20, CFGF_NONE),
+		OPT_SIZE("max_payload", 16ull << 20, CFGF_NONE),
 		OPT_COUNT("max_depth", 0, CFGF_NONE),
 		OPT_COUNT("prefetch", PROTO_PREFETCH_DEFAULT, CFGF_NONE),
 		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
@@ -616,8 +701,20 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 	cfg_opt_t user_limits_opts[] = {
 		OPT_COUNT("max_clients", 256, CFGF_NONE),
 		OPT_COUNT("max_queues", 64, CFGF_NONE),
-		OPT_SIZE("max_ring_size", 1l << 30, CFGF_NONE),
-		OPT_SIZE("max_ring_total", 4l << 30, CFGF_NONE),
+		OPT_SIZE("max_ring_size", 1ull << 30, CFGF_NONE),
+		OPT_SIZE("max_ring_total", 4ull << 30, CFGF_NONE),
+		OPT_SIZE("max_mq_total", 512ull << 10, CFGF_NONE),
+		OPT_COUNT("max_depth", 0, CFGF_NONE),
+		CFG_END(),
+	};
+	/* absent keys take user_limits' values */
+	cfg_opt_t user_opts[] = {
+		OPT_COUNT("max_clients", 0, CFGF_NODEFAULT),
+		OPT_COUNT("max_queues", 0, CFGF_NODEFAULT),
+		OPT_SIZE("max_ring_size", 0, CFGF_NODEFAULT),
+		OPT_SIZE("max_ring_total", 0, CFGF_NODEFAULT),
+		OPT_SIZE("max_mq_total", 0, CFGF_NODEFAULT),
+		OPT_COUNT("max_depth", 0, CFGF_NODEFAULT),
 		CFG_END(),
 	};
 	cfg_opt_t root_opts[] = {
@@ -627,7 +724,11 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		CFG_BOOL("show_all_queues", cfg_false, CFGF_NONE),
 		OPT_WORD("log_level", "info", CFGF_NONE, validate_log_level),
 		OPT_COUNT("max_clients", 4096, CFGF_NONE),
+		OPT_WORD("run_as", NULL, CFGF_NODEFAULT, validate_run_as),
+		OPT_WORD("metrics_file", NULL, CFGF_NODEFAULT, validate_metrics_file),
+		OPT_DURATION("metrics_interval", CONFIG_METRICS_INTERVAL_DEFAULT_MS, CFGF_NONE, parse_metrics_interval_cb),
 		CFG_SEC("user_limits", user_limits_opts, CFGF_NONE),
+		CFG_SEC("user", user_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("defaults", defaults_opts, CFGF_NONE),
 		{
 			.name = "queue",
@@ -677,10 +778,16 @@ static ipcq_geometry geometry_with_defaults(const struct queue_config *q, const 
 	return geo;
 }
 
-/* A key's value, or 0 when the section does not set it. */
-static long section_int(cfg_t *sec, const char *key)
+/* A number of the file (see NUMBER_MAX), checked as it was read. */
+static uint64_t config_number(cfg_t *sec, const char *key)
 {
-	return cfg_size(sec, key) ? cfg_getint(sec, key) : 0;
+	return (uint64_t)cfg_getfloat(sec, key);
+}
+
+/* A key's value, or 0 when the section does not set it. */
+static uint64_t section_int(cfg_t *sec, const char *key)
+{
+	return cfg_size(sec, key) ? config_number(sec, key) : 0;
 }
 
 /* What a section says of the dead-letter policy; *set which of it. */
@@ -790,15 +897,98 @@ static int config_read_queues(struct config *cfg, cfg_t *tree, const struct repo
 		geo = geometry_with_defaults(q, &cfg->defaults);
 		snprintf(what, sizeof(what), "queue \"%s\"", q->name);
 		if ((q->policy_set & POLICY_DEAD_LETTER) && strcmp(q->policy.dead_letter, q->name) == 0) {
-			report(rep, queue_title_line(rep->text, i, sec->line), "%s: dead_letter names the queue itself",
+			report(rep, section_title_line(rep->text, "queue", i, sec->line), "%s: dead_letter names the queue itself",
 			       what);
 			failed = -EINVAL;
 		}
 		/* report every queue that does not fit, not just the first */
-		if (check_payload_fits(rep, queue_title_line(rep->text, i, sec->line), what, &geo))
+		if (check_payload_fits(rep, section_title_line(rep->text, "queue", i, sec->line), what, &geo))
 			failed = -EINVAL;
 	}
 	return failed;
+}
+
+/* The keys of a user_limits or user section; those it leaves out are
+ * fallback's. */
+static struct user_limits section_user_limits(cfg_t *sec, const struct user_limits *fallback)
+{
+	struct user_limits l = *fallback;
+
+	if (cfg_size(sec, "max_clients"))
+		l.max_clients = (uint32_t)config_number(sec, "max_clients");
+	if (cfg_size(sec, "max_queues"))
+		l.max_queues = (uint32_t)config_number(sec, "max_queues");
+	if (cfg_size(sec, "max_ring_size"))
+		l.max_ring_size = (uint64_t)config_number(sec, "max_ring_size");
+	if (cfg_size(sec, "max_ring_total"))
+		l.max_ring_total = (uint64_t)config_number(sec, "max_ring_total");
+	if (cfg_size(sec, "max_mq_total"))
+		l.max_mq_total = (uint64_t)config_number(sec, "max_mq_total");
+	if (cfg_size(sec, "max_depth"))
+		l.max_depth = (uint64_t)config_number(sec, "max_depth");
+	return l;
+}
+
+static const struct user_override *config_find_user(const struct config *cfg, uid_t uid)
+{
+	for (size_t i = 0; i < cfg->n_users; i++)
+		if (cfg->users[i].uid == uid)
+			return &cfg->users[i];
+	return NULL;
+}
+
+/* Every user section, each naming one user other than root, once. */
+static int config_read_users(struct config *cfg, cfg_t *tree, const struct report *rep)
+{
+	unsigned n = cfg_size(tree, "user");
+	int failed = 0;
+
+	if (!n)
+		return 0;
+	cfg->users = calloc(n, sizeof(*cfg->users));
+	if (!cfg->users)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		cfg_t *sec = cfg_getnsec(tree, "user", i);
+		struct user_override *u = &cfg->users[cfg->n_users];
+		int line = section_title_line(rep->text, "user", i, sec->line);
+		const char *title = cfg_title(sec);
+		uint32_t uid;
+		int r = user_title_parse(title, &uid);
+
+		if (r == -EINVAL) {
+			report(rep, line, "user \"%s\": not a user name, user:NAME or uid:N", title);
+		} else if (r == -ENOENT) {
+			report(rep, line, "user \"%s\": no such user", title);
+		} else if (r) {
+			report(rep, line, "user \"%s\": %s", title, strerror(-r));
+		} else if (uid == 0) {
+			report(rep, line, "user \"%s\": root is bound by no limits", title);
+			r = -EINVAL;
+		} else if (config_find_user(cfg, uid)) {
+			report(rep, line, "user \"%s\": uid %u has a user section already (%s)", title, (unsigned)uid,
+			       config_find_user(cfg, uid)->label);
+			r = -EINVAL;
+		}
+		if (r) {
+			failed = r == -ENOMEM ? r : -EINVAL;
+			continue;
+		}
+		u->uid = (uid_t)uid;
+		snprintf(u->label, sizeof(u->label), "user \"%.60s\"", title);
+		u->limits = section_user_limits(sec, &cfg->user);
+		cfg->n_users++;
+	}
+	return failed;
+}
+
+static int strdup_option(char **out, cfg_t *tree, const char *key)
+{
+	const char *s = cfg_size(tree, key) ? cfg_getstr(tree, key) : NULL;
+
+	if (s && !(*out = strdup(s)))
+		return -ENOMEM;
+	return 0;
 }
 
 static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep)
@@ -817,24 +1007,24 @@ static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep
 	cfg->show_all_queues = cfg_getbool(tree, "show_all_queues");
 	cfg->log_level = (enum log_level)word_index(log_level_words, ARRAY_SIZE(log_level_words),
 	                                            cfg_getstr(tree, "log_level"));
-	cfg->max_clients = (uint32_t)cfg_getint(tree, "max_clients");
-	{
-		cfg_t *ul = cfg_getsec(tree, "user_limits");
-
-		cfg->user = (struct user_limits){
-			.max_clients = (uint32_t)cfg_getint(ul, "max_clients"),
-			.max_queues = (uint32_t)cfg_getint(ul, "max_queues"),
-			.max_ring_size = (uint64_t)cfg_getint(ul, "max_ring_size"),
-			.max_ring_total = (uint64_t)cfg_getint(ul, "max_ring_total"),
-		};
-	}
+	cfg->max_clients = (uint32_t)config_number(tree, "max_clients");
+	cfg->user = section_user_limits(cfg_getsec(tree, "user_limits"), &(struct user_limits){ 0 });
+	r = config_read_users(cfg, tree, rep);
+	if (r)
+		return r;
+	r = strdup_option(&cfg->run_as, tree, "run_as");
+	if (r == 0)
+		r = strdup_option(&cfg->metrics_file, tree, "metrics_file");
+	if (r)
+		return r;
+	cfg->metrics_interval_ms = (uint32_t)config_number(tree, "metrics_interval");
 
 	cfg->defaults = section_geometry(defaults);
 	r = section_delivery(defaults, DELIVERY_AT_MOST_ONCE);
 	if (r < 0)
 		return r;
 	cfg->default_delivery = (enum delivery_mode)r;
-	cfg->default_ack_timeout_ms = (uint32_t)cfg_getint(defaults, "ack_timeout");
+	cfg->default_ack_timeout_ms = (uint32_t)config_number(defaults, "ack_timeout");
 	{
 		unsigned set;
 
@@ -897,6 +1087,9 @@ void config_free(struct config *cfg)
 		free(cfg->queues[i].allow_recv.rules);
 	}
 	free(cfg->queues);
+	free(cfg->users);
+	free(cfg->run_as);
+	free(cfg->metrics_file);
 	free(cfg->socket);
 	free(cfg->source);
 	free(cfg);
@@ -910,6 +1103,15 @@ const struct queue_config *config_find_queue(const struct config *cfg, const cha
 		if (strcmp(cfg->queues[i].name, name) == 0)
 			return &cfg->queues[i];
 	return NULL;
+}
+
+const struct user_limits *config_user_limits(const struct config *cfg, uid_t uid, const char **from)
+{
+	const struct user_override *u = config_find_user(cfg, uid);
+
+	if (from)
+		*from = u ? u->label : "user_limits";
+	return u ? &u->limits : &cfg->user;
 }
 
 ipcq_geometry config_queue_geometry(const struct config *cfg, const struct queue_config *q)

@@ -11,7 +11,12 @@
  *
  * Resources per user.  Connections and what a user may create are bounded
  * (policy.c says how); ctl.c counts the connections policy decides from,
- * and every log line a client can cause is rate-limited.
+ * and every log line a client can cause is rate-limited.  A connection
+ * past a quota is told why: it is kept, uncounted, until its first
+ * request, which is answered with the refusal (-EUSERS and the quota's
+ * name) before it is dropped.  At most CTL_REFUSED_MAX of them wait at
+ * once, each for CTL_REFUSED_LINGER_SEC at most; past that a refused
+ * connection is closed at once, without a word.
  */
 #include "config.h"
 
@@ -39,6 +44,8 @@
 #include "util.h"
 
 #define CONN_GROUPS_MAX 64
+#define CTL_REFUSED_MAX 32
+#define CTL_REFUSED_LINGER_SEC 2
 
 struct conn {
 	struct daemon *d;
@@ -51,6 +58,10 @@ struct conn {
 	uint32_t holder; /* its process's id (peer.h), once it opened a queue */
 	struct rbuf *rbufs; /* its receiving handles' buffers (rbuf.c) */
 	unsigned nrbufs;
+	/* set: refused (why, for its first request), counted in n_refused
+	 * instead of n_conns, dropped after one reply */
+	char *refusal;
+	uint64_t refused_ns;
 };
 
 /* A reply under construction, with the descriptors it will carry. */
@@ -74,7 +85,11 @@ static void conn_free(struct conn *c)
 		d->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	d->n_conns--;
+	if (c->refusal)
+		d->n_refused--;
+	else
+		d->n_conns--;
+	free(c->refusal);
 	notify_conn_gone(d, c);
 	/* its process may have died: what it took off the mq goes back */
 	rbuf_release_all(d, &c->rbufs, &c->nrbufs);
@@ -170,13 +185,14 @@ static int create_queue(struct conn *c, const char *name, const ipcq_geometry *a
 	if (proto_geometry_check(&rec.geo, &why) < 0)
 		ret = reply_error(r, -EINVAL, "invalid geometry: %s", why);
 	else if ((ret = check_opts(c, name, opts, r)) == 0)
-		ret = policy_check_create(d, &c->who, qc != NULL, &rec.geo, r->rep.errmsg, sizeof(r->rep.errmsg));
+		ret = policy_check_create(d, &c->who, qc != NULL, &rec.geo, asked && asked->max_depth, r->rep.errmsg,
+		                          sizeof(r->rep.errmsg));
 	if (ret == 0)
 		ret = queue_new(d, &rec, r->rep.errmsg, sizeof(r->rep.errmsg), out);
 	if (ret < 0) {
 		r->rep.status = ret;
-		log_limited(&refusals, LOG_LEVEL_WARNING, "queue %s: not created for uid %u: %s", name,
-		            (unsigned)c->cred.uid, r->rep.errmsg);
+		log_about_limited(&refusals, LOG_LEVEL_WARNING, LOG_PEER(name, c->cred.uid, c->cred.pid),
+		                  "queue %s: not created for uid %u: %s", name, (unsigned)c->cred.uid, r->rep.errmsg);
 		return ret;
 	}
 	if (qc)
@@ -217,7 +233,7 @@ static int op_open(struct conn *c, const struct proto_req *req, struct reply *r)
 		                   q->quarantine);
 	if (ret < 0)
 		return reply_error(r, ret, "cannot open queue '%s': %s", q->rec.name, strerror(-ret));
-	queue_stats(q, &r->stats[0]);
+	queue_stats(c->d, q, &r->stats[0]);
 	r->rep.count = 1;
 	r->nfds = PROTO_OPEN_FDS;
 	return 0;
@@ -233,7 +249,7 @@ static int op_create(struct conn *c, const struct proto_req *req, struct reply *
 		return reply_error(r, -EACCES, "uid %u may not create queues (auto_create is off)",
 		                   (unsigned)c->cred.uid);
 	if (create_queue(c, req->name, &req->geo, &req->opts, r, &q) == 0) {
-		queue_stats(q, &r->stats[0]);
+		queue_stats(c->d, q, &r->stats[0]);
 		r->rep.count = 1;
 	}
 	return 0;
@@ -247,7 +263,8 @@ static int op_delete(struct conn *c, const struct proto_req *req, struct reply *
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
 	if (!policy_may_manage(c->d, &c->who, q))
 		return reply_error(r, -EACCES, "uid %u may not delete queue '%s'", (unsigned)c->cred.uid, q->rec.name);
-	log_info("queue %s: deleted by uid %u", q->rec.name, (unsigned)c->cred.uid);
+	log_about_msg(LOG_LEVEL_INFO, LOG_PEER(q->rec.name, c->cred.uid, c->cred.pid), "queue %s: deleted by uid %u",
+	              q->rec.name, (unsigned)c->cred.uid);
 	queue_destroy(c->d, q, true);
 	registry_save(c->d);
 	return 0;
@@ -265,8 +282,9 @@ static int op_purge(struct conn *c, const struct proto_req *req, struct reply *r
 	n = queue_purge(c->d, q);
 	if (n < 0)
 		return reply_error(r, n, "purge failed: %s", strerror(-n));
-	log_info("queue %s: purged %d messages (uid %u)", q->rec.name, n, (unsigned)c->cred.uid);
-	queue_stats(q, &r->stats[0]);
+	log_about_msg(LOG_LEVEL_INFO, LOG_PEER(q->rec.name, c->cred.uid, c->cred.pid),
+	              "queue %s: purged %d messages (uid %u)", q->rec.name, n, (unsigned)c->cred.uid);
+	queue_stats(c->d, q, &r->stats[0]);
 	r->rep.count = 1;
 	return 0;
 }
@@ -277,7 +295,7 @@ static int op_stat(struct conn *c, const struct proto_req *req, struct reply *r)
 
 	if (!q || !policy_may_see(c->d, &c->who, q))
 		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
-	queue_stats(q, &r->stats[0]);
+	queue_stats(c->d, q, &r->stats[0]);
 	r->rep.count = 1;
 	return 0;
 }
@@ -293,7 +311,7 @@ static int op_list(struct conn *c, const struct proto_req *req, struct reply *r)
 		if (!policy_may_see(c->d, &c->who, q))
 			continue;
 		if (index++ >= (uint32_t)req->arg && r->rep.count < PROTO_LIST_MAX)
-			queue_stats(q, &r->stats[r->rep.count++]);
+			queue_stats(c->d, q, &r->stats[r->rep.count++]);
 	}
 	r->rep.total = index;
 	return 0;
@@ -455,11 +473,11 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return 0; /* the request is lost; the client times out or retries */
-	ret = (size_t)n > sizeof(buf) ? -EPROTO : proto_req_decode(buf, (size_t)n, &req);
-	if (ret < 0) {
-		memset(&req, 0, sizeof(req));
-		if ((size_t)n >= offsetof(struct proto_req, flags))
-			memcpy(&req, buf, offsetof(struct proto_req, flags)); /* echo op and seq */
+	ret = proto_req_read(buf, (size_t)n, &req);
+	if (c->refusal) {
+		proto_reply_init(&r->rep, &req, -EUSERS);
+		snprintf(r->rep.errmsg, sizeof(r->rep.errmsg), "%s", c->refusal);
+	} else if (ret < 0) {
 		proto_reply_init(&r->rep, &req, ret);
 		snprintf(r->rep.errmsg, sizeof(r->rep.errmsg), "%s",
 		         ret == -EINVAL ? "invalid queue name or flags" : "malformed request");
@@ -472,8 +490,8 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
 	ret = send_reply(c, r);
 	if (r->opened)
 		notify_queue_mq_closed(c->d, r->opened);
-	if (ret < 0)
-		conn_free(c); /* not reading its replies: drop it */
+	if (ret < 0 || c->refusal)
+		conn_free(c); /* not reading its replies, or told why it is refused */
 	return 0;
 }
 
@@ -482,28 +500,42 @@ static unsigned conns_of_uid(const struct daemon *d, uid_t uid)
 	unsigned n = 0;
 
 	for (const struct conn *c = d->conns; c; c = c->next)
-		n += c->cred.uid == uid;
+		n += c->cred.uid == uid && !c->refusal;
 	return n;
 }
 
-/* Whether a new connection of uid fits max_clients and user_limits. */
-static bool conn_admissible(struct daemon *d, uid_t uid)
+/* Whether a new connection of uid fits max_clients and its quota; if
+ * not, why (PROTO_ERRMSG_MAX). */
+static bool conn_admissible(struct daemon *d, const struct ucred *cred, char *why, size_t whycap)
 {
 	static struct log_ratelimit refusals;
 	/* no per-user bound for privileged users: spare them the count */
-	unsigned held = policy_uid_privileged(d, uid) ? 0 : conns_of_uid(d, uid);
-	char why[128];
+	unsigned held = policy_uid_privileged(d, cred->uid) ? 0 : conns_of_uid(d, cred->uid);
 
-	if (policy_admit_conn(d, uid, d->n_conns, held, why, sizeof(why)) == 0)
+	if (policy_admit_conn(d, cred->uid, d->n_conns, held, why, whycap) == 0)
 		return true;
-	log_limited(&refusals, LOG_LEVEL_WARNING, "refusing a client of uid %u: %s", (unsigned)uid, why);
+	log_about_limited(&refusals, LOG_LEVEL_WARNING, LOG_PEER(NULL, cred->uid, cred->pid),
+	                  "refusing a client of uid %u: %s", (unsigned)cred->uid, why);
 	return false;
+}
+
+void ctl_sweep_refused(struct daemon *d)
+{
+	uint64_t now = now_ns(CLOCK_MONOTONIC);
+	struct conn *next;
+
+	for (struct conn *c = d->conns; c; c = next) {
+		next = c->next;
+		if (c->refusal && now - c->refused_ns >= CTL_REFUSED_LINGER_SEC * 1000000000ull)
+			conn_free(c);
+	}
 }
 
 static int conn_new(struct daemon *d, int fd)
 {
 	_cleanup_free_ struct conn *c = calloc(1, sizeof(*c));
 	socklen_t len = sizeof(c->cred);
+	char why[PROTO_ERRMSG_MAX];
 	int ret;
 
 	if (!c) {
@@ -512,9 +544,17 @@ static int conn_new(struct daemon *d, int fd)
 	}
 	c->d = d;
 	c->fd = fd;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0 || !conn_admissible(d, c->cred.uid)) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
 		close(fd);
 		return -EUSERS;
+	}
+	if (!conn_admissible(d, &c->cred, why, sizeof(why))) {
+		/* told why when there is room to wait for its request */
+		if (d->n_refused >= CTL_REFUSED_MAX || !(c->refusal = strdup(why))) {
+			close(fd);
+			return -EUSERS;
+		}
+		c->refused_ns = now_ns(CLOCK_MONOTONIC);
 	}
 	len = sizeof(c->groups);
 	c->who = (struct policy_subject){ .uid = c->cred.uid, .gid = c->cred.gid, .groups = c->groups };
@@ -522,14 +562,18 @@ static int conn_new(struct daemon *d, int fd)
 		c->who.ngroups = len / sizeof(gid_t);
 	ret = sd_event_add_io(d->event, &c->src, fd, EPOLLIN, on_conn_io, c);
 	if (ret < 0) {
+		free(c->refusal);
 		close(fd);
 		return ret;
 	}
+	if (c->refusal)
+		d->n_refused++;
+	else
+		d->n_conns++;
 	c->next = d->conns;
 	if (d->conns)
 		d->conns->prev = c;
 	d->conns = TAKE_PTR(c);
-	d->n_conns++;
 	return 0;
 }
 

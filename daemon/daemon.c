@@ -22,9 +22,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "peer.h"
+#include "privilege.h"
 #include "queue.h"
+#include "shmguard.h"
 #include "util.h"
 
 #define SWEEP_INTERVAL_USEC (1000u * 1000u)
@@ -59,6 +62,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	 * their mq full */
 	daemon_sweep(d, 0);
 	notify_sweep(d);
+	ctl_sweep_refused(d);
 	daemon_status(d);
 	sd_event_source_set_time(s, usec + SWEEP_INTERVAL_USEC);
 	return 0;
@@ -111,6 +115,8 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	}
 	if (strcmp(cfg->namespace_, d->cfg->namespace_) != 0)
 		log_warning("reload: a new namespace takes effect only after a restart");
+	if (!d->opt.run_as && strcmp(cfg->run_as ? cfg->run_as : "", d->cfg->run_as ? d->cfg->run_as : "") != 0)
+		log_warning("reload: a new run_as takes effect only after a restart");
 	config_free(d->cfg);
 	d->cfg = cfg;
 	log_set_level(d->opt.verbose ? LOG_LEVEL_DEBUG : cfg->log_level);
@@ -118,6 +124,7 @@ static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void
 	for (struct queue *q = d->queues; q; q = q->next)
 		queue_apply_config(d, q);
 	registry_save(d);
+	metrics_apply_config(d);
 	log_info("reloaded %s: %u queues", d->config_path ? d->config_path : "embedded config", d->n_queues);
 	sd_notify(0, "READY=1");
 	daemon_status(d);
@@ -168,7 +175,15 @@ static int resolve_paths(struct daemon *d)
 	/* the runtime directory may not exist yet (first start); a per-user
 	 * one is the user's alone */
 	snprintf(dir, sizeof(dir), "%s", d->socket_path);
-	n = mkdir(dirname(dir), d->opt.user ? 0700 : 0755) < 0 && errno != EEXIST ? -errno : 0;
+	n = 0;
+	if (mkdir(dirname(dir), d->opt.user ? 0700 : 0755) == 0) {
+		d->dir_created = true;
+		/* whatever the umask (UMask=0077 in the unit): clients must
+		 * reach the socket */
+		chmod(dir, d->opt.user ? 0700 : 0755);
+	} else if (errno != EEXIST) {
+		n = -errno;
+	}
 	if (n == 0 && access(dir, W_OK) < 0)
 		n = -errno;
 	if (n < 0) {
@@ -193,6 +208,11 @@ static int setup_event_loop(struct daemon *d)
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	ret = shmguard_install();
+	if (ret < 0) {
+		log_error("cannot install the SIGBUS handler: %s", strerror(-ret));
+		return ret;
+	}
 
 	ret = sd_event_default(&d->event);
 	if (ret >= 0)
@@ -255,6 +275,11 @@ int daemon_init(struct daemon *d, const struct options *opt)
 	ret = ctl_listen(d);
 	if (ret < 0)
 		return ret;
+	/* root is not needed past the socket: the queues are made as the
+	 * run_as user, who owns them */
+	ret = privilege_drop(d);
+	if (ret < 0)
+		return ret;
 	/* the processes that hold things first, then what the registry lists,
 	 * then the config: a config queue that exists keeps its objects and
 	 * messages */
@@ -262,6 +287,9 @@ int daemon_init(struct daemon *d, const struct options *opt)
 	registry_adopt(d);
 	create_config_queues(d);
 	registry_save(d);
+	privilege_settle(d);
+	/* not fatal: the queues are served without it */
+	metrics_apply_config(d);
 	return 0;
 }
 
@@ -280,6 +308,7 @@ int daemon_run(struct daemon *d)
 
 void daemon_deinit(struct daemon *d)
 {
+	metrics_deinit(d);
 	ctl_close_all(d);
 	while (d->peers)
 		peer_free(d, d->peers);

@@ -29,6 +29,7 @@ struct options {
 	const char *namespace_;  /* --namespace, or NULL */
 	const char *socket;      /* --socket, or NULL */
 	bool user;               /* --user: the caller's per-user daemon */
+	const char *run_as;      /* --run-as, or NULL */
 	bool check_config;
 	int verbose;
 };
@@ -47,12 +48,19 @@ struct daemon {
 	int spare_fd;      /* given up to refuse a client when out of descriptors */
 	uint64_t last_fd_warning_ns;
 	bool listen_owned; /* we created the socket file (not socket activation) */
-	uid_t uid;
+	bool dir_created;  /* we made the socket's directory in this start */
+	uid_t uid;         /* the daemon's own (after run_as) */
+	/* run_as: while queues are adopted, objects of migrate_uid (the uid
+	 * the daemon started as) are taken over (privilege.c) */
+	bool migrating;
+	uid_t migrate_uid;
 	struct mq_limits limits;
 
 	sd_event *event;
 	sd_event_source *listen_src;
 	sd_event_source *timer_src;
+	sd_event_source *metrics_src;
+	char *metrics_path; /* the metrics_file being written (metrics.c), or NULL */
 
 	struct queue *queues;
 	uint32_t n_queues;
@@ -60,6 +68,7 @@ struct daemon {
 	uint32_t next_queue_id;
 	struct conn *conns;
 	uint32_t n_conns;
+	uint32_t n_refused; /* connections refused, waiting to be told why (ctl.c) */
 	struct peer *peers; /* client processes (peer.h) */
 	unsigned n_peers;
 	struct peer *peer_buckets[PEER_BUCKETS];
@@ -73,6 +82,8 @@ void daemon_deinit(struct daemon *d);
 /* ctl.c: the control socket */
 int ctl_listen(struct daemon *d);
 void ctl_close_all(struct daemon *d);
+/* Drop the refused connections that did not ask anything in time. */
+void ctl_sweep_refused(struct daemon *d);
 
 /* daemon.c: reclaim what dead_holder (0: only ids no live process has)
  * held in every queue */

@@ -36,7 +36,8 @@ static int default_config_path(char *buf, size_t cap, bool user)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "Usage: ipcbrokerd [-c FILE] [--user] [--namespace NAME] [--socket PATH] [--check-config] [-v]\n"
+	        "Usage: ipcbrokerd [-c FILE] [--user] [--namespace NAME] [--socket PATH] [--run-as USER]\n"
+	        "                  [--check-config] [-v]\n"
 	        "\n"
 	        "The ipcbroker daemon: owns the named queues of one namespace and hands\n"
 	        "them to permitted clients.  Runs in the foreground (systemd Type=notify).\n"
@@ -48,6 +49,8 @@ static void usage(FILE *f)
 	        "                       $XDG_RUNTIME_DIR/ipcbroker/ instead of " PROTO_SYSTEM_RUNDIR "/\n"
 	        "  -n, --namespace NAME instance name: socket path and kernel object prefix\n"
 	        "  -s, --socket PATH    control socket path (overrides the namespace's)\n"
+	        "      --run-as USER    started as root, become USER once the socket listens\n"
+	        "                       (overrides run_as of the config)\n"
 	        "      --check-config   check the configuration, print errors, and exit\n"
 	        "  -v, --verbose        log debug messages\n"
 	        "      --version        print the version and exit\n"
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "user", no_argument, NULL, 'u' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "run-as", required_argument, NULL, 'R' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
@@ -83,6 +87,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			opt.socket = optarg;
+			break;
+		case 'R':
+			opt.run_as = optarg;
 			break;
 		case 'u':
 			opt.user = true;

@@ -16,16 +16,24 @@
  * - create: only while auto_create is on; a queue the config declares is
  *   made as declared, else within bounds: no mq geometry past the
  *   kernel's limits (which CAP_SYS_RESOURCE would let the daemon exceed),
- *   and no more queues and ring bytes than user_limits allow;
+ *   and within its quotas (user_limits, or its own user section): queues,
+ *   ring bytes (one ring, and all of them), the kernel mq bytes its queues
+ *   take of the daemon's RLIMIT_MSGQUEUE, and the depth of each queue
+ *   (a queue it asks no bound for gets the quota's: the daemon is not on
+ *   the data path, so messages waiting are bounded through max_depth,
+ *   which the library's senders keep to, and hard by the ring bytes);
  * - delete: only auto-created queues, only while auto_create is on;
  *   purge: those, and every queue it may receive from;
- * - connect: at most user_limits.max_clients connections at once, and
+ * - connect: at most its quota max_clients of connections at once, and
  *   none past max_clients, so no user can lock the others out.
+ * A refusal by a quota names it, its value, the uid and the section it
+ * comes from: "quota max_queues (64) for uid 1000 reached (user_limits)".
  */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "daemon.h"
@@ -110,11 +118,30 @@ bool policy_may_purge(const struct daemon *d, const struct policy_subject *s, co
 	return policy_may_manage(d, s, q) || policy_may_use(d, s, q, IPCQ_RECV);
 }
 
-int policy_check_create(const struct daemon *d, const struct policy_subject *s, bool declared,
-                        const ipcq_geometry *g, char *why, size_t whycap)
+/* A refusal for a quota: "quota KEY (LIMIT) for uid U reached (SECTION): ...". */
+static int quota_exceeded(const struct policy_subject *s, const char *key, uint64_t limit, const char *from,
+                          char *why, size_t whycap, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static int quota_exceeded(const struct policy_subject *s, const char *key, uint64_t limit, const char *from,
+                          char *why, size_t whycap, const char *fmt, ...)
 {
-	const struct user_limits *ul = &d->cfg->user;
-	uint64_t total = g->ring_size;
+	int n = snprintf(why, whycap, "quota %s (%" PRIu64 ") for uid %u reached (%s): ", key, limit,
+	                 (unsigned)s->uid, from);
+	va_list ap;
+
+	if (n > 0 && (size_t)n < whycap) {
+		va_start(ap, fmt);
+		vsnprintf(why + n, whycap - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EDQUOT;
+}
+
+int policy_check_create(const struct daemon *d, const struct policy_subject *s, bool declared,
+                        ipcq_geometry *g, bool depth_asked, char *why, size_t whycap)
+{
+	const char *from;
+	const struct user_limits *ul = config_user_limits(d->cfg, s->uid, &from);
+	uint64_t total = g->ring_size, mq_total = limits_queue_bytes(g);
 	unsigned queues = 1;
 
 	if (declared || policy_privileged(d, s))
@@ -129,29 +156,33 @@ int policy_check_create(const struct daemon *d, const struct policy_subject *s, 
 		         d->limits.msgsize_max);
 		return -EINVAL;
 	}
-	if (g->ring_size > ul->max_ring_size) {
-		snprintf(why, whycap, "ring_size %" PRIu64 " exceeds user_limits.max_ring_size (%" PRIu64 ")",
-		         g->ring_size, ul->max_ring_size);
-		return -EDQUOT;
-	}
+	if (g->ring_size > ul->max_ring_size)
+		return quota_exceeded(s, "max_ring_size", ul->max_ring_size, from, why, whycap,
+		                      "a ring of %" PRIu64 " bytes is larger", g->ring_size);
+	/* the depth it did not ask for is the default's: bounded, not refused */
+	if (ul->max_depth && depth_asked && g->max_depth > ul->max_depth)
+		return quota_exceeded(s, "max_depth", ul->max_depth, from, why, whycap,
+		                      "a queue of max_depth %" PRIu64 " is deeper", g->max_depth);
+	if (ul->max_depth && (g->max_depth == 0 || g->max_depth > ul->max_depth))
+		g->max_depth = ul->max_depth;
 	for (const struct queue *q = d->queues; q; q = q->next) {
 		if (q->rec.creator != s->uid || q->from_config)
 			continue;
 		queues++;
 		total += q->rec.geo.ring_size;
+		mq_total += limits_queue_bytes(&q->rec.geo);
 	}
-	if (queues > ul->max_queues) {
-		snprintf(why, whycap, "uid %u has created %u queues, user_limits.max_queues", (unsigned)s->uid,
-		         queues - 1);
-		return -EDQUOT;
-	}
-	if (total > ul->max_ring_total) {
-		snprintf(why, whycap,
-		         "uid %u's queues would have %" PRIu64 " ring bytes, above user_limits.max_ring_total "
-		         "(%" PRIu64 ")",
-		         (unsigned)s->uid, total, ul->max_ring_total);
-		return -EDQUOT;
-	}
+	if (queues > ul->max_queues)
+		return quota_exceeded(s, "max_queues", ul->max_queues, from, why, whycap,
+		                      "it created %u queues; delete one first", queues - 1);
+	if (total > ul->max_ring_total)
+		return quota_exceeded(s, "max_ring_total", ul->max_ring_total, from, why, whycap,
+		                      "its queues' rings would take %" PRIu64 " bytes", total);
+	if (mq_total > ul->max_mq_total)
+		return quota_exceeded(s, "max_mq_total", ul->max_mq_total, from, why, whycap,
+		                      "its queues' kernel message queues would take %" PRIu64
+		                      " bytes (max_msgs x msg_size and overhead, as RLIMIT_MSGQUEUE counts)",
+		                      mq_total);
 	return 0;
 }
 
@@ -165,8 +196,16 @@ int policy_admit_conn(const struct daemon *d, uid_t uid, unsigned n_conns, unsig
 		         privileged ? " and the reserve" : "");
 		return -EUSERS;
 	}
-	if (privileged || held < d->cfg->user.max_clients)
+	if (privileged)
 		return 0;
-	snprintf(why, whycap, "it holds %u connections (user_limits.max_clients)", held);
+	{
+		const char *from;
+		const struct user_limits *ul = config_user_limits(d->cfg, uid, &from);
+
+		if (held < ul->max_clients)
+			return 0;
+		snprintf(why, whycap, "quota max_clients (%u) for uid %u reached (%s): it holds %u connections",
+		         ul->max_clients, (unsigned)uid, from, held);
+	}
 	return -EUSERS;
 }

@@ -50,9 +50,11 @@ bool policy_may_purge(const struct daemon *d, const struct policy_subject *s, co
 
 /* Whether s may create a queue of geometry g (declared: the config names
  * it).  0, or a negative errno (-EINVAL past a kernel mq limit, -EDQUOT
- * past user_limits) with the reason in why. */
+ * past a quota) with the reason in why.  A depth s did not ask for
+ * (depth_asked false: the defaults') beyond its quota max_depth, or
+ * unbounded, is lowered to it in g; one it asked for is refused. */
 int policy_check_create(const struct daemon *d, const struct policy_subject *s, bool declared,
-                        const ipcq_geometry *g, char *why, size_t whycap);
+                        ipcq_geometry *g, bool depth_asked, char *why, size_t whycap);
 
 /* Whether a new connection of uid may join the n_conns the daemon holds,
  * held of them uid's own (the caller may leave held 0 for a privileged

@@ -55,6 +55,7 @@
 #include "notify.h"
 #include "peer.h"
 #include "queue.h"
+#include "shmguard.h"
 #include "util.h"
 
 /* fresh tokens tried when an exclusive create finds its name taken */
@@ -123,6 +124,12 @@ int queue_check_owned(const struct daemon *d, int fd, const char *what, const ch
 		snprintf(errbuf, errcap, "cannot stat its %s %s: %s", what, name, strerror(-ret));
 		return ret;
 	}
+	/* ours from before run_as (privilege.c): taken over */
+	if (st.st_uid != d->uid && d->migrating && st.st_uid == d->migrate_uid && (st.st_mode & 07777) == 0600 &&
+	    fchown(fd, d->uid, (gid_t)-1) == 0) {
+		st.st_uid = d->uid;
+		log_info("%s %s: taken over from uid %u", what, name, (unsigned)d->migrate_uid);
+	}
 	if (st.st_uid != d->uid || (st.st_mode & 07777) != 0600) {
 		snprintf(errbuf, errcap,
 		         "its %s %s is owned by uid %u with mode %04o, not by this daemon's uid %u with mode 0600: "
@@ -133,22 +140,34 @@ int queue_check_owned(const struct daemon *d, int fd, const char *what, const ch
 	return 0;
 }
 
+/* Every mapping of a queue's objects is guarded (shmguard.h): a client
+ * that truncates one cannot end the daemon with a SIGBUS. */
 static int map_fd(int fd, size_t len, void **out)
 {
 	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
 	if (mem == MAP_FAILED)
 		return -errno;
+	if (shmguard_add(mem, len) < 0) {
+		munmap(mem, len);
+		return -ENOMEM;
+	}
 	*out = mem;
 	return 0;
+}
+
+static void unmap_fd(void *mem, size_t len)
+{
+	shmguard_remove(mem);
+	munmap(mem, len);
 }
 
 static void ring_unmap(struct ring *r)
 {
 	if (r->hdr)
-		munmap(r->hdr, r->map_len);
+		unmap_fd(r->hdr, r->map_len);
 	if (r->sp)
-		munmap(r->sp, r->data_map_len);
+		unmap_fd(r->sp, r->data_map_len);
 	r->hdr = NULL;
 	r->sp = NULL;
 }
@@ -195,14 +214,14 @@ static int ring_adopt(const struct daemon *d, const char *ctl_name, const char *
 		return ret;
 	ret = map_owned(d, data_name, "ring data", data_len, &data, errbuf, errcap);
 	if (ret < 0) {
-		munmap(mem, len);
+		unmap_fd(mem, len);
 		return ret;
 	}
 	ret = ring_attach(r, mem, len, data, data_len, true);
 	if (ret < 0 || !ring_geometry_equal(r, rg) || r->delivery != rg->delivery) {
 		snprintf(errbuf, errcap, "its ring %s has a header that is not the one this daemon made", ctl_name);
-		munmap(mem, len);
-		munmap(data, data_len);
+		unmap_fd(mem, len);
+		unmap_fd(data, data_len);
 		r->hdr = NULL;
 		r->sp = NULL;
 		return -EBADMSG;
@@ -275,12 +294,12 @@ static int ring_make(const struct queue *q, const char *ctl_name, const char *da
 		ret = ring_format(r, mem, len, data, data_len, rg);
 		if (ret < 0) {
 			snprintf(errbuf, errcap, "cannot set up the ring: %s", strerror(-ret));
-			munmap(data, data_len);
+			unmap_fd(data, data_len);
 			shm_unlink(data_name);
 		}
 	}
 	if (ret < 0) {
-		munmap(mem, len);
+		unmap_fd(mem, len);
 		shm_unlink(ctl_name);
 	}
 	return ret;
@@ -289,7 +308,7 @@ static int ring_make(const struct queue *q, const char *ctl_name, const char *da
 static void meta_unmap(struct proto_meta **m)
 {
 	if (*m)
-		munmap(*m, PROTO_META_SIZE);
+		unmap_fd(*m, PROTO_META_SIZE);
 	*m = NULL;
 }
 
@@ -297,7 +316,7 @@ static void meta_fill(struct proto_meta *m, const struct queue_record *rec)
 {
 	m->version = PROTO_META_VERSION;
 	m->delivery = (uint32_t)rec->delivery;
-	m->geo = rec->geo;
+	m->geo = proto_meta_geo(&rec->geo);
 	atomic_store(&m->deleted, 0);
 	atomic_store(&m->quarantined, 0);
 	atomic_thread_fence(memory_order_release);
@@ -349,9 +368,9 @@ static int meta_adopt(const struct daemon *d, const char *name, const struct que
 		return ret;
 	m = mem;
 	if (m->magic != PROTO_META_MAGIC || m->version != PROTO_META_VERSION ||
-	    memcmp(&m->geo, &rec->geo, sizeof(m->geo)) != 0 || m->delivery != (uint32_t)rec->delivery) {
+	    !proto_meta_geo_is(&m->geo, &rec->geo) || m->delivery != (uint32_t)rec->delivery) {
 		snprintf(errbuf, errcap, "its meta page %s does not say what this daemon wrote", name);
-		munmap(mem, PROTO_META_SIZE);
+		unmap_fd(mem, PROTO_META_SIZE);
 		return -EBADMSG;
 	}
 	*out = m;
@@ -580,8 +599,8 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
 	if (q->meta)
 		atomic_store_explicit(&q->meta->quarantined, 1, memory_order_release);
 	d->quarantined++;
-	log_error("queue %s: quarantined: %s; its clients get errors until it is purged (new objects) or "
-	          "deleted",
+	log_queue(LOG_LEVEL_ERROR, q->rec.name,
+	          "queue %s: quarantined: %s; its clients get errors until it is purged (new objects) or deleted",
 	          q->rec.name, q->quarantine);
 }
 
@@ -794,11 +813,44 @@ int queue_purge(struct daemon *d, struct queue *q)
 	atomic_fetch_sub_explicit(&q->ring.hdr->depth, (int64_t)n, memory_order_relaxed);
 	if (atomic_load_explicit(&q->ring.hdr->depth, memory_order_relaxed) < 0)
 		atomic_store_explicit(&q->ring.hdr->depth, 0, memory_order_relaxed);
+	/* (what the daemon keeps aside is not in depth) */
+	n += aside_purge(d, q);
 	notify_queue_reset(d, q); /* emptied by no receiver */
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
-void queue_stats(struct queue *q, ipcq_stats *st)
+/* A SIGBUS in the queue's shared memory (shmguard.h) quarantines it. */
+static void check_guards(struct daemon *d, struct queue *q)
+{
+	if (queue_quarantined(q))
+		return;
+	if ((q->ring.hdr && (shmguard_faulted(q->ring.hdr) || shmguard_faulted(q->ring.sp))) ||
+	    (q->meta && shmguard_faulted(q->meta)))
+		queue_quarantine(d, q,
+		                 "its shared memory was cut short under the daemon (an object truncated, "
+		                 "or /dev/shm full)");
+}
+
+/* Bytes of shared memory a queue's objects hold now (pages, not sizes). */
+static uint64_t queue_memory(struct daemon *d, const struct queue *q)
+{
+	static const char *const suffixes[] = { ".ring", ".data", ".meta" };
+	uint64_t bytes = q->aside.bytes;
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		int fd = open_shm(d, q, suffixes[i], O_RDONLY);
+		struct stat st;
+
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) == 0)
+			bytes += (uint64_t)st.st_blocks * 512u;
+		close(fd);
+	}
+	return bytes;
+}
+
+void queue_stats(struct daemon *d, struct queue *q, ipcq_stats *st)
 {
 	struct mq_attr attr;
 
@@ -812,8 +864,10 @@ void queue_stats(struct queue *q, ipcq_stats *st)
 	st->ttl_ms = q->policy.ttl_ms;
 	st->max_deliveries = q->rec.delivery == DELIVERY_AT_LEAST_ONCE ? q->policy.max_deliveries : 0;
 	memcpy(st->dead_letter, q->policy.dead_letter, sizeof(st->dead_letter));
+	check_guards(d, q);
 	if (q->ring.hdr && !queue_quarantined(q))
 		ring_fill_stats(&q->ring, st);
+	st->memory = queue_memory(d, q);
 	if (mq_getattr(q->mq, &attr) == 0) {
 		st->window = (uint32_t)attr.mq_curmsgs;
 		/* what the window holds is waiting, whatever a client did to
@@ -954,7 +1008,7 @@ static void sweep_window(struct queue *q)
 	struct ring_census census;
 	struct mq_attr attr;
 	uint64_t backlog, chunks;
-	int64_t depth;
+	int64_t depth, window;
 
 	if (mq_getattr(q->mq, &attr) < 0)
 		return;
@@ -971,23 +1025,83 @@ static void sweep_window(struct queue *q)
 	}
 	depth = atomic_load_explicit(&h->depth, memory_order_relaxed);
 	chunks = atomic_load_explicit(&h->chunks, memory_order_relaxed);
+	/* the window's count, left high by a sender killed between its count
+	 * and its send (backlog.h, window_counted), is put right here too */
+	window = atomic_load_explicit(&h->window_msgs, memory_order_relaxed);
 	if (attr.mq_curmsgs != 0 || backlog != 0 || ring_census(&q->ring, &census) < 0 || census.waiting != 0 ||
-	    (depth == 0 && chunks == census.chunks)) {
+	    (depth == 0 && chunks == census.chunks && window == 0)) {
 		q->rest_valid = false;
 		return;
 	}
-	if (q->rest_valid && q->rest_depth == depth && q->rest_chunks == chunks && q->rest_census == census.chunks) {
+	if (q->rest_valid && q->rest_depth == depth && q->rest_chunks == chunks && q->rest_census == census.chunks &&
+	    q->rest_window == window) {
 		if (depth != 0)
 			atomic_compare_exchange_strong_explicit(&h->depth, &depth, 0, memory_order_relaxed,
 			                                        memory_order_relaxed);
 		if (chunks != census.chunks)
 			atomic_compare_exchange_strong_explicit(&h->chunks, &chunks, census.chunks,
 			                                        memory_order_relaxed, memory_order_relaxed);
+		if (window != 0)
+			atomic_compare_exchange_strong_explicit(&h->window_msgs, &window, 0, memory_order_relaxed,
+			                                        memory_order_relaxed);
 	}
 	q->rest_valid = true;
 	q->rest_depth = depth;
 	q->rest_chunks = chunks;
 	q->rest_census = census.chunks;
+	q->rest_window = window;
+}
+
+/* A queue drained and idle for this many sweeps gives its ring's pages
+ * back to the system (ring_give_back): an idle queue holds a few pages,
+ * not the size of its ring.  They come back, zero, with the next use. */
+#define GIVE_BACK_AFTER_SWEEPS 5u
+
+/* A queue in use again after its pages were given back has its ring
+ * reserved again, as at its creation (a page touched first when /dev/shm
+ * is full is a SIGBUS to whoever touches it: the daemon survives it, see
+ * shmguard.h, a client does not).  Until this sweep comes, within a
+ * second of the first message, the pages its senders touch are taken as
+ * they come. */
+static void reserve_again(struct daemon *d, struct queue *q)
+{
+	static const char *const suffixes[] = { ".ring", ".data" };
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		int fd = open_shm(d, q, suffixes[i], O_RDWR), ret;
+		struct stat st;
+
+		if (fd < 0)
+			continue;
+		ret = fstat(fd, &st) < 0 ? -errno : -posix_fallocate(fd, 0, st.st_size);
+		close(fd);
+		if (ret < 0)
+			log_warning("queue %s: in use again, but its ring cannot be reserved again (%s): a sender "
+			            "that touches a page /dev/shm has no room for gets a SIGBUS",
+			            q->rec.name, strerror(-ret));
+	}
+}
+
+static void sweep_give_back(struct daemon *d, struct queue *q)
+{
+	const struct ring_hdr *h = q->ring.hdr;
+	uint64_t traffic = atomic_load_explicit(&h->sent, memory_order_relaxed) +
+	                   atomic_load_explicit(&h->received, memory_order_relaxed);
+
+	if (traffic != q->idle_traffic) {
+		q->idle_traffic = traffic;
+		q->idle_sweeps = 0;
+		if (q->given_back)
+			reserve_again(d, q);
+		q->given_back = false;
+		return;
+	}
+	if (q->given_back || ++q->idle_sweeps < GIVE_BACK_AFTER_SWEEPS)
+		return;
+	if (ring_give_back(&q->ring) == 1) {
+		q->given_back = true;
+		log_debug("queue %s: drained and idle, its ring's pages given back", q->rec.name);
+	}
 }
 
 int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring_desc *desc)
@@ -1021,13 +1135,16 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 	const char *why = NULL;
 	int n;
 
+	check_guards(d, q);
 	if (queue_quarantined(q))
 		return 0;
 	if (dead == 0 && !leases)
 		lease_table_clear(&q->leases); /* ack_timeout gone with a reload */
 	n = ring_reclaim(&q->ring, &ops, &why);
-	if (n >= 0 && dead == 0)
+	if (n >= 0 && dead == 0) {
 		sweep_window(q);
+		sweep_give_back(d, q);
+	}
 	if (n >= 0 && q->aside.n)
 		aside_sweep(d, q);
 	if (rc.leases_taken_back)
@@ -1035,7 +1152,9 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 	if (n > (int)rc.leases_taken_back)
 		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name,
 		         n - (int)rc.leases_taken_back);
-	else if (n == -EBADMSG)
+	else if (n == -EBADMSG) {
+		check_guards(d, q); /* zeros from a SIGBUS in the walk: say so */
 		queue_quarantine(d, q, why);
+	}
 	return n;
 }

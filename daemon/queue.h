@@ -45,8 +45,14 @@ struct queue {
 	/* the window as the last sweep saw it (queue_sweep_window) */
 	uint32_t stuck_sweeps;
 	bool rest_valid; /* the last sweep found the queue at rest, with: */
-	int64_t rest_depth;
+	int64_t rest_depth, rest_window;
 	uint64_t rest_chunks, rest_census;
+	/* messages sent and received as the last sweep saw them, the sweeps
+	 * since they last moved, and whether its ring's pages were given back
+	 * since (queue_reclaim) */
+	uint64_t idle_traffic;
+	uint32_t idle_sweeps;
+	bool given_back;
 	/* at-least-once: a message held longer than this (ms) is delivered
 	 * again, from the config (queue_apply_config); 0: never */
 	uint32_t ack_timeout_ms;
@@ -82,7 +88,7 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 /* Drop every waiting message; returns how many.  A quarantined queue is
  * rebuilt with new objects instead (its clients get -EIDRM). */
 int queue_purge(struct daemon *d, struct queue *q);
-void queue_stats(struct queue *q, ipcq_stats *st);
+void queue_stats(struct daemon *d, struct queue *q, ipcq_stats *st);
 /* Reclaim what dead clients hold in the queue's ring: dead (a holder id
  * that just died, or 0) and every id no live process has. */
 int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead);
@@ -95,7 +101,9 @@ int queue_dead_letter(struct daemon *d, struct queue *q, const struct ring_recvi
 int queue_object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
                       char buf[PROTO_OBJ_NAME_MAX]);
 /* An object to adopt must be what this daemon would have made: owned by
- * its uid, mode 0600 (else -EPERM, with errbuf saying so). */
+ * its uid, mode 0600 (else -EPERM, with errbuf saying so).  While the
+ * daemon takes over what it made before run_as (privilege.c), an object
+ * of the uid it started as is given to its own. */
 int queue_check_owned(const struct daemon *d, int fd, const char *what, const char *name, char *errbuf,
                       size_t errcap);
 /* Send again a ring descriptor a dead receiver held (rbuf.c), if it names

@@ -26,8 +26,11 @@
 #define EXPORT __attribute__((visibility("default")))
 
 struct ipcq_client {
-	int fd;
+	int fd; /* -1 once disconnected: calls then fail with -ENOTCONN */
 	pthread_mutex_t lock;
+	/* the caller's reference and one per queue handle opened through it:
+	 * ipcq_disconnect closes the connection, the last one frees it */
+	_Atomic unsigned refs;
 	uint32_t seq;
 	_Atomic uint32_t holder; /* what the daemon knows this process by (ring.h) */
 	char errmsg[PROTO_ERRMSG_MAX];
@@ -119,6 +122,9 @@ struct ipcq_queue {
 /* control.c */
 /* One request, one reply.  The reply is copied to rep (cap bytes); fds
  * (if not NULL) receives the passed descriptors, which the caller owns. */
+/* A queue handle keeps its client: taken at open, given back at close. */
+void client_ref(ipcq_client *c);
+void client_unref(ipcq_client *c);
 int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
                 int fds[PROTO_OPEN_FDS]);
 /* The same, passing the descriptor send_fd with the request. */

@@ -108,6 +108,7 @@ static int connect_path(ipcq_client **out, const char *path)
 	if (!c)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
+	atomic_init(&c->refs, 1);
 	c->fd = TAKE_FD(fd);
 	*out = c;
 	return 0;
@@ -138,13 +139,31 @@ EXPORT int ipcq_connect(ipcq_client **out, const char *socket_or_null)
 	                              util_env_true("IPCQ_USER") ? IPCQ_CONNECT_USER : 0);
 }
 
+void client_ref(ipcq_client *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void client_unref(ipcq_client *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* Handles still open keep the struct (not the connection): what they do
+ * without the daemon goes on, what needs it fails with -ENOTCONN. */
 EXPORT void ipcq_disconnect(ipcq_client *c)
 {
 	if (!c)
 		return;
-	close(c->fd);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	pthread_mutex_lock(&c->lock);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	pthread_mutex_unlock(&c->lock);
+	client_unref(c);
 }
 
 int client_call(ipcq_client *c, struct proto_req *req, struct proto_reply *rep, size_t cap,
@@ -163,6 +182,10 @@ int client_call_fd(ipcq_client *c, struct proto_req *req, int send_fd, struct pr
 	int r;
 
 	pthread_mutex_lock(&c->lock);
+	if (c->fd < 0) {
+		r = -ENOTCONN;
+		goto out;
+	}
 	req->seq = ++c->seq;
 	c->errmsg[0] = '\0';
 	n = fdpass_send(c->fd, req, sizeof(*req), &send_fd, send_fd >= 0, MSG_NOSIGNAL);

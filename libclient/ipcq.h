@@ -37,11 +37,11 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "ipcq-version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define IPCQ_VERSION_STRING "0.1.0"
 
 /* Longest queue name: letters, digits, '_', '-' and '.' (not first). */
 #define IPCQ_NAME_MAX 64
@@ -72,8 +72,7 @@ typedef struct ipcq_msg {
 	unsigned flags;
 	unsigned deliveries; /* times delivered, this time included: 1 the first time */
 	unsigned reserved_;
-	uint64_t token; /* internal: identifies the held chunk */
-	uint64_t token2;
+	uint64_t opaque_[2]; /* the library's own: which message this is */
 } ipcq_msg;
 
 /* Geometry of a queue. Zero fields mean "the daemon's default". */
@@ -84,12 +83,13 @@ typedef struct ipcq_geometry {
 	uint64_t max_payload; /* largest message accepted */
 	uint64_t max_depth;   /* most messages waiting; 0: only the ring bounds it */
 	uint32_t prefetch;    /* most messages one receiver takes ahead (default 16) */
-	uint32_t reserved_;
+	uint32_t reserved_[7]; /* room for fields to come, so the struct keeps its size: 0 */
 } ipcq_geometry;
 
 /* Counters and state of a queue (ipcq_stat). */
 typedef struct ipcq_stats {
 	char name[IPCQ_NAME_MAX + 1];
+	char reserved5_[7];      /* (so that every field lies where it does on 32-bit systems too) */
 	ipcq_geometry geo;
 	uint64_t depth;          /* messages waiting: in the window and in the backlog */
 	uint64_t backlog;        /* of which in the backlog (shared memory, beyond the window) */
@@ -121,7 +121,10 @@ typedef struct ipcq_stats {
 	uint32_t reserved3_;
 	char dead_letter[IPCQ_NAME_MAX + 1]; /* its dead-letter queue, or "" */
 	char reserved4_[7];
-	uint64_t reserved2_[3];  /* room for counters to come: 0 */
+	uint64_t memory;         /* bytes of shared memory the queue holds now (its ring and
+	                            pages; a queue drained and idle a few seconds gives
+	                            its ring's pages back) */
+	uint64_t reserved2_[31]; /* room for counters to come, so the struct keeps its size: 0 */
 } ipcq_stats;
 
 /* What a queue does with messages it cannot deliver, beyond its geometry
@@ -170,7 +173,10 @@ int ipcq_connect(ipcq_client **out, const char *socket_or_null);
  * IPCQ_CONNECT_USER to the caller's per-user daemon; the environment is
  * not consulted. */
 int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags);
-/* Disconnect.  Queues opened through c must be closed first. */
+/* Disconnect.  Queues opened through c may stay open: messages do not
+ * pass through the daemon, so they go on; what needs the daemon
+ * (ipcq_notify, the acknowledgement of a message it moved aside, ...)
+ * fails with -ENOTCONN; ipcq_close frees the rest. */
 void ipcq_disconnect(ipcq_client *c);
 
 /* Open (and with IPCQ_CREATE, create) a queue.  -ENOENT if it does not
@@ -273,7 +279,10 @@ ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int time
  * backlog keeps up to 8 distinct priorities apart; a ninth shares the list
  * of the nearest one.  Inversion is bounded by the window: a message may
  * wait behind what is already in it, at most max_msgs * prefetch messages
- * of lower priority.
+ * of lower priority.  A message given back (a receiver closed or died
+ * holding it, or gave it back with ipcq_nack) may keep its place at the
+ * head of the line it was taken from (a batch given back does): then it
+ * goes before messages of higher priority sent while it was held.
  *
  * ipcq_send_batch sends n messages with one priority; returns how many
  * were sent (n, or a prefix when the timeout hit), or a negative errno

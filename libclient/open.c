@@ -79,7 +79,7 @@ static int map_meta(ipcq_queue *q, int fd)
 		return -errno;
 	q->meta = mem;
 	if (q->meta->magic != PROTO_META_MAGIC || q->meta->version != PROTO_META_VERSION ||
-	    memcmp(&q->meta->geo, &q->geo, sizeof(q->geo)) != 0)
+	    !proto_meta_geo_is(&q->meta->geo, &q->geo))
 		return -EPROTO;
 	return 0;
 }
@@ -109,6 +109,8 @@ static void queue_free(ipcq_queue *q)
 	pthread_mutex_destroy(&q->recv_lock);
 	if (q->bufs)
 		munmap(q->bufs, q->bufs_len);
+	if (q->client)
+		client_unref(q->client);
 	free(q);
 }
 
@@ -176,6 +178,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	q->home_slot = -1;
 	pthread_mutex_init(&q->recv_lock, NULL);
 	q->client = c;
+	client_ref(c);
 	q->flags = flags;
 	if (ro.rep.count != 1 || fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0 || fds[4] < 0) {
 		fdpass_close(&fds[1], PROTO_OPEN_FDS - 1);

@@ -24,11 +24,11 @@
  * then, which is why at-least-once queues carry every message in the ring
  * (send.c).
  *
- * A message's token says what it is: token2 == 0, an inline message in
- * this handle's buffer token >> 32, received holding slot (uint32_t)token;
- * else a chunk at offset token (low 48 bits) of
- * generation token2, and in the high bits the record of a batch plus one
- * (0 for a chunk of one message).
+ * A message's opaque_ words say what it is: opaque_[1] == 0, an inline
+ * message in this handle's buffer opaque_[0] >> 32, received holding slot
+ * (uint32_t)opaque_[0]; else a chunk at offset opaque_[0] (low 48 bits) of
+ * generation opaque_[1], and in the high bits the record of a batch plus
+ * one (0 for a chunk of one message).
  */
 #include "config.h"
 
@@ -151,8 +151,8 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 			         .prio = hb->ref.prio,
 			         .flags = (hb->ref.handed & bit) ? IPCQ_MSG_REDELIVERED : 0,
 			         .deliveries = (hb->ref.handed & bit) ? MAX(hb->ref.deliveries, 2u) : 1,
-			         .token = hb->ref.offset | ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
-			         .token2 = hb->ref.gen };
+			         .opaque_ = { hb->ref.offset | ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
+			                      hb->ref.gen } };
 		handed_out(q);
 		return true;
 	}
@@ -318,8 +318,7 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 			         .prio = ref->prio,
 			         .flags = flags | (ref->deliveries > 1 ? IPCQ_MSG_REDELIVERED : 0),
 			         .deliveries = MAX(ref->deliveries, 1u),
-			         .token = ref->offset,
-			         .token2 = ref->gen };
+			         .opaque_ = { ref->offset, ref->gen } };
 		pthread_mutex_lock(&q->recv_lock);
 		taken_add(q, ref, 0);
 		pthread_mutex_unlock(&q->recv_lock);
@@ -404,8 +403,7 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			         .prio = prio,
 			         .flags = flags,
 			         .deliveries = 1,
-			         .token = (uint32_t)idx | (uint64_t)b << TOKEN_BUF_SHIFT,
-			         .token2 = 0 };
+			         .opaque_ = { (uint32_t)idx | (uint64_t)b << TOKEN_BUF_SHIFT, 0 } };
 		handed_out(q);
 		return 0;
 	}
@@ -860,8 +858,8 @@ static void batch_record_over(ipcq_queue *q, const struct ring_ref *ref, unsigne
 /* The chunk or record of a ring message a view names (-EINVAL: none). */
 static int msg_ref(const ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref, unsigned *rec)
 {
-	*ref = (struct ring_ref){ .offset = m->token & TOKEN_OFFSET_MASK, .gen = m->token2, .len = (uint32_t)m->len };
-	*rec = (unsigned)(m->token >> TOKEN_RECORD_SHIFT);
+	*ref = (struct ring_ref){ .offset = m->opaque_[0] & TOKEN_OFFSET_MASK, .gen = m->opaque_[1], .len = (uint32_t)m->len };
+	*rec = (unsigned)(m->opaque_[0] >> TOKEN_RECORD_SHIFT);
 	if (ref->offset >= q->ring.data_size || ref->offset % RING_ALIGN || *rec > RING_BATCH_MAX)
 		return -EINVAL;
 	return 0;
@@ -940,9 +938,9 @@ static int release_msg_as(ipcq_queue *q, ipcq_msg *m, int how)
 
 	if (!m || !m->data)
 		return -EINVAL;
-	if (m->token2 == 0) {
-		uint32_t slot = (uint32_t)m->token;
-		uint64_t b = m->token >> TOKEN_BUF_SHIFT;
+	if (m->opaque_[1] == 0) {
+		uint32_t slot = (uint32_t)m->opaque_[0];
+		uint64_t b = m->opaque_[0] >> TOKEN_BUF_SHIFT;
 
 		if ((slot & ~(uint32_t)HOME_SLOT) >= RING_SLOTS || b >= RECV_BUFS || m->data != q->buf[b] + PROTO_MSG_HDR_SIZE)
 			return -EINVAL;
@@ -1087,7 +1085,7 @@ static ssize_t recv_copy(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	}
 	if (m.len)
 		memcpy(buf, m.data, m.len);
-	if (m.token2 && !ring_unspoilt(&q->ring, m.token & TOKEN_OFFSET_MASK, m.token2)) {
+	if (m.opaque_[1] && !ring_unspoilt(&q->ring, m.opaque_[0] & TOKEN_OFFSET_MASK, m.opaque_[1])) {
 		/* a client released it under us and a sender reused its space */
 		count_n(&q->ring.hdr->rejected, 1);
 		ipcq_release(q, &m);
@@ -1097,7 +1095,7 @@ static ssize_t recv_copy(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 		*prio = m.prio;
 	/* at-least-once: leased to this thread until it acks (its next
 	 * ipcq_recv, ipcq_ack); if it dies first, redelivered */
-	if (!q->ring.delivery || !m.token2 || lease_add(q, &m) < 0)
+	if (!q->ring.delivery || !m.opaque_[1] || lease_add(q, &m) < 0)
 		ipcq_release(q, &m);
 	else
 		lease_allow_aside(q, &m);
@@ -1155,13 +1153,13 @@ void recv_close(ipcq_queue *q)
 	/* inline messages kept or leased: their buffers (ring ones went back
 	 * with their chunks) */
 	for (unsigned i = 0; i < q->nkept; i++)
-		if (!q->kept[i].token2)
+		if (!q->kept[i].opaque_[1])
 			release_msg(q, &q->kept[i]);
 	q->nkept = 0;
 	free(q->kept);
 	q->kept = NULL;
 	for (unsigned i = 0; i < q->nleases; i++)
-		if (!q->leases[i].m.token2)
+		if (!q->leases[i].m.opaque_[1])
 			release_msg(q, &q->leases[i].m);
 	q->nleases = 0;
 	free(q->leases);

@@ -3,10 +3,12 @@
 # (Debian 12).  Needs root to install; does nothing when all is present.
 set -eu
 # libzmq3-dev, libhiredis-dev and redis-server are optional (the
-# benchmarks' ZeroMQ and Redis peers); the rest is not.
+# benchmarks' ZeroMQ and Redis peers); the rest is not (clang and
+# libclang-rt-14-dev, libFuzzer: scripts/fuzz.sh).
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
 libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev libhiredis-dev redis-server
-util-linux procps python3 systemd man-db spin"
+util-linux procps python3 systemd man-db spin python3-prometheus-client
+clang libclang-rt-14-dev"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -6,7 +6,9 @@
 #     integration tests, and the release tarball builds, installs and
 #     uninstalls cleanly);
 #  2. build/asan: an AddressSanitizer + UndefinedBehaviorSanitizer build
-#     and 'make check'.
+#     and 'make check';
+#  3. build/fuzz: every parser of untrusted input fuzzed with libFuzzer
+#     for FUZZ_SECONDS each (scripts/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
@@ -25,7 +27,7 @@ skipped() {
 			echo "skipped: ${t%.trs}: $(grep -h '^SKIP' "${t%.trs}.log" | head -n 1)"
 		done
 }
-rm -rf build/check build/asan
+rm -rf build/check build/asan build/fuzz
 autoreconf -fi
 
 echo "=== pass 1: -Wall -Wextra -Werror, make distcheck (build/check) ==="
@@ -39,4 +41,6 @@ make -C build/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	make -C build/asan -j"$jobs" check || { show_failures build/asan; exit 1; }
 skipped build/asan
-echo "=== all tests passed (both passes) ==="
+echo "=== pass 3: fuzzing, ${FUZZ_SECONDS:-60} s a target (build/fuzz) ==="
+sh scripts/fuzz.sh
+echo "=== all tests passed (all three passes) ==="

@@ -20,7 +20,16 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "proto.h"
 #include "util.h"
+
+/* -q (-1), default (0), -v (1): one per process, like stderr. */
+static int verbosity;
+
+bool cli_quiet(void)
+{
+	return verbosity < 0;
+}
 
 static void vprint_error(const char *fmt, va_list ap, const char *detail)
 {
@@ -45,11 +54,24 @@ void cli_warn(const char *fmt, ...)
 {
 	va_list ap;
 
+	if (verbosity < 0)
+		return;
 	fputs("ipcq: warning: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void cli_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (verbosity <= 0)
+		return;
+	va_start(ap, fmt);
+	vprint_error(fmt, ap, NULL);
+	va_end(ap);
 }
 
 static int exit_status_of(int err)
@@ -97,6 +119,15 @@ int cli_finish_stdout(void)
 	return CLI_EXIT_OK;
 }
 
+int textbuf_print(const struct textbuf *tb)
+{
+	if (tb->failed)
+		return cli_error("out of memory");
+	if (tb->len)
+		fwrite(tb->data, 1, tb->len, stdout);
+	return cli_finish_stdout();
+}
+
 static void print_usage_line(FILE *f, const struct cli_command *cmd)
 {
 	if (cmd)
@@ -126,6 +157,8 @@ void cli_print_command_help(const struct cli_command *cmd)
 	      "      --namespace NAME  use the daemon of namespace NAME\n"
 	      "      --user            use your per-user daemon, not the system's\n"
 	      "      --socket PATH     use the daemon listening on PATH\n"
+	      "  -q, --quiet           print no diagnostics but errors\n"
+	      "  -v, --verbose         say what is done\n"
 	      "  -h, --help            show this help\n",
 	      stdout);
 }
@@ -141,6 +174,41 @@ static const char *bad_option(char **argv)
 		return shortopt;
 	}
 	return argv[optind - 1];
+}
+
+/* "-f/--file", "--json" or "-x": the option whose getopt value is opt. */
+static void option_name(char *buf, size_t cap, int opt, const struct option *longopts)
+{
+	const char *lname = NULL;
+
+	for (; longopts && longopts->name; longopts++)
+		if (longopts->val == opt && !longopts->flag) {
+			lname = longopts->name;
+			break;
+		}
+	if (opt < CLI_OPT_NAMESPACE && lname)
+		snprintf(buf, cap, "-%c/--%s", opt, lname);
+	else if (lname)
+		snprintf(buf, cap, "--%s", lname);
+	else
+		snprintf(buf, cap, "-%c", opt);
+}
+
+int cli_getopt(struct cli *cli, int argc, char **argv, const char *optstring, const struct option *longopts)
+{
+	int opt = getopt_long(argc, argv, optstring, longopts, NULL);
+	uint64_t bit;
+
+	/* help ends parsing; errors are reported as they are */
+	if (opt < 0 || opt >= CLI_OPT_LIMIT || opt == 'h' || opt == '?' || opt == ':')
+		return opt;
+	bit = 1ull << (opt % 64);
+	if (cli->seen[opt / 64] & bit) {
+		option_name(cli->repeated, sizeof(cli->repeated), opt, longopts);
+		return CLI_OPT_REPEATED;
+	}
+	cli->seen[opt / 64] |= bit;
+	return opt;
 }
 
 static int set_target(struct cli *cli, const char **slot, const char *value)
@@ -169,6 +237,14 @@ int cli_common_option(struct cli *cli, int opt, char **argv)
 			return cli_usage_error(cli, "--user and --socket exclude each other");
 		cli->user = true;
 		return -1;
+	case 'q':
+	case 'v':
+		if ((opt == 'q' && verbosity > 0) || (opt == 'v' && verbosity < 0))
+			return cli_usage_error(cli, "-q and -v exclude each other");
+		verbosity = opt == 'q' ? -1 : 1;
+		return -1;
+	case CLI_OPT_REPEATED:
+		return cli_usage_error(cli, "option %s given more than once", cli->repeated);
 	case 'h':
 		cli_print_command_help(cli->cmd);
 		return cli_finish_stdout();
@@ -219,6 +295,67 @@ int cli_parse_uint(const char *s, unsigned long max, unsigned long *out)
 		return -ERANGE;
 	*out = v;
 	return 0;
+}
+
+int cli_parse_deadline(const char *s, uint64_t *deadline_ns)
+{
+	int ms, r = cli_parse_timeout(s, &ms);
+
+	if (r < 0)
+		return r;
+	*deadline_ns = now_ns(CLOCK_MONOTONIC) + (uint64_t)ms * 1000000u;
+	return 0;
+}
+
+int cli_wait_ms(int timeout_ms, uint64_t deadline_ns)
+{
+	uint64_t now, left;
+
+	if (!deadline_ns)
+		return timeout_ms;
+	now = now_ns(CLOCK_MONOTONIC);
+	if (now >= deadline_ns)
+		return 0;
+	/* rounded up: a wait of the last 0.4 ms must not become a poll */
+	left = (deadline_ns - now + 999999) / 1000000;
+	if (left > INT_MAX)
+		left = INT_MAX;
+	return timeout_ms >= 0 && (uint64_t)timeout_ms < left ? timeout_ms : (int)left;
+}
+
+bool cli_deadline_passed(uint64_t deadline_ns)
+{
+	return deadline_ns && now_ns(CLOCK_MONOTONIC) >= deadline_ns;
+}
+
+/* The rule is proto_queue_name_valid()'s; only the explanation is here. */
+int cli_check_queue_name(const struct cli *cli, const char *name)
+{
+	const char *rule = "a queue name is 1 to 64 letters, digits, '_', '-' and '.', not starting with '.'";
+	size_t len = strlen(name), i;
+
+	_Static_assert(IPCQ_NAME_MAX == 64, "the rule above names the length");
+	if (proto_queue_name_valid(name))
+		return 0;
+	if (len == 0)
+		return cli_usage_error(cli, "empty queue name: %s", rule);
+	if (len > IPCQ_NAME_MAX)
+		return cli_usage_error(cli, "queue name '%.20s...' is %zu characters long: %s", name, len, rule);
+	if (name[0] == '.')
+		return cli_usage_error(cli, "invalid queue name '%s' (it starts with '.'): %s", name, rule);
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
+		    ch != '_' && ch != '-' && ch != '.')
+			break;
+	}
+	if (i < len && name[i] >= ' ' && name[i] < 0x7f)
+		return cli_usage_error(cli, "invalid queue name '%s' ('%c' is not allowed): %s", name, name[i], rule);
+	if (i < len)
+		return cli_usage_error(cli, "invalid queue name (byte 0x%02x is not allowed): %s",
+		                       (unsigned char)name[i], rule);
+	return cli_usage_error(cli, "invalid queue name '%s': %s", name, rule);
 }
 
 /* Options beat the environment; a socket path beats a namespace. */
@@ -284,18 +421,50 @@ int cli_connect(struct cli *cli)
 		cli_error("cannot connect to %s: %s", cli->socket_path, strerror(-r));
 		return r == -EACCES || r == -EPERM ? CLI_EXIT_DENIED : CLI_EXIT_ERROR;
 	}
+	cli_info("connected to ipcbrokerd at %s", cli->socket_path);
 	return CLI_EXIT_OK;
+}
+
+/* Queues may come and go between two calls: ask again until the array
+ * was large enough. */
+int cli_list_queues(struct cli *cli, ipcq_stats **out)
+{
+	_cleanup_free_ ipcq_stats *all = NULL;
+	size_t cap = 16;
+	int n;
+
+	for (;;) {
+		ipcq_stats *more = reallocarray(all, cap, sizeof(*all));
+
+		if (!more)
+			return -ENOMEM;
+		all = more;
+		n = ipcq_list(cli->client, all, cap);
+		if (n < 0 || (size_t)n <= cap)
+			break;
+		cap = (size_t)n + 16;
+	}
+	for (int i = 0; i < n; i++) {
+		all[i].name[sizeof(all[i].name) - 1] = '\0';
+		all[i].dead_letter[sizeof(all[i].dead_letter) - 1] = '\0';
+	}
+	*out = TAKE_PTR(all);
+	return n;
 }
 
 int cli_open_queue(struct cli *cli, const char *name, int flags, ipcq_queue **out)
 {
-	int r = cli_connect(cli);
+	int r = cli_check_queue_name(cli, name);
 
+	if (r)
+		return r;
+	r = cli_connect(cli);
 	if (r)
 		return r;
 	r = ipcq_open(cli->client, name, flags, out);
 	if (r < 0)
 		return cli_fail_request(cli, r, "cannot open queue '%s'", name);
+	cli_info("opened queue '%s'", name);
 	return CLI_EXIT_OK;
 }
 

@@ -2,8 +2,10 @@
  * cmd_admin.c - the commands that only talk to the daemon: create, delete,
  * purge, list and stat.
  *
- * stat prints the same keys in both formats ("key: value" lines and one
- * JSON object), from one table, so a script can move between them.
+ * stat and list --json print a queue from one table of its fields
+ * (stats_print.c): the same keys in "key: value" lines and in JSON, and
+ * the same quantities as Prometheus metrics, so a script can move between
+ * them.
  */
 #include "config.h"
 
@@ -15,6 +17,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "textbuf.h"
+#include "stats_print.h"
 #include "util.h"
 
 enum {
@@ -28,12 +32,12 @@ enum {
 	OPT_TTL,
 	OPT_MAX_DELIVERIES,
 	OPT_DEAD_LETTER,
+	OPT_PROMETHEUS,
 };
 
 /* Parse the arguments of a command without options of its own: the
- * global options and exactly nargs positional arguments.  Returns -1 to
- * go on, or an exit status. */
-static int parse_plain(struct cli *cli, int argc, char **argv, int nargs)
+ * global options and a queue.  Returns -1 to go on, or an exit status. */
+static int parse_plain(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_GLOBAL_OPTIONS,
@@ -41,16 +45,15 @@ static int parse_plain(struct cli *cli, int argc, char **argv, int nargs)
 	};
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		r = cli_common_option(cli, opt, argv);
 		if (r >= 0)
 			return r;
 	}
-	if (argc - optind < nargs)
-		return cli_usage_error(cli, "no queue given");
-	if (argc - optind > nargs)
-		return cli_usage_error(cli, "too many arguments");
-	return -1;
+	if (optind != argc - 1)
+		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
+	r = cli_check_queue_name(cli, argv[optind]);
+	return r ? r : -1;
 }
 
 /* Bounds are the daemon's to check, in one place for every way a queue
@@ -95,10 +98,13 @@ static int parse_geometry_option(struct cli *cli, int opt, ipcq_geometry *geo)
  * Returns 0 or the exit status. */
 static int connect_for_queue(struct cli *cli, int argc, char **argv, const char **name)
 {
+	int r;
+
 	if (optind != argc - 1)
 		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
 	*name = argv[optind];
-	return cli_connect(cli);
+	r = cli_check_queue_name(cli, *name);
+	return r ? r : cli_connect(cli);
 }
 
 int cmd_create(struct cli *cli, int argc, char **argv)
@@ -122,7 +128,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 	unsigned long n;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		r = -1;
 		if (opt >= OPT_MAX_MSGS && opt <= OPT_PREFETCH)
 			r = parse_geometry_option(cli, opt, &geo);
@@ -132,8 +138,8 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 			opts.max_deliveries = (uint32_t)n;
 		else if (opt == OPT_MAX_DELIVERIES)
 			r = cli_usage_error(cli, "bad count '%s'", optarg);
-		else if (opt == OPT_DEAD_LETTER && strlen(optarg) > IPCQ_NAME_MAX)
-			r = cli_usage_error(cli, "dead-letter queue name '%s' is too long", optarg);
+		else if (opt == OPT_DEAD_LETTER && cli_check_queue_name(cli, optarg) != 0)
+			r = CLI_EXIT_USAGE;
 		else if (opt == OPT_DEAD_LETTER)
 			snprintf(opts.dead_letter, sizeof(opts.dead_letter), "%s", optarg);
 		else if (opt != OPT_TTL)
@@ -156,7 +162,7 @@ static int run_on_queue(struct cli *cli, int argc, char **argv, int (*op)(ipcq_c
 	const char *name = NULL;
 	int r;
 
-	r = parse_plain(cli, argc, argv, 1);
+	r = parse_plain(cli, argc, argv);
 	if (r >= 0)
 		return r;
 	name = argv[optind];
@@ -179,146 +185,26 @@ int cmd_purge(struct cli *cli, int argc, char **argv)
 	return run_on_queue(cli, argc, argv, ipcq_purge, "purge");
 }
 
-/* All the queues' stats in *out (to be freed); returns the count or a
- * negative errno.  Queues may come and go between two calls: ask again
- * until the array was large enough. */
-static int list_queues(ipcq_client *c, ipcq_stats **out)
-{
-	_cleanup_free_ ipcq_stats *all = NULL;
-	size_t cap = 16;
-	int n;
-
-	for (;;) {
-		ipcq_stats *more = reallocarray(all, cap, sizeof(*all));
-
-		if (!more)
-			return -ENOMEM;
-		all = more;
-		n = ipcq_list(c, all, cap);
-		if (n < 0 || (size_t)n <= cap)
-			break;
-		cap = (size_t)n + 16;
-	}
-	*out = TAKE_PTR(all);
-	return n;
-}
-
-int cmd_list(struct cli *cli, int argc, char **argv)
-{
-	_cleanup_free_ ipcq_stats *all = NULL;
-	int i, n, r;
-
-	r = parse_plain(cli, argc, argv, 0);
-	if (r >= 0)
-		return r;
-	r = cli_connect(cli);
-	if (r)
-		return r;
-	n = list_queues(cli->client, &all);
-	if (n < 0)
-		return cli_fail_request(cli, n, "cannot list the queues");
-	for (i = 0; i < n; i++) {
-		all[i].name[sizeof(all[i].name) - 1] = '\0';
-		printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", all[i].name, all[i].depth, all[i].ring_used,
-		       all[i].backlog);
-	}
-	return cli_finish_stdout();
-}
-
-struct stat_field {
-	const char *key;
-	uint64_t value;
+/* The output of list and stat: text (the default), JSON or Prometheus. */
+enum stats_format {
+	STATS_TEXT,
+	STATS_JSON,
+	STATS_PROMETHEUS,
 };
 
-static const char *delivery_name(uint32_t delivery)
-{
-	return delivery == 1 ? "at-least-once" : delivery == 0 ? "at-most-once" : "unknown";
-}
-
-/* Queue names are plain ASCII by the daemon's rules; escape anyway, as
- * the JSON must stay valid whatever the daemon answers. */
-static void print_json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
-static void print_stats(const ipcq_stats *st, bool json)
-{
-	const struct stat_field fields[] = {
-		{ "id", st->id },
-		{ "max_msgs", st->geo.max_msgs },
-		{ "msg_size", st->geo.msg_size },
-		{ "ring_size", st->geo.ring_size },
-		{ "max_payload", st->geo.max_payload },
-		{ "max_depth", st->geo.max_depth },
-		{ "prefetch", st->geo.prefetch },
-		{ "depth", st->depth },
-		{ "backlog", st->backlog },
-		{ "window", st->window },
-		{ "ring_used", st->ring_used },
-		{ "ring_hwm", st->ring_hwm },
-		{ "ring_chunks", st->ring_chunks },
-		{ "sent", st->sent },
-		{ "received", st->received },
-		{ "sent_ring", st->sent_ring },
-		{ "redelivered", st->redelivered },
-		{ "dropped", st->dropped },
-		{ "reclaimed", st->reclaimed },
-		{ "rejected", st->rejected },
-		{ "acked", st->acked },
-		{ "nacked", st->nacked },
-		{ "moved", st->moved },
-		{ "expired", st->expired },
-		{ "dead_lettered", st->dead_lettered },
-		{ "ttl_ms", st->ttl_ms },
-		{ "max_deliveries", st->max_deliveries },
-		{ "receivers", st->receivers },
-		{ "listeners", st->listeners },
-		{ "quarantined", st->quarantined },
-	};
-	size_t i;
-
-	if (!json) {
-		printf("name: %s\n", st->name);
-		for (i = 0; i < ARRAY_SIZE(fields); i++)
-			printf("%s: %" PRIu64 "\n", fields[i].key, fields[i].value);
-		printf("delivery: %s\n", delivery_name(st->delivery));
-		printf("dead_letter: %s\n", st->dead_letter);
-		return;
-	}
-	fputs("{\"name\": ", stdout);
-	print_json_string(st->name);
-	for (i = 0; i < ARRAY_SIZE(fields); i++)
-		printf(", \"%s\": %" PRIu64, fields[i].key, fields[i].value);
-	printf(", \"delivery\": \"%s\", \"dead_letter\": ", delivery_name(st->delivery));
-	print_json_string(st->dead_letter);
-	puts("}");
-}
-
-int cmd_stat(struct cli *cli, int argc, char **argv)
+int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
+	__attribute__((cleanup(textbuf_deinit))) struct textbuf tb = { 0 };
+	_cleanup_free_ ipcq_stats *all = NULL;
 	bool json = false;
-	const char *name = NULL;
-	ipcq_stats st;
-	int opt, r;
+	int i, n, opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		if (opt == OPT_JSON) {
 			json = true;
 			continue;
@@ -327,6 +213,73 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 		if (r >= 0)
 			return r;
 	}
+	if (optind < argc)
+		return cli_usage_error(cli, "too many arguments");
+	r = cli_connect(cli);
+	if (r)
+		return r;
+	n = cli_list_queues(cli, &all);
+	if (n < 0)
+		return cli_fail_request(cli, n, "cannot list the queues");
+	if (json)
+		textbuf_addc(&tb, '[');
+	for (i = 0; i < n; i++) {
+		if (json) {
+			textbuf_adds(&tb, i ? ",\n " : "");
+			stats_add_json(&tb, &all[i]);
+		} else {
+			textbuf_addf(&tb, "%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", all[i].name, all[i].depth,
+			             all[i].ring_used, all[i].backlog);
+		}
+	}
+	if (json)
+		textbuf_adds(&tb, "]\n");
+	return textbuf_print(&tb);
+}
+
+/* stat --prometheus without a queue: every queue. */
+static int print_all_prometheus(struct cli *cli, struct textbuf *tb)
+{
+	_cleanup_free_ ipcq_stats *all = NULL;
+	int n, r;
+
+	r = cli_connect(cli);
+	if (r)
+		return r;
+	n = cli_list_queues(cli, &all);
+	if (n < 0)
+		return cli_fail_request(cli, n, "cannot list the queues");
+	stats_add_prometheus(tb, all, (size_t)n);
+	return textbuf_print(tb);
+}
+
+int cmd_stat(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+		CLI_GLOBAL_OPTIONS,
+		{ 0 },
+	};
+	__attribute__((cleanup(textbuf_deinit))) struct textbuf tb = { 0 };
+	enum stats_format format = STATS_TEXT;
+	const char *name = NULL;
+	ipcq_stats st;
+	int opt, r;
+
+	while ((opt = cli_getopt(cli, argc, argv, ":" CLI_GLOBAL_SHORT, longopts)) != -1) {
+		if (opt == OPT_JSON || opt == OPT_PROMETHEUS) {
+			if (format != STATS_TEXT)
+				return cli_usage_error(cli, "--json and --prometheus exclude each other");
+			format = opt == OPT_JSON ? STATS_JSON : STATS_PROMETHEUS;
+			continue;
+		}
+		r = cli_common_option(cli, opt, argv);
+		if (r >= 0)
+			return r;
+	}
+	if (format == STATS_PROMETHEUS && optind == argc)
+		return print_all_prometheus(cli, &tb);
 	r = connect_for_queue(cli, argc, argv, &name);
 	if (r)
 		return r;
@@ -334,6 +287,14 @@ int cmd_stat(struct cli *cli, int argc, char **argv)
 	if (r < 0)
 		return cli_fail_request(cli, r, "cannot stat queue '%s'", name);
 	st.name[sizeof(st.name) - 1] = '\0';
-	print_stats(&st, json);
-	return cli_finish_stdout();
+	st.dead_letter[sizeof(st.dead_letter) - 1] = '\0';
+	if (format == STATS_PROMETHEUS) {
+		stats_add_prometheus(&tb, &st, 1);
+	} else if (format == STATS_JSON) {
+		stats_add_json(&tb, &st);
+		textbuf_addc(&tb, '\n');
+	} else {
+		stats_add_text(&tb, &st);
+	}
+	return textbuf_print(&tb);
 }

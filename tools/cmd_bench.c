@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1003,7 +1004,7 @@ static int parse_bench_option(struct cli *cli, struct bench *b, int opt)
 
 	switch (opt) {
 	case 'c':
-		r = parse_count_option(cli, "count", 1, 1ul << SEQ_BITS, &v);
+		r = parse_count_option(cli, "count", 1, MIN(1ull << SEQ_BITS, ULONG_MAX), &v);
 		b->count = v;
 		break;
 	case OPT_SIZE:
@@ -1080,7 +1081,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 	};
 	int opt, r, st;
 
-	while ((opt = getopt_long(argc, argv, ":c:h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":c:" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		if (opt == 'c' || opt >= OPT_SIZE)
 			r = parse_bench_option(cli, &b, opt);
 		else
@@ -1104,8 +1105,12 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "--round-trip times each message by the send time it carries: --size at least %d", SEQ_BYTES);
 	snprintf(b.temp_names[0], sizeof(b.temp_names[0]), "bench.%ld", (long)getpid());
 	snprintf(b.temp_names[1], sizeof(b.temp_names[1]), "bench.%ld.back", (long)getpid());
-	for (unsigned i = 0; i < b.nqueues; i++)
+	for (unsigned i = 0; i < b.nqueues; i++) {
 		b.queues[i] = b.temporary ? b.temp_names[i] : argv[optind + i];
+		r = cli_check_queue_name(cli, b.queues[i]);
+		if (r)
+			return r;
+	}
 
 	b.stop_fd = block_signals();
 	if (b.stop_fd < 0)

@@ -43,11 +43,24 @@
  * at between batches, so it never cuts a batch, let alone a message; one
  * that comes while the reader of a pipe has not taken the last message
  * ends the wait, and that message is not acknowledged.
+ *
+ * With -F or --json a batch is first rendered into one buffer, a piece
+ * per message, and written the same way: one writev(), an iovec per
+ * message, so that "written whole" still means one message.  --json
+ * writes a payload that is valid UTF-8 as a JSON string, and any other as
+ * base64, saying which in "encoding" (see format.c for why not \u
+ * escapes).
+ *
+ * --drain receives until a receive finds the queue empty (after waiting
+ * -t for more, 0 by default), which ends it with status 0; -W is a
+ * deadline for the whole command: no wait lasts past it, and no batch is
+ * taken once it has passed.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -60,11 +73,23 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "textbuf.h"
 #include "util.h"
 
 #define RECV_BATCH_MAX 64 /* the most messages taken at once (prefetch's bound) */
 /* Exit status when the output was closed by its reader (ipcq(1)). */
 #define RECV_EXIT_OUTPUT_CLOSED 6
+
+enum {
+	OPT_JSON = CLI_OPT_FIRST_COMMAND_,
+};
+
+/* How each message is written. */
+enum recv_output {
+	OUTPUT_RAW,    /* the payload, and the separator if any */
+	OUTPUT_FORMAT, /* -F */
+	OUTPUT_JSON,   /* --json */
+};
 
 struct receiver {
 	ipcq_queue *q;
@@ -80,8 +105,16 @@ struct receiver {
 	int pipe_size;        /* the pipe's size before we shrank it; 0: unchanged */
 	char sep;             /* written after each message if has_sep */
 	bool has_sep;
-	int timeout_ms; /* per message; -1: forever */
-	int signo;      /* the signal that stopped us, or 0 */
+	int timeout_ms;       /* per message; -1: forever */
+	uint64_t deadline_ns; /* of the whole command (-W); 0: none */
+	bool deadline_hit;    /* the deadline, not the timeout, ended a wait */
+	bool drain;           /* an empty queue ends the command with 0 */
+	enum recv_output output;
+	const char *format;   /* -F */
+	struct textbuf *text; /* a batch rendered by -F or --json */
+	unsigned long got;    /* messages written */
+	uint64_t bytes;       /* their payloads' bytes */
+	int signo;            /* the signal that stopped us, or 0 */
 };
 
 static int output_closed(const struct receiver *rc)
@@ -108,12 +141,18 @@ static int remaining_ms(uint64_t deadline_ns)
 }
 
 /* Wait for the next messages: how many of at most n were put in msgs
- * (>= 1), -ETIMEDOUT, -EINTR when a SIGINT or SIGTERM arrived (rc->signo
- * is set), -EPIPE when the output was closed, or a negative errno. */
+ * (>= 1), -ETIMEDOUT (rc->deadline_hit tells whether -W's deadline, not
+ * the timeout, ended it), -EINTR when a SIGINT or SIGTERM arrived
+ * (rc->signo is set), -EPIPE when the output was closed, or a negative
+ * errno. */
 static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
 	uint64_t deadline = 0;
 
+	if (cli_deadline_passed(rc->deadline_ns)) {
+		rc->deadline_hit = true;
+		return -ETIMEDOUT;
+	}
 	if (rc->timeout_ms >= 0)
 		deadline = now_ns(CLOCK_MONOTONIC) + (uint64_t)rc->timeout_ms * 1000000u;
 	for (bool first = true;; first = false) {
@@ -124,13 +163,13 @@ static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 			{ .fd = rc->queue_fd, .events = POLLIN },
 			{ .fd = rc->out_fd, .events = 0 },
 		};
+		int wait_ms = rc->timeout_ms < 0 ? -1 : remaining_ms(deadline);
 		int r;
 
 		/* Look before waiting: a backlog beside an empty window does not
 		 * make the queue's descriptor readable, and a receive takes from
 		 * it.  Only an empty queue is waited on. */
-		r = poll(pfd, rc->out_pollable ? 3 : 2,
-		         first ? 0 : rc->timeout_ms < 0 ? -1 : remaining_ms(deadline));
+		r = poll(pfd, rc->out_pollable ? 3 : 2, first ? 0 : cli_wait_ms(wait_ms, rc->deadline_ns));
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r > 0 && pfd[0].revents) {
@@ -145,6 +184,10 @@ static int wait_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 			return r;
 		if (rc->timeout_ms >= 0 && remaining_ms(deadline) == 0)
 			return -ETIMEDOUT;
+		if (cli_deadline_passed(rc->deadline_ns)) {
+			rc->deadline_hit = true;
+			return -ETIMEDOUT;
+		}
 	}
 }
 
@@ -171,8 +214,9 @@ static int write_all(int fd, struct iovec *iov, int n, int *done)
 }
 
 /* In hand-off mode, after a write: wait until the pipe's reader has read
- * all that is in the pipe (0), or say -EPIPE if it went away first, or
- * -EINTR on a signal (rc->signo is set).  With a one-page pipe this
+ * all that is in the pipe (0), or say -EPIPE if it went away first,
+ * -EINTR on a signal (rc->signo is set), or -ETIMEDOUT when -W's
+ * deadline passed first.  With a one-page pipe this
  * sleeps in poll() until the pipe is empty; with a larger one (it could
  * not be shrunk) POLLOUT only means room, and the pipe is looked at
  * again after growing pauses. */
@@ -198,7 +242,11 @@ static int wait_taken(struct receiver *rc)
 			take_signal(rc);
 			return -EINTR;
 		}
-		r = poll(pfd, 2, timed ? pause_ms : -1);
+		if (cli_deadline_passed(rc->deadline_ns)) {
+			rc->deadline_hit = true;
+			return -ETIMEDOUT;
+		}
+		r = poll(pfd, 2, cli_wait_ms(timed ? pause_ms : -1, rc->deadline_ns));
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r <= 0)
@@ -214,6 +262,128 @@ static int wait_taken(struct receiver *rc)
 	}
 }
 
+/* The first conversion of -F's format that is not one, or NULL. */
+static const char *bad_conversion(const char *fmt)
+{
+	for (const char *p = fmt; *p; p++) {
+		if (*p != '%')
+			continue;
+		if (!p[1] || !strchr("mxlprdqnt0%", p[1]))
+			return p;
+		p++;
+	}
+	return NULL;
+}
+
+static void render_format(struct textbuf *tb, const char *fmt, const ipcq_msg *m, const char *queue)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *data = m->data;
+
+	for (const char *p = fmt; *p; p++) {
+		const char *pct = strchr(p, '%');
+
+		if (!pct) {
+			textbuf_adds(tb, p);
+			return;
+		}
+		textbuf_add(tb, p, (size_t)(pct - p));
+		p = pct + 1; /* a valid conversion: bad_conversion() said so */
+		switch (*p) {
+		case 'm':
+			textbuf_add(tb, m->data, m->len);
+			break;
+		case 'x':
+			for (size_t i = 0; i < m->len; i++) {
+				textbuf_addc(tb, hex[data[i] >> 4]);
+				textbuf_addc(tb, hex[data[i] & 15]);
+			}
+			break;
+		case 'l':
+			textbuf_addf(tb, "%zu", m->len);
+			break;
+		case 'p':
+			textbuf_addf(tb, "%u", m->prio);
+			break;
+		case 'r':
+			textbuf_addc(tb, m->flags & IPCQ_MSG_REDELIVERED ? '1' : '0');
+			break;
+		case 'd':
+			textbuf_addf(tb, "%u", m->deliveries);
+			break;
+		case 'q':
+			textbuf_adds(tb, queue);
+			break;
+		case 'n':
+			textbuf_addc(tb, '\n');
+			break;
+		case 't':
+			textbuf_addc(tb, '\t');
+			break;
+		case '0':
+			textbuf_addc(tb, '\0');
+			break;
+		default: /* %% */
+			textbuf_addc(tb, '%');
+		}
+	}
+}
+
+static void render_json(struct textbuf *tb, const ipcq_msg *m)
+{
+	bool text = utf8_valid(m->data, m->len);
+
+	textbuf_addf(tb, "{\"priority\":%u,\"redelivered\":%s,\"deliveries\":%u,\"length\":%zu,\"encoding\":",
+	             m->prio, m->flags & IPCQ_MSG_REDELIVERED ? "true" : "false", m->deliveries, m->len);
+	if (text) {
+		textbuf_adds(tb, "\"utf-8\",\"data\":");
+		json_add_string(tb, m->data, m->len);
+	} else {
+		textbuf_adds(tb, "\"base64\",\"data\":\"");
+		base64_add(tb, m->data, m->len);
+		textbuf_addc(tb, '"');
+	}
+	textbuf_adds(tb, "}\n");
+}
+
+/* The iovecs that write msgs[0..n): payload and separator, or each
+ * message rendered (-F, --json); how many, or -ENOMEM.  *per is the
+ * number of iovecs per message. */
+static int build_iovecs(struct receiver *rc, const ipcq_msg *msgs, unsigned n, struct iovec *iov, int *per)
+{
+	size_t ends[RECV_BATCH_MAX];
+	int niov = 0;
+
+	if (rc->output == OUTPUT_RAW) {
+		*per = rc->has_sep ? 2 : 1;
+		for (unsigned i = 0; i < n; i++) {
+			iov[niov++] = (struct iovec){ .iov_base = (void *)msgs[i].data, .iov_len = msgs[i].len };
+			if (rc->has_sep)
+				iov[niov++] = (struct iovec){ .iov_base = (void *)&rc->sep, .iov_len = 1 };
+		}
+		return niov;
+	}
+	/* rendered first, pointed at after: the buffer may move as it grows */
+	rc->text->len = 0;
+	textbuf_add(rc->text, NULL, 0); /* allocated, even for empty renderings */
+	for (unsigned i = 0; i < n; i++) {
+		if (rc->output == OUTPUT_JSON)
+			render_json(rc->text, &msgs[i]);
+		else
+			render_format(rc->text, rc->format, &msgs[i], rc->name);
+		ends[i] = rc->text->len;
+	}
+	if (rc->text->failed)
+		return -ENOMEM;
+	*per = 1;
+	for (unsigned i = 0; i < n; i++) {
+		size_t start = i ? ends[i - 1] : 0;
+
+		iov[niov++] = (struct iovec){ .iov_base = rc->text->data + start, .iov_len = ends[i] - start };
+	}
+	return niov;
+}
+
 /* Write msgs[0..n), each with its separator, and release each one
  * written whole (in hand-off mode: once the reader has read them);
  * those not written are not released.  Returns an exit status; on a
@@ -221,14 +391,11 @@ static int wait_taken(struct receiver *rc)
 static int write_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 {
 	struct iovec iov[2 * RECV_BATCH_MAX];
-	int per = rc->has_sep ? 2 : 1;
-	int niov = 0, done, r, w, taken, t = 0;
+	int per = 1, niov, done, r, w, taken, t = 0;
 
-	for (unsigned i = 0; i < n; i++) {
-		iov[niov++] = (struct iovec){ .iov_base = (void *)msgs[i].data, .iov_len = msgs[i].len };
-		if (rc->has_sep)
-			iov[niov++] = (struct iovec){ .iov_base = (void *)&rc->sep, .iov_len = 1 };
-	}
+	niov = build_iovecs(rc, msgs, n, iov, &per);
+	if (niov < 0)
+		return cli_error("%s", strerror(-niov));
 	w = write_all(rc->out_fd, iov, niov, &done);
 	taken = done / per;
 	if (rc->handoff && taken > 0) {
@@ -240,11 +407,18 @@ static int write_messages(struct receiver *rc, ipcq_msg *msgs, unsigned n)
 		r = ipcq_release(rc->q, &msgs[i]);
 		if (r < 0)
 			return cli_fail(r, "cannot release a message of '%s'", rc->name);
+		rc->got++;
+		rc->bytes += msgs[i].len;
 	}
 	if (w == -EPIPE || t == -EPIPE)
 		return output_closed(rc);
 	if (w < 0)
 		return cli_error("%s: writing a message: %s", rc->out_name, strerror(-w));
+	if (t == -ETIMEDOUT) {
+		cli_error("deadline passed before the reader of %s had read the last message of '%s', which goes "
+		          "back to the queue (received %lu)", rc->out_name, rc->name, rc->got);
+		return CLI_EXIT_TIMEOUT;
+	}
 	if (t < 0 && t != -EINTR)
 		return cli_error("%s: waiting for its reader: %s", rc->out_name, strerror(-t));
 	return CLI_EXIT_OK;
@@ -271,6 +445,14 @@ static int receive(struct receiver *rc, unsigned long count)
 			return CLI_EXIT_OK;
 		if (r == -EPIPE)
 			return output_closed(rc);
+		if (r == -ETIMEDOUT && rc->deadline_hit) {
+			cli_error("deadline passed receiving from '%s' (received %lu)", rc->name, got);
+			return CLI_EXIT_TIMEOUT;
+		}
+		if (r == -ETIMEDOUT && rc->drain) {
+			cli_info("'%s' is empty: received %lu", rc->name, got);
+			return CLI_EXIT_OK;
+		}
 		if (r == -ETIMEDOUT) {
 			cli_error("timed out waiting for a message on '%s' (received %lu)", rc->name, got);
 			return CLI_EXIT_TIMEOUT;
@@ -349,28 +531,52 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 		{ "null", no_argument, NULL, '0' },
 		{ "no-separator", no_argument, NULL, 'N' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "drain", no_argument, NULL, 'e' },
+		{ "deadline", required_argument, NULL, 'W' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, OPT_JSON },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
 	_cleanup_queue_ ipcq_queue *q = NULL;
 	_cleanup_close_ int signal_fd = -1;
 	_cleanup_close_ int out_fd = -1;
+	__attribute__((cleanup(textbuf_deinit))) struct textbuf text = { 0 };
 	struct receiver rc = { .timeout_ms = -1, .out_fd = STDOUT_FILENO, .out_name = "standard output" };
 	ipcq_stats st;
-	const char *output = NULL;
-	bool nul = false, no_sep = false;
+	const char *output = NULL, *bad;
+	bool nul = false, no_sep = false, json = false, count_given = false, timeout_given = false;
 	unsigned long count = 1;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":c:t:0No:h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":c:t:0No:eW:F:" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (cli_parse_uint(optarg, ULONG_MAX, &count) < 0)
 				return cli_usage_error(cli, "bad count '%s'", optarg);
+			count_given = true;
 			break;
 		case 't':
 			if (cli_parse_timeout(optarg, &rc.timeout_ms) < 0)
 				return cli_usage_error(cli, "bad timeout '%s' (seconds, e.g. 0.5)", optarg);
+			timeout_given = true;
+			break;
+		case 'W':
+			if (cli_parse_deadline(optarg, &rc.deadline_ns) < 0)
+				return cli_usage_error(cli, "bad deadline '%s' (seconds, e.g. 0.5)", optarg);
+			break;
+		case 'e':
+			rc.drain = true;
+			break;
+		case 'F':
+			bad = bad_conversion(optarg);
+			if (bad)
+				return cli_usage_error(cli, "bad conversion '%.2s' in format '%s' (%%m, %%x, %%l, %%p, "
+				                       "%%r, %%d, %%q, %%n, %%t, %%0 or %%%%)", bad, optarg);
+			rc.format = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
 			break;
 		case '0':
 			nul = true;
@@ -389,12 +595,18 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
-	if (nul && no_sep)
-		return cli_usage_error(cli, "-0 and -N exclude each other");
+	if (nul + no_sep + !!rc.format + json > 1)
+		return cli_usage_error(cli, "-0, -N, -F and --json exclude each other");
 	rc.name = argv[optind];
 	/* A file gets the payloads as they are (ipcq send -f round-trips). */
 	rc.sep = nul ? '\0' : '\n';
 	rc.has_sep = nul || (!no_sep && !output);
+	rc.output = json ? OUTPUT_JSON : rc.format ? OUTPUT_FORMAT : OUTPUT_RAW;
+	rc.text = &text;
+	if (rc.drain && !count_given)
+		count = 0;
+	if (rc.drain && !timeout_given)
+		rc.timeout_ms = 0;
 
 	r = cli_open_queue(cli, rc.name, IPCQ_RECV, &q);
 	if (r)
@@ -419,6 +631,8 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	setup_output(&rc, ipcq_stat(cli->client, rc.name, &st) < 0 || st.delivery != 0);
 
 	r = receive(&rc, count);
+	if (r == CLI_EXIT_OK)
+		cli_info("received %lu messages (%" PRIu64 " bytes) from '%s'", rc.got, rc.bytes, rc.name);
 	restore_output(&rc);
 	if (output && close(TAKE_FD(out_fd)) < 0 && r == CLI_EXIT_OK)
 		r = cli_error("%s: %s", output, strerror(errno));

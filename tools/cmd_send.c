@@ -19,6 +19,11 @@
  * A file too large to travel inline is read straight into a loan in the
  * ring, in pieces so that a progress bar can follow, and then published:
  * its bytes are copied once, from the page cache into the ring.
+ *
+ * A deadline (-W) bounds the whole command: every wait (for room, for
+ * input) ends by it, and once it has passed no further batch is sent,
+ * even one that would not wait, so that a producer that never waits
+ * still stops.
  */
 #include "config.h"
 
@@ -49,32 +54,56 @@ struct sender {
 	const char *name;
 	uint64_t max_payload;
 	unsigned prio;
-	int timeout_ms;
+	int timeout_ms;       /* per message; -1: forever */
+	uint64_t deadline_ns; /* of the whole command; 0: none */
+	size_t sent;          /* messages sent so far */
+	uint64_t bytes;       /* and their bytes */
 };
+
+static int deadline_passed(const struct sender *s)
+{
+	cli_error("deadline passed; sent %zu messages to '%s'", s->sent, s->name);
+	return CLI_EXIT_TIMEOUT;
+}
 
 static int send_failed(const struct sender *s, int err)
 {
+	if ((err == -ETIMEDOUT || err == -EAGAIN) && cli_deadline_passed(s->deadline_ns))
+		return deadline_passed(s);
 	if (err == -ETIMEDOUT || err == -EAGAIN)
 		return cli_fail(err, "queue '%s' stayed full", s->name);
 	return cli_fail(err, "cannot send to '%s'", s->name);
 }
 
-static int send_one(const struct sender *s, const void *data, size_t len)
+static int send_one(struct sender *s, const void *data, size_t len)
 {
-	int r = ipcq_send(s->q, data, len, s->prio, s->timeout_ms);
+	int r;
 
-	return r < 0 ? send_failed(s, r) : CLI_EXIT_OK;
+	if (cli_deadline_passed(s->deadline_ns))
+		return deadline_passed(s);
+	r = ipcq_send(s->q, data, len, s->prio, cli_wait_ms(s->timeout_ms, s->deadline_ns));
+	if (r < 0)
+		return send_failed(s, r);
+	s->sent++;
+	s->bytes += len;
+	return CLI_EXIT_OK;
 }
 
 /* Send msgs[0..n) as one batch.  A part of it sent means the timeout hit
  * before the rest found room. */
-static int send_batch(const struct sender *s, const struct iovec *msgs, unsigned n)
+static int send_batch(struct sender *s, const struct iovec *msgs, unsigned n)
 {
 	int r;
 
 	if (n == 0)
 		return CLI_EXIT_OK;
-	r = ipcq_send_batch(s->q, msgs, n, s->prio, s->timeout_ms);
+	if (cli_deadline_passed(s->deadline_ns))
+		return deadline_passed(s);
+	r = ipcq_send_batch(s->q, msgs, n, s->prio, cli_wait_ms(s->timeout_ms, s->deadline_ns));
+	for (int i = 0; i < r; i++) {
+		s->sent++;
+		s->bytes += msgs[i].iov_len;
+	}
 	if (r >= 0 && (unsigned)r < n)
 		r = -ETIMEDOUT;
 	return r < 0 ? send_failed(s, r) : CLI_EXIT_OK;
@@ -91,7 +120,7 @@ static int too_large(const struct sender *s, const char *what, size_t index)
 }
 
 /* The arguments, in batches; those before one that is too large are sent. */
-static int send_args(const struct sender *s, char **msgs, int n)
+static int send_args(struct sender *s, char **msgs, int n)
 {
 	struct iovec batch[SEND_BATCH_MAX];
 	unsigned k = 0;
@@ -120,7 +149,8 @@ static int send_args(const struct sender *s, char **msgs, int n)
 struct reader {
 	int fd;
 	char delim;
-	uint64_t limit; /* longest record wanted */
+	uint64_t limit;       /* longest record wanted */
+	uint64_t deadline_ns; /* no wait for input past it (0: none) */
 	char *buf;
 	size_t cap, start, end; /* unconsumed input is buf[start, end) */
 	size_t base;            /* records handed out but still in use begin here */
@@ -128,9 +158,11 @@ struct reader {
 	bool eof;
 };
 
-static int reader_init(struct reader *rd, int fd, char delim, uint64_t limit)
+static int reader_init(struct reader *rd, int fd, char delim, uint64_t limit, uint64_t deadline_ns)
 {
-	*rd = (struct reader){ .fd = fd, .delim = delim, .limit = limit, .cap = 4 * READ_CHUNK };
+	*rd = (struct reader){
+		.fd = fd, .delim = delim, .limit = limit, .deadline_ns = deadline_ns, .cap = 4 * READ_CHUNK
+	};
 	rd->buf = malloc(rd->cap);
 	return rd->buf ? 0 : -ENOMEM;
 }
@@ -140,10 +172,24 @@ static void reader_deinit(struct reader *rd)
 	free(rd->buf);
 }
 
-/* Move the input still in use to the front, make room and read once. */
+/* Wait until rd->fd is readable: 0, -ETIMEDOUT at the deadline, or a
+ * negative errno. */
+static int reader_wait(struct reader *rd)
+{
+	struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
+	int r = poll(&pfd, 1, cli_wait_ms(-1, rd->deadline_ns));
+
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r == 0 ? -ETIMEDOUT : 0;
+}
+
+/* Move the input still in use to the front, make room and read once;
+ * -ETIMEDOUT when the deadline passes first. */
 static int reader_fill(struct reader *rd)
 {
 	ssize_t n;
+	int r;
 
 	if (rd->base > 0) {
 		memmove(rd->buf, rd->buf + rd->base, rd->end - rd->base);
@@ -159,13 +205,11 @@ static int reader_fill(struct reader *rd)
 		rd->buf = buf;
 		rd->cap *= 2;
 	}
+	if (rd->deadline_ns && (r = reader_wait(rd)) < 0)
+		return r;
 	n = read(rd->fd, rd->buf + rd->end, rd->cap - rd->end);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		/* a non-blocking descriptor, inherited: wait as for a blocking one */
-		struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
-
-		return poll(&pfd, 1, -1) < 0 && errno != EINTR ? -errno : 0;
-	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return reader_wait(rd); /* a non-blocking descriptor, inherited */
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	rd->eof = n == 0;
@@ -226,7 +270,7 @@ static void reader_release(struct reader *rd)
 /* Records of standard input, in batches of what is ready.  Whatever ends
  * the input (its end, a record too large, a read error), the records
  * before it are sent first. */
-static int send_records(const struct sender *s, char delim)
+static int send_records(struct sender *s, char delim)
 {
 	__attribute__((cleanup(reader_deinit))) struct reader rd = { 0 };
 	const char *what = delim ? "line" : "record";
@@ -236,7 +280,7 @@ static int send_records(const struct sender *s, char delim)
 	unsigned k = 0;
 	int r, st;
 
-	if (reader_init(&rd, STDIN_FILENO, delim, s->max_payload) < 0)
+	if (reader_init(&rd, STDIN_FILENO, delim, s->max_payload, s->deadline_ns) < 0)
 		return cli_error("%s", strerror(ENOMEM));
 	for (;;) {
 		size_t off = 0, len = 0;
@@ -266,19 +310,23 @@ static int send_records(const struct sender *s, char delim)
 			return CLI_EXIT_OK;
 		if (r > 0 || r == -EMSGSIZE)
 			return too_large(s, what, sent + 1);
+		if (r == -ETIMEDOUT)
+			return deadline_passed(s);
 		return cli_error("reading standard input: %s", strerror(-r));
 	}
 }
 
 /* All of fd (up to max_payload) as one message. */
-static int send_whole(const struct sender *s, int fd, const char *what)
+static int send_whole(struct sender *s, int fd, const char *what)
 {
 	__attribute__((cleanup(reader_deinit))) struct reader rd = { 0 };
 	int r;
 
-	r = reader_init(&rd, fd, 0, s->max_payload);
+	r = reader_init(&rd, fd, 0, s->max_payload, s->deadline_ns);
 	while (r == 0 && !rd.eof && rd.end <= rd.limit)
 		r = reader_fill(&rd);
+	if (r == -ETIMEDOUT)
+		return deadline_passed(s);
 	if (r < 0)
 		return cli_error("reading %s: %s", what, strerror(-r));
 	if (rd.end > rd.limit)
@@ -301,7 +349,7 @@ static void progress_start(struct progress *p, const char *label, uint64_t total
 		.label = label,
 		.total = total,
 		.start_ns = now_ns(CLOCK_MONOTONIC),
-		.tty = isatty(STDERR_FILENO),
+		.tty = isatty(STDERR_FILENO) && !cli_quiet(),
 	};
 }
 
@@ -334,14 +382,18 @@ static void progress_end(struct progress *p)
 		fputc('\n', stderr);
 }
 
-static int send_file_loaned(const struct sender *s, int fd, const char *path, size_t size)
+static int send_file_loaned(struct sender *s, int fd, const char *path, size_t size)
 {
 	struct progress bar;
 	size_t done = 0;
 	void *buf;
 	int r;
 
-	r = ipcq_loan(s->q, size, &buf, s->timeout_ms);
+	if (cli_deadline_passed(s->deadline_ns))
+		return deadline_passed(s);
+	r = ipcq_loan(s->q, size, &buf, cli_wait_ms(s->timeout_ms, s->deadline_ns));
+	if ((r == -ETIMEDOUT || r == -EAGAIN) && cli_deadline_passed(s->deadline_ns))
+		return deadline_passed(s);
 	if (r == -ETIMEDOUT || r == -EAGAIN)
 		return cli_fail(r, "the ring of queue '%s' stayed full", s->name);
 	if (r < 0)
@@ -368,10 +420,12 @@ static int send_file_loaned(const struct sender *s, int fd, const char *path, si
 	r = ipcq_publish(s->q, buf, size, s->prio);
 	if (r < 0)
 		return cli_fail(r, "cannot send to '%s'", s->name);
+	s->sent++;
+	s->bytes += size;
 	return CLI_EXIT_OK;
 }
 
-static int send_file(const struct sender *s, const ipcq_geometry *geo, const char *path)
+static int send_file(struct sender *s, const ipcq_geometry *geo, const char *path)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
@@ -397,6 +451,7 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		{ "file", required_argument, NULL, 'f' },
 		{ "priority", required_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "deadline", required_argument, NULL, 'W' },
 		{ "ttl", required_argument, NULL, 'T' },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
@@ -410,7 +465,7 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 	ipcq_geometry geo;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":0sf:p:t:T:h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":0sf:p:t:W:T:" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		switch (opt) {
 		case '0':
 			nul = true;
@@ -428,6 +483,10 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		case 't':
 			if (cli_parse_timeout(optarg, &s.timeout_ms) < 0)
 				return cli_usage_error(cli, "bad timeout '%s' (seconds, e.g. 0.5)", optarg);
+			break;
+		case 'W':
+			if (cli_parse_deadline(optarg, &s.deadline_ns) < 0)
+				return cli_usage_error(cli, "bad deadline '%s' (seconds, e.g. 0.5)", optarg);
 			break;
 		case 'T':
 			r = cli_parse_ttl(cli, optarg, &ttl_ms);
@@ -459,10 +518,14 @@ int cmd_send(struct cli *cli, int argc, char **argv)
 		ipcq_set_ttl(q, ttl_ms);
 
 	if (optind < argc)
-		return send_args(&s, argv + optind, argc - optind);
-	if (file)
-		return send_file(&s, &geo, file);
-	if (single)
-		return send_whole(&s, STDIN_FILENO, "standard input");
-	return send_records(&s, nul ? '\0' : '\n');
+		r = send_args(&s, argv + optind, argc - optind);
+	else if (file)
+		r = send_file(&s, &geo, file);
+	else if (single)
+		r = send_whole(&s, STDIN_FILENO, "standard input");
+	else
+		r = send_records(&s, nul ? '\0' : '\n');
+	if (r == CLI_EXIT_OK)
+		cli_info("sent %zu messages (%" PRIu64 " bytes) to '%s'", s.sent, s.bytes, s.name);
+	return r;
 }

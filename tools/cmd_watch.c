@@ -152,7 +152,7 @@ int cmd_watch(struct cli *cli, int argc, char **argv)
 	ipcq_stats st;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, ":c:t:h", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(cli, argc, argv, ":c:t:" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (cli_parse_uint(optarg, ULONG_MAX, &count) < 0)

@@ -33,6 +33,8 @@ static const struct cli_command commands[] = {
 			"  -t, --timeout SECONDS  give up (exit 3) if the queue stays full (its ring,\n"
 			"                         or max_depth messages waiting) that long\n"
 			"                         (fractions allowed; default: wait forever)\n"
+			"  -W, --deadline SECONDS give up (exit 3) once SECONDS have passed in all,\n"
+			"                         waiting for room or for input\n"
 			"  -T, --ttl DURATION     the messages expire if not received within this\n"
 			"                         long (ms, s, m or h: 30s; the queue's ttl if shorter)\n",
 		.run = cmd_send,
@@ -46,11 +48,22 @@ static const struct cli_command commands[] = {
 			"Options:\n"
 			"  -c, --count N          receive N messages; 0: until interrupted or timed out\n"
 			"                         (taken up to 64 at a time, as many as are waiting)\n"
-			"  -t, --timeout SECONDS  wait at most SECONDS for each message (exit 3)\n"
+			"  -e, --drain            receive until the queue is empty, then exit 0\n"
+			"                         (with -c N: at most N)\n"
+			"  -t, --timeout SECONDS  wait at most SECONDS for each message (exit 3;\n"
+			"                         with --drain: how long an empty queue is waited on)\n"
+			"  -W, --deadline SECONDS stop once SECONDS have passed in all (exit 3)\n"
 			"  -0, --null             end each message with NUL instead of newline\n"
 			"  -N, --no-separator     write the payloads only\n"
+			"  -F, --format FORMAT    write each message as FORMAT: %m payload, %x payload\n"
+			"                         in hex, %l length, %p priority, %r 1 if redelivered\n"
+			"                         else 0, %d deliveries, %q queue, %n newline, %t tab,\n"
+			"                         %0 NUL, %% a %\n"
+			"      --json             write each message as a JSON line: priority,\n"
+			"                         redelivered, deliveries, length, encoding and data\n"
+			"                         (\"utf-8\" text, else \"base64\")\n"
 			"  -o, --output FILE      write to FILE instead of standard output\n"
-			"                         (payloads only, unless -0 is given)\n",
+			"                         (payloads only, unless -0, -F or --json is given)\n",
 		.run = cmd_recv,
 	},
 	{
@@ -92,22 +105,44 @@ static const struct cli_command commands[] = {
 	},
 	{
 		.name = "list",
-		.synopsis = "",
+		.synopsis = "[--json]",
 		.summary = "list the queues: name, depth, ring bytes in use, backlog",
 		.help = "Print one line per queue, tab-separated: name, depth (messages waiting),\n"
-			"ring bytes in use, and backlog (of the depth, messages beyond the window).\n",
+			"ring bytes in use, and backlog (of the depth, messages beyond the window).\n"
+			"\n"
+			"Options:\n"
+			"      --json             print a JSON array of the queues, each the object\n"
+			"                         'ipcq stat --json' prints\n",
 		.run = cmd_list,
 	},
 	{
 		.name = "stat",
-		.synopsis = "[--json] QUEUE",
+		.synopsis = "[--json] QUEUE | --prometheus [QUEUE]",
 		.summary = "show a queue's geometry, ring use and counters",
 		.help = "Print a queue's geometry, depth (window and backlog), ring use, counters\n"
 			"and delivery mode as \"key: value\" lines.\n"
 			"\n"
 			"Options:\n"
-			"      --json             print one JSON object instead\n",
+			"      --json             print one JSON object instead\n"
+			"      --prometheus       print Prometheus metrics (text exposition format),\n"
+			"                         labelled queue=\"QUEUE\"; without QUEUE, of every queue\n",
 		.run = cmd_stat,
+	},
+	{
+		.name = "top",
+		.synopsis = "[OPTIONS]",
+		.summary = "live view of every queue: depth, backlog, rates, ring use",
+		.help = "Show every queue, refreshed every second: depth, backlog, messages in and\n"
+			"out per second (from the counters' change), ring use, receivers, listeners\n"
+			"and delivery mode.  On a terminal: a full-screen view; 'q' quits, space\n"
+			"refreshes now.  Otherwise (or with -b): one snapshot per interval as plain\n"
+			"lines, with exact byte counts.\n"
+			"\n"
+			"Options:\n"
+			"  -d, --delay SECONDS    between refreshes (default 1; fractions allowed)\n"
+			"  -n, --iterations N     exit after N snapshots\n"
+			"  -b, --batch            plain lines even on a terminal; no keys\n",
+		.run = cmd_top,
 	},
 	{
 		.name = "watch",
@@ -158,6 +193,17 @@ static const struct cli_command commands[] = {
 	},
 };
 
+static int cmd_help(struct cli *cli, int argc, char **argv);
+
+static const struct cli_command help_command = {
+	.name = "help",
+	.synopsis = "[COMMAND]",
+	.summary = "show this help, or a command's ('ipcq COMMAND --help')",
+	.help = "Show the commands and the global options, or with COMMAND, the options of\n"
+		"COMMAND, as 'ipcq COMMAND --help' does.\n",
+	.run = cmd_help,
+};
+
 static void print_main_help(void)
 {
 	size_t i;
@@ -170,6 +216,7 @@ static void print_main_help(void)
 	      stdout);
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+	printf("  %-8s %s\n", help_command.name, help_command.summary);
 	fputs("\n"
 	      "Global options (also accepted after COMMAND):\n"
 	      "      --namespace NAME  use the daemon of namespace NAME ($IPCQ_NAMESPACE;\n"
@@ -177,6 +224,8 @@ static void print_main_help(void)
 	      "      --user            use your per-user daemon (ipcbrokerd --user) under\n"
 	      "                        $XDG_RUNTIME_DIR instead of the system's ($IPCQ_USER=1)\n"
 	      "      --socket PATH     use the daemon listening on PATH ($IPCQ_SOCKET)\n"
+	      "  -q, --quiet           print no diagnostics but errors\n"
+	      "  -v, --verbose         say what is done\n"
 	      "  -h, --help            show this help; 'ipcq COMMAND --help' for a command\n"
 	      "  -V, --version         show the version\n"
 	      "\n"
@@ -192,7 +241,36 @@ static const struct cli_command *find_command(const char *name)
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
+	if (strcmp(help_command.name, name) == 0)
+		return &help_command;
 	return NULL;
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_GLOBAL_OPTIONS,
+		{ 0 },
+	};
+	const struct cli_command *cmd;
+	int opt, r;
+
+	while ((opt = cli_getopt(cli, argc, argv, ":" CLI_GLOBAL_SHORT, longopts)) != -1) {
+		r = cli_common_option(cli, opt, argv);
+		if (r >= 0)
+			return r;
+	}
+	if (optind == argc) {
+		print_main_help();
+		return cli_finish_stdout();
+	}
+	if (argc - optind > 1)
+		return cli_usage_error(cli, "too many arguments");
+	cmd = find_command(argv[optind]);
+	if (!cmd)
+		return cli_usage_error(cli, "unknown command '%s'", argv[optind]);
+	cli_print_command_help(cmd);
+	return cli_finish_stdout();
 }
 
 int main(int argc, char **argv)
@@ -206,7 +284,7 @@ int main(int argc, char **argv)
 	int opt, r;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:hV", longopts, NULL)) != -1) {
+	while ((opt = cli_getopt(&cli, argc, argv, "+:V" CLI_GLOBAL_SHORT, longopts)) != -1) {
 		switch (opt) {
 		case 'h':
 			print_main_help();

@@ -65,6 +65,24 @@ test_2000_idle_connections_do_not_block_others() {
 	pass "2000 connections held open: a normal client is served meanwhile and after"
 }
 
+# A sender killed between counting a window message and sending it
+# leaves the window's count high (a hint receivers spare a system call
+# by): the daemon's sweep puts it right once the queue is at rest.
+test_stale_window_count_is_put_right() {
+	"$IPCQ" create wc >/dev/null || fail "cannot create queue wc"
+	assert_eq 5 "$("$H" "$SOCK" window wc 5)" "the window count set by hand"
+	i=0
+	while [ "$("$H" "$SOCK" window wc)" != 0 ]; do
+		[ $i -lt 100 ] || fail "the window count is still $("$H" "$SOCK" window wc) 5 s after it was left high"
+		sleep 0.05
+		i=$((i + 1))
+	done
+	"$IPCQ" send -t 5 wc "after" || fail "send to wc"
+	assert_eq "after" "$("$IPCQ" recv -t 5 wc)" "a round trip through wc once put right"
+	"$IPCQ" delete wc
+	pass "a window count left high by a dead sender is put right by the daemon within 5 s"
+}
+
 # CPU time (clock ticks, user + system) the daemon has used
 daemon_cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$DPID/stat"
@@ -113,6 +131,7 @@ test_oversized_datagrams_are_refused
 test_clients_leaving_midway_are_dropped
 test_passed_descriptors_are_discarded
 test_forged_descriptors_are_rejected
+test_stale_window_count_is_put_right
 test_2000_idle_connections_do_not_block_others
 test_fd_exhaustion_neither_spins_nor_floods_the_log
 stop_daemon

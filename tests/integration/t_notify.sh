@@ -163,6 +163,27 @@ test_closing_the_handle_ends_the_registration() {
 	pass "ipcq_close ends the handle's registration: no signal afterwards"
 }
 
+# ipcq_disconnect with a registered handle still open: the registration
+# ends with the connection, the handle's calls that need the daemon say
+# so, and its ipcq_close afterwards touches nothing freed (the sanitizer
+# pass would report it)
+test_disconnect_before_close_ends_the_registration() {
+	"$IPCQ" create disc
+	listen disc disc -D
+	wait_listeners disc 0
+	grep -q "^notify after disconnect: .*connected" "$T/disc.out" ||
+		fail "ipcq_notify after ipcq_disconnect did not fail with ENOTCONN: $(cat "$T/disc.out")"
+	"$IPCQ" send disc x
+	sleep 1.2
+	assert_eq 0 "$(signals "$T/disc.out")" "signals after ipcq_disconnect"
+	kill -TERM "$LISTENER"
+	st=0
+	wait "$LISTENER" || st=$?
+	[ "$st" -eq 0 ] || fail "the listener closing its handle after ipcq_disconnect exited with $st: $(cat "$T/disc.out")"
+	"$IPCQ" delete disc
+	pass "ipcq_disconnect before ipcq_close: registration ended, ENOTCONN, the handle closed cleanly"
+}
+
 test_unauthorized_registration_is_refused() {
 	if [ -z "${LISTEN_NOBODY:-}" ]; then
 		echo "skip: not root, cannot run as nobody"
@@ -289,6 +310,7 @@ test_fan_out_to_three_listeners_once_per_transition
 test_registering_on_a_non_empty_queue_signals_at_once
 test_dead_listeners_are_dropped
 test_closing_the_handle_ends_the_registration
+test_disconnect_before_close_ends_the_registration
 test_unauthorized_registration_is_refused
 test_bad_signals_and_too_many_listeners_are_refused
 test_listeners_per_user_are_bounded

@@ -70,6 +70,33 @@ test_user_units_pass_systemd_analyze_verify() {
 	pass "systemd-analyze --user verify passes the per-user units, which listen where ipcq --user looks"
 }
 
+# The system daemon runs as the user sysusers.d/ipcbroker.conf makes, with
+# CAP_KILL alone, and systemd-analyze security rates the unit's exposure
+# 1.0 or lower (it was 1.8 as root with a bounding set).
+test_service_runs_as_its_own_user_hardened() {
+	grep -qx 'User=ipcbroker' "$B/etc/ipcbrokerd.service" || fail "ipcbrokerd.service sets no User=ipcbroker"
+	grep -qx 'CapabilityBoundingSet=CAP_KILL' "$B/etc/ipcbrokerd.service" ||
+		fail "ipcbrokerd.service keeps more than CAP_KILL"
+	! grep -q '^DynamicUser=\|^PrivateIPC=yes\|^RemoveIPC=yes' "$B/etc/ipcbrokerd.service" ||
+		fail "ipcbrokerd.service would lose or hide the queues: $(grep '^DynamicUser=\|^PrivateIPC=\|^RemoveIPC=' \
+			"$B/etc/ipcbrokerd.service")"
+	if command -v systemd-sysusers >/dev/null 2>&1; then
+		mkdir -p "$T/sysroot/etc"
+		systemd-sysusers --root="$T/sysroot" "$S/etc/sysusers.d/ipcbroker.conf" >"$T/out" 2>&1 ||
+			fail "systemd-sysusers refuses sysusers.d/ipcbroker.conf: $(cat "$T/out")"
+		grep -q '^ipcbroker:' "$T/sysroot/etc/passwd" || fail "sysusers.d/ipcbroker.conf makes no user ipcbroker"
+	fi
+	if systemd-analyze security --offline=yes "$U/ipcbrokerd.service" >"$T/security" 2>&1; then
+		level=$(sed -n 's/.*Overall exposure level for ipcbrokerd.service: \([0-9.]*\).*/\1/p' "$T/security")
+		[ -n "$level" ] || fail "no exposure level in: $(tail -n 3 "$T/security")"
+		awk -v l="$level" 'BEGIN { exit !(l <= 1.0) }' || fail "exposure $level is above 1.0: $(cat "$T/security")"
+		pass "ipcbrokerd.service runs as ipcbroker (sysusers.d) with CAP_KILL alone; exposure $level"
+	else
+		pass "ipcbrokerd.service runs as ipcbroker (sysusers.d) with CAP_KILL alone (no offline security rating here)"
+	fi
+}
+
 test_units_have_no_placeholders
 test_units_pass_systemd_analyze_verify
+test_service_runs_as_its_own_user_hardened
 test_user_units_pass_systemd_analyze_verify

@@ -12,6 +12,17 @@
  *   hostile SOCKETPATH forged QUEUE
  *                                forged descriptors written straight onto
  *                                the queue's mq, then received
+ *   hostile SOCKETPATH window QUEUE [N]
+ *                                print the window's count (the ring's hint
+ *                                of mq messages in the window), after
+ *                                setting it to N if given, as a sender
+ *                                killed between its count and its send
+ *                                leaves it
+ *   hostile SOCKETPATH truncate QUEUE
+ *                                open (create) QUEUE, then ftruncate every
+ *                                shared-memory object of it that the
+ *                                daemon passed writable; prints
+ *                                "truncated K of N"
  *
  * Each mode prints what it did and what came back.  It exits 0 when the
  * daemon behaved: it answered what deserves an answer (in many: every
@@ -34,11 +45,13 @@
 #include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "client.h" /* the handle's raw mq, which a hostile client would use */
+#include "client.h"
+#include "fdpass.h" /* the handle's raw mq, which a hostile client would use */
 #include "ipcq.h"
 #include "proto.h"
 
@@ -798,11 +811,85 @@ static int mode_forged(const char *name)
 	return 0;
 }
 
+/* The descriptors the daemon passes with an OPEN are the client's to
+ * misuse: the library closes them once mapped, a hostile client keeps
+ * them, and one writable can be cut to nothing while the daemon maps the
+ * same object.  The queue is made, and a message sent, through the
+ * library first, so that the ring is in use. */
+static int mode_truncate(const char *name)
+{
+	char reply[PROTO_REPLY_MAX];
+	unsigned done = 0, objects = 0, n = 0;
+	int fds[8], sock;
+	struct proto_req req;
+	ipcq_client *c;
+	ipcq_queue *q;
+	ssize_t len;
+	int r;
+
+	r = ipcq_connect(&c, sock_path);
+	if (r == 0)
+		r = ipcq_open(c, name, IPCQ_SEND | IPCQ_RECV | IPCQ_CREATE, &q);
+	if (r == 0)
+		r = ipcq_send(q, "before", 6, 0, 1000);
+	if (r < 0) {
+		fprintf(stderr, "hostile: truncate: %s: %s\n", name, ipcq_strerror(r));
+		return 1;
+	}
+	sock = must_connect();
+	valid_req(&req, PROTO_OP_OPEN, name);
+	req.flags = IPCQ_SEND | IPCQ_RECV;
+	if (send(sock, &req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
+		perror("hostile: truncate: send");
+		return 1;
+	}
+	len = fdpass_recv(sock, reply, sizeof(reply), fds, 8, &n, 0);
+	if (len < (ssize_t)sizeof(struct proto_reply) || reply_status(reply, len) != 0) {
+		fprintf(stderr, "hostile: truncate: no OPEN reply with descriptors\n");
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct stat st;
+
+		if (fds[i] < 0 || fstat(fds[i], &st) < 0 || !S_ISREG(st.st_mode))
+			continue; /* the mq and the bell */
+		objects++;
+		if (ftruncate(fds[i], 0) == 0)
+			done++;
+	}
+	printf("truncated %u of %u\n", done, objects);
+	fflush(stdout);
+	/* its own mappings of the queue would fault now: gone without a look */
+	_exit(0);
+}
+
+static int mode_window(const char *name, const char *set)
+{
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r = ipcq_connect(&c, sock_path);
+
+	if (r == 0)
+		r = ipcq_open(c, name, IPCQ_SEND, &q);
+	if (r < 0) {
+		fprintf(stderr, "hostile: window: %s: %s\n", name, ipcq_strerror(r));
+		return 1;
+	}
+	if (set)
+		atomic_store(&q->ring.hdr->window_msgs, strtoll(set, NULL, 10));
+	printf("%" PRId64 "\n", (int64_t)atomic_load(&q->ring.hdr->window_msgs));
+	ipcq_close(q);
+	ipcq_disconnect(c);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: hostile SOCKETPATH garbage|huge|midway|fds\n"
 	                "       hostile SOCKETPATH many N\n"
-	                "       hostile SOCKETPATH forged QUEUE\n");
+	                "       hostile SOCKETPATH forged QUEUE\n"
+	                "       hostile SOCKETPATH truncate QUEUE\n"
+	                "       hostile SOCKETPATH window QUEUE [N]\n");
 	return 2;
 }
 
@@ -827,5 +914,9 @@ int main(int argc, char **argv)
 		return mode_fds();
 	if (argc == 4 && strcmp(mode, "forged") == 0)
 		return mode_forged(argv[3]);
+	if ((argc == 4 || argc == 5) && strcmp(mode, "window") == 0)
+		return mode_window(argv[3], argc == 5 ? argv[4] : NULL);
+	if (argc == 4 && strcmp(mode, "truncate") == 0)
+		return mode_truncate(argv[3]);
 	return usage();
 }

@@ -717,7 +717,7 @@ static void case_views(void)
 		if (r < 0)
 			fail("view %u: %s", i, ipcq_strerror(r));
 		check_view(&m[i], &id, "the handle closed later");
-		if (id != i || m[i].deliveries != 1)
+		if (id != (long)i || m[i].deliveries != 1)
 			fail("view %u is message %ld with deliveries %u, flags %#x; expected message %u, deliveries 1", i, id,
 			     m[i].deliveries, m[i].flags, i);
 	}
@@ -759,7 +759,7 @@ static bool view_on_new_handle(const char *who, bool seen[])
 	if (r < 0)
 		fail("%s: ipcq_recv_view while another handle holds %u messages: %s", who, HELD_MAX, ipcq_strerror(r));
 	check_view(&m, &id, who);
-	if (id >= MAX_MSGS || seen[id] || m.deliveries != 1)
+	if (id >= (long)MAX_MSGS || seen[id] || m.deliveries != 1)
 		fail("%s got message %ld with deliveries %u: twice, or not with deliveries 1", who, id, m.deliveries);
 	seen[id] = true;
 	release(h, &m);
@@ -807,7 +807,7 @@ static void case_bound(void)
 		     PREFETCH);
 	for (unsigned i = 0; i < nheld; i++) {
 		check_view(&held[i], &id, "the holding handle");
-		if (id >= MAX_MSGS || seen[id] || held[i].deliveries != 1)
+		if (id >= (long)MAX_MSGS || seen[id] || held[i].deliveries != 1)
 			fail("the holding handle got message %ld with deliveries %u: twice, or not with deliveries 1", id,
 			     held[i].deliveries);
 		seen[id] = true;
@@ -851,7 +851,7 @@ static void case_bound(void)
 	if (r < 0)
 		fail("ipcq_recv_view once under the bound again: %s", ipcq_strerror(r));
 	check_view(&held[nheld], &id, "the holding handle");
-	if (id >= MAX_MSGS || seen[id] || held[nheld].deliveries != 1)
+	if (id >= (long)MAX_MSGS || seen[id] || held[nheld].deliveries != 1)
 		fail("the holding handle got message %ld with deliveries %u: twice, or not with deliveries 1", id,
 		     held[nheld].deliveries);
 	seen[id] = true;
@@ -916,7 +916,7 @@ static void case_acked(void)
 		if (n < 0)
 			fail("ipcq_recv %u: %s", i, ipcq_strerror((int)n));
 		id = msg_id(buf, (size_t)n, E.run, &why);
-		if (id != i)
+		if (id != (long)i)
 			fail("ipcq_recv %u returned message %ld (%s)", i, id, id < 0 ? why : "intact");
 		/* at-least-once: this call acked the copy before; at-most-once:
 		 * the copy is acknowledged as it is made */
@@ -956,7 +956,7 @@ static void case_acked(void)
 		fail("ipcq_recv_batch of 4 waiting messages: %d (%s)", r, r < 0 ? ipcq_strerror(r) : "messages");
 	for (uint32_t i = 0; i < 4; i++) {
 		check_view(&m[i], &id, "ipcq_recv_batch");
-		if (id != 7 + i || m[i].deliveries != 1)
+		if (id != (long)(7 + i) || m[i].deliveries != 1)
 			fail("ipcq_recv_batch's message %u is %ld with deliveries %u, expected %u and 1", i, id,
 			     m[i].deliveries, 7 + i);
 	}

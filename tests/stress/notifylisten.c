@@ -8,6 +8,11 @@
  *             refuse a process that may not receive)
  *   -C        close the handle right after registering, and go on waiting
  *             (nothing should come)
+ *   -D        disconnect right after registering and keep the handle:
+ *             print "notify after disconnect: TEXT" (a second ipcq_notify
+ *             through the handle), wait as usual (nothing should come: the
+ *             registration ended with the connection), close the handle
+ *             last
  *   -f        fork a child that keeps this process's connection open, and
  *             print "child PID": this process's death is then seen through
  *             its pidfd alone
@@ -43,7 +48,7 @@
 
 struct options {
 	int signo;
-	bool send_only, close_after, fork_keeper, squat;
+	bool send_only, close_after, disconnect_after, fork_keeper, squat;
 	unsigned many;
 	const char *queue;
 	double seconds;
@@ -169,7 +174,7 @@ int main(int argc, char **argv)
 	char *end;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "S:sCfn:q")) != -1) {
+	while ((opt = getopt(argc, argv, "S:sCDfn:q")) != -1) {
 		switch (opt) {
 		case 'S':
 			o.signo = atoi(optarg);
@@ -179,6 +184,9 @@ int main(int argc, char **argv)
 			break;
 		case 'C':
 			o.close_after = true;
+			break;
+		case 'D':
+			o.disconnect_after = true;
 			break;
 		case 'f':
 			o.fork_keeper = true;
@@ -235,6 +243,11 @@ int main(int argc, char **argv)
 		ipcq_close(q);
 		q = NULL;
 	}
+	if (o.disconnect_after) {
+		ipcq_disconnect(c);
+		c = NULL;
+		printf("notify after disconnect: %s\n", ipcq_strerror(ipcq_notify(q, o.signo)));
+	}
 	if (o.fork_keeper) {
 		pid_t child = fork();
 
@@ -250,6 +263,7 @@ int main(int argc, char **argv)
 	wait_signals(&o, &set);
 	if (q)
 		ipcq_close(q);
-	ipcq_disconnect(c);
+	if (c)
+		ipcq_disconnect(c);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "conf.h"
+#include "daemon.h"
 #include "policy.h"
 #include "proto.h"
 
@@ -127,6 +128,12 @@ static void assert_documented_defaults(const struct config *cfg)
 	assert_int_equal(cfg->user.max_queues, 64);
 	assert_int_equal(cfg->user.max_ring_size, 1ull << 30);
 	assert_int_equal(cfg->user.max_ring_total, 4ull << 30);
+	assert_int_equal(cfg->user.max_mq_total, 512u << 10);
+	assert_int_equal(cfg->user.max_depth, 0);
+	assert_int_equal(cfg->n_users, 0);
+	assert_null(cfg->run_as);
+	assert_null(cfg->metrics_file);
+	assert_int_equal(cfg->metrics_interval_ms, 15000);
 	assert_geometry_equal(cfg->defaults, (ipcq_geometry){ .max_msgs = 10,
 	                                                      .msg_size = 512,
 	                                                      .ring_size = 64u << 20,
@@ -756,6 +763,190 @@ static void test_errors_without_stream_still_fail(void **state)
 
 /* ---- queries ---- */
 
+static void test_user_sections_override_user_limits(void **state)
+{
+	struct loaded l = { 0 };
+	const struct user_limits *u;
+	const char *from;
+
+	load_text(&l, "user_limits {\n"
+	              "  max_queues = 8\n"
+	              "  max_mq_total = \"100K\"\n"
+	              "  max_depth = 1000\n"
+	              "}\n"
+	              "user \"root\" {\n"
+	              "}\n");
+	assert_error_at(&l, 6, "user \"root\": root is bound by no limits");
+	loaded_clear(&l);
+
+	load_text(&l, "user \"nobody\" {\n"
+	              "  max_queues = 2\n"
+	              "  max_ring_total = \"8M\"\n"
+	              "}\n"
+	              "user_limits {\n"
+	              "  max_queues = 8\n"
+	              "  max_mq_total = \"100K\"\n"
+	              "  max_depth = 1000\n"
+	              "}\n"
+	              "user \"uid:4242\" {\n"
+	              "  max_depth = 0\n"
+	              "  max_clients = 3\n"
+	              "}\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->n_users, 2);
+	/* keys a user section leaves out are user_limits', wherever it stands */
+	u = config_user_limits(l.cfg, 65534, &from);
+	assert_string_equal(from, "user \"nobody\"");
+	assert_int_equal(u->max_queues, 2);
+	assert_int_equal(u->max_ring_total, 8u << 20);
+	assert_int_equal(u->max_mq_total, 100u << 10);
+	assert_int_equal(u->max_depth, 1000);
+	assert_int_equal(u->max_clients, 256);
+	u = config_user_limits(l.cfg, 4242, &from);
+	assert_string_equal(from, "user \"uid:4242\"");
+	assert_int_equal(u->max_depth, 0);
+	assert_int_equal(u->max_clients, 3);
+	assert_int_equal(u->max_queues, 8);
+	u = config_user_limits(l.cfg, 1000, &from);
+	assert_string_equal(from, "user_limits");
+	assert_int_equal(u->max_queues, 8);
+	loaded_clear(&l);
+}
+
+static void test_bad_user_sections_are_errors_with_line_number(void **state)
+{
+	static const struct {
+		const char *text;
+		int line;
+		const char *needle;
+	} cases[] = {
+		{ "\nuser \"nosuchuser_ipcq\" {\n}\n", 2, "user \"nosuchuser_ipcq\": no such user" },
+		{ "user \"group:root\" {\n}\n", 1, "user \"group:root\": not a user name, user:NAME or uid:N" },
+		{ "user \"uid:12x\" {\n}\n", 1, "not a user name, user:NAME or uid:N" },
+		{ "user \"*\" {\n}\n", 1, "not a user name, user:NAME or uid:N" },
+		{ "user \"uid:0\" {\n}\n", 1, "root is bound by no limits" },
+		{ "user \"uid:65534\" {\n}\n# x\nuser \"nobody\" {\n}\n", 4,
+		  "user \"nobody\": uid 65534 has a user section already (user \"uid:65534\")" },
+		{ "user \"nobody\" {\n  max_queues = 0\n}\n", 2, "max_queues = 0: out of range" },
+		{ "user \"nobody\" {\n  max_depth = -1\n}\n", 2, "max_depth = -1: out of range" },
+		{ "user \"nobody\" {\n  ring_size = \"1M\"\n}\n", 2, "ring_size" },
+		{ "user_limits {\n  max_mq_total = 0\n}\n", 2, "max_mq_total = 0: out of range" },
+		{ "user_limits {\n  max_mq_total = \"lots\"\n}\n", 2, "max_mq_total = \"lots\": not a size" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct loaded l = { 0 };
+
+		load_text(&l, cases[i].text);
+		assert_error_at(&l, cases[i].line, cases[i].needle);
+		loaded_clear(&l);
+	}
+}
+
+static void test_run_as_and_metrics_keys(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *needle;
+	} bad[] = {
+		{ "run_as = \"nosuchuser_ipcq\"\n", "run_as = \"nosuchuser_ipcq\": no such user" },
+		{ "run_as = \"\"\n", "run_as = \"\"" },
+		{ "metrics_file = \"metrics.prom\"\n", "metrics_file = \"metrics.prom\": not an absolute path" },
+		{ "metrics_file = \"/var/lib/\"\n", "not an absolute path of a file" },
+		{ "metrics_interval = 0\n", "metrics_interval = \"0\": out of range (1s to 1h)" },
+		{ "metrics_interval = \"500ms\"\n", "out of range (1s to 1h)" },
+		{ "metrics_interval = \"2h\"\n", "metrics_interval = \"2h\": out of range (1s to 1h)" },
+		{ "metrics_interval = \"often\"\n", "metrics_interval = \"often\": not a duration" },
+	};
+	struct loaded l = { 0 };
+
+	load_text(&l, "run_as = \"nobody\"\n"
+	              "metrics_file = \"/var/lib/prometheus/node-exporter/ipcbroker.prom\"\n"
+	              "metrics_interval = \"1m\"\n");
+	assert_loaded_ok(&l);
+	assert_string_equal(l.cfg->run_as, "nobody");
+	assert_string_equal(l.cfg->metrics_file, "/var/lib/prometheus/node-exporter/ipcbroker.prom");
+	assert_int_equal(l.cfg->metrics_interval_ms, 60000);
+	loaded_clear(&l);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "# case %zu\n%s", i, bad[i].text);
+		load_text(&l, text);
+		assert_error_at(&l, 2, bad[i].needle);
+		loaded_clear(&l);
+	}
+}
+
+/* policy_check_create for uid 65534 under cfg, with no queues yet */
+static int check_create(struct config *cfg, ipcq_geometry *g, bool depth_asked, char *why, size_t whycap)
+{
+	struct daemon d = { .cfg = cfg, .uid = 4321 };
+	const struct policy_subject who = { .uid = 65534, .gid = 65534 };
+
+	return policy_check_create(&d, &who, false, g, depth_asked, why, whycap);
+}
+
+static void test_quota_refusals_name_the_quota(void **state)
+{
+	struct loaded l = { 0 };
+	struct daemon d = { 0 };
+	ipcq_geometry g;
+	char why[PROTO_ERRMSG_MAX];
+
+	load_text(&l, "defaults {\n"
+	              "  ring_size = \"1M\"\n"
+	              "  max_payload = \"64K\"\n"
+	              "}\n"
+	              "user_limits {\n"
+	              "  max_clients = 2\n"
+	              "  max_ring_size = \"1M\"\n"
+	              "  max_mq_total = \"8K\"\n"
+	              "  max_depth = 500\n"
+	              "}\n"
+	              "user \"nobody\" {\n"
+	              "  max_depth = 50\n"
+	              "}\n");
+	assert_loaded_ok(&l);
+
+	g = config_queue_geometry(l.cfg, NULL);
+	g.ring_size = 2u << 20;
+	assert_int_equal(check_create(l.cfg, &g, false, why, sizeof(why)), -EDQUOT);
+	assert_non_null(strstr(why, "quota max_ring_size (1048576) for uid 65534 reached (user \"nobody\")"));
+
+	g = config_queue_geometry(l.cfg, NULL);
+	g.msg_size = 1024;
+	assert_int_equal(check_create(l.cfg, &g, false, why, sizeof(why)), -EDQUOT);
+	assert_non_null(strstr(why, "quota max_mq_total (8192) for uid 65534"));
+
+	/* a depth it asked for past the quota is refused... */
+	g = config_queue_geometry(l.cfg, NULL);
+	g.max_depth = 51;
+	assert_int_equal(check_create(l.cfg, &g, true, why, sizeof(why)), -EDQUOT);
+	assert_non_null(strstr(why, "quota max_depth (50) for uid 65534"));
+	/* ...one it did not ask for (the defaults', or none) is bounded */
+	g = config_queue_geometry(l.cfg, NULL);
+	assert_int_equal(g.max_depth, 0);
+	assert_int_equal(check_create(l.cfg, &g, false, why, sizeof(why)), 0);
+	assert_int_equal(g.max_depth, 50);
+	g.max_depth = 20;
+	assert_int_equal(check_create(l.cfg, &g, true, why, sizeof(why)), 0);
+	assert_int_equal(g.max_depth, 20);
+
+	d.cfg = l.cfg;
+	d.uid = 4321;
+	assert_int_equal(policy_admit_conn(&d, 65534, 10, 1, why, sizeof(why)), 0);
+	assert_int_equal(policy_admit_conn(&d, 65534, 10, 2, why, sizeof(why)), -EUSERS);
+	assert_non_null(strstr(why, "quota max_clients (2) for uid 65534 reached (user \"nobody\")"));
+	assert_int_equal(policy_admit_conn(&d, 1000, 10, 2, why, sizeof(why)), -EUSERS);
+	assert_non_null(strstr(why, "quota max_clients (2) for uid 1000 reached (user_limits)"));
+	/* root and the daemon's own user are bound by none */
+	assert_int_equal(policy_admit_conn(&d, 0, 10, 2, why, sizeof(why)), 0);
+	assert_int_equal(policy_admit_conn(&d, 4321, 10, 2, why, sizeof(why)), 0);
+	loaded_clear(&l);
+}
+
 static void test_find_queue_by_name(void **state)
 {
 	struct loaded l = { 0 };
@@ -883,6 +1074,10 @@ int main(void)
 		cmocka_unit_test(test_payload_check_uses_defaults_and_reports_every_queue),
 		cmocka_unit_test(test_missing_file_is_enoent_naming_the_file),
 		cmocka_unit_test(test_errors_without_stream_still_fail),
+		cmocka_unit_test(test_user_sections_override_user_limits),
+		cmocka_unit_test(test_bad_user_sections_are_errors_with_line_number),
+		cmocka_unit_test(test_run_as_and_metrics_keys),
+		cmocka_unit_test(test_quota_refusals_name_the_quota),
 		cmocka_unit_test(test_find_queue_by_name),
 		cmocka_unit_test(test_queue_geometry_fills_zero_fields_from_defaults),
 		cmocka_unit_test(test_acl_matches_uid),
