@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * harness.c - the shared part of the bench/ programs (see harness.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * harness.h - what the baseline and peer programs of bench/ share: the
  * clock, argument parsing, a peer process started with a "ready"

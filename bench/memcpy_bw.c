@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memcpy_bw.c - the ceiling for moving bulk data: one thread copying
  * SIZE bytes from one buffer to another, COUNT times, with memcpy.  Both

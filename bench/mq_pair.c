@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mq_pair.c - the baseline under ipcq_send/ipcq_recv: a raw POSIX message
  * queue between one producer process and one consumer process, one

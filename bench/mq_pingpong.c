@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mq_pingpong.c - the baseline under an ipcq round trip: two raw POSIX
  * message queues (10 messages of 512 bytes, a default ipcq queue's mq),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pipe_pair.c - a reference for small messages: a pipe between one
  * producer process and one consumer process, one write(2) of SIZE bytes

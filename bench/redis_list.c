@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * redis_list.c - the peer ipcq is measured against as a work queue: a
  * Redis list, one producer process pushing with LPUSH and one consumer

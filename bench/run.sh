@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # run.sh - ipcbroker's speed table: every workload of BENCHMARKS.md beside
 # its baseline (the kernel's own mechanisms, memcpy) or peer (ZeroMQ,
 # Redis), measured in one run on this machine, with the ratios and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shm_ring.c - the baseline under ipcq's zero-copy API: a hand-rolled
  * ring of SLOTS slots of SIZE bytes in shared memory between one producer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * zmq_pushpull.c - the peer ipcq is measured against for 64-byte and
  * 64 KiB messages: ZeroMQ PUSH/PULL over ipc://, one producer process,

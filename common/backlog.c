@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backlog.c - a queue holds what its ring holds, not what the kernel lets
  * its mq hold.

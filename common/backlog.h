@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backlog.h - what does not fit a queue's mq window waits in its ring.
  *

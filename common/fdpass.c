@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fdpass.c - datagrams with descriptors (see fdpass.h).
  */

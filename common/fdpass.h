@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fdpass.h - one datagram with descriptors (SCM_RIGHTS) over the control
  * socket: the daemon sends a queue's kernel objects, the library receives

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto.c - encoding and checking of control messages and data message
  * headers, and the naming rules shared by the daemon and the library.

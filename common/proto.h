@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * proto.h - everything the daemon and the library must agree on, defined
  * once: the control-socket protocol, the format of every POSIX mq message,

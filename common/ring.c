@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ring.c - the per-queue shared-memory ring that carries bulk payloads.
  *

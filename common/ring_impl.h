@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ring_impl.h - the ring's internals that backlog.c shares with ring.c.
  * Not for the library's other files nor for the daemon: they use ring.h

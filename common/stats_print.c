@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * stats_print.c - one table of a queue's numeric fields, read by the
  * three printers, so that a key added to ipcq_stats shows up in the text,

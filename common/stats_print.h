@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * stats_print.h - a queue's state (ipcq_stats) in the three forms ipcq
  * prints it: "key: value" lines, JSON, and Prometheus's text exposition

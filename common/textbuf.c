@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * textbuf.c - a growing text buffer and the escapings of JSON, base64 and
  * Prometheus's text format.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * textbuf.h - what machine-readable outputs (ipcq's, and the daemon's
  * metrics file) are made of: a growing text buffer, JSON strings (escaped,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * util.h - small helpers shared by the daemon, the library and the tools:
  * cleanup attributes, time arithmetic and size parsing.

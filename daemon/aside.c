@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aside.c - messages the daemon keeps out of a queue's ring while their
  * receiver holds them long.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aside.h - messages the daemon moved out of a queue's ring while their
  * receiver keeps them long (aside.c; the handshake is ring.c's "Moving

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * conf.h - the daemon's configuration, parsed with libconfuse.
  *

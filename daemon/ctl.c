@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ctl.c - the control socket: accepting clients, reading their requests,
  * asking policy.c what their credentials allow, and answering with kernel

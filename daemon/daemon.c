@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemon.c - start-up, the event loop's sources, reload, client death,
  * and shutdown.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemon.h - the state of one ipcbrokerd instance and its event loop.
  *

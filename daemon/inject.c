@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inject.c - the daemon writes messages into a queue: what receivers
  * gave up for good (expired, delivered max_deliveries times, rejected:

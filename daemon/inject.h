@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * inject.h - the daemon writing messages into a queue (inject.c): into
  * a dead-letter queue, and back into the queue a message moved aside

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lease.c - how long each lease of an at-least-once queue has been held.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lease.h - how long the receivers of an at-least-once queue have held
  * what they took, as the daemon's sweeps saw it (the design is lease.c's

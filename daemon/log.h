@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * log.h - the daemon's log: one line per event.  Run by systemd (stderr
  * is the journal stream JOURNAL_STREAM names), each line goes to the

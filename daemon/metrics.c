@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.c - the queues' state in Prometheus's text format, kept in a
  * file for node_exporter's textfile collector.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics.h - the daemon's Prometheus textfile (metrics_file), rewritten
  * every metrics_interval for node_exporter's textfile collector.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mqlimits.c - POSIX mq limits.  mq_open reports a full per-user budget as
  * EMFILE and a too-deep queue as EINVAL, which tell a user nothing; here

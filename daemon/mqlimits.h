@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mqlimits.h - the kernel's POSIX mq limits, read at start-up, and the
  * translation of a refused mq_open into a message that names the limit

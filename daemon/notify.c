@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * notify.c - signal notification: the daemon tells every listener of a
  * queue (ipcq_notify) when the queue goes from empty to non-empty.

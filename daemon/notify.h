@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * notify.h - signal notification: the processes that asked, through
  * ipcq_notify, for a signal when a queue becomes non-empty, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer.c - client processes, their holder ids and pidfds (see peer.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * peer.h - the client processes a daemon knows, and the holder ids it
  * gave them.

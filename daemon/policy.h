@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * policy.h - who may do what: the daemon's access rules and per-user
  * limits in one place (the rules themselves are policy.c's top comment).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * privilege.h - giving up root: run_as (privilege.c's top comment says
  * what the daemon keeps and why).

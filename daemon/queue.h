@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * queue.h - the queues a daemon owns: a POSIX mq, a shm ring and a shm meta
  * page each, named "/ipcq.<namespace>.<queue>.<token>" (mq), "....ring" and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rbuf.c - receive buffers: where a receiving handle's mq_receive lands.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rbuf.h - the receive buffers of receiving handles, which the daemon
  * maps read-only to find the ring descriptors a dead receiver held.

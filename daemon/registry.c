@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * registry.c - the list of queues, kept in a state file beside the
  * control socket ("<dir>/<namespace>.queues") so that a restarted daemon

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shmguard.c - a SIGBUS in a queue's shared memory is the queue's
  * problem, not the daemon's (see shmguard.h).

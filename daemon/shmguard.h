@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * shmguard.h - the daemon survives shared memory cut short under it.
  *

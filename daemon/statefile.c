@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * statefile.c - atomic, private state files (see statefile.h).
  */

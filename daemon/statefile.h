@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * statefile.h - the daemon's state files (the queue registry, the holder
  * table): the daemon's alone (mode 0600, never through a symlink) and

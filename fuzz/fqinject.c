@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fqinject.c - the daemon's writer (daemon/inject.c) into a ring of the
  * fuzz targets' queue (fuzzq.h), as the daemon's dead-letter queue.  Apart

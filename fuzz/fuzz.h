@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz.h - what the fuzz targets share: libFuzzer's entry point, and a
  * reader of the fuzzer's bytes.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_config.c - ipcbrokerd.conf as the daemon reads it
  * (daemon/config.c): the fuzzer's bytes are the file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_ctl.c - the control protocol as each end reads it (common/proto.c).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_mq.c - an mq message of any kind as libipcq's receive paths take
  * it (libclient/recv.c): the fuzzer's bytes are a message another client

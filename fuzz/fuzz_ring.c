@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_ring.c - a queue's shared memory as a hostile client could leave
  * it: every client of a queue can write its ring's control object

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzzq.c - the queue of the data-path fuzz targets (see fuzzq.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzzq.h - the queue the data-path fuzz targets work on (fuzz_mq.c,
  * fuzz_ring.c), and mkseeds.c writes their seeds from.

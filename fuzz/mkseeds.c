@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mkseeds.c - writes the fuzz targets' seed corpus: real inputs, made
  * with the project's own code, so that the fuzzer starts from what

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * replay.c - main() of a fuzz target built without libFuzzer (for 'make
  * check', fuzz/replay.sh): every file named on the command line, and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # replay.sh - every input of fuzz/corpus/TARGET and fuzz/regress/TARGET
 # through the target's entry point, built without libFuzzer
 # (fuzz/replay_TARGET, fuzz/replay.c): the crashes fuzzing found stay

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * client.h - libipcq's internals, shared by its files:
  *   control.c  the control connection and administration (one request,

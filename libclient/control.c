@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * control.c - libipcq's control connection: finding and connecting to
  * the daemon, and administration.

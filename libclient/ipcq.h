@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ipcq.h - client API of ipcbroker, a local message broker.
  *

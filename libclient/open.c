@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * open.c - opening a queue: the daemon checks the caller's rights and
  * passes the queue's kernel objects (its mq, its ring's two objects, its

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # build-32.sh [--all] - build for 32-bit x86 (i386) on an x86-64 host, in
 # build/m32, with -Werror, and run the unit tests and the packaging checks
 # there; with --all, the whole 'make check' (integration tests too: the

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # configure-in.sh DIR [CONFIGURE-ARGS...] - configure an out-of-tree build
 # in DIR (relative to the source tree), generating ./configure first when
 # needed.  Builds live apart from the sources (build/demo for the demo,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # demo.sh - install the build dependencies when missing, build (plain, in
 # build/demo), start ipcbrokerd on its embedded default configuration, and
 # pass a message through it with ipcq.  The daemon keeps running afterwards.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh - install what ipcbroker needs to build and test, when missing
 # (Debian 12).  Needs root to install; does nothing when all is present.
 set -eu

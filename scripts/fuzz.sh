@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # fuzz.sh - build the fuzz targets ('make fuzz': clang's libFuzzer with
 # ASan and UBSan) in build/fuzz and run each for FUZZ_SECONDS (default
 # 60) from a copy of its seeds (fuzz/corpus/TARGET) and of the inputs

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # test-all.sh - the whole test suite, as CI runs it, each pass in a build
 # directory of its own built from scratch (the source tree and the demo's
 # build/demo are left as they were):

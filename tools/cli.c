@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.c - option parsing, connection setup and error reporting shared by
  * every ipcq command.

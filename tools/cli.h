@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cli.h - what every ipcq subcommand shares (in the manner of mosquitto's
  * client_shared.c): the global options, which every command also accepts

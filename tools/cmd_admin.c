@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_admin.c - the commands that only talk to the daemon: create, delete,
  * purge, list and stat.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_bench.c - ipcq bench: throughput and latency of one queue between
  * processes, reported the way redis-benchmark and nats bench report it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_recv.c - ipcq recv: receive messages and write them out.
  *

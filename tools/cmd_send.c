@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_send.c - ipcq send: messages from the arguments, from standard input
  * (one per line, NUL-separated records, or all of it), or from a file.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_top.c - ipcq top: every queue at a glance, refreshed, in the manner
  * of top(1): depth, backlog, messages in and out per second, ring use,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cmd_watch.c - ipcq watch: a line each time the daemon signals that a
  * queue went from empty to non-empty (ipcq_notify).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ipcq.c - the ipcq command: global options, the command table and help.
  *

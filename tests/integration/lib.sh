@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh - sourced by every integration test.
 #
 # Each test runs its own ipcbrokerd in a private namespace: a fresh

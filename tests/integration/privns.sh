@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # privns.sh - sourced first (before lib.sh) by a test that must run in
 # private namespaces: it runs the test again inside them, so that what the
 # test mounts (tmpfs on /run, a small /dev/shm) never reaches the real

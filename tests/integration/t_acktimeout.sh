@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_acktimeout.sh - a receiver that lives but holds a message longer than
 # its queue's ack_timeout loses it: the daemon's sweep delivers it again,
 # flagged redelivered, to another receiver, and the late holder's release

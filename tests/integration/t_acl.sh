@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_acl.sh - access rules: allow_send/allow_recv with uid, user and group
 # rules and empty lists, and who may create and delete queues when
 # auto_create is off.  Runs ipcq as the user nobody against a daemon run by

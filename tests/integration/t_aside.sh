@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_aside.sh - a receiver that keeps a message long does not stall its
 # queue: while it holds one unacknowledged (a copy ipcq_recv made), ten
 # times the ring's room goes by it to another receiver, because the

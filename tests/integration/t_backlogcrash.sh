@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_backlogcrash.sh - producers and consumers killed (kill -9) at random
 # while a queue's small window (max_msgs 10) leaves a backlog in the ring
 # all the time: producers in the middle of a batch, of a loan or of moving

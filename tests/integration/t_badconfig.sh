@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_badconfig.sh - ipcbrokerd --check-config refuses bad files with exit 1
 # and FILE:LINE: pointing at the offending line, accepts good ones, and a
 # daemon given a bad file exits before it creates its socket.

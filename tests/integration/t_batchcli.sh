@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_batchcli.sh - the CLI with deep queues and batches: 'ipcq send' reading
 # stdin does not stop at the window's 10 messages when no receiver runs,
 # 'ipcq recv -c N' prints exactly N in order and leaves the rest queued,

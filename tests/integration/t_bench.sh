@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_bench.sh - the benchmarks work (their figures are never checked: a
 # benchmark, not a timed test).  ipcq bench runs every mode (one per call,
 # batches, zero-copy, several processes on each side, round trips, --json),

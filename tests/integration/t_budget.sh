@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_budget.sh - with depth in the ring, a queue needs only a small window,
 # so one daemon under the kernel's default per-user mq budget
 # (RLIMIT_MSGQUEUE 800 KiB) holds at least 100 queues of the default

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_chaos.sh - the delivery guarantees under chaos: producers, consumers
 # and the daemon itself killed (kill -9) at random, for a fixed time, over
 # three queues at once: "small" (at-least-once, a window of 2 mq messages

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_cli.sh - round trips through the ipcq command line: the ways send reads
 # messages and recv writes them, the admin commands, and the exit statuses
 # of ipcq(1).  Each check uses a queue of its own.

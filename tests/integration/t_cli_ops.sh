@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_cli_ops.sh - what ipcq offers an operator: top (its plain-text batch
 # form), stat --prometheus, list --json, recv --json, -F, --drain and
 # --deadline, send --deadline, -q and -v, refused repeated options,

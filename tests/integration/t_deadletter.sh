@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_deadletter.sh - messages a queue must not deliver: given back
 # (ipcq_nack), rejected, delivered max_deliveries times, held by a worker
 # killed with max_deliveries 1, expired (a queue's ttl and a handle's):

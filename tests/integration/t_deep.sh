@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_deep.sh - a queue's depth is its ring, not the kernel's msg_max: a
 # million messages wait with no receiver under the kernel's default
 # limits, and come out whole and in order; per-sender order, priorities

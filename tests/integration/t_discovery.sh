@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_discovery.sh - how clients find a daemon: every user reaches the system
 # daemon of a namespace (/run/ipcbroker/NS.sock) by default; a per-user
 # daemon (ipcbrokerd --user, under $XDG_RUNTIME_DIR) only when asked for

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_fairness.sh - work is shared among receivers: 400 jobs of 10 ms,
 # queued before 4 worker processes start, each worker taking one message
 # at a time (ipcq_recv), are all done within 1.3x the ideal 1 s, and every

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_giveback.sh - a queue drained and idle for a few seconds gives its
 # ring's pages back to the system (ring_give_back), and takes them again
 # (reserved, as at creation) when it is used again; messages go through

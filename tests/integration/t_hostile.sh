@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_hostile.sh - misbehaving clients (tests/stress/hostile.c) against the
 # control socket and the data path: the daemon stays up and serves a
 # normal client after each, and the library rejects forged descriptors.

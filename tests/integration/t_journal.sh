@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_journal.sh - where the daemon's log goes.  Without JOURNAL_STREAM, and
 # with one that does not name its stderr, lines go to stderr as
 # "ipcbrokerd: LEVEL: text".  With JOURNAL_STREAM naming its stderr (as

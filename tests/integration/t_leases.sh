@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_leases.sh - in an at-least-once queue a message is leased to its
 # receiver until acknowledged: a worker killed (kill -9) or a handle
 # closed before it acknowledged gives it back, flagged redelivered with

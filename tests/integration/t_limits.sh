@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_limits.sh - a queue the kernel's POSIX mq limits refuse fails with a
 # message that names the limit (fs.mqueue.msg_max, fs.mqueue.msgsize_max)
 # and leaves nothing behind; the daemon lives on.  Changes no sysctl.

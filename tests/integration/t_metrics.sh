@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_metrics.sh - metrics_file: the daemon keeps a Prometheus textfile of
 # its queues' counters, rewritten every metrics_interval through a rename
 # (a reader never sees half a file), mode 0644; it parses as Prometheus

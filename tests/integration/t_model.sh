@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_model.sh - model-check the backlog's synchronization protocol
 # (tests/model/backlog.pml, a spin model of common/backlog.c and its
 # callers) exhaustively:

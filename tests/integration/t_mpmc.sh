@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_mpmc.sh - 4 producer and 4 consumer processes on one queue: every
 # 64-byte message arrives exactly once and intact, and nothing is left.
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_mpmc_ring.sh - 4 producers and 4 consumers with sizes from 16 bytes
 # to 20000: inline and ring messages mixed, content checked, the ring
 # empty afterwards.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_notify.sh - signal notification (ipcq_notify, ipcq watch): the daemon
 # signals every listener once per empty -> non-empty transition, with
 # si_value the queue id, and not while the queue stays non-empty; a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_payloads.sh - payload sizes around every boundary, through the C API
 # (copy and zero-copy) and through the CLI (ipcq send -f / recv -o).
 . "$(dirname "$0")/lib.sh"

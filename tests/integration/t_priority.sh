@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_priority.sh - messages come out highest priority first, whether they
 # travel inline or through the ring; equal priorities keep their order.
 . "$(dirname "$0")/lib.sh"

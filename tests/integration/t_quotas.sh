@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_quotas.sh - per-user quotas: one user (nobody) hits each of its
 # quotas (queues, ring bytes of one queue and of all, kernel mq bytes,
 # depth, connections); each refusal exits 1 and names the quota, its value

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_recvpipe.sh - 'ipcq recv' in a shell pipeline loses nothing of an
 # at-least-once queue: a message is acknowledged only once it is written
 # out (for a pipe: once its reader has read it), a closed output ends recv

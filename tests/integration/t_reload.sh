@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_reload.sh - SIGHUP rereads the config: new queues appear; a broken
 # file is refused with file:line in the log while the daemon keeps its
 # running config and keeps serving; SIGTERM still stops it cleanly.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_restart.sh - queues and their messages outlive the daemon: after a
 # clean stop (SIGTERM) or a kill -9, a new daemon of the same namespace
 # adopts them and loses nothing; clients that opened a queue before the

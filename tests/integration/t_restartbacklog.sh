@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_restartbacklog.sh - the daemon killed (kill -9) while a queue holds a
 # backlog: with 500,000 messages waiting and no receiver, and in the middle
 # of a run of producers and consumers.  A new daemon adopts the queue with

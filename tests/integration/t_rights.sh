@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_rights.sh - rights hold in shared memory (tests/stress/rights.c): a
 # client without send rights can never make a message appear.  A
 # receive-only client maps payload memory read-only (a store is SIGSEGV,

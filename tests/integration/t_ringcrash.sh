@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_ringcrash.sh - clients killed (kill -9) at awkward moments, and the
 # daemon itself: the daemon reclaims what dead clients held, redelivers
 # in at-least-once queues, and nothing live is lost or stuck.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_runas.sh - started as root with --run-as nobody, the daemon becomes
 # nobody once its socket listens and keeps CAP_KILL alone: clients create,
 # send and receive, a killed client's message is delivered again, a

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_scribble.sh - a client overwrites every byte of a queue's shared memory
 # it can write and forges messages on its mq (tests/stress/scribble.c),
 # or changes a byte of every message in flight it finds there (tamper),

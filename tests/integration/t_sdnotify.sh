@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_sdnotify.sh - the daemon speaks systemd's notify protocol: READY=1 once
 # its socket listens, STATUS=, RELOADING=1 then READY=1 on SIGHUP,
 # WATCHDOG=1 when WATCHDOG_USEC asks for it, STOPPING=1 on SIGTERM.  A fake

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_shmfull.sh - a full /dev/shm is a clear error when a queue is created,
 # never a SIGBUS later: the daemon reserves a ring's memory when it makes
 # it.  Runs in a private mount namespace with a 32 MiB tmpfs on /dev/shm

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_threads.sh - one queue handle used by 4 sending and 4 receiving
 # threads at once (the library is thread-safe per handle): every message
 # arrives exactly once and intact, and the ring is empty afterwards.  The

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_timeout.sh - -t gives up with exit 3, on receive and on send (a queue
 # at its max_depth, or a full ring), within reasonable time, and loses
 # nothing.  A full mq window alone never makes a send wait: see t_deep.sh.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_truncate.sh - a client cuts the shared-memory objects of a queue it
 # made to nothing (ftruncate through the descriptors the daemon passed
 # it; shm_open objects cannot be sealed), as the user nobody.  The daemon,

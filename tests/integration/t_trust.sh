@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_trust.sh - the daemon owns what it uses, and no user can take more
 # than its share: objects squatted under a queue's names are refused and
 # left alone; a wrecked queue of ours is quarantined, then purged or

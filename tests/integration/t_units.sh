@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_units.sh - the built systemd units (etc/ipcbrokerd.service and
 # etc/ipcbrokerd.socket for the system daemon, etc/user/ for the per-user
 # one) pass systemd-analyze verify.  The copies point

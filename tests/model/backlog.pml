@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backlog.pml - a spin model of the backlog's synchronization protocol
  * (common/backlog.c; recv.c, recv_next; send.c, send_one).

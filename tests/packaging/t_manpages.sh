@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_manpages.sh - every man page renders without a warning (groff -ww,
 # and mandoc's lint when mandoc is installed) and says the version of
 # configure.ac: each source in man/ has @PACKAGE_VERSION@ in its .TH

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # t_symbols.sh - libipcq exports exactly the functions ipcq.h declares:
 # the shared library's defined dynamic symbols, the functions of the
 # public header and the names in the version script (libipcq.sym) are

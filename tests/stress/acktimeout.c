@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * acktimeout.c - a receiver that lives but holds a message past its
  * queue's ack_timeout; for t_acktimeout.sh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * aside.c - a receiver that keeps a message long does not stall its
  * queue; for t_aside.sh.

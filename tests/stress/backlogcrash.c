@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * backlogcrash.c - producers and consumers killed at random on a queue
  * that always has a backlog, and a daemon killed under them; for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * deadletter.c - what a queue does with messages it must not deliver:
  * nacked, rejected, delivered max_deliveries times, expired; for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * deep.c - deep queues and batches, checked message by message.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * hostile.c - a client that misbehaves on purpose, for t_hostile.sh.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * leases.c - what becomes of a message its receiver held and did not
  * acknowledge; for t_leases.sh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mpmc.c - many producer processes, many consumer processes, one queue,
  * and exact accounting of every message.

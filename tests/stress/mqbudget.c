@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * mqbudget - how much of the caller's per-user POSIX mq budget
  * (RLIMIT_MSGQUEUE) is still free, found by trying.

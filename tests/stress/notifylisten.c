@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * notifylisten.c - a listener for signal notification (ipcq_notify),
  * driven by tests/integration/t_notify.sh.

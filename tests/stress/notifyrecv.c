@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * notifyrecv.c - a stand-in for systemd's notification socket, driven by
  * tests/integration/t_sdnotify.sh.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * pattern.h - deterministic test payloads and their checksums, shared by
  * the stress helpers: a message's bytes are regenerated from its seed on

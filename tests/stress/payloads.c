@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * payloads.c - every payload size that matters, through every API.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * rights.c - rights hold in shared memory, for t_rights.sh: a client
  * without send rights can never make a message appear.

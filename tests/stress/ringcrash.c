@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ringcrash.c - a client to kill at awkward moments, for t_ringcrash.sh.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * scribble.c - a client that wrecks the shared memory of a queue it may
  * use, for t_scribble.sh; and the legitimate traffic the test checks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * threads.c - one queue handle shared by many threads: 4 threads send and
  * 4 receive through the same ipcq_queue at once, with sizes on both sides

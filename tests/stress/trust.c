@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * trust.c - clients that test the daemon's trust boundaries, for
  * t_trust.sh.

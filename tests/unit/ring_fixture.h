@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * ring_fixture.h - a ring for the cmocka tests of the ring and the
  * backlog (test_ring.c, test_backlog.c): formatted in two shared

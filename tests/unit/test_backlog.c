@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_backlog.c - the backlog (common/backlog.c) alone, in one
  * process: a ring formatted in two anonymous shared mappings (its control

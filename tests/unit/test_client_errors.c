@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_client_errors.c - libipcq's error paths without a real daemon
  * (libclient/client.c): bad arguments, sockets that are not daemons, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_config.c - the daemon's config: what parses, what each value
  * becomes, and that every mistake is reported as FILE:LINE.

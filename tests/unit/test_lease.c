@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_lease.c - the daemon's record of how long each lease was held
  * (daemon/lease.c): when one runs out, what counts as the same lease,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_proto.c - the control protocol, the data message headers and the
  * naming rules that the daemon and the library share (common/proto.c).

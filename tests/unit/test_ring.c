@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ring.c - the shared-memory ring alone (common/ring.c), in one
  * process: a ring formatted in two anonymous shared mappings (its control

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_util.c - size parsing, the cached pid across fork, and deadlines
  * (common/util.c, util.h).
