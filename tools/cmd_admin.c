@@ -193,6 +193,20 @@ enum stats_format {
 	STATS_PROMETHEUS,
 };
 
+/* Every queue the caller may see, into *all: their count, or minus an
+ * exit status (reported). */
+static int list_all(struct cli *cli, ipcq_stats **all)
+{
+	int n, r = cli_connect(cli);
+
+	if (r)
+		return -r;
+	n = cli_list_queues(cli, all);
+	if (n < 0)
+		return -cli_fail_request(cli, n, "cannot list the queues");
+	return n;
+}
+
 int cmd_list(struct cli *cli, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -216,12 +230,9 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage_error(cli, "too many arguments");
-	r = cli_connect(cli);
-	if (r)
-		return r;
-	n = cli_list_queues(cli, &all);
+	n = list_all(cli, &all);
 	if (n < 0)
-		return cli_fail_request(cli, n, "cannot list the queues");
+		return -n;
 	if (json)
 		textbuf_addc(&tb, '[');
 	for (i = 0; i < n; i++) {
@@ -242,14 +253,10 @@ int cmd_list(struct cli *cli, int argc, char **argv)
 static int print_all_prometheus(struct cli *cli, struct textbuf *tb)
 {
 	_cleanup_free_ ipcq_stats *all = NULL;
-	int n, r;
+	int n = list_all(cli, &all);
 
-	r = cli_connect(cli);
-	if (r)
-		return r;
-	n = cli_list_queues(cli, &all);
 	if (n < 0)
-		return cli_fail_request(cli, n, "cannot list the queues");
+		return -n;
 	stats_add_prometheus(tb, all, (size_t)n);
 	return textbuf_print(tb);
 }
