@@ -585,8 +585,12 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 		queue_quarantine(d, q, errbuf);
 	} else {
 		aside_adopt(d, q);
-		log_info("queue %s: adopted (%ld messages waiting, %" PRIu64 " ring bytes in use)", rec->name,
-		         mq_getattr(q->mq, &attr) == 0 ? attr.mq_curmsgs : -1L, ring_bytes_used(&q->ring));
+		/* waiting: in the window and in the backlog (the ring's count, a
+		 * hint, but never below what the window holds) */
+		long window = mq_getattr(q->mq, &attr) == 0 ? attr.mq_curmsgs : 0;
+
+		log_info("queue %s: adopted (%" PRIu64 " messages waiting, %" PRIu64 " ring bytes in use)", rec->name,
+		         MAX(ring_depth(&q->ring), (uint64_t)window), ring_bytes_used(&q->ring));
 	}
 	*out = TAKE_PTR(q);
 	return 0;

@@ -36,6 +36,8 @@ test_daemon_killed_with_a_backlog_of_500000_loses_nothing() {
 	stop_daemon KILL
 	start_daemon -c "$T/ipcbrokerd.conf"
 	assert_eq $COUNT "$(bstat deep depth)" "depth after the daemon's kill -9 and restart"
+	grep -q "queue deep: adopted ($COUNT messages waiting," "$DLOG" ||
+		fail "the daemon's adoption line does not count the backlog: $(grep 'queue deep: adopted' "$DLOG")"
 	out=$("$BC" take deep $COUNT $SIZE 5000 2>"$T/take.err") || fail "take after the restart: $(head -n 20 "$T/take.err")"
 	assert_eq "took $COUNT in order, 0 wrong, 0 redelivered" "$out" "the backlog after the restart"
 	wait_bstat deep ring_used 0 3
