@@ -32,6 +32,7 @@ struct ipcq_client {
 	/* the caller's reference and one per queue handle opened through it:
 	 * ipcq_disconnect closes the connection, the last one frees it */
 	_Atomic unsigned refs;
+	char path[108]; /* the daemon's socket, to connect again when the connection broke */
 	uint32_t seq;
 	_Atomic uint32_t holder; /* what the daemon knows this process by (ring.h) */
 	char errmsg[PROTO_ERRMSG_MAX];

@@ -89,30 +89,71 @@ EXPORT int ipcq_user_socket_path(const char *ns, char *buf, size_t cap)
 	return proto_socket_path(buf, cap, ns, PROTO_BUS_USER);
 }
 
-static int connect_path(ipcq_client **out, const char *path)
+/* A connected control socket: the descriptor, or a negative errno. */
+static int dial(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	_cleanup_close_ int fd = -1;
-	ipcq_client *c;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	/* no socket file means no daemon there, not a missing queue */
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return errno == ENOENT ? -ECONNREFUSED : -errno;
+	return TAKE_FD(fd);
+}
+
+static int connect_path(ipcq_client **out, const char *path)
+{
+	int fd = dial(path);
+	ipcq_client *c;
+
+	if (fd < 0)
+		return fd;
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		close(fd);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	atomic_init(&c->refs, 1);
-	c->fd = TAKE_FD(fd);
+	c->fd = fd;
+	snprintf(c->path, sizeof(c->path), "%s", path);
 	*out = c;
 	return 0;
+}
+
+/* Under c->lock: the connection broke (the daemon restarted, or closed
+ * it): a new one to the same path.  What belonged to the old one is gone
+ * (signal registrations, a receiving handle's buffers: ipcq.h). */
+static int redial_locked(ipcq_client *c)
+{
+	int fd = dial(c->path);
+
+	if (fd < 0)
+		return fd;
+	close(c->fd);
+	c->fd = fd;
+	return 0;
+}
+
+/* Whether an error of the control socket says the connection is gone. */
+static bool connection_lost(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN;
+}
+
+/* Requests a daemon may get twice without harm: asked again when their
+ * reply was lost with the connection (the daemon may have acted on them
+ * before it went). */
+static bool idempotent(uint16_t op)
+{
+	return op == PROTO_OP_OPEN || op == PROTO_OP_STAT || op == PROTO_OP_LIST || op == PROTO_OP_NOTIFY ||
+	       op == PROTO_OP_MOVED;
 }
 
 EXPORT int ipcq_connect_namespace(ipcq_client **out, const char *ns, unsigned flags)
@@ -187,16 +228,21 @@ int client_call_fd(ipcq_client *c, struct proto_req *req, int send_fd, struct pr
 		r = -ENOTCONN;
 		goto out;
 	}
-	req->seq = ++c->seq;
 	c->errmsg[0] = '\0';
-	n = fdpass_send(c->fd, req, sizeof(*req), &send_fd, send_fd >= 0, MSG_NOSIGNAL);
-	if (n < 0) {
+	for (int attempt = 0;; attempt++) {
+		req->seq = ++c->seq;
+		n = fdpass_send(c->fd, req, sizeof(*req), &send_fd, send_fd >= 0, MSG_NOSIGNAL);
+		/* not sent: any request may go again on a new connection */
+		if (n < 0 && attempt == 0 && connection_lost((int)n) && redial_locked(c) == 0)
+			continue;
+		if (n >= 0)
+			n = fdpass_recv(c->fd, rep, cap, got, PROTO_OPEN_FDS, &nfds, 0);
+		if (n >= 0)
+			break;
 		r = (int)n;
-		goto out;
-	}
-	n = fdpass_recv(c->fd, rep, cap, got, PROTO_OPEN_FDS, &nfds, 0);
-	if (n < 0) {
-		r = (int)n;
+		/* sent, its reply lost: again only if the daemon may have it twice */
+		if (attempt == 0 && connection_lost(r) && redial_locked(c) == 0 && idempotent(req->op))
+			continue;
 		goto out;
 	}
 	r = proto_reply_decode(rep, (size_t)n, req, &dec);

@@ -168,7 +168,18 @@ enum {
  * $IPCQ_SOCKET, else the daemon of namespace $IPCQ_NAMESPACE (default
  * "default"): the per-user one when $IPCQ_USER is set (to anything but
  * "", "0", "no" or "false"), else the system one.  -ECONNREFUSED when no
- * daemon listens there (no socket file, or nobody behind it). */
+ * daemon listens there (no socket file, or nobody behind it).
+ * Messages never pass through the daemon, so open queues go on while it
+ * restarts.  A request that finds the connection broken (the daemon
+ * restarted) connects again to the same socket and is made again once:
+ * always when it had not gone out, and when its reply was lost only if
+ * the daemon may have it twice (open, stat, list, notify, the answer
+ * for a message kept aside); a create, delete or purge whose reply was
+ * lost fails with -ECONNRESET, and the next call connects again.  What
+ * belonged to the old connection is gone: signal registrations
+ * (ipcq_notify again), and a receiving handle's buffers, so a receiver
+ * killed between its mq_receive and its take is found by the daemon's
+ * sweep alone. */
 int ipcq_connect(ipcq_client **out, const char *socket_or_null);
 /* Connect to the system daemon of namespace ns (NULL: "default"), or with
  * IPCQ_CONNECT_USER to the caller's per-user daemon; the environment is
@@ -219,9 +230,9 @@ int ipcq_geometry_of(ipcq_queue *q, ipcq_geometry *out);
  * still leased to the receiver, whose ipcq_ack (or ipcq_nack, or
  * ipcq_close) then goes to the daemon (counted in moved).  Views
  * (ipcq_recv_view) point into the ring and never move: release them
- * promptly, or copy.  A receiver whose connection to the daemon broke (a
- * daemon restart) cannot acknowledge a message moved aside: it is
- * delivered again when the receiver exits.
+ * promptly, or copy.  A daemon restarted meanwhile takes the
+ * acknowledgement of a message it moved aside through the connection the
+ * library makes again (ipcq_connect).
  * A handle takes no more from the queue while it holds 64 messages handed
  * out and not released (views, and copies not acknowledged, of all its
  * threads): it still hands out the rest of a batch it took, then its
@@ -315,8 +326,8 @@ int ipcq_fd(ipcq_queue *q);
  * at once.  A registration belongs to the queue and the connection it
  * came through (a second call replaces the signal) and ends with
  * ipcq_notify(q, 0), ipcq_close of the handle, ipcq_disconnect, the
- * process's end, a restart of the daemon (register again after
- * connecting again), or the queue's deletion, which sends one last signal
+ * process's end, a restart of the daemon (call ipcq_notify again: the
+ * library connects again by itself), or the queue's deletion, which sends one last signal
  * (receives then return -EIDRM).  -EUSERS past the daemon's bounds (64
  * listeners a queue, 256 a user); ipcq_last_error says why.
  * A signal says that messages arrived, not how many, nor that they are

@@ -185,6 +185,26 @@ test_disconnect_before_close_ends_the_registration() {
 	pass "ipcq_disconnect before ipcq_close: registration ended, ENOTCONN, the handle closed cleanly"
 }
 
+# The daemon restarts under a listener: the library connects again by
+# itself at the next request, which registers the listener with the new
+# daemon, whose signal then comes.
+test_registering_again_after_a_restart() {
+	"$IPCQ" create again
+	listen again again -R
+	stop_daemon KILL
+	start_daemon -v -c "$T/notify.conf"
+	kill -USR1 "$LISTENER"
+	wait_for "$T/again.out" '^again: ' 1
+	grep -qx "again: ok" "$T/again.out" ||
+		fail "registering again through the same client after a restart failed: $(cat "$T/again.out")"
+	wait_listeners again 1
+	"$IPCQ" send again x
+	wait_for "$T/again.out" '^signal ' 1
+	kill -TERM "$LISTENER"
+	"$IPCQ" delete again
+	pass "after a daemon restart the same client registers again (the library connects again) and is signalled"
+}
+
 test_unauthorized_registration_is_refused() {
 	if [ -z "${LISTEN_NOBODY:-}" ]; then
 		echo "skip: not root, cannot run as nobody"
@@ -312,6 +332,7 @@ test_registering_on_a_non_empty_queue_signals_at_once
 test_dead_listeners_are_dropped
 test_closing_the_handle_ends_the_registration
 test_disconnect_before_close_ends_the_registration
+test_registering_again_after_a_restart
 test_unauthorized_registration_is_refused
 test_bad_signals_and_too_many_listeners_are_refused
 test_listeners_per_user_are_bounded

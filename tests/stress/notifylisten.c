@@ -14,6 +14,9 @@
  *             through the handle), wait as usual (nothing should come: the
  *             registration ended with the connection), close the handle
  *             last
+ *   -R        on SIGUSR1, register again through the same client (after
+ *             a restart of the daemon: the library connects again) and
+ *             print "again: ok" or "again: TEXT"
  *   -f        fork a child that keeps this process's connection open, and
  *             print "child PID": this process's death is then seen through
  *             its pidfd alone
@@ -49,7 +52,7 @@
 
 struct options {
 	int signo;
-	bool send_only, close_after, disconnect_after, fork_keeper, squat;
+	bool send_only, close_after, disconnect_after, again_on_usr1, fork_keeper, squat;
 	unsigned many;
 	const char *queue;
 	double seconds;
@@ -146,7 +149,7 @@ static int squat(ipcq_queue *q)
 	return 0;
 }
 
-static void wait_signals(const struct options *o, const sigset_t *set)
+static void wait_signals(const struct options *o, const sigset_t *set, ipcq_queue *q)
 {
 	uint64_t end = monotonic_ms() + (uint64_t)(o->seconds * 1000.0);
 
@@ -160,6 +163,13 @@ static void wait_signals(const struct options *o, const sigset_t *set)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT)
 			return;
+		if (sig == SIGUSR1 && o->again_on_usr1 && q) {
+			int r = ipcq_notify(q, o->signo);
+
+			printf("again: %s\n", r ? ipcq_strerror(r) : "ok");
+			fflush(stdout);
+			continue;
+		}
 		printf("signal %d value %d code %d\n", sig, si.si_value.sival_int, si.si_code);
 		fflush(stdout);
 	}
@@ -175,7 +185,7 @@ int main(int argc, char **argv)
 	char *end;
 	int opt, r;
 
-	while ((opt = getopt(argc, argv, "S:sCDfn:q")) != -1) {
+	while ((opt = getopt(argc, argv, "S:sCDRfn:q")) != -1) {
 		switch (opt) {
 		case 'S':
 			o.signo = atoi(optarg);
@@ -188,6 +198,9 @@ int main(int argc, char **argv)
 			break;
 		case 'D':
 			o.disconnect_after = true;
+			break;
+		case 'R':
+			o.again_on_usr1 = true;
 			break;
 		case 'f':
 			o.fork_keeper = true;
@@ -215,6 +228,8 @@ int main(int argc, char **argv)
 		sigaddset(&set, o.signo);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	if (o.again_on_usr1)
+		sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	if (o.many)
@@ -261,7 +276,7 @@ int main(int argc, char **argv)
 		printf("child %d\n", (int)child);
 	}
 	fflush(stdout);
-	wait_signals(&o, &set);
+	wait_signals(&o, &set, q);
 	if (q)
 		ipcq_close(q);
 	if (c)
