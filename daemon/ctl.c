@@ -399,9 +399,14 @@ void ctl_holder_died(struct daemon *d, uint32_t holder)
 static int op_moved(struct conn *c, const struct proto_req *req, struct reply *r)
 {
 	struct queue *q = queue_find(c->d, req->name);
+	struct peer *p;
 
 	if (req->arg != ASIDE_ACK && req->arg != ASIDE_REQUEUE && req->arg != ASIDE_REJECT)
 		return reply_error(r, -EINVAL, "unknown disposal %d", req->arg);
+	/* a connection made again after a restart has opened nothing yet:
+	 * its process keeps the holder id the last daemon gave it (peer.h) */
+	if (!c->holder && peer_get(c->d, c->cred.pid, &p) == 0)
+		c->holder = p->holder;
 	if (!q || !c->holder || queue_quarantined(q) ||
 	    aside_settle(c->d, q, c->holder, req->arg64[0], req->arg64[1], (enum aside_how)req->arg) < 0)
 		return reply_error(r, -ENOENT, "queue '%s' keeps no such message aside for this process", req->name);

@@ -60,6 +60,29 @@ test_a_restarted_daemon_keeps_what_was_moved_aside() {
 	pass "a daemon killed and restarted takes back what the last one moved aside: redelivered when its holder dies"
 }
 
+# The daemon restarts while a holder keeps a message it moved aside; the
+# holder's ipcq_ack then goes to the new daemon through the connection
+# the library makes again, and the message is never delivered again.
+test_an_ack_after_a_restart_reaches_the_new_daemon() {
+	hold
+	stop_daemon KILL
+	start_daemon -c "$T/ipcbrokerd.conf"
+	kill -USR1 "$HOLDER"
+	st=0
+	wait "$HOLDER" || st=$?
+	[ "$st" -eq 0 ] || fail "the holder's ack after the restart failed (status $st): $(cat "$T/hold.out" "$T/hold.err")"
+	grep -qx "acked: ok" "$T/hold.out" || fail "the holder's ack after the restart: $(cat "$T/hold.out")"
+	expect_status 3 "a receive once the kept message was acknowledged" "$IPCQ" recv -t 2 slow
+	assert_eq 0 "$(qstat slow depth)" "depth after the ack"
+	i=0
+	while ls /dev/shm | grep -q "^ipcq\.$NS\.slow\..*\.a[0-9]"; do
+		[ $i -lt 50 ] || fail "the acknowledged message's kept object is still there 5 s later"
+		sleep 0.1
+		i=$((i + 1))
+	done
+	pass "a holder acknowledges a message moved aside after a daemon restart: the new daemon takes it, never again"
+}
+
 cat >"$T/ipcbrokerd.conf" <<CONF
 queue "slow" {
 	delivery = "at-least-once"
@@ -73,4 +96,5 @@ start_daemon -c "$T/ipcbrokerd.conf"
 test_a_held_message_does_not_stall_the_ring
 test_a_holder_killed_after_the_move_gets_its_message_redelivered
 test_a_restarted_daemon_keeps_what_was_moved_aside
+test_an_ack_after_a_restart_reaches_the_new_daemon
 stop_daemon

@@ -19,7 +19,9 @@
  *
  * hold: the holder's part alone, with message id COUNT + 1 held: once
  * the daemon moved it aside, create the file READY and wait to be
- * killed.  expect: that message comes again (to a view: intact, flagged
+ * killed, or for SIGUSR1: then acknowledge it with ipcq_ack (through the
+ * daemon, which keeps it: also one restarted meanwhile), print
+ * "acked: ok" or the error, and exit.  expect: that message comes again (to a view: intact, flagged
  * redelivered, deliveries 2 or more), once.
  * Exit 0 on success, 1 on a failed check, 2 on a usage error.
  */
@@ -28,6 +30,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -217,14 +220,22 @@ static void round_of(uint32_t first, bool by_close)
 	free(kept);
 }
 
-/* hold: keep message count + 1 until killed, once it was moved aside. */
+/* hold: keep message count + 1 until killed, once it was moved aside;
+ * acknowledge it on SIGUSR1. */
 __attribute__((noreturn)) static void hold(const char *ready)
 {
-	ipcq_queue *tx = open_as(IPCQ_SEND), *holder = open_as(IPCQ_RECV);
+	ipcq_queue *tx, *holder;
 	unsigned char *kept = malloc(size);
 	struct worker w;
+	sigset_t usr1;
 	FILE *f;
+	int sig, r;
 
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL); /* (the worker thread inherits it) */
+	tx = open_as(IPCQ_SEND);
+	holder = open_as(IPCQ_RECV);
 	if (!kept)
 		fail("out of memory");
 	pass_by(count + 1, tx, holder, kept, &w);
@@ -232,8 +243,12 @@ __attribute__((noreturn)) static void hold(const char *ready)
 	f = fopen(ready, "w");
 	if (!f || fclose(f) != 0)
 		fail("cannot create %s", ready);
-	for (;;)
-		sleep_ms(1000);
+	if (sigwait(&usr1, &sig) != 0)
+		fail("sigwait");
+	r = ipcq_ack(holder);
+	printf("acked: %s\n", r < 0 ? ipcq_strerror(r) : "ok");
+	fflush(stdout);
+	exit(r < 0 ? 1 : 0);
 }
 
 /* expect: message id comes again, once, flagged. */
