@@ -42,8 +42,10 @@ enum reply_mode {
 	REPLY_NFDS_MISMATCH,   /* claims two descriptors, passes none */
 	REPLY_OPEN_BOGUS_FDS,  /* success with a record and two /dev/null fds */
 	REPLY_ERROR_WITH_FDS,  /* status with two /dev/null fds attached */
-	REPLY_HANG_UP,         /* reads the request, hangs up without a reply */
-	REPLY_HANG_UP_AT_ONCE, /* hangs up as soon as it accepts */
+	REPLY_HANG_UP,         /* reads the request, hangs up without a reply, and goes */
+	REPLY_HANG_UP_AT_ONCE, /* hangs up as soon as it accepts, and goes */
+	REPLY_RESTART,         /* reads the request, hangs up; then, as a daemon that
+	                        * restarted, accepts again and answers as REPLY_STATUS */
 };
 
 #define MAX_REQS 8
@@ -142,6 +144,7 @@ static void fake_reply(struct fake_daemon *f, int fd, const struct proto_req *re
 		break;
 	case REPLY_HANG_UP:
 	case REPLY_HANG_UP_AT_ONCE:
+	case REPLY_RESTART:
 		return;
 	}
 	send_with_fds(fd, &r, len, nfds);
@@ -157,6 +160,7 @@ static void *fake_daemon_main(void *arg)
 		return NULL;
 	atomic_store(&f->cfd, fd);
 	if (f->mode == REPLY_HANG_UP_AT_ONCE) {
+		shutdown(f->lfd, SHUT_RDWR); /* gone: no new connection either */
 		shutdown(fd, SHUT_RDWR);
 		return NULL;
 	}
@@ -172,8 +176,20 @@ static void *fake_daemon_main(void *arg)
 			f->req[f->nreq] = req;
 		f->nreq++;
 		if (f->mode == REPLY_HANG_UP) {
+			shutdown(f->lfd, SHUT_RDWR); /* gone: no new connection either */
 			shutdown(fd, SHUT_RDWR);
 			break;
+		}
+		if (f->mode == REPLY_RESTART) {
+			/* the request is lost with the connection; the next one
+			 * is answered */
+			shutdown(fd, SHUT_RDWR);
+			f->mode = REPLY_STATUS;
+			fd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd < 0)
+				break;
+			close(atomic_exchange(&f->cfd, fd));
+			continue;
 		}
 		fake_reply(f, fd, &req);
 	}
@@ -549,6 +565,23 @@ static void test_daemon_hanging_up_after_request_is_connection_error(void **stat
 	ipcq_disconnect(c);
 }
 
+/* The daemon restarts after it read a delete: the reply is lost, and a
+ * delete is not asked twice (the daemon may have done it); the next call
+ * connects again and is answered. */
+static void test_daemon_restarting_after_a_request_is_connected_to_again(void **state)
+{
+	struct fake_daemon *f = *state;
+	ipcq_client *c;
+
+	daemon_start(f, REPLY_RESTART, 0, NULL);
+	c = connect_to(f);
+	assert_connection_lost(ipcq_delete(c, "jobs"));
+	assert_int_equal(ipcq_delete(c, "jobs"), 0);
+	ipcq_disconnect(c);
+	daemon_stop(f);
+	assert_int_equal(f->nreq, 2);
+}
+
 static void test_daemon_hanging_up_at_once_is_connection_error(void **state)
 {
 	struct fake_daemon *f = *state;
@@ -681,6 +714,7 @@ int main(void)
 		DAEMON_TEST(test_descriptors_passed_with_an_error_are_closed),
 		DAEMON_TEST(test_open_with_descriptors_that_are_no_queue_is_eproto),
 		DAEMON_TEST(test_daemon_hanging_up_after_request_is_connection_error),
+		DAEMON_TEST(test_daemon_restarting_after_a_request_is_connected_to_again),
 		DAEMON_TEST(test_daemon_hanging_up_at_once_is_connection_error),
 		DAEMON_TEST(test_open_with_invalid_name_or_flags_sends_nothing),
 		cmocka_unit_test(test_calls_without_queue_or_client_are_einval),
