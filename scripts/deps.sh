@@ -4,11 +4,16 @@
 # (Debian 12).  Needs root to install; does nothing when all is present.
 set -eu
 # libzmq3-dev, libhiredis-dev and redis-server are optional (the
-# benchmarks' ZeroMQ and Redis peers); the rest is not (clang and
-# libclang-rt-14-dev, libFuzzer: scripts/fuzz.sh).
+# benchmarks' ZeroMQ and Redis peers), and so are libnats-dev and
+# nats-server (ipcq-bridge and its test), and python3-zmq and
+# python3-redis (bench/python_bench.py's peers); the rest is not (clang
+# and libclang-rt-14-dev, libFuzzer: scripts/fuzz.sh; python3-pytest, the
+# Python binding's tests).
 pkgs="autoconf automake libtool pkg-config make gcc libc6-dev
 libsystemd-dev libconfuse-dev libcmocka-dev libzmq3-dev libhiredis-dev redis-server
+libnats-dev nats-server
 util-linux procps python3 systemd man-db spin python3-prometheus-client
+python3-pytest python3-zmq python3-redis
 clang libclang-rt-14-dev"
 missing=
 for p in $pkgs; do
