@@ -248,6 +248,10 @@ __attribute__((noreturn)) static void hold(const char *ready)
 	r = ipcq_ack(holder);
 	printf("acked: %s\n", r < 0 ? ipcq_strerror(r) : "ok");
 	fflush(stdout);
+	ipcq_close(holder);
+	ipcq_close(tx);
+	ipcq_disconnect(client);
+	free(kept);
 	exit(r < 0 ? 1 : 0);
 }
 
