@@ -212,16 +212,24 @@ test_two_importers_share_the_work() {
 	pass "two importers of one durable consumer: $n1 and $n2 of 5000, together all, none twice"
 }
 
-test_kill_9_of_the_bridges_loses_nothing() {
+# flow IDLE: an importer into host B's queue in and an exporter of host A's
+# queue out (their pids in imp and exp), a collector of in that stops
+# after IDLE s without a message (col), and host B's sent count of in
+# before the flow (base)
+flow() {
 	import_b in
 	imp=$LAST_BRIDGE
 	export_a
 	exp=$LAST_BRIDGE
-	$IPCQ_B recv -c 0 -t 6 in >"$T/got" 2>/dev/null &
+	$IPCQ_B recv -c 0 -t "$1" in >"$T/got" 2>/dev/null &
 	col=$!
+	base=$($IPCQ_B stat in | sed -n 's/^sent: //p')
+}
+
+test_kill_9_of_the_bridges_loses_nothing() {
+	flow 6
 	seq 30001 40000 | "$IPCQ" send out &
 	snd=$!
-	base=$($IPCQ_B stat in | sed -n 's/^sent: //p')
 	wait_sent_b in $((base + 2000))
 	kill -9 "$exp"
 	wait "$exp" 2>/dev/null || true
@@ -248,15 +256,9 @@ test_kill_9_of_the_bridges_loses_nothing() {
 }
 
 test_nats_server_killed_and_restarted_on_its_store_loses_nothing() {
-	import_b in
-	imp=$LAST_BRIDGE
-	export_a
-	exp=$LAST_BRIDGE
-	$IPCQ_B recv -c 0 -t 8 in >"$T/got" 2>/dev/null &
-	col=$!
+	flow 8
 	seq 50001 60000 | "$IPCQ" send out &
 	snd=$!
-	base=$($IPCQ_B stat in | sed -n 's/^sent: //p')
 	wait_sent_b in $((base + 3000))
 	kill -9 "$NPID"
 	wait "$NPID" 2>/dev/null || true
@@ -275,13 +277,7 @@ test_nats_server_killed_and_restarted_on_its_store_loses_nothing() {
 }
 
 test_daemon_restarts_lose_nothing() {
-	import_b in
-	imp=$LAST_BRIDGE
-	export_a
-	exp=$LAST_BRIDGE
-	$IPCQ_B recv -c 0 -t 8 in >"$T/got" 2>/dev/null &
-	col=$!
-	base=$($IPCQ_B stat in | sed -n 's/^sent: //p')
+	flow 8
 	seq 60001 70000 | "$IPCQ" send out
 	wait_sent_b in $((base + 2000))
 	stop_daemon KILL
