@@ -290,6 +290,7 @@ job_cli() {
 job_mq_pingpong() { measure mq_pingpong "p50_us p99_us" "$B/bench/mq_pingpong" 64 "$NRTT"; }
 job_ipcq_rtt() { measure ipcq_rtt "p50 p99" "$IPCQ" bench --json --round-trip --size 64 --count "$NRTT"; }
 job_ipcq_64k() { measure ipcq_64k msgs_per_s "$IPCQ" bench --json --size 64K --count "$N64K"; }
+job_ipcq_64k_zc() { measure ipcq_64k_zc msgs_per_s "$IPCQ" bench --json --size 64K --count "$N64K" --zero-copy; }
 job_zmq_64k() { measure zmq_64k msgs_per_s "$B/bench/zmq_pushpull" 65536 "$NZ64K"; }
 job_redis_64k() { measure redis_64k msgs_per_s "$B/bench/redis_list" "$RSOCK" 65536 "$NR64K" 1; }
 job_memcpy_1m() { measure memcpy_1m mb_per_s "$B/bench/memcpy_bw" 1048576 "$NMEMCPY"; }
@@ -311,6 +312,7 @@ jobs="$jobs ipcq_batch_p64"
 [ "$redis_state" != yes ] || jobs="$jobs redis_64 redis_64_p100"
 jobs="$jobs cli mq_pingpong ipcq_rtt ipcq_64k"
 [ "$zmq_state" != yes ] || jobs="$jobs zmq_64k"
+jobs="$jobs ipcq_64k_zc"
 [ "$redis_state" != yes ] || jobs="$jobs redis_64k"
 jobs="$jobs memcpy_1m ipcq_1m_copy shm_ring_1m ipcq_1m_zc shm_ring_1m_64 ipcq_4x4 ipcq_4x4_batch"
 reversed=$(for j in $jobs; do echo "$j"; done | awk '{ l[NR] = $0 } END { for (i = NR; i; i--) printf "%s ", l[i] }')
@@ -477,9 +479,13 @@ fi
 row "64 B round trip over two queues, p50 (p99: $(fmt "$(med ipcq_rtt p99)" us); raw mq: $(fmt "$(med mq_pingpong p99_us)" us))" \
 	ipcq_rtt p50 us "<=" 0.5 "raw mq ping-pong, p50" mq_pingpong p50_us yes
 rate_unit=msgs/s
-row "64 KiB, 1→1" ipcq_64k msgs_per_s rate ">=" 5 "ZeroMQ PUSH/PULL, 64 KiB" zmq_64k msgs_per_s "$zmq_state"
-row "64 KiB, 1→1" ipcq_64k msgs_per_s rate ">=" 50 "Redis LPUSH/BRPOP unpipelined, 64 KiB" redis_64k msgs_per_s \
+row "64 KiB, 1→1, copy API" ipcq_64k msgs_per_s rate ">=" 5 "ZeroMQ PUSH/PULL, 64 KiB" zmq_64k msgs_per_s "$zmq_state"
+row "64 KiB, 1→1, copy API" ipcq_64k msgs_per_s rate ">=" 50 "Redis LPUSH/BRPOP unpipelined, 64 KiB" redis_64k msgs_per_s \
 	"$redis_state"
+row "64 KiB, 1→1, zero-copy API" ipcq_64k_zc msgs_per_s rate ">=" 5 "ZeroMQ PUSH/PULL, 64 KiB" zmq_64k msgs_per_s \
+	"$zmq_state"
+row "64 KiB, 1→1, zero-copy API" ipcq_64k_zc msgs_per_s rate ">=" 50 "Redis LPUSH/BRPOP unpipelined, 64 KiB" \
+	redis_64k msgs_per_s "$redis_state"
 row "64 B, one message per call, 1→1" ipcq_one msgs_per_s rate ">=" 10 "Redis LPUSH/BRPOP unpipelined, 64 B" \
 	redis_64 msgs_per_s "$redis_state"
 row "64 B, one message per call, 1→1" ipcq_one msgs_per_s rate ">=" 2 \
@@ -534,6 +540,7 @@ describe mq_pingpong p99_us "raw mq ping-pong, round trip p99" "$NRTT" µs
 describe ipcq_rtt p50 "ipcq round trip over two queues, p50" "$NRTT" µs
 describe ipcq_rtt p99 "ipcq round trip over two queues, p99" "$NRTT" µs
 describe ipcq_64k msgs_per_s "ipcq, 64 KiB" "$N64K" msgs/s
+describe ipcq_64k_zc msgs_per_s "ipcq zero-copy API, 64 KiB" "$N64K" msgs/s
 describe zmq_64k msgs_per_s "ZeroMQ PUSH/PULL, 64 KiB" "$NZ64K" msgs/s
 describe redis_64k msgs_per_s "Redis LPUSH/BRPOP unpipelined, 64 KiB" "$NR64K" msgs/s
 describe memcpy_1m mb_per_s "memcpy, 1 MiB" "$NMEMCPY" MB/s

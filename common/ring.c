@@ -1628,6 +1628,16 @@ int ring_give_back(const struct ring *r)
 	return ret;
 }
 
+/* The pages stay in the objects for everyone who maps them: only this
+ * process's page-table entries go, and a later touch maps them again. */
+void ring_let_go(const struct ring *r)
+{
+	if (r->hdr)
+		madvise(r->hdr, r->map_len, MADV_DONTNEED);
+	if (r->sp)
+		madvise(r->sp, r->data_map_len, MADV_DONTNEED);
+}
+
 int ring_census(struct ring *r, struct ring_census *out)
 {
 	uint64_t steps = r->data_size / RING_ALIGN + 1;

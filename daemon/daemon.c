@@ -65,6 +65,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	notify_sweep(d);
 	ctl_sweep_refused(d);
 	daemon_status(d);
+	/* a queue no message moved through since the last sweep keeps none
+	 * of its pages resident in the daemon until the next one */
+	for (struct queue *q = d->queues; q; q = q->next)
+		if (q->idle_sweeps > 0)
+			queue_let_go(q);
 	sd_event_source_set_time(s, usec + SWEEP_INTERVAL_USEC);
 	return 0;
 }

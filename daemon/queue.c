@@ -454,10 +454,21 @@ void queue_apply_config(struct daemon *d, struct queue *q)
 	}
 }
 
+void queue_let_go(struct queue *q)
+{
+	if (queue_quarantined(q))
+		return;
+	if (q->ring.hdr)
+		ring_let_go(&q->ring);
+	if (q->meta)
+		madvise(q->meta, PROTO_META_SIZE, MADV_DONTNEED);
+}
+
 static struct queue *queue_link(struct daemon *d, struct queue *q)
 {
 	queue_apply_config(d, q);
 	bell_make(q);
+	queue_let_go(q); /* what making or adopting it touched */
 	q->id = ++d->next_queue_id;
 	q->next = d->queues;
 	d->queues = q;

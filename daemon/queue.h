@@ -70,6 +70,12 @@ static inline bool queue_quarantined(const struct queue *q)
 	return q->quarantine[0] != '\0';
 }
 
+/* Let go of the daemon's pages of the queue's shared memory (the ring's
+ * objects and the meta page: ring_let_go): between sweeps an idle queue
+ * is no resident memory of the daemon's; the pages stay in the objects,
+ * and what the daemon touches later is mapped again. */
+void queue_let_go(struct queue *q);
+
 /* Create a queue with new kernel objects (geometry with every field set,
  * checked here against the bounds of proto_geometry_check).  On error,
  * errbuf says why in a sentence fit for the user. */

@@ -64,6 +64,8 @@ TABLE_ROWS='raw POSIX mq pair (10 × 512 B):
 64 B, batches of 64 (ipcq_send_batch/ipcq_recv_batch), 1→1
 `seq
 64 B round trip over two queues, p50
+64 KiB, 1→1, copy API
+64 KiB, 1→1, zero-copy API
 ZeroMQ PUSH/PULL, 64 KiB
 Redis LPUSH/BRPOP unpipelined, 64 KiB
 Redis LPUSH/BRPOP unpipelined, 64 B
@@ -93,7 +95,7 @@ EOF
 	# Every judged row ends with its result, and a peer that is built
 	# has its figures (a broken peer is no "not run").
 	sed -n '/^| workload /,/^$/p' "$T/table" | sed '1,2d;/^$/d' >"$T/rows"
-	[ "$(wc -l <"$T/rows")" -eq 15 ] || fail "the table has $(wc -l <"$T/rows") rows, not 15: $(cat "$T/rows")"
+	[ "$(wc -l <"$T/rows")" -eq 17 ] || fail "the table has $(wc -l <"$T/rows") rows, not 17: $(cat "$T/rows")"
 	grep -v 'beside memcpy' "$T/rows" | grep -vE '\| (met|missed by [0-9]+% \((needs )?[0-9.]+× (more|over)\)|not built \(.*\)|not run \(.*\)) \|$' >"$T/bad" || true
 	[ ! -s "$T/bad" ] || fail "rows without a result: $(cat "$T/bad")"
 	if [ -x "$B/bench/zmq_pushpull" ]; then
