@@ -411,7 +411,6 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
                    const struct backlog_window *w, int timeout_ms, unsigned flags)
 {
 	struct ring_chunk *c = ring_chunk_at(r, ref->pos);
-	struct timespec dl;
 	int ret;
 
 	c->prio = prio;
@@ -430,8 +429,7 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 			goto fail;
 	}
 	/* timeout 0 may wait a moment for the lock, as ring_with_room does */
-	dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
-	ret = ring_lock_until(r, timeout_ms >= 0 ? &dl : NULL);
+	ret = ring_lock_ms(r, timeout_ms);
 	if (ret < 0) {
 		ret = ret == -ETIMEDOUT && timeout_ms == 0 ? -EAGAIN : ret;
 		if (flags & BACKLOG_KEEP_ON_TIMEOUT) {
@@ -554,12 +552,11 @@ int backlog_append(struct ring *r, const void *buf, size_t len, unsigned prio, u
 int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq,
                  const struct backlog_window *w)
 {
-	struct timespec dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
 	int ret;
 
 	if (!backlog_busy(r))
 		return -EAGAIN;
-	ret = ring_lock_until(r, timeout_ms < 0 ? NULL : &dl);
+	ret = ring_lock_ms(r, timeout_ms);
 	if (ret < 0)
 		return ret == -ETIMEDOUT ? -EAGAIN : ret;
 	/* a sender killed growing the newest batch: its senders may all be

@@ -391,6 +391,19 @@ int ring_trylock(struct ring *r)
 	return -EBUSY;
 }
 
+int ring_lock_ms(struct ring *r, int timeout_ms)
+{
+	struct timespec dl;
+	int ret = ring_trylock(r);
+
+	if (ret != -EBUSY)
+		return ret;
+	if (timeout_ms < 0)
+		return ring_lock_until(r, NULL);
+	dl = deadline_after(CLOCK_MONOTONIC, timeout_ms > 0 ? timeout_ms : RING_LOCK_GRACE_MS);
+	return ring_lock_until(r, &dl);
+}
+
 /* The lock for at most RING_LOCK_GRACE_MS, for the last look of a
  * producer whose wait for space timed out. */
 static int ring_lock_briefly(struct ring *r)

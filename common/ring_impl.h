@@ -46,9 +46,13 @@ static inline void ring_seal(struct ring_chunk *c)
  * that maps the data writable, the shared one alone for a receive-only
  * client.  ring_lock_until: by an absolute
  * CLOCK_MONOTONIC deadline (NULL: as long as it takes); -ETIMEDOUT, or
- * -EOWNERDEAD when this process is no holder.  ring_trylock: 0 or -EBUSY. */
+ * -EOWNERDEAD when this process is no holder.  ring_trylock: 0 or -EBUSY.
+ * ring_lock_ms: as ring_lock_until, timeout_ms from now (< 0: as long as
+ * it takes; 0: RING_LOCK_GRACE_MS, a holder descheduled), the clock read
+ * only when the lock is busy. */
 int ring_lock_until(struct ring *r, const struct timespec *dl);
 int ring_trylock(struct ring *r);
+int ring_lock_ms(struct ring *r, int timeout_ms);
 void ring_unlock(struct ring *r);
 
 /* Under the lock: wait (lock released meanwhile) until try(r, arg),

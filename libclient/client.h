@@ -112,7 +112,10 @@ struct ipcq_queue {
 	unsigned nleases, lease_cap;
 	struct lease *leases;
 	_Atomic uint64_t ttl_ms; /* ipcq_set_ttl */
-	_Atomic uint64_t last_msg_ns; /* when recv_next last found a message (spinning, recv.c) */
+	/* spinning (recv.c): when the receiver last ran out of messages after
+	 * one, and whether recv_next found one since */
+	_Atomic uint64_t last_msg_ns;
+	_Atomic bool got_msg;
 	_Atomic uint32_t spin_ns;     /* the spin's budget (recv.c), 0 until the first */
 	_Atomic uint32_t spins;       /* spins so far (every SPIN_PROBE-th is a full one) */
 	/* batches with messages nacked (struct taken): their releases look
@@ -191,7 +194,15 @@ static inline int timeout_error(int timeout_ms)
 	return timeout_ms == 0 ? -EAGAIN : -ETIMEDOUT;
 }
 
-/* Milliseconds left of a timeout that started at start_ns. */
+/* When a call with this timeout starts, for time_left: the clock is read
+ * only for a timeout that counts down (a call that may wait as long as
+ * it takes, or not at all, spares the read). */
+static inline uint64_t call_start(int timeout_ms)
+{
+	return timeout_ms > 0 ? now_ns(CLOCK_MONOTONIC) : 0;
+}
+
+/* Milliseconds left of a timeout that started at start_ns (call_start). */
 static inline int time_left(int timeout_ms, uint64_t start_ns)
 {
 	uint64_t spent;

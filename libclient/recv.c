@@ -551,7 +551,9 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
  * receiver asleep leaves its message in the backlog (backlog.h,
  * backlog_sleepers), and a receiver still awake takes it with no wake-up
  * at all, which is most of a round trip's cost.  Only while messages come
- * often (the last within SPIN_RECENT_NS), and never on one CPU: an idle
+ * often (the last within SPIN_RECENT_NS; a message is timed when the
+ * receiver next runs out of them, so that taking one reads no clock), and
+ * never on one CPU: an idle
  * receiver sleeps at once and costs nothing.  Only while it pays: a
  * spin that found nothing (a peer that cannot run, on a machine with more
  * runnable processes than CPUs) shortens the next by a quarter, down to
@@ -573,6 +575,11 @@ static bool spin_for_backlog(ipcq_queue *q)
 	if (!ncpu)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	start = now_ns(CLOCK_MONOTONIC);
+	if (atomic_load_explicit(&q->got_msg, memory_order_relaxed)) {
+		atomic_store_explicit(&q->got_msg, false, memory_order_relaxed);
+		atomic_store_explicit(&q->last_msg_ns, start, memory_order_relaxed);
+		last = start;
+	}
 	if (ncpu < 2 || start - last > SPIN_RECENT_NS)
 		return false;
 	budget = budget ? MIN(budget, SPIN_MAX_NS) : SPIN_MAX_NS;
@@ -627,9 +634,10 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	 * look at the clock */
 	if (take_held(q, m))
 		return 0;
-	start = now_ns(CLOCK_MONOTONIC);
+	start = call_start(timeout_ms);
 	for (unsigned rounds = 0;; rounds++) {
-		int left = time_left(timeout_ms, start);
+		/* (the first round starts with all of it: no second look) */
+		int left = rounds ? time_left(timeout_ms, start) : timeout_ms;
 		bool looked = false; /* the window was found empty this round */
 		bool deaf = false;   /* the backlog rang and handed out nothing */
 
@@ -673,8 +681,8 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			if (r == 0 || (r == -EAGAIN && deaf && time_left(timeout_ms, start) != 0))
 				r = SKIPPED;
 		}
-		if (r == 0)
-			atomic_store_explicit(&q->last_msg_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
+		if (r == 0 && !atomic_load_explicit(&q->got_msg, memory_order_relaxed))
+			atomic_store_explicit(&q->got_msg, true, memory_order_relaxed);
 		if (r != SKIPPED)
 			break;
 		/* not a message: go on to the next, within the deadline */

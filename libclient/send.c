@@ -165,7 +165,7 @@ static void stamp(ipcq_queue *q, const struct ring_ref *ref, uint64_t expires)
 
 static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC), expires = send_expiry(q);
+	uint64_t start = call_start(timeout_ms), expires = send_expiry(q);
 	struct ring_ref ref;
 	int r;
 
@@ -195,7 +195,7 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 
 EXPORT int ipcq_send(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = call_start(timeout_ms);
 	int r;
 
 	r = check_send(q, prio);
@@ -234,7 +234,7 @@ static unsigned batch_span(const ipcq_queue *q, const struct iovec *msgs, unsign
 static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64_t bytes, unsigned prio,
                      int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = call_start(timeout_ms);
 	struct ring_chunk *c;
 	struct ring_ref ref;
 	unsigned char *p;
@@ -263,7 +263,7 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 
 EXPORT int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, unsigned prio, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = call_start(timeout_ms);
 	unsigned sent = 0;
 	int r = check_send(q, prio);
 
@@ -306,7 +306,7 @@ EXPORT int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, 
 
 EXPORT int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms)
 {
-	uint64_t start = now_ns(CLOCK_MONOTONIC);
+	uint64_t start = call_start(timeout_ms);
 	struct ring_ref ref;
 	int r;
 

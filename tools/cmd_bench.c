@@ -37,9 +37,13 @@
  * Timing.  Throughput is the count over the time from the first producer's
  * start to the last message received.  A payload of 8 bytes or more
  * starts with its CLOCK_MONOTONIC send time (one clock for all
- * processes), one of 16 or more then carries its producer and sequence
- * number; consumers keep receive minus send times, every message up to
- * SAMPLES_MAX in all (a stride beyond), for the percentiles.  Under a
+ * processes) if it is timed, else 0; one of 16 or more then carries its
+ * producer and sequence number.  A throughput run times one message in
+ * SAMPLE_EVERY of each producer's (the clock is read for those alone, so
+ * that the benchmark's own clock reads weigh little beside the library's
+ * work), a round trip every one, and SAMPLES_MAX in all at most (a longer
+ * stride beyond); consumers keep receive minus send times for the
+ * percentiles.  Under a
  * saturating load these latencies include the time spent waiting in the
  * queue, as nats bench's do.  A round trip's latency is the time from the
  * pinger's send to its receive of the answer, one message in flight.
@@ -72,6 +76,7 @@
 #define BENCH_PROCS_MAX 256
 #define BENCH_BATCH_MAX 1024
 #define SAMPLES_MAX (1u << 20)   /* latency samples kept, all consumers together */
+#define SAMPLE_EVERY 16          /* a throughput run times one message in this many */
 #define FLUSH_EVERY 64           /* a consumer adds to the shared total this often */
 #define CONSUMER_POLL_MS 10      /* how soon an idle consumer sees the count reached */
 #define STALL_SECONDS 10         /* no message moved that long: the run failed */
@@ -154,7 +159,16 @@ static uint64_t producer_share(const struct bench *b, unsigned idx)
 	return b->count / b->producers + (idx < b->count % b->producers);
 }
 
-/* Write what identifies message seq of producer idx into its payload. */
+/* Whether message seq of a producer is timed: its send time is written
+ * in it, and its consumer reads the clock for its latency (the others
+ * carry 0, and cost neither side a look at the clock). */
+static bool timed(const struct bench *b, uint64_t seq)
+{
+	return seq % b->sample_stride == 0;
+}
+
+/* Write what identifies message seq of producer idx into its payload,
+ * with its send time now (0: not timed). */
 static void stamp_message(const struct bench *b, void *p, unsigned idx, uint64_t seq, uint64_t now)
 {
 	uint64_t id = (uint64_t)idx << SEQ_BITS | seq;
@@ -184,7 +198,7 @@ static int produce_one_by_one(const struct bench *b, unsigned idx, ipcq_queue *q
 				return cli_fail(r, "producer %u: cannot loan", idx);
 			memcpy(p, tmpl, b->size); /* the producer writes its payload in place */
 		}
-		stamp_message(b, p, idx, sent, now_ns(CLOCK_MONOTONIC));
+		stamp_message(b, p, idx, sent, timed(b, sent) ? now_ns(CLOCK_MONOTONIC) : 0);
 		if (b->zero_copy)
 			r = ipcq_publish(q, p, b->size, 0);
 		else
@@ -216,7 +230,7 @@ static int produce_batches(const struct bench *b, unsigned idx, ipcq_queue *q, c
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
 
 		for (unsigned i = 0; i < n; i++)
-			stamp_message(b, iov[i].iov_base, idx, sent + i, now);
+			stamp_message(b, iov[i].iov_base, idx, sent + i, timed(b, sent + i) ? now : 0);
 		r = ipcq_send_batch(q, iov, n, 0, -1);
 		if (r < 0)
 			return cli_fail(r, "producer %u: cannot send a batch", idx);
@@ -291,12 +305,25 @@ static void examine_message(struct consumer *cs, const void *data, size_t len, u
 		cs->slot->bad_size++;
 		return;
 	}
-	if (b->size >= STAMP_BYTES && cs->got % b->sample_stride == 0 && cs->slot->samples < b->sample_cap) {
+	if (b->size >= STAMP_BYTES && cs->slot->samples < b->sample_cap) {
 		memcpy(&sent_ns, data, sizeof(sent_ns));
-		cs->samples[cs->slot->samples++] = now - sent_ns;
+		if (sent_ns)
+			cs->samples[cs->slot->samples++] = now - sent_ns;
 	}
 	if (cs->next_seq)
 		check_order(cs, data);
+}
+
+/* When a message received one by one came: the clock, read only for a
+ * timed message (or one too short to say); 0 for the others (consume
+ * reads it at every flush too, so the run's end is never far behind). */
+static uint64_t arrival(const struct consumer *cs, const void *data, size_t len)
+{
+	uint64_t sent_ns = 1;
+
+	if (len >= STAMP_BYTES && cs->b->size >= STAMP_BYTES)
+		memcpy(&sent_ns, data, sizeof(sent_ns));
+	return sent_ns ? now_ns(CLOCK_MONOTONIC) : 0;
 }
 
 /* Receive what one call gives: how many messages (>= 1), or a negative
@@ -327,7 +354,7 @@ static int receive_some(struct consumer *cs, ipcq_queue *q, void *buf, ipcq_msg 
 		r = ipcq_recv_view(q, &msgs[0], cs->timeout_ms);
 		if (r < 0)
 			return r;
-		now = now_ns(CLOCK_MONOTONIC);
+		now = arrival(cs, msgs[0].data, msgs[0].len);
 		examine_message(cs, msgs[0].data, msgs[0].len, now);
 		r = ipcq_release(q, &msgs[0]);
 		if (r < 0)
@@ -336,11 +363,12 @@ static int receive_some(struct consumer *cs, ipcq_queue *q, void *buf, ipcq_msg 
 		len = ipcq_recv(q, buf, b->size ? b->size : 1, NULL, cs->timeout_ms);
 		if (len < 0)
 			return (int)len;
-		now = now_ns(CLOCK_MONOTONIC);
+		now = arrival(cs, buf, (size_t)len);
 		examine_message(cs, buf, (size_t)len, now);
 	}
 	cs->got++;
-	cs->slot->end_ns = now;
+	if (now)
+		cs->slot->end_ns = now;
 	return 1;
 }
 
@@ -388,10 +416,13 @@ static int consume(const struct bench *b, unsigned idx, ipcq_queue *q)
 			return cli_fail(n, "consumer %u: cannot receive", idx);
 		atomic_store_explicit(&cs.slot->progress, cs.got, memory_order_relaxed);
 		cs.unflushed += (unsigned)n;
-		if ((cs.unflushed >= FLUSH_EVERY ||
-		     cs.unflushed + atomic_load_explicit(&b->sh->received, memory_order_relaxed) >= b->count) &&
-		    flush_received(&cs))
-			break;
+		if (cs.unflushed >= FLUSH_EVERY ||
+		    cs.unflushed + atomic_load_explicit(&b->sh->received, memory_order_relaxed) >= b->count) {
+			/* just after a receive: its time (one not timed left it behind) */
+			cs.slot->end_ns = now_ns(CLOCK_MONOTONIC);
+			if (flush_received(&cs))
+				break;
+		}
 	}
 	cs.slot->count = cs.got;
 	return 0;
@@ -485,7 +516,7 @@ static int ping(const struct bench *b, ipcq_queue *out, ipcq_queue *in)
 		const void *data;
 		ssize_t len;
 
-		stamp_message(b, buf, 0, i, now_ns(CLOCK_MONOTONIC));
+		stamp_message(b, buf, 0, i, timed(b, i) ? now_ns(CLOCK_MONOTONIC) : 0);
 		r = rtt_send(b, out, buf, b->size);
 		if (r < 0)
 			return cli_fail(r, "pinger: cannot send");
@@ -576,7 +607,8 @@ static int setup_run(struct bench *b)
 	sigset_t mask;
 
 	b->sample_cap = SAMPLES_MAX / b->consumers;
-	b->sample_stride = MAX((b->count + SAMPLES_MAX - 1) / SAMPLES_MAX, 1);
+	/* a round trip times every message: that is what it measures */
+	b->sample_stride = MAX((b->count + SAMPLES_MAX - 1) / SAMPLES_MAX, b->round_trip ? 1 : SAMPLE_EVERY);
 	b->sh_len = ALIGN_UP(slots, 64) + b->consumers * b->sample_cap * sizeof(uint64_t);
 	b->sh = mmap(NULL, b->sh_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (b->sh == MAP_FAILED) {
