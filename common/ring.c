@@ -1642,13 +1642,16 @@ int ring_give_back(const struct ring *r)
 }
 
 /* The pages stay in the objects for everyone who maps them: only this
- * process's page-table entries go, and a later touch maps them again. */
+ * process's page-table entries go, and a later touch maps them again.
+ * The chunk states and the data area are left alone: a walk of a busy
+ * ring would fault them all in again, and an idle one gives them back
+ * (ring_give_back), which takes them out of every mapping. */
 void ring_let_go(const struct ring *r)
 {
 	if (r->hdr)
-		madvise(r->hdr, r->map_len, MADV_DONTNEED);
+		madvise(r->hdr, (size_t)((unsigned char *)r->states - (unsigned char *)r->hdr), MADV_DONTNEED);
 	if (r->sp)
-		madvise(r->sp, r->data_map_len, MADV_DONTNEED);
+		madvise(r->sp, RING_SPAGE_SIZE, MADV_DONTNEED);
 }
 
 int ring_census(struct ring *r, struct ring_census *out)

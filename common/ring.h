@@ -474,9 +474,10 @@ int ring_census(struct ring *r, struct ring_census *out);
  * it gave them back, 0 if it holds a chunk or a lock is busy (try again
  * later), -EBADMSG if its positions are not ones it could have. */
 int ring_give_back(const struct ring *r);
-/* Daemon: drop this process's mappings of the ring's pages (madvise
- * MADV_DONTNEED on both objects), so that an idle queue costs the daemon
- * no resident memory; its contents are untouched. */
+/* Daemon: drop this process's mappings of the pages every walk reads (the
+ * header, the receive slots, the senders' page: madvise MADV_DONTNEED),
+ * so that an idle queue costs the daemon no resident memory; their
+ * contents are untouched. */
 void ring_let_go(const struct ring *r);
 
 #endif
