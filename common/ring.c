@@ -525,7 +525,8 @@ void ring_advance_tail(struct ring *r)
 		if (tail == head)
 			return;
 		c = ring_chunk_at(r, tail);
-		st = RING_WORD_STATE(atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire));
+		/* (seq_cst with the CAS below: see consumer_release) */
+		st = RING_WORD_STATE(atomic_load_explicit(&ring_cs(r, c)->word, memory_order_seq_cst));
 		if (st != RING_RELEASED && st != RING_PAD)
 			return;
 		size = c->size;
@@ -536,7 +537,7 @@ void ring_advance_tail(struct ring *r)
 			mark_corrupt(r);
 			return;
 		}
-		if (atomic_compare_exchange_strong_explicit(&r->sp->tail, &tail, tail + size, memory_order_acq_rel,
+		if (atomic_compare_exchange_strong_explicit(&r->sp->tail, &tail, tail + size, memory_order_seq_cst,
 		                                            memory_order_relaxed))
 			atomic_fetch_sub_explicit(&h->chunks, 1, memory_order_relaxed);
 	}
@@ -551,16 +552,29 @@ static void release_and_advance(struct ring *r, struct ring_chunk *c, uint64_t g
 }
 
 /* A consumer's release: only of a chunk it still holds (the daemon may
- * have given it to another receiver meanwhile). */
-static void consumer_release(struct ring *r, struct ring_chunk *c, uint64_t gen)
+ * have given it to another receiver meanwhile).  Producers asleep for
+ * room are woken only when tail has come to the chunk at pos (or past
+ * it): space returns in order, so the release of a chunk behind tail's
+ * frees nothing a producer could use until the chunk at tail is released,
+ * and that release wakes them (a receive-only consumer cannot move tail:
+ * the producer it wakes does).  The others only move space_seq, which a
+ * producer between its look and its sleep sees.  Both sides order their
+ * store before their load (the state word here, then tail; tail in
+ * ring_advance_tail, then the state word), so one of them sees the
+ * other's: a release that finds tail behind it is passed over by the
+ * release at tail, whose releaser wakes the producers. */
+static void consumer_release(struct ring *r, struct ring_chunk *c, uint64_t pos, uint64_t gen)
 {
 	uint64_t w = RING_WORD(RING_TAKEN, r->self, gen);
 
-	if (atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, gen),
-	                                            memory_order_release, memory_order_relaxed)) {
-		ring_advance_tail(r);
+	if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, RING_WORD(RING_RELEASED, 0, gen),
+	                                             memory_order_seq_cst, memory_order_relaxed))
+		return;
+	ring_advance_tail(r);
+	if (atomic_load_explicit(&r->sp->tail, memory_order_seq_cst) >= pos)
 		ring_wake_room(r);
-	}
+	else
+		atomic_fetch_add_explicit(&r->hdr->space_seq, 1, memory_order_seq_cst);
 }
 
 /* ---- producer ---- */
@@ -940,7 +954,7 @@ bool ring_unspoilt(const struct ring *r, uint64_t offset, uint64_t gen)
 
 void ring_release(struct ring *r, const struct ring_ref *ref)
 {
-	consumer_release(r, (struct ring_chunk *)(r->data + ref->offset), ref->gen);
+	consumer_release(r, (struct ring_chunk *)(r->data + ref->offset), ref->pos, ref->gen);
 }
 
 int ring_batch_records(const struct ring *r, const struct ring_ref *ref, struct ring_recview *out)

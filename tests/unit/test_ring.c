@@ -2457,6 +2457,44 @@ static void test_receive_only_release_wakes_a_waiting_sender(void **state)
 	assert_int_equal(atomic_load(&t->r.sp->tail), 4096);
 }
 
+/* Releases behind the oldest chunk free nothing a sender could use, and
+ * wake nobody (they move space_seq all the same); the oldest one's
+ * release wakes the sender, which moves the tail over every chunk
+ * released by then. */
+static void test_receive_only_releases_wake_a_waiting_sender_at_the_oldest(void **state)
+{
+	struct test_ring *t = *state = ring_new_in(64 * KIB, 8 * KIB, 0, true);
+	struct proto_ring_desc d[32];
+	struct waiting_producer w = { .r = &t->r, .timeout_ms = -1, .ret = 1 };
+	struct ring_ref ref;
+	struct ring ro;
+	uint32_t seq;
+	pthread_t th;
+
+	attach_receive_only(t, &ro);
+	assert_int_equal(fill_ring(&t->r, d, 32), 16);
+	assert_int_equal(pthread_create(&th, NULL, waiting_producer_main, &w), 0);
+	usleep(30 * 1000);
+	assert_false(atomic_load(&w.done));
+	seq = atomic_load(&t->r.hdr->space_seq);
+	for (unsigned i = 0; i < 2; i++) {
+		unsigned k = i ? 1 : 3;
+
+		assert_int_equal(ring_take(&ro, &d[k], &ref), 0);
+		ring_release(&ro, &ref);
+	}
+	usleep(30 * 1000);
+	assert_false(atomic_load(&w.done));
+	assert_int_equal(atomic_load(&t->r.hdr->space_seq), seq + 2);
+	assert_int_equal(ring_take(&ro, &d[0], &ref), 0);
+	ring_release(&ro, &ref);
+	join_within(th, 5000);
+	assert_int_equal(w.ret, 0);
+	/* over chunks 0 and 1; chunk 2 is still published */
+	assert_int_equal(atomic_load(&t->r.sp->tail), 2 * 4096);
+	assert_int_equal(atomic_load(&t->r.hdr->waiters), 0);
+}
+
 /* ---- the two locks ---- */
 
 /* A writer takes the senders' lock, then the shared one; a receive-only
@@ -2863,6 +2901,7 @@ int main(void)
 		RING_TEST(test_reclaim_lets_released_chunks_behind_dead_one_go),
 		RING_TEST(test_receive_only_client_takes_and_releases_without_writing_data),
 		RING_TEST(test_receive_only_release_wakes_a_waiting_sender),
+	RING_TEST(test_receive_only_releases_wake_a_waiting_sender_at_the_oldest),
 		RING_TEST(test_writer_and_receive_only_client_exclude_each_other),
 		RING_TEST(test_reclaim_breaks_locks_of_killed_holders),
 		RING_TEST(test_many_producers_and_consumers_deliver_each_message_once),
