@@ -2,18 +2,23 @@
 # SPDX-License-Identifier: Apache-2.0
 # t_model.sh - model-check the backlog's synchronization protocol
 # (tests/model/backlog.pml, a spin model of common/backlog.c and its
-# callers) exhaustively:
+# callers) and how producers wait for room in the ring
+# (tests/model/space.pml, common/ring.c) exhaustively:
 #  - safety: per-sender order, no receiver asleep beside a waiting message
 #    (the watcher's assertion, invalid end states), the bell readable
 #    exactly while the backlog count is not 0 whenever the lock is free;
 #  - liveness: every message leaves the queue on every run (the model's
-#    LTL property, no acceptance cycle, no fairness assumed).
-# The harness is checked too: a protocol with a step left out (receivers
-# never clear the window_full hint) must fail both searches.
+#    LTL property, no acceptance cycle, no fairness assumed);
+#  - room: no producer sleeps for room that a release made (invalid end
+#    states), with releases in any order by receive-only consumers.
+# The harness is checked too: a protocol with a step left out must fail
+# (receivers that sleep uncounted and deaf to the bell; releases at tail
+# that wake nobody).
 # Needs spin (scripts/deps.sh installs it) and a C compiler.
 . "$(dirname "$0")/lib.sh"
 
 MODEL="$S/tests/model/backlog.pml"
+SPACE="$S/tests/model/space.pml"
 CC=${CC:-cc}
 command -v spin >/dev/null 2>&1 || {
 	echo "SKIP: spin is not installed (Debian package spin; scripts/deps.sh installs it)"
@@ -22,6 +27,7 @@ command -v spin >/dev/null 2>&1 || {
 command -v "$CC" >/dev/null 2>&1 || CC=gcc
 command -v "$CC" >/dev/null 2>&1 || fail "no C compiler to build spin's verifier with (\$CC, cc, gcc)"
 [ -f "$MODEL" ] || fail "no model at $MODEL"
+[ -f "$SPACE" ] || fail "no model at $SPACE"
 
 # search NAME MODELFILE SPINFLAGS CCFLAGS PANFLAGS: generate, build and run
 # a verifier in $T/NAME; its report is $T/NAME/out.  Returns 1 when the
@@ -105,6 +111,26 @@ test_harness_catches_a_lost_wakeup() {
 	pass "a protocol whose receivers sleep uncounted and deaf to the bell fails both searches"
 }
 
+# Producers waiting for room: every chunk is sent and taken, whatever the
+# order of the releases; and a release at tail that wakes nobody (only one
+# that tail has passed) is caught.
+test_waiting_for_room_loses_no_wakeup() {
+	if ! search space "$SPACE" "" "-DSAFETY" "-m20000"; then
+		echo "--- what pan found ---" >&2
+		grep -E '^pan:' "$T/space/out" >&2 || true
+		echo "--- the trail ---" >&2
+		trail space "" >&2
+		fail "a producer sleeps for room a release made (above)"
+	fi
+	stats space
+	search space_broken "$SPACE" "-DBROKEN_STRICT" "-DSAFETY" "-m20000" &&
+		fail "the search missed a release at tail that wakes nobody"
+	grep -q 'invalid end state' "$T/space_broken/out" ||
+		fail "the broken room protocol failed otherwise than on an invalid end state: $(grep '^pan:' "$T/space_broken/out")"
+	pass "no producer sleeps beside room a release made; waking only past tail is caught"
+}
+
 test_harness_catches_a_lost_wakeup
 test_protocol_is_safe
 test_every_message_leaves
+test_waiting_for_room_loses_no_wakeup
