@@ -66,9 +66,10 @@ static int produce(const struct run *run)
 
 	memset(buf, 0x5a, sizeof(buf));
 	for (unsigned long i = 0; i < run->count; i++) {
+		uint64_t seq = i; /* as the consumer reads it, whatever the width of long */
 		ssize_t n;
 
-		memcpy(buf, &i, run->size < sizeof(i) ? run->size : sizeof(i));
+		memcpy(buf, &seq, run->size < sizeof(seq) ? run->size : sizeof(seq));
 		do
 			n = write(run->fds[1], buf, run->size);
 		while (n < 0 && errno == EINTR);

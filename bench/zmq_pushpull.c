@@ -140,7 +140,9 @@ static int produce(const struct run *run, struct bench_peer *consumer, uint64_t 
 	}
 	*start = bench_now_ns();
 	for (unsigned long i = 0; i < run->count; i++) {
-		memcpy(buf, &i, run->size < sizeof(i) ? run->size : sizeof(i));
+		uint64_t seq = i; /* as the consumer reads it, whatever the width of long */
+
+		memcpy(buf, &seq, run->size < sizeof(seq) ? run->size : sizeof(seq));
 		if (zmq_send(s, buf, run->size, 0) < 0) {
 			if (zmq_errno() == EINTR) {
 				i--;

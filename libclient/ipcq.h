@@ -194,7 +194,9 @@ void ipcq_disconnect(ipcq_client *c);
 /* Open (and with IPCQ_CREATE, create) a queue.  -ENOENT if it does not
  * exist, -EACCES if the caller may not use it as asked, -EDQUOT when
  * creating it would pass the daemon's user_limits, -EIO when the queue is
- * quarantined (its shared memory failed a check: purge or delete it).  Once the queue is
+ * quarantined (its shared memory failed a check: purge or delete it),
+ * -ENOMEM when its ring does not fit in this process's address space (a
+ * 32-bit process holding many large rings).  Once the queue is
  * deleted, calls on an open handle return -EIDRM (a receiver blocked on
  * it is woken). */
 int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **out);

@@ -194,9 +194,14 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	if (r == 0 && atomic_load_explicit(&q->meta->quarantined, memory_order_relaxed))
 		r = -EIO;
 	/* the daemon's page is sound, so a ring that is not was wrecked by a
-	 * client: the daemon quarantines it at its next look */
-	if (r == 0 && map_ring(q, fds[1], fds[4], ro.st.delivery) < 0)
-		r = -EIO;
+	 * client: the daemon quarantines it at its next look.  No room in this
+	 * process's address space (ENOMEM: a 32-bit process holding many
+	 * rings) says nothing of the ring. */
+	if (r == 0) {
+		r = map_ring(q, fds[1], fds[4], ro.st.delivery);
+		if (r < 0 && r != -ENOMEM)
+			r = -EIO;
+	}
 	close(fds[1]);
 	close(fds[4]);
 	q->ring.bell = fds[3]; /* after map_ring, which sets it to none */

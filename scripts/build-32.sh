@@ -3,12 +3,15 @@
 # build-32.sh [--all] - build for 32-bit x86 (i386) on an x86-64 host, in
 # build/m32, with -Werror, and run the unit tests and the packaging checks
 # there; with --all, the whole 'make check' (integration tests too: the
-# 32-bit daemon, library and CLI, about ten minutes).
-# Needs gcc -m32 and the i386 development packages of the libraries; on
-# Debian, as root:
+# 32-bit daemon, library and CLI, about ten minutes).  The fourth pass of
+# scripts/test-all.sh runs it (without --all).
+# Needs gcc -m32 and the i386 development packages of the libraries, which
+# scripts/deps.sh installs on an x86-64 Debian; by hand, as root:
 #   dpkg --add-architecture i386 && apt-get update
 #   apt-get install gcc-multilib libsystemd-dev:i386 libconfuse-dev:i386 libcmocka-dev:i386
 # (libcmocka-dev:i386 is optional: without it the unit tests are skipped).
+# Exit status: 0, 1 when the build or a test failed, 77 when this host
+# cannot build for i386 (no gcc -m32, no i386 libraries: it says which).
 set -eu
 cd "$(dirname "$0")/.."
 all=
@@ -30,13 +33,13 @@ if ! gcc -m32 -o "$probe/p" "$probe/p.c" 2>"$probe/err"; then
 	echo "build-32.sh: gcc -m32 cannot build a program (no gcc-multilib?):" >&2
 	sed 's/^/  /' "$probe/err" >&2
 	echo "install (Debian, as root): $need" >&2
-	exit 1
+	exit 77
 fi
 for lib in libsystemd libconfuse; do
 	if [ ! -f "$pcdir/$lib.pc" ]; then
 		echo "build-32.sh: no i386 $lib ($pcdir/$lib.pc)" >&2
 		echo "install (Debian, as root): $need" >&2
-		exit 1
+		exit 77
 	fi
 done
 

@@ -16,6 +16,12 @@ for p in python3 /usr/bin/python3; do
 	fi
 done
 [ -n "$PY" ] || { echo "SKIP: no python3 with pytest (Debian: python3-pytest)"; exit 77; }
+# a library of another word size (the -m32 build of scripts/build-32.sh)
+# is not one this python can load: its ELF class (1: 32-bit, 2: 64-bit)
+lib_class=$(od -An -tu1 -j4 -N1 "$B/libclient/.libs/libipcq.so" | tr -d ' ')
+py_class=$("$PY" -c 'import struct; print(struct.calcsize("P") // 4)')
+[ "$lib_class" = "$py_class" ] ||
+	{ echo "SKIP: libipcq is ELF class $lib_class, $PY is $py_class: it cannot load it"; exit 77; }
 
 cat >"$T/ipcbrokerd.conf" <<CONF
 queue "py_alo" {

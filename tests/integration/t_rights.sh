@@ -66,7 +66,9 @@ test_hostile_receive_buffers_are_refused() {
 }
 
 test_receiving_handles_of_a_connection_are_bounded() {
-	for i in 1 2 3; do "$IPCQ" create "rb$i"; done
+	# small rings: 256 handles of the default 64 MiB would not fit in
+	# a 32-bit client's address space
+	for i in 1 2 3; do "$IPCQ" create --ring-size 1M --max-payload 512K "rb$i"; done
 	rights rbufs rb "case 6 (receiving handles a connection may hold)"
 	for i in 1 2 3; do "$IPCQ" delete "rb$i"; done
 }
