@@ -3,10 +3,11 @@
  * bridge.h - ipcq-bridge: local queues to and from NATS JetStream.
  *
  * The bridge is one foreground process with one direction:
- *  - export: local queue -> JetStream subject.  A batch of views is taken
- *    from the queue, published asynchronously, and each view is released
- *    only once its PubAck came back; a view whose publish failed is given
- *    back (ipcq_nack), so it is delivered again and published again.
+ *  - export: local queue -> JetStream subject.  Views are taken from the
+ *    queue and published asynchronously, a window of them in flight, and
+ *    each view is released only once its own PubAck came back; a view
+ *    whose publish failed is given back (ipcq_nack), so it is delivered
+ *    again and published again.
  *  - import: durable pull consumer -> local queue.  A batch is fetched, sent
  *    into the queue, and each JetStream message is acknowledged only once
  *    the local send succeeded; what was not acknowledged JetStream delivers
@@ -32,10 +33,13 @@
 
 /* Header carrying a message's local priority across JetStream. */
 #define BRIDGE_PRIO_HEADER "Ipcq-Priority"
-/* Most messages exported per round: what one queue handle may hold at once. */
+/* What one queue handle may hold at once (export spreads its window of
+ * messages in flight over several handles). */
 #define BRIDGE_BATCH 64
 /* Most messages imported per round (one fetch): a sender holds nothing. */
 #define BRIDGE_IMPORT_BATCH 256
+/* Longest --ack-wait (ack_wait), in seconds. */
+#define BRIDGE_ACK_WAIT_MAX 86400
 
 enum bridge_mode {
 	BRIDGE_EXPORT,
@@ -49,6 +53,7 @@ struct bridge_opts {
 	const char *socket;  /* --socket, or NULL */
 	const char *url;     /* --nats */
 	const char *creds;   /* --creds, or NULL */
+	const char *tls_ca;  /* --tls-ca: CA certificates to trust (PEM), or NULL */
 	const char *queue;   /* local queue */
 	const char *subject; /* JetStream subject */
 	const char *stream;  /* --stream, or NULL (export: found by subject) */
@@ -56,6 +61,14 @@ struct bridge_opts {
 	unsigned ack_wait_s; /* --ack-wait (import: the consumer's AckWait; 0: JetStream's 30 s) */
 	bool verbose;
 };
+
+/* --config FILE (config.c): fill in what the flags left unset of opts,
+ * the direction included.  0, or 2 after saying on stderr what is wrong,
+ * with FILE:LINE where the line is known.  *out holds the strings opts
+ * then points at. */
+struct bridge_config;
+int bridge_config_load(struct bridge_config **out, const char *path, struct bridge_opts *opts);
+void bridge_config_free(struct bridge_config *c);
 
 /* Set by SIGTERM and SIGINT: every loop polls it between short waits. */
 extern volatile sig_atomic_t bridge_stopping;

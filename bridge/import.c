@@ -64,6 +64,20 @@ static int import_run(struct local_queue *lq, natsMsg **msgs, unsigned n, unsign
 	return (int)done;
 }
 
+/* How many to fetch.  libnats before 3.8.3 overruns the list it returns
+ * when a fetch finds more than half its batch, but not all of it, already
+ * waiting in the subscription (messages an earlier request brought after
+ * its fetch gave up, as after a reconnection): so those are taken one at
+ * a time, which never overruns, and a full batch only when none waits. */
+static int import_fetch_size(natsSubscription *sub)
+{
+	int pending = 0;
+
+	if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK || pending > 0)
+		return 1;
+	return BRIDGE_IMPORT_BATCH;
+}
+
 static int import_subscribe(struct js_link *l, const struct bridge_opts *opts, natsSubscription **sub)
 {
 	jsSubOptions so;
@@ -121,7 +135,7 @@ int bridge_import(const struct bridge_opts *opts)
 			              opts->subject, opts->stream, opts->durable, opts->queue);
 			announced = true;
 		}
-		s = natsSubscription_Fetch(&list, sub, BRIDGE_IMPORT_BATCH, 500, &jerr);
+		s = natsSubscription_Fetch(&list, sub, import_fetch_size(sub), 500, &jerr);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK) {
@@ -141,7 +155,9 @@ int bridge_import(const struct bridge_opts *opts)
 			unsigned prio = import_prio(list.Msgs[i]);
 			int k = i + 1;
 
-			while (k < list.Count && import_prio(list.Msgs[k]) == prio)
+			/* a fetch may return more than it asked for (after a
+			 * reconnection, what an earlier request left too) */
+			while (k < list.Count && k - i < BRIDGE_IMPORT_BATCH && import_prio(list.Msgs[k]) == prio)
 				k++;
 			r = import_run(&lq, list.Msgs + i, (unsigned)(k - i), prio);
 			if (r > 0) {

@@ -11,9 +11,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bridge.h"
 
@@ -125,6 +127,22 @@ int js_link_open(struct js_link *l, const struct bridge_opts *opts)
 		s = natsOptions_SetUserCredentialsFromFiles(no, opts->creds, NULL);
 		if (s != NATS_OK) {
 			snprintf(what, sizeof(what), "cannot use credentials file '%s'", opts->creds);
+			js_report(what, s, 0);
+			natsOptions_Destroy(no);
+			return 1;
+		}
+	}
+	if (opts->tls_ca) {
+		/* the client says "(null)" of a file it cannot open */
+		if (access(opts->tls_ca, R_OK)) {
+			fprintf(stderr, "ipcq-bridge: cannot read the CA certificates '%s': %s\n", opts->tls_ca,
+			        strerror(errno));
+			natsOptions_Destroy(no);
+			return 1;
+		}
+		s = natsOptions_LoadCATrustedCertificates(no, opts->tls_ca);
+		if (s != NATS_OK) {
+			snprintf(what, sizeof(what), "cannot use the CA certificates of '%s'", opts->tls_ca);
 			js_report(what, s, 0);
 			natsOptions_Destroy(no);
 			return 1;

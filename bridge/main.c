@@ -7,11 +7,13 @@
  *   ipcq-bridge [--namespace NS | --socket PATH] --nats URL [--creds FILE]
  *               import SUBJECT QUEUE --stream NAME [--durable NAME] [--ack-wait S]
  *   ipcq-bridge --nats URL [--creds FILE] add-stream NAME SUBJECT
+ *   ipcq-bridge --config FILE [--check-config] [flags that override it]
  *
- * It runs in the foreground until SIGTERM or SIGINT (exit 0).  The
- * handlers only set bridge_stopping: every wait in the loops is short
- * (half a second at most), so the flag is seen promptly.  Exit status: 0
- * after a stop, 1 on an error (said on stderr), 2 on a usage error.
+ * (and --tls-ca FILE beside any --nats).  It runs in the foreground until
+ * SIGTERM or SIGINT (exit 0).  The handlers only set bridge_stopping:
+ * every wait in the loops is short (half a second at most), so the flag
+ * is seen promptly.  Exit status: 0 after a stop, 1 on an error (said on
+ * stderr), 2 on a usage error or a bad config file.
  */
 #include "config.h"
 
@@ -76,6 +78,7 @@ static void usage(FILE *f)
 	      "       ipcq-bridge [--namespace NS | --socket PATH] --nats URL [--creds FILE]\n"
 	      "                   import SUBJECT QUEUE --stream NAME [--durable NAME] [--ack-wait SECONDS]\n"
 	      "       ipcq-bridge --nats URL [--creds FILE] add-stream NAME SUBJECT\n"
+	      "       ipcq-bridge --config FILE [--check-config] [OPTIONS] [add-stream NAME SUBJECT]\n"
 	      "\n"
 	      "Carry messages between a local ipcbroker queue and NATS JetStream, at least\n"
 	      "once: export releases a local message only after JetStream acknowledged it,\n"
@@ -88,6 +91,10 @@ static void usage(FILE *f)
 	      "                       (default: $IPCQ_SOCKET, else $IPCQ_NAMESPACE, else \"default\")\n"
 	      "  -u, --nats URL       the NATS server, e.g. nats://host:4222 (several: comma-separated)\n"
 	      "      --creds FILE     NATS user credentials (JWT and NKey seed)\n"
+	      "      --tls-ca FILE    trust the CA certificates in FILE (PEM) for tls:// servers\n"
+	      "  -c, --config FILE    read the options and the direction from FILE (see\n"
+	      "                       ipcq-bridge(1)); options given beside it win\n"
+	      "      --check-config   with --config: check it and exit (0, or 2 with the errors)\n"
 	      "      --stream NAME    the JetStream stream (export: checked to exist; import: required)\n"
 	      "      --durable NAME   import: the durable consumer, shared by every importer that\n"
 	      "                       names it (default: ipcq-QUEUE)\n"
@@ -107,37 +114,48 @@ static int usage_error(const char *fmt, const char *arg)
 	return 2;
 }
 
-enum { OPT_CREDS = 256, OPT_STREAM, OPT_DURABLE, OPT_ACK_WAIT, OPT_VERSION };
+enum { OPT_CREDS = 256, OPT_TLS_CA, OPT_CHECK_CONFIG, OPT_STREAM, OPT_DURABLE, OPT_ACK_WAIT, OPT_VERSION };
 
 /* Default durable name: ipcq-QUEUE, '.' (not allowed there) made '_'. */
 static char default_durable[IPCQ_NAME_MAX + 8];
 
-static int parse_args(int argc, char **argv, struct bridge_opts *o)
+/* The options, then the command: export QUEUE SUBJECT, import SUBJECT
+ * QUEUE, add-stream NAME SUBJECT; with --config the direction is the
+ * file's, so only add-stream may follow (and takes the file's NATS
+ * settings).  The file fills in what the options left unset. */
+static int parse_args(int argc, char **argv, struct bridge_opts *o, struct bridge_config **config,
+                      bool *check_only)
 {
 	static const struct option longopts[] = {
 		{ "namespace", required_argument, NULL, 'n' }, { "socket", required_argument, NULL, 's' },
 		{ "nats", required_argument, NULL, 'u' },      { "creds", required_argument, NULL, OPT_CREDS },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA }, { "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
 		{ "stream", required_argument, NULL, OPT_STREAM }, { "durable", required_argument, NULL, OPT_DURABLE },
 		{ "ack-wait", required_argument, NULL, OPT_ACK_WAIT }, { "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },            { "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cmd;
+	const char *config_path = NULL;
+	const char *cmd = NULL, *arg1 = NULL, *arg2 = NULL;
 	char *end;
-	int c;
+	int c, r;
 
-	while ((c = getopt_long(argc, argv, "n:s:u:vh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:s:u:c:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o->ns = optarg; break;
 		case 's': o->socket = optarg; break;
 		case 'u': o->url = optarg; break;
+		case 'c': config_path = optarg; break;
 		case OPT_CREDS: o->creds = optarg; break;
+		case OPT_TLS_CA: o->tls_ca = optarg; break;
+		case OPT_CHECK_CONFIG: *check_only = true; break;
 		case OPT_STREAM: o->stream = optarg; break;
 		case OPT_DURABLE: o->durable = optarg; break;
 		case OPT_ACK_WAIT: {
 			unsigned long v = strtoul(optarg, &end, 10);
 
-			if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > 86400)
+			if (*optarg < '0' || *optarg > '9' || *end || v < 1 || v > BRIDGE_ACK_WAIT_MAX)
 				return usage_error("--ack-wait takes whole seconds from 1 to 86400, not '%s'", optarg);
 			o->ack_wait_s = (unsigned)v;
 			break;
@@ -150,21 +168,42 @@ static int parse_args(int argc, char **argv, struct bridge_opts *o)
 	}
 	if (o->ns && o->socket)
 		return usage_error("%s", "--namespace and --socket exclude each other");
+	if (*check_only && !config_path)
+		return usage_error("%s", "--check-config needs --config FILE");
+	if (optind < argc) {
+		cmd = argv[optind++];
+		if (argc - optind != 2)
+			return usage_error("%s takes two arguments", cmd);
+		arg1 = argv[optind];
+		arg2 = argv[optind + 1];
+		if (strcmp(cmd, "export") && strcmp(cmd, "import") && strcmp(cmd, "add-stream"))
+			return usage_error("unknown command '%s' (export, import or add-stream)", cmd);
+		if (config_path && strcmp(cmd, "add-stream"))
+			return usage_error("with --config the direction is the file's: no '%s' command", cmd);
+	} else if (!config_path) {
+		return usage_error("%s", "a command is required: export, import or add-stream");
+	}
+	if (config_path) {
+		r = bridge_config_load(config, config_path, o);
+		if (r)
+			return r;
+	}
 	if (!o->url)
 		return usage_error("%s", "--nats URL is required");
-	if (optind >= argc)
-		return usage_error("%s", "a command is required: export, import or add-stream");
-	cmd = argv[optind++];
-	if (argc - optind != 2)
-		return usage_error("%s takes two arguments", cmd);
-	if (!strcmp(cmd, "export")) {
+	if (cmd && !strcmp(cmd, "export")) {
 		o->mode = BRIDGE_EXPORT;
-		o->queue = argv[optind];
-		o->subject = argv[optind + 1];
-	} else if (!strcmp(cmd, "import")) {
+		o->queue = arg1;
+		o->subject = arg2;
+	} else if (cmd && !strcmp(cmd, "import")) {
 		o->mode = BRIDGE_IMPORT;
-		o->subject = argv[optind];
-		o->queue = argv[optind + 1];
+		o->subject = arg1;
+		o->queue = arg2;
+	} else if (cmd) {
+		o->mode = BRIDGE_ADD_STREAM;
+		o->stream = arg1;
+		o->subject = arg2;
+	}
+	if (o->mode == BRIDGE_IMPORT) {
 		if (!o->stream)
 			return usage_error("%s", "import needs --stream NAME");
 		if (!o->durable) {
@@ -174,12 +213,6 @@ static int parse_args(int argc, char **argv, struct bridge_opts *o)
 					*p = '_';
 			o->durable = default_durable;
 		}
-	} else if (!strcmp(cmd, "add-stream")) {
-		o->mode = BRIDGE_ADD_STREAM;
-		o->stream = argv[optind];
-		o->subject = argv[optind + 1];
-	} else {
-		return usage_error("unknown command '%s' (export, import or add-stream)", cmd);
 	}
 	if (o->durable && strpbrk(o->durable, ".*> "))
 		return usage_error("a durable name may not hold '.', '*', '>' or spaces: '%s'", o->durable);
@@ -189,12 +222,16 @@ static int parse_args(int argc, char **argv, struct bridge_opts *o)
 int main(int argc, char **argv)
 {
 	struct bridge_opts opts = { 0 };
+	struct bridge_config *config = NULL;
 	struct sigaction sa = { .sa_handler = on_stop_signal };
+	bool check_only = false;
 	int r;
 
-	r = parse_args(argc, argv, &opts);
-	if (r)
+	r = parse_args(argc, argv, &opts, &config, &check_only);
+	if (r || check_only) {
+		bridge_config_free(config);
 		return r;
+	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -207,5 +244,6 @@ int main(int argc, char **argv)
 	if (opts.mode != BRIDGE_ADD_STREAM)
 		sd_notify(0, "STOPPING=1");
 	nats_Close();
+	bridge_config_free(config);
 	return r;
 }

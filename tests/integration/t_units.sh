@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # t_units.sh - the built systemd units (etc/ipcbrokerd.service and
 # etc/ipcbrokerd.socket for the system daemon, etc/user/ for the per-user
-# one) pass systemd-analyze verify.  The copies point
+# one, etc/ipcq-bridge@.service when the bridge is built) pass
+# systemd-analyze verify.  The copies point
 # ExecStart= at the built daemon, and MANPATH at the man pages of the
 # source tree, so that Documentation= is checked too.
 . "$(dirname "$0")/lib.sh"
@@ -97,7 +98,31 @@ test_service_runs_as_its_own_user_hardened() {
 	fi
 }
 
+# ipcq-bridge@.service, when the bridge is built: verified as an instance,
+# which runs the bridge on the instance's config file
+test_bridge_unit_passes_systemd_analyze_verify() {
+	[ -x "$B/bridge/ipcq-bridge" ] || { echo "skip: ipcq-bridge not built, nor its unit"; return 0; }
+	unit="$B/etc/ipcq-bridge@.service"
+	[ -f "$unit" ] || fail "$unit is not built"
+	if grep -n '@[a-z_]*@' "$unit" >"$T/out"; then
+		fail "ipcq-bridge@.service keeps unsubstituted placeholders: $(cat "$T/out")"
+	fi
+	grep -q '^ExecStart=/.*/ipcq-bridge --config /.*/ipcbroker/bridge/%i\.conf$' "$unit" ||
+		fail "ExecStart= of ipcq-bridge@.service does not run --config on the instance's file: $(grep ExecStart= "$unit")"
+	cp "$S/man/ipcq-bridge.1" "$T/man/man1/"
+	sed "s|^ExecStart=[^ ]*|ExecStart=$B/bridge/ipcq-bridge|" "$unit" >"$U/ipcq-bridge@.service"
+	st=0
+	(cd "$U" && MANPATH="$T/man" systemd-analyze verify ipcq-bridge@hub.service) >"$T/verify.out" \
+		2>"$T/verify.err" || st=$?
+	if grep -q ipcq-bridge "$T/verify.err"; then
+		fail "systemd-analyze verify complains about ipcq-bridge@hub.service: $(cat "$T/verify.err")"
+	fi
+	assert_eq 0 "$st" "exit status of systemd-analyze verify ipcq-bridge@hub.service ($(cat "$T/verify.err"))"
+	pass "systemd-analyze verify passes ipcq-bridge@hub.service, which runs ipcq-bridge --config .../hub.conf"
+}
+
 test_units_have_no_placeholders
 test_units_pass_systemd_analyze_verify
+test_bridge_unit_passes_systemd_analyze_verify
 test_service_runs_as_its_own_user_hardened
 test_user_units_pass_systemd_analyze_verify
