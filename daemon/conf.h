@@ -112,6 +112,7 @@ struct config {
 	char *run_as;               /* user to drop to when started as root, or NULL */
 	char *metrics_file;         /* Prometheus textfile to keep written, or NULL */
 	uint32_t metrics_interval_ms;
+	uint32_t give_back_after_ms; /* a drained queue idle this long gives its ring's pages back */
 	ipcq_geometry defaults;     /* every field set */
 	enum delivery_mode default_delivery;
 	/* how long a receiver of an at-least-once queue may hold a message
@@ -144,6 +145,10 @@ extern const char config_embedded[];
 #define CONFIG_METRICS_INTERVAL_MIN_MS 1000u
 #define CONFIG_METRICS_INTERVAL_MAX_MS (3600u * 1000u)
 #define CONFIG_METRICS_INTERVAL_DEFAULT_MS (15u * 1000u)
+/* give_back_after: from a second to a day */
+#define CONFIG_GIVE_BACK_AFTER_MIN_MS 1000u
+#define CONFIG_GIVE_BACK_AFTER_MAX_MS (24u * 3600u * 1000u)
+#define CONFIG_GIVE_BACK_AFTER_DEFAULT_MS (60u * 1000u)
 
 /* Parse path (or the embedded text when path is NULL).  On error, returns a
  * negative errno and writes one message per problem, "FILE:LINE: what",

@@ -228,6 +228,12 @@ static int parse_ttl_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *res
 	return parse_duration_cb(cfg, opt, value, result, 1, CONFIG_TTL_MAX_MS, "1ms to 8760h");
 }
 
+static int parse_give_back_after_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	return parse_duration_cb(cfg, opt, value, result, CONFIG_GIVE_BACK_AFTER_MIN_MS,
+	                         CONFIG_GIVE_BACK_AFTER_MAX_MS, "1s to 24h");
+}
+
 /* metrics_interval: a duration, never 0 */
 static int parse_metrics_interval_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -728,6 +734,7 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_WORD("run_as", NULL, CFGF_NODEFAULT, validate_run_as),
 		OPT_WORD("metrics_file", NULL, CFGF_NODEFAULT, validate_metrics_file),
 		OPT_DURATION("metrics_interval", CONFIG_METRICS_INTERVAL_DEFAULT_MS, CFGF_NONE, parse_metrics_interval_cb),
+		OPT_DURATION("give_back_after", CONFIG_GIVE_BACK_AFTER_DEFAULT_MS, CFGF_NONE, parse_give_back_after_cb),
 		CFG_SEC("user_limits", user_limits_opts, CFGF_NONE),
 		CFG_SEC("user", user_opts, CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES),
 		CFG_SEC("defaults", defaults_opts, CFGF_NONE),
@@ -1019,6 +1026,7 @@ static int config_read(struct config *cfg, cfg_t *tree, const struct report *rep
 	if (r)
 		return r;
 	cfg->metrics_interval_ms = (uint32_t)config_number(tree, "metrics_interval");
+	cfg->give_back_after_ms = (uint32_t)config_number(tree, "give_back_after");
 
 	cfg->defaults = section_geometry(defaults);
 	r = section_delivery(defaults, DELIVERY_AT_MOST_ONCE);

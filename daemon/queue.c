@@ -1068,10 +1068,12 @@ static void sweep_window(struct queue *q)
 	q->rest_window = window;
 }
 
-/* A queue drained and idle for this many sweeps gives its ring's pages
- * back to the system (ring_give_back): an idle queue holds a few pages,
- * not the size of its ring.  They come back, zero, with the next use. */
-#define GIVE_BACK_AFTER_SWEEPS 5u
+/* A queue drained and idle for give_back_after (the config's, a minute
+ * by default; 0: never) gives its ring's pages back to the system
+ * (ring_give_back): an idle queue holds a few pages, not the size of its
+ * ring.  They come back, zero, with the next use, reserved again by the
+ * daemon (tens of milliseconds of its time for a 64 MiB ring): so not
+ * after every pause of a queue used in bursts. */
 
 /* A queue in use again after its pages were given back has its ring
  * reserved again, as at its creation (a page touched first when /dev/shm
@@ -1103,6 +1105,8 @@ static void sweep_give_back(struct daemon *d, struct queue *q)
 	const struct ring_hdr *h = q->ring.hdr;
 	uint64_t traffic = atomic_load_explicit(&h->sent, memory_order_relaxed) +
 	                   atomic_load_explicit(&h->received, memory_order_relaxed);
+	uint64_t now_ms = now_ns(CLOCK_MONOTONIC) / 1000000u;
+	uint32_t after = d->cfg->give_back_after_ms;
 
 	if (traffic != q->idle_traffic) {
 		q->idle_traffic = traffic;
@@ -1112,7 +1116,12 @@ static void sweep_give_back(struct daemon *d, struct queue *q)
 		q->given_back = false;
 		return;
 	}
-	if (q->given_back || ++q->idle_sweeps < GIVE_BACK_AFTER_SWEEPS)
+	/* idle since the first sweep that saw nothing move */
+	if (q->idle_sweeps == 0)
+		q->idle_since_ms = now_ms;
+	if (q->idle_sweeps < UINT32_MAX)
+		q->idle_sweeps++;
+	if (q->given_back || after == 0 || now_ms - q->idle_since_ms < after)
 		return;
 	if (ring_give_back(&q->ring) == 1) {
 		q->given_back = true;

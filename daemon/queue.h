@@ -52,6 +52,7 @@ struct queue {
 	 * since they last moved, and whether its ring's pages were given back
 	 * since (queue_reclaim) */
 	uint64_t idle_traffic;
+	uint64_t idle_since_ms; /* CLOCK_MONOTONIC, when the idle sweeps began */
 	uint32_t idle_sweeps;
 	bool given_back;
 	/* at-least-once: a message held longer than this (ms) is delivered

@@ -1,10 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# t_giveback.sh - a queue drained and idle for a few seconds gives its
-# ring's pages back to the system (ring_give_back), and takes them again
-# (reserved, as at creation) when it is used again; messages go through
-# intact before, in between and after.  ipcq stat's memory says what the
-# queue holds, and the objects in /dev/shm agree.
+# t_giveback.sh - a queue drained and idle for give_back_after (3 s
+# here) gives its ring's pages back to the system (ring_give_back), and
+# takes them again (reserved, as at creation) when it is used again;
+# messages go through intact before, in between and after.  ipcq stat's
+# memory says what the queue holds, and the objects in /dev/shm agree.
 . "$(dirname "$0")/lib.sh"
 RC="$STRESS/ringcrash"
 
@@ -29,7 +29,7 @@ test_drained_queue_gives_its_pages_back_and_takes_them_again() {
 	"$RC" check gb 100000 100 3000 >/dev/null || fail "the first 100 messages were not intact"
 	held=$(qstat gb memory)
 	[ "$held" -ge $((16 * 1024 * 1024)) ] || fail "a 16M ring in use holds only $held bytes"
-	# five idle sweeps, a second apart
+	# give_back_after, and a sweep (a second apart)
 	wait_memory_below gb $((256 * 1024)) 12
 	kib=$(kib_in_shm gb)
 	[ "$kib" -lt 256 ] || fail "/dev/shm still has $kib KiB of the drained queue's objects"
@@ -58,7 +58,8 @@ test_queue_with_a_message_waiting_keeps_its_pages() {
 	pass "a queue with messages waiting keeps its pages ($held bytes) and its messages"
 }
 
-start_daemon
+printf 'give_back_after = "3s"\n' >"$T/giveback.conf"
+start_daemon -c "$T/giveback.conf"
 test_drained_queue_gives_its_pages_back_and_takes_them_again
 test_queue_with_a_message_waiting_keeps_its_pages
 stop_daemon

@@ -135,6 +135,7 @@ static void assert_documented_defaults(const struct config *cfg)
 	assert_null(cfg->run_as);
 	assert_null(cfg->metrics_file);
 	assert_int_equal(cfg->metrics_interval_ms, 15000);
+	assert_int_equal(cfg->give_back_after_ms, 60000);
 	assert_geometry_equal(cfg->defaults, (ipcq_geometry){ .max_msgs = 10,
 	                                                      .msg_size = 512,
 	                                                      .ring_size = 64u << 20,
@@ -858,6 +859,9 @@ static void test_run_as_and_metrics_keys(void **state)
 		{ "metrics_interval = \"500ms\"\n", "out of range (1s to 1h)" },
 		{ "metrics_interval = \"2h\"\n", "metrics_interval = \"2h\": out of range (1s to 1h)" },
 		{ "metrics_interval = \"often\"\n", "metrics_interval = \"often\": not a duration" },
+		{ "give_back_after = \"500ms\"\n", "give_back_after = \"500ms\": out of range (0 for none, or 1s to 24h)" },
+		{ "give_back_after = \"25h\"\n", "out of range (0 for none, or 1s to 24h)" },
+		{ "give_back_after = \"soon\"\n", "give_back_after = \"soon\": not a duration" },
 	};
 	struct loaded l = { 0 };
 
@@ -868,6 +872,14 @@ static void test_run_as_and_metrics_keys(void **state)
 	assert_string_equal(l.cfg->run_as, "nobody");
 	assert_string_equal(l.cfg->metrics_file, "/var/lib/prometheus/node-exporter/ipcbroker.prom");
 	assert_int_equal(l.cfg->metrics_interval_ms, 60000);
+	loaded_clear(&l);
+	load_text(&l, "give_back_after = \"3s\"\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->give_back_after_ms, 3000);
+	loaded_clear(&l);
+	load_text(&l, "give_back_after = 0\n");
+	assert_loaded_ok(&l);
+	assert_int_equal(l.cfg->give_back_after_ms, 0);
 	loaded_clear(&l);
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
