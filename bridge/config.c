@@ -38,6 +38,7 @@
 #include <sys/un.h>
 
 #include "bridge.h"
+#include "conftext.h"
 
 /* A bridge's file is a few lines; refuse to read a runaway one whole. */
 #define BRIDGE_CONFIG_MAX (1u << 20)
@@ -205,54 +206,6 @@ static int read_text(const char *path, char **out)
 	return 0;
 }
 
-/* Overwrite every comment ("# ...", "// ..." and C-style) and every ';'
- * outside quotes with spaces, keeping newlines, so that libconfuse counts
- * lines right (see the top of the file).  Quoted strings are left alone,
- * their escapes included, as libconfuse's scanner reads them.  Returns the
- * line of a '{' never closed (libconfuse 3.3 takes the end of the file for
- * its '}'), or 0. */
-static int blank_comments(char *s)
-{
-	int open_lines[8];
-	int depth = 0, line = 1;
-	char quote = 0;
-
-	while (*s) {
-		if (*s == '\n')
-			line++;
-		if (quote) {
-			if (*s == '\\' && s[1])
-				s++;
-			else if (*s == quote)
-				quote = 0;
-			s++;
-		} else if (*s == '"' || *s == '\'') {
-			quote = *s++;
-		} else if (*s == '#' || (s[0] == '/' && s[1] == '/')) {
-			for (; *s && *s != '\n'; s++)
-				*s = ' ';
-		} else if (s[0] == '/' && s[1] == '*') {
-			for (; *s && !(s[0] == '*' && s[1] == '/'); s++) {
-				if (*s == '\n')
-					line++;
-				else
-					*s = ' ';
-			}
-			for (int i = 0; i < 2 && *s; i++)
-				*s++ = ' ';
-		} else {
-			if (*s == ';')
-				*s = ' ';
-			else if (*s == '{' && depth < (int)(sizeof(open_lines) / sizeof(open_lines[0])))
-				open_lines[depth++] = line;
-			else if (*s == '}' && depth > 0)
-				depth--;
-			s++;
-		}
-	}
-	return depth ? open_lines[depth - 1] : 0;
-}
-
 /* ---- parsing ---- */
 
 #define OPT_STR(key, validate)                                                            \
@@ -337,7 +290,7 @@ int bridge_config_load(struct bridge_config **out, const char *path, struct brid
 		        r == -EILSEQ ? "it holds a NUL byte" : strerror(-r));
 		return 2;
 	}
-	r = blank_comments(text);
+	r = conf_blank(text, true);
 	if (r) {
 		parse_path = path;
 		report(r, "this '{' is never closed");

@@ -37,6 +37,7 @@
 #include <sys/un.h>
 
 #include "conf.h"
+#include "conftext.h"
 #include "proto.h"
 #include "util.h"
 
@@ -584,42 +585,6 @@ static int read_file(const char *path, char **out)
 	return 0;
 }
 
-/*
- * Overwrite every comment ("# ...", "// ..." and C-style) with spaces,
- * keeping newlines.  libconfuse 3.3 counts two extra lines for each "#"
- * or "//" comment and one for each C-style one, so every line number
- * after a comment would be wrong; it also refuses a comment inside a
- * list.  Quoted strings are left alone, their escapes included, as
- * libconfuse's scanner reads them.
- */
-static void blank_comments(char *s)
-{
-	char quote = 0;
-
-	while (*s) {
-		if (quote) {
-			if (*s == '\\' && s[1])
-				s++;
-			else if (*s == quote)
-				quote = 0;
-			s++;
-		} else if (*s == '"' || *s == '\'') {
-			quote = *s++;
-		} else if (*s == '#' || (s[0] == '/' && s[1] == '/')) {
-			for (; *s && *s != '\n'; s++)
-				*s = ' ';
-		} else if (s[0] == '/' && s[1] == '*') {
-			for (; *s && !(s[0] == '*' && s[1] == '/'); s++)
-				if (*s != '\n')
-					*s = ' ';
-			for (int i = 0; i < 2 && *s; i++)
-				*s++ = ' ';
-		} else {
-			s++;
-		}
-	}
-}
-
 /* The text to parse: the file, or the embedded config. */
 static int config_text(const char *path, char **out)
 {
@@ -635,7 +600,7 @@ static int config_text(const char *path, char **out)
 		if (!text)
 			return -ENOMEM;
 	}
-	blank_comments(text);
+	conf_blank(text, false);
 	*out = TAKE_PTR(text);
 	return 0;
 }
