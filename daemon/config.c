@@ -585,8 +585,9 @@ static int read_file(const char *path, char **out)
 	return 0;
 }
 
-/* The text to parse: the file, or the embedded config. */
-static int config_text(const char *path, char **out)
+/* The text to parse: the file, or the embedded config; *open_line: the
+ * line of a '{' never closed, or 0. */
+static int config_text(const char *path, char **out, int *open_line)
 {
 	_cleanup_free_ char *text = NULL;
 
@@ -600,7 +601,7 @@ static int config_text(const char *path, char **out)
 		if (!text)
 			return -ENOMEM;
 	}
-	conf_blank(text, false);
+	*open_line = conf_blank(text, false);
 	*out = TAKE_PTR(text);
 	return 0;
 }
@@ -1031,12 +1032,17 @@ int config_load(struct config **out, const char *path, FILE *err)
 	_cleanup_free_ char *text = NULL;
 	_cleanup_cfg_ cfg_t *tree = NULL;
 	_cleanup_config_ struct config *cfg = NULL;
-	int r;
+	int r, open_line = 0;
 
-	r = config_text(path, &text);
+	r = config_text(path, &text, &open_line);
 	if (r) {
 		report(&rep, 0, "%s", strerror(-r));
 		return r;
+	}
+	/* (libconfuse 3.3 takes the end of the text for its '}') */
+	if (open_line) {
+		report(&rep, open_line, "this '{' is never closed");
+		return -EINVAL;
 	}
 	rep.text = text;
 	r = config_parse(&tree, text, &rep);

@@ -1068,13 +1068,6 @@ static void sweep_window(struct queue *q)
 	q->rest_window = window;
 }
 
-/* A queue drained and idle for give_back_after (the config's, a minute
- * by default; 0: never) gives its ring's pages back to the system
- * (ring_give_back): an idle queue holds a few pages, not the size of its
- * ring.  They come back, zero, with the next use, reserved again by the
- * daemon (tens of milliseconds of its time for a 64 MiB ring): so not
- * after every pause of a queue used in bursts. */
-
 /* A queue in use again after its pages were given back has its ring
  * reserved again, as at its creation (a page touched first when /dev/shm
  * is full is a SIGBUS to whoever touches it: the daemon survives it, see
@@ -1100,6 +1093,12 @@ static void reserve_again(struct daemon *d, struct queue *q)
 	}
 }
 
+/* A queue drained and idle for give_back_after (the config's, a minute
+ * by default; 0: never) gives its ring's pages back to the system
+ * (ring_give_back): an idle queue holds a few pages, not the size of its
+ * ring.  They come back, zero, with the next use, reserved again by the
+ * daemon (tens of milliseconds of its time for a 64 MiB ring): so not
+ * after every pause of a queue used in bursts. */
 static void sweep_give_back(struct daemon *d, struct queue *q)
 {
 	const struct ring_hdr *h = q->ring.hdr;

@@ -862,6 +862,7 @@ static void test_run_as_and_metrics_keys(void **state)
 		{ "give_back_after = \"500ms\"\n", "give_back_after = \"500ms\": out of range (0 for none, or 1s to 24h)" },
 		{ "give_back_after = \"25h\"\n", "out of range (0 for none, or 1s to 24h)" },
 		{ "give_back_after = \"soon\"\n", "give_back_after = \"soon\": not a duration" },
+		{ "queue \"jobs\" {\n  max_msgs = 5\n", "this '{' is never closed" },
 	};
 	struct loaded l = { 0 };
 
