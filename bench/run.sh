@@ -96,7 +96,13 @@ RING_SLOTS_BIG=64 # for reference: a ring of 64 MiB, like a default ipcq queue's
 T=$(mktemp -d "${TMPDIR:-/tmp}/ipcq-bench.XXXXXX")
 mkdir "$T/m"
 NS=bench$$
-export IPCQ_SOCKET="$T/ctl.sock"
+# The daemon's socket and state files where a service has them: on a
+# tmpfs (/run under systemd; /dev/shm is one on any Linux).  On a disk
+# file system every connection's update of the daemon's holders file
+# would cost it a rename, an inode freed and a discard, work it does not
+# do in service, and count in its CPU figure.
+R=$(mktemp -d "/dev/shm/ipcq-bench-run.$NS.XXXXXX" 2>/dev/null) || R=$T
+export IPCQ_SOCKET="$R/ctl.sock"
 unset IPCQ_NAMESPACE IPCQ_USER NOTIFY_SOCKET WATCHDOG_USEC LISTEN_FDS LISTEN_PID || true
 dpid= rpid= cli_pid=
 # The daemon runs in a session of its own, so that a ^C reaches the
@@ -125,7 +131,7 @@ cleanup() {
 		wait "$rpid" 2>/dev/null
 	fi
 	# queues left behind a daemon that died: a new one adopts them to delete
-	if ! daemon_alive && grep -qv '^#' "$T/$NS.queues" 2>/dev/null; then
+	if ! daemon_alive && grep -qv '^#' "$R/$NS.queues" 2>/dev/null; then
 		start_daemon || true
 	fi
 	if daemon_alive; then
@@ -141,6 +147,7 @@ cleanup() {
 		echo "--- daemon log (last 20 lines) ---" >&2
 		tail -n 20 "$T/daemon.log" >&2
 	fi
+	[ "$R" = "$T" ] || rm -rf "$R"
 	rm -rf "$T"
 	exit "$st"
 }

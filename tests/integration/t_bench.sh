@@ -111,8 +111,8 @@ EOF
 	[ -z "$left" ] || fail "bench/run.sh left $left"
 	left=$(ps -eo pid=,args= | grep -F -e "bench$suite " -e "$T/" | grep -v grep) || true
 	[ -z "$left" ] || fail "bench/run.sh left processes: $left"
-	left=$(ls /dev/shm | grep -F "ipcq.bench$suite.") || true
-	[ -z "$left" ] || fail "bench/run.sh left shared memory: $left"
+	left=$(ls /dev/shm | grep -F -e "ipcq.bench$suite." -e "ipcq-bench-run.bench$suite.") || true
+	[ -z "$left" ] || fail "bench/run.sh left shared memory or its daemon's directory: $left"
 	mq_note="mqs unchecked: no private mqueue mount here"
 	if mqs=$(mq_objects "bench$suite."); then
 		mq_note="no mq left"
