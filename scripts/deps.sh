@@ -59,7 +59,7 @@ apt-get update -q || echo "deps.sh: apt-get update failed for some index (above)
 [ -z "$missing" ] || apt-get install -y -q --no-install-recommends $missing
 # apart, so that what the i386 packages need (a matching version of each
 # amd64 library on the mirror) never keeps the rest from being installed:
-# without them only the 32-bit pass fails, and says what is missing
+# without them only the 32-bit pass is skipped, and says what is missing
 # shellcheck disable=SC2086
 [ -z "$missing32" ] || apt-get install -y -q --no-install-recommends --no-remove $missing32 ||
-	echo "deps.sh: could not install:$missing32 (above): scripts/build-32.sh, the fourth pass of scripts/test-all.sh, fails without them" >&2
+	echo "deps.sh: could not install:$missing32 (above): the fourth pass of scripts/test-all.sh (the 32-bit build) is skipped without them" >&2
