@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "util.h"
 
 /* Queue handles the export receives through, each holding up to
  * BRIDGE_BATCH views. */
@@ -117,10 +118,7 @@ struct exporter {
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(now_ns(CLOCK_MONOTONIC) / 1000000u);
 }
 
 static void export_note_failure(struct export_window *w, natsStatus err, jsErrCode jerr)
