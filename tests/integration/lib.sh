@@ -44,6 +44,22 @@ daemon_alive() {
 	[ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null
 }
 
+# start_notifyrecv SOCKET OUT SECONDS: a NOTIFY_SOCKET listener
+# (tests/stress/notifyrecv, for SECONDS at most) writing each datagram it
+# gets to OUT as a line, its errors to OUT.err; returns once SOCKET is
+# bound, its pid in NOTIFYRECV_PID (the caller stops it)
+start_notifyrecv() {
+	[ -x "$STRESS/notifyrecv" ] || fail "$STRESS/notifyrecv is not built (make check builds it)"
+	"$STRESS/notifyrecv" "$1" "$3" >"$2" 2>"$2.err" &
+	NOTIFYRECV_PID=$!
+	i=0
+	until [ -S "$1" ]; do
+		[ $i -lt 100 ] || fail "notifyrecv did not bind $1: $(cat "$2.err")"
+		sleep 0.02
+		i=$((i + 1))
+	done
+}
+
 # require_mq_budget BYTES: skip the test (exit 77) when less than BYTES of
 # this user's POSIX mq budget (RLIMIT_MSGQUEUE, counted per user across
 # IPC namespaces) is free because other processes of the user hold it: a
@@ -174,6 +190,8 @@ test_cleanup() { :; }
 cleanup() {
 	st=$?
 	test_cleanup || true
+	# a listener start_notifyrecv left (the test stops it when it passes)
+	[ -z "${NOTIFYRECV_PID:-}" ] || kill "$NOTIFYRECV_PID" 2>/dev/null || true
 	if ! daemon_alive && grep -qv '^#' "$T/$NS.queues" 2>/dev/null; then
 		# a test left queues behind a stopped daemon: adopt them to delete
 		"$IPCBROKERD" --namespace "$NS" --socket "$SOCK" >>"$DLOG" 2>&1 &

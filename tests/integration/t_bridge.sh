@@ -424,15 +424,8 @@ notify_wait() {
 }
 
 test_bridge_tells_systemd_what_it_waits_for() {
-	[ -x "$STRESS/notifyrecv" ] || bfail "$STRESS/notifyrecv is not built (make check builds it)"
-	"$STRESS/notifyrecv" "$T/notify.sock" 30 >"$T/notify.out" 2>"$T/notify.err" &
-	RPID=$!
-	i=0
-	until [ -S "$T/notify.sock" ]; do
-		[ $i -lt 100 ] || bfail "notifyrecv did not bind $T/notify.sock: $(cat "$T/notify.err")"
-		sleep 0.02
-		i=$((i + 1))
-	done
+	start_notifyrecv "$T/notify.sock" "$T/notify.out" 30
+	RPID=$NOTIFYRECV_PID
 	# NATS not there at start: exit 1, and never READY=1
 	st=0
 	NOTIFY_SOCKET="$T/notify.sock" "$BRIDGE" --nats nats://127.0.0.1:1 --socket "$SOCKB" \
@@ -465,7 +458,7 @@ test_bridge_tells_systemd_what_it_waits_for() {
 	notify_wait '^STOPPING=1$' 2000 "STOPPING=1 on SIGTERM"
 	kill -TERM "$RPID"
 	wait "$RPID" || true
-	RPID=
+	RPID= NOTIFYRECV_PID=
 	pass "NOTIFY_SOCKET: no READY=1 without NATS (exit 1); READY=1 once NATS is there," \
 		"STATUS= 'waiting for ipcbrokerd' until the daemon comes, then 'importing ...'; STOPPING=1"
 }

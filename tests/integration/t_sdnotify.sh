@@ -30,15 +30,8 @@ wait_line_after() {
 }
 
 start_notify_socket() {
-	[ -x "$STRESS/notifyrecv" ] || fail "$STRESS/notifyrecv is not built (make check builds it)"
-	"$STRESS/notifyrecv" "$NOTIFY" 20 >"$NOUT" 2>"$T/notify.err" &
-	NPID=$!
-	i=0
-	until [ -S "$NOTIFY" ]; do
-		i=$((i + 1))
-		[ $i -lt 100 ] || fail "notifyrecv did not bind $NOTIFY: $(cat "$T/notify.err")"
-		sleep 0.02
-	done
+	start_notifyrecv "$NOTIFY" "$NOUT" 20
+	NPID=$NOTIFYRECV_PID
 }
 
 test_ready_once_socket_listens_with_status() {
@@ -86,4 +79,5 @@ test_stop_sends_stopping_and_exits_0
 kill -TERM "$NPID"
 st=0
 wait "$NPID" || st=$?
+NOTIFYRECV_PID=
 assert_eq 0 "$st" "exit status of notifyrecv on SIGTERM"
