@@ -684,10 +684,21 @@ static int walk_step(struct ring *r, uint64_t *pos, uint64_t *head, struct ring_
 	return ret;
 }
 
+/* The start of the data area chunks of this size keep to while little is
+ * in use: room for RING_HOT_CHUNKS of them, within RING_HOT_MIN and
+ * RING_HOT.  Small, so that it stays in the caches (on a machine with
+ * 512 KiB of L2 a core, 64 KiB messages went 1.5-2 times as fast through
+ * 1 MiB as through 8 MiB); no smaller than a few chunks, so that large
+ * ones still go round it rather than through the whole area. */
+static uint64_t hot_extent(uint64_t size)
+{
+	return MIN(MAX(size * RING_HOT_CHUNKS, (uint64_t)RING_HOT_MIN), (uint64_t)RING_HOT);
+}
+
 int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t ds = r->data_size, head, tail, gen;
+	uint64_t ds = r->data_size, head, tail, gen, hot;
 	struct ring_chunk *c;
 
 	ring_repair_newest(r);
@@ -697,13 +708,15 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	if (!ring_positions_valid(r, head, tail))
 		return -EBADMSG;
 
-	/* While little is in use, keep to the first RING_HOT bytes of a large
-	 * data area: they are still in the caches from the last lap, where the
-	 * rest of the area would come from memory.  A chunk that would end
-	 * past them wraps to the start early (a pad takes the rest of the
-	 * lap, free at once); a backlog that grows still uses the whole area. */
-	if (ds >= 4 * RING_HOT && head % ds + size > RING_HOT && head % ds + size <= ds &&
-	    head - tail + size <= RING_HOT / 2 && ds - head % ds <= ds - (head - tail)) {
+	/* While little is in use, keep to the first bytes of a large data
+	 * area (hot_extent): they are still in the caches from the last lap,
+	 * where the rest of the area would come from memory.  A chunk that
+	 * would end past them wraps to the start early (a pad takes the rest
+	 * of the lap, free at once); a backlog that grows still uses the
+	 * whole area. */
+	hot = hot_extent(size);
+	if (ds >= 4 * RING_HOT && head % ds + size > hot && head % ds + size <= ds && head - tail + size <= hot / 2 &&
+	    ds - head % ds <= ds - (head - tail)) {
 		pad_to_end_locked(r, head);
 		head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);

@@ -37,7 +37,9 @@
 #define RING_BATCH_MAX 64u               /* messages in one batch chunk (a bit each) */
 #define RING_REC_MAX 16384u              /* largest message a batch chunk carries */
 #define RING_MOVE_MAX 64u                /* chunks one move puts in the window */
-#define RING_HOT (8u << 20)              /* the start of the data area kept to while little is in use */
+#define RING_HOT (8u << 20)              /* the most of the data area kept to while little is in use */
+#define RING_HOT_MIN (1u << 20)          /* the least of it */
+#define RING_HOT_CHUNKS 16u              /* chunks of a size it holds */
 
 /* Chunk states, the low byte of ring_chunk.word. */
 enum ring_state {

@@ -1778,21 +1778,34 @@ static void test_lease_not_run_out_leaves_a_live_holders_chunk_alone(void **stat
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-/* While little is in use, chunks keep to the first RING_HOT bytes of a
- * large data area (still in the caches), wrapping early; a backlog that
- * grows past half of that uses the whole area. */
+/* While little is in use, chunks keep to the start of a large data area
+ * (still in the caches), wrapping early: room for RING_HOT_CHUNKS of
+ * their size, within RING_HOT_MIN and RING_HOT; a backlog that grows past
+ * half of that uses the whole area. */
 static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
 {
 	struct test_ring *t = *state = ring_new(4 * RING_HOT, 2 * 1024 * KIB, 0);
 	struct proto_ring_desc d[64];
+	uint64_t highest = 0;
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < 100; i++) {
 		struct proto_ring_desc one = produce(&t->r, 1024 * KIB, i);
 
 		assert_true(one.offset + 1024 * KIB <= RING_HOT);
+		highest = MAX(highest, one.offset);
 		consume(&t->r, &one, i);
 	}
+	assert_true(highest + 1024 * KIB > RING_HOT / 2); /* 1 MiB chunks go round all of it */
+	/* smaller chunks go round less: 64 KiB ones, the least */
+	highest = 0;
+	for (unsigned i = 0; i < 100; i++) {
+		struct proto_ring_desc one = produce(&t->r, 64 * KIB, i);
+
+		highest = MAX(highest, one.offset + 64 * KIB);
+		consume(&t->r, &one, i);
+	}
+	assert_true(highest <= RING_HOT_CHUNKS * (64 * KIB + RING_ALIGN) && highest > RING_HOT_MIN / 2);
 	/* a backlog: nothing released, the area fills past RING_HOT */
 	while (n < 64) {
 		struct ring_ref ref;
