@@ -708,15 +708,16 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	if (!ring_positions_valid(r, head, tail))
 		return -EBADMSG;
 
-	/* While little is in use, keep to the first bytes of a large data
+	/* While nothing is in use, keep to the first bytes of a large data
 	 * area (hot_extent): they are still in the caches from the last lap,
 	 * where the rest of the area would come from memory.  A chunk that
-	 * would end past them wraps to the start early (a pad takes the rest
-	 * of the lap, free at once); a backlog that grows still uses the
-	 * whole area. */
+	 * would end past them wraps to the start early: a pad takes the rest
+	 * of the lap, and the tail passes it at once.  Only with nothing in
+	 * use: a pad laid behind chunks still waiting would keep the rest of
+	 * the lap from senders until those were received, and a queue whose
+	 * receivers stopped then would hold a fraction of its ring. */
 	hot = hot_extent(size);
-	if (ds >= 4 * RING_HOT && head % ds + size > hot && head % ds + size <= ds && head - tail + size <= hot / 2 &&
-	    ds - head % ds <= ds - (head - tail)) {
+	if (ds >= 4 * RING_HOT && head == tail && head % ds + size > hot && head % ds + size <= ds) {
 		pad_to_end_locked(r, head);
 		head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);

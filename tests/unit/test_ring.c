@@ -1824,6 +1824,45 @@ static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+/* Chunks keep to the start of the area only while nothing is in use: a
+ * pad laid behind a chunk still waiting would keep the rest of the lap
+ * from senders until it was received, so a queue whose receivers stopped
+ * just then would hold a fraction of its ring.  Here one waits just below
+ * the extent of 64 KiB chunks, and the senders still fill the whole area. */
+static void test_a_chunk_waiting_leaves_senders_the_whole_ring(void **state)
+{
+	struct test_ring *t = *state = ring_new(4 * RING_HOT, 1024 * KIB, 0);
+	uint64_t ds = 4 * RING_HOT, bytes = 0;
+	struct proto_ring_desc *d = calloc(ds / (64 * KIB), sizeof(*d));
+	unsigned n = 0;
+
+	assert_non_null(d);
+	/* the receivers kept up, to within two chunks of the extent */
+	for (unsigned i = 0; i < RING_HOT_CHUNKS - 2; i++) {
+		struct proto_ring_desc one = produce(&t->r, 64 * KIB, i);
+
+		consume(&t->r, &one, i);
+	}
+	/* then they stopped: what comes waits */
+	while (n < ds / (64 * KIB)) {
+		struct ring_ref ref;
+
+		if (ring_reserve(&t->r, 64 * KIB, 0, &ref) < 0)
+			break;
+		fill_payload(ref.payload, 64 * KIB, n);
+		ring_publishing(&t->r, &ref, 0);
+		ring_describe(&ref, 0, &d[n]);
+		ring_published(&t->r, &ref);
+		bytes += 64 * KIB;
+		n++;
+	}
+	assert_true(bytes > ds - ds / 64);
+	for (unsigned i = 0; i < n; i++)
+		consume(&t->r, &d[i], i);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	free(d);
+}
+
 /* Moving aside: a chunk its holder keeps long, and allows to move, has
  * its message handed to the daemon's keeping (its bytes, prio and
  * deliveries) and is released, so the space behind it comes back while
@@ -2895,6 +2934,7 @@ int main(void)
 		RING_TEST(test_lease_run_out_is_redelivered_once_and_the_late_release_does_nothing),
 		RING_TEST(test_a_chunk_held_long_moves_aside_and_the_space_behind_comes_back),
 		RING_TEST(test_light_use_keeps_to_the_start_of_a_large_ring),
+		RING_TEST(test_a_chunk_waiting_leaves_senders_the_whole_ring),
 		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
