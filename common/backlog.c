@@ -23,15 +23,23 @@
  * `backlog` (messages QUEUED) and `depth` (messages waiting anywhere) are
  * atomics read without it.
  *
- * Senders.  While the backlog is empty a send goes straight to the
- * window (mq_send that does not wait): an idle queue adds no latency.
- * When the window is full, or the backlog is not empty (so nothing
- * overtakes what waits there), the message goes to the backlog under the
- * lock: appended to the newest batch of its priority when that is the
- * last chunk of the ring and has room (coalescing under backpressure
- * only), else as a new chunk; then, still under the lock, the sender
- * moves what it can from the backlog into the window, highest level
- * first, oldest first.
+ * Senders.  While the backlog is empty and a receiver sleeps beside an
+ * empty window, a send goes straight to the window (mq_send that does not
+ * wait), and wakes it: an idle queue adds no latency.  Otherwise (the
+ * window full, or holding what woke a receiver already; the backlog not
+ * empty, so nothing overtakes what waits there; or every receiver awake)
+ * the message goes to the backlog under the lock: appended to the newest
+ * batch of its priority when that is the last chunk of the ring and has
+ * room (coalescing under backpressure only), else as a new chunk; then,
+ * still under the lock, the sender moves what it can from the backlog
+ * into the window, highest level first, oldest first, on the same terms
+ * (backlog.h, backlog_wakes_by_window: for a queue without a bell, or
+ * one whose signal someone waits for, whenever a receiver sleeps).
+ * Receivers sleep on the window and the bell with EPOLLEXCLUSIVE (recv.c),
+ * so each mq message, and each ring of the bell, wakes one: the one woken
+ * takes the backlog too, and one that takes from the backlog while more
+ * waits there and others sleep rings the bell again for the next
+ * (backlog_take), so that a burst is still shared among them.
  *
  * Receivers take from the window; when it is empty and the backlog is
  * not, they take the oldest chunk of the highest level straight from the
@@ -379,9 +387,12 @@ static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uin
 static void move_locked(struct ring *r, const struct backlog_window *w)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst) || !backlog_sleepers(r, w))
+	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst) ||
+	    !backlog_wakes_by_window(r, w))
 		return;
-	for (unsigned moved = 0; moved < RING_MOVE_MAX && backlog_busy(r); moved++) {
+	/* (with a bell, the one that wakes a receiver asleep is enough) */
+	for (unsigned moved = 0; moved < RING_MOVE_MAX && backlog_busy(r) && (!moved || backlog_wakes_by_window(r, w));
+	     moved++) {
 		struct proto_ring_desc d;
 		struct ring_chunk *c;
 		uint64_t pos;
@@ -415,7 +426,7 @@ int backlog_submit(struct ring *r, const struct ring_ref *ref, unsigned prio, un
 
 	c->prio = prio;
 	ring_depth_add(r, nmsgs);
-	if (!backlog_busy(r) && w && w->send && backlog_sleepers(r, w)) {
+	if (!backlog_busy(r) && w && w->send && backlog_wakes_by_window(r, w)) {
 		struct proto_ring_desc d;
 
 		ring_publishing(r, ref, prio);
@@ -593,6 +604,11 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 		if (ret != -ESTALE)
 			break;
 	}
+	/* The bell wakes one receiver asleep at a time (recv.c): one that
+	 * takes from a backlog that still holds more, while others sleep,
+	 * wakes the next, so that a burst is shared among them. */
+	if (ret == 0 && backlog_busy(r) && atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst))
+		bell_ring(r);
 	ring_unlock(r);
 	return ret;
 }

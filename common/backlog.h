@@ -28,17 +28,36 @@ struct backlog_window {
 };
 
 /* Whether a receiver sleeps in the kernel, or is about to: then a sender
- * puts its message into the window (an mq message wakes it); else it
- * leaves the message in the backlog, where receivers that are awake take
- * it without a system call and without a wake-up (coalesced with those
- * that follow).  A hint: a sleeping receiver also wakes on the bell,
- * which rings whenever the backlog is not empty (see backlog.c).  A queue
- * whose signal someone waits for (ipcq_notify) counts as asleep too: the
- * daemon learns of arrivals through the window. */
+ * may put its message into the window (an mq message wakes it, see
+ * backlog_wakes_by_window); else it leaves the message in the backlog,
+ * where receivers that are awake take it without a system call and
+ * without a wake-up (coalesced with those that follow).  A hint: a
+ * sleeping receiver also wakes on the bell, which rings as the backlog
+ * fills (see backlog.c).  A queue whose signal someone waits for
+ * (ipcq_notify) counts as asleep too: the daemon learns of arrivals
+ * through the window. */
 static inline bool backlog_sleepers(const struct ring *r, const struct backlog_window *w)
 {
 	return atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst) != 0 ||
 	       (w && w->listened && atomic_load_explicit(w->listened, memory_order_relaxed));
+}
+
+/* Whether a sender puts its message into the window rather than the
+ * backlog.  While receivers sleep and the window is empty: the message
+ * wakes one (receivers sleep with EPOLLEXCLUSIVE, recv.c) and goes with
+ * it.  Not while the window holds some already: the receiver they woke
+ * takes the backlog too, with no system call, where each mq message
+ * costs the sender and a receiver one each (and the bell wakes the next
+ * receiver, see backlog_take).  Always for the daemon, told of arrivals
+ * by mq_notify for those waiting for the queue's signal, and for
+ * receivers of a queue without a bell, whom the window alone wakes. */
+static inline bool backlog_wakes_by_window(const struct ring *r, const struct backlog_window *w)
+{
+	if (w && w->listened && atomic_load_explicit(w->listened, memory_order_relaxed))
+		return true;
+	if (!backlog_sleepers(r, NULL))
+		return false;
+	return r->bell < 0 || atomic_load_explicit(&r->hdr->window_msgs, memory_order_seq_cst) <= 0;
 }
 
 /* Receiver: it is going to sleep (+1) or woke (-1).  Going to sleep, it

@@ -94,6 +94,10 @@ struct ipcq_queue {
 	unsigned nheld, held_cap;
 	struct held_batch *held;
 	int pollfd;       /* ipcq_fd of a receiving handle (open.c), or -1 */
+	/* what its receivers sleep on (recv.c, sleep_set): -1 not made yet,
+	 * SLEEP_SET_NONE when the kernel cannot make it */
+	_Atomic int sleep_ep;
+#define SLEEP_SET_NONE (-2)
 	int held_bell;    /* eventfd readable while nheld or nkept, or -1 */
 	bool held_rung;
 	_Atomic unsigned nkept;

@@ -105,6 +105,8 @@ static void queue_free(ipcq_queue *q)
 		close(q->ring.bell);
 	if (q->pollfd >= 0)
 		close(q->pollfd);
+	if (q->sleep_ep >= 0)
+		close(q->sleep_ep);
 	if (q->held_bell >= 0)
 		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
@@ -176,6 +178,7 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	q->mq = fds[0];
 	q->ring.bell = -1;
 	q->pollfd = q->held_bell = -1;
+	q->sleep_ep = -1;
 	q->home_slot = -1;
 	pthread_mutex_init(&q->recv_lock, NULL);
 	q->client = c;

@@ -35,6 +35,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -523,10 +524,48 @@ static int keep_pending(ipcq_queue *q, const ipcq_msg *m)
  * repair only a sender or the daemon can make), the window alone, for at
  * most BELL_DEAF_MS, so the receiver neither spins nor oversleeps. */
 #define BELL_DEAF_MS 10
+
+/* What the handle's receivers sleep on: an epoll set of the window and
+ * the bell, both with EPOLLEXCLUSIVE, so that a message sent, or a
+ * backlog that fills, wakes one receiver asleep rather than all of them
+ * (poll wakes every process polling the mq at each mq_send: with four
+ * receivers asleep, three woke for nothing at every message).  Made at
+ * the first sleep; -1 when it cannot be (the caller polls then). */
+static int sleep_set(ipcq_queue *q)
+{
+	int ep = atomic_load_explicit(&q->sleep_ep, memory_order_acquire), fresh, expect = -1;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+
+	if (ep != -1)
+		return ep >= 0 ? ep : -1;
+	fresh = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = q->mq;
+	if (fresh >= 0 && epoll_ctl(fresh, EPOLL_CTL_ADD, q->mq, &ev) == 0) {
+		ev.data.fd = q->ring.bell;
+		if (epoll_ctl(fresh, EPOLL_CTL_ADD, q->ring.bell, &ev) == 0)
+			ep = fresh;
+	}
+	if (ep < 0 && fresh >= 0)
+		close(fresh);
+	/* (EPOLLEXCLUSIVE is Linux 4.5's: an older kernel refuses it) */
+	if (ep < 0)
+		ep = SLEEP_SET_NONE;
+	/* another thread of the handle may have made one first */
+	if (!atomic_compare_exchange_strong_explicit(&q->sleep_ep, &expect, ep, memory_order_acq_rel,
+	                                             memory_order_acquire)) {
+		if (ep >= 0)
+			close(ep);
+		ep = expect;
+	}
+	return ep >= 0 ? ep : -1;
+}
+
 static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *window)
 {
 	struct pollfd pfd[2] = { { .fd = q->mq, .events = POLLIN }, { .fd = q->ring.bell, .events = POLLIN } };
-	int n;
+	struct epoll_event ev[2];
+	int ep = bell ? sleep_set(q) : -1, n;
+	bool rang = false;
 
 	if (!bell) {
 		pfd[1].fd = -1;
@@ -534,14 +573,23 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
 			timeout_ms = BELL_DEAF_MS;
 	}
 	do
-		n = poll(pfd, 2, timeout_ms);
+		n = ep >= 0 ? epoll_wait(ep, ev, 2, timeout_ms) : poll(pfd, 2, timeout_ms);
 	while (n < 0 && errno == EINTR && timeout_ms < 0);
 	if (n < 0)
 		return -errno;
 	if (n == 0)
 		return -EAGAIN;
-	*window = pfd[0].revents & POLLIN;
-	if ((pfd[1].revents & POLLIN) && !*window && !backlog_busy(&q->ring))
+	if (ep >= 0) {
+		*window = false;
+		for (int i = 0; i < n; i++) {
+			*window |= ev[i].data.fd == q->mq;
+			rang |= ev[i].data.fd == q->ring.bell;
+		}
+	} else {
+		*window = pfd[0].revents & POLLIN;
+		rang = pfd[1].revents & POLLIN;
+	}
+	if (rang && !*window && !backlog_busy(&q->ring))
 		backlog_silence_idle_bell(&q->ring);
 	return 0;
 }
@@ -549,12 +597,12 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
 /* Spinning.  A receiver that had a message a moment ago looks at the
  * backlog for a little while before it sleeps: a sender that sees no
  * receiver asleep leaves its message in the backlog (backlog.h,
- * backlog_sleepers), and a receiver still awake takes it with no wake-up
- * at all, which is most of a round trip's cost.  Only while messages come
- * often (the last within SPIN_RECENT_NS; a message is timed when the
- * receiver next runs out of them, so that taking one reads no clock), and
- * never on one CPU: an idle
- * receiver sleeps at once and costs nothing.  Only while it pays: a
+ * backlog_wakes_by_window), and a receiver still awake takes it with no
+ * wake-up at all, which is most of a round trip's cost.  Only while
+ * messages come often (the last within SPIN_RECENT_NS; a message is timed
+ * when the receiver next runs out of them, so that taking one reads no
+ * clock), and never on one CPU: an idle receiver sleeps at once and costs
+ * nothing.  Only while it pays: a
  * spin that found nothing (a peer that cannot run, on a machine with more
  * runnable processes than CPUs) shortens the next by a quarter, down to
  * SPIN_MIN_NS; one that found a message restores SPIN_MAX_NS; and every

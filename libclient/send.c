@@ -172,7 +172,7 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	/* at-least-once: every message in the ring, where the daemon can find
 	 * it again if its receiver dies (recv.c); so is one with a ttl */
 	if (len <= q->inline_max && !q->ring.delivery && !expires && !backlog_busy(&q->ring) &&
-	    backlog_sleepers(&q->ring, &q->window)) {
+	    backlog_wakes_by_window(&q->ring, &q->window)) {
 		r = send_inline_now(q, buf, len, prio);
 		if (r != -EAGAIN)
 			return r;

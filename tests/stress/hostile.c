@@ -654,10 +654,12 @@ static int send_genuine(size_t len, unsigned char *buf)
 }
 
 /* Send one genuine ring message and read its descriptor off the mq,
- * counted as a receiver asleep, so that the sender puts it there
- * (backlog.h). */
+ * counted as a receiver asleep beside an empty window (its count 0), so
+ * that the sender puts it there (backlog.h, backlog_wakes_by_window);
+ * taken off the window's count again, as a receiver does. */
 static int capture_desc(struct proto_ring_desc *d, unsigned char *buf)
 {
+	struct timespec dl = deadline_after(CLOCK_REALTIME, 5000);
 	unsigned char raw[8192];
 	ssize_t n;
 	int r;
@@ -667,7 +669,10 @@ static int capture_desc(struct proto_ring_desc *d, unsigned char *buf)
 	backlog_sleeping(&fq->ring, -1);
 	if (r < 0)
 		return r;
-	n = mq_receive(fmq, (char *)raw, fgeo.msg_size, NULL);
+	n = mq_timedreceive(fmq, (char *)raw, fgeo.msg_size, NULL, &dl);
+	if (n < 0)
+		return -errno;
+	window_taken(&fq->ring, 1);
 	if (n != (ssize_t)sizeof(*d))
 		return -EPROTO;
 	memcpy(d, raw, sizeof(*d));

@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -622,6 +624,83 @@ static void test_senders_leave_messages_in_the_backlog_while_no_receiver_sleeps(
 	drain_window(t, &fw, &s);
 	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3, 4, 5, 6, 7 }, 8);
 	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1;
+}
+
+/* Empty an eventfd (read its count to 0). */
+static void hush(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) == sizeof(v))
+		;
+}
+
+/* With a bell, a sender uses the window only to wake a receiver asleep
+ * beside an empty window (its count 0): the next messages go to the
+ * backlog, ringing the bell as it fills, and the receiver the window woke
+ * takes them there.  A receiver that takes from the backlog while more
+ * waits and another sleeps rings the bell again (the next one is woken:
+ * receivers sleep with EPOLLEXCLUSIVE); without a sleeper it does not. */
+static void test_with_a_bell_senders_wake_one_receiver_through_the_window(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct fake_window fw = { .cap = 4, .all_awake = true }; /* nobody listens for the signal */
+	struct backlog_window w = window_of(&fw);
+	struct seen s = { 0 };
+	struct ring_ref ref;
+
+	t->r.bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(t->r.bell >= 0);
+	backlog_sleeping(&t->r, 2);
+	assert_true(backlog_wakes_by_window(&t->r, &w));
+	assert_int_equal(submit_raw(t, &w, 0, 2000, 4), 0);
+	assert_int_equal(fw.sends, 1);
+	window_counted(&t->r, 1); /* as window_put counts what it sends */
+	assert_false(backlog_wakes_by_window(&t->r, &w));
+	/* the window holds one: the rest go to the backlog, which rings */
+	assert_false(readable(t->r.bell));
+	assert_int_equal(submit_raw(t, &w, 1, 2000, 4), 0);
+	append_ok(t, &w, 2, 100, 4, 16);
+	append_ok(t, &w, 3, 100, 4, 16);
+	assert_int_equal(fw.sends, 1);
+	assert_int_equal(backlog_of(&t->r), 3);
+	assert_true(readable(t->r.bell));
+	/* the receiver the window woke: the window's message, then the
+	 * backlog's first chunk; more waits and one still sleeps: it rings */
+	backlog_sleeping(&t->r, -1);
+	drain_window(t, &fw, &s);
+	window_taken(&t->r, 1);
+	hush(t->r.bell);
+	assert_int_equal(take(t, &ref, 0), 0);
+	consume_ref(t, &ref, &s);
+	assert_true(readable(t->r.bell));
+	/* the last chunk: the backlog is empty, the bell silent */
+	assert_int_equal(take(t, &ref, 0), 0);
+	consume_ref(t, &ref, &s);
+	assert_false(readable(t->r.bell));
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3 }, 4);
+	/* no one asleep: a take that leaves more does not ring */
+	backlog_sleeping(&t->r, -1);
+	assert_int_equal(submit_raw(t, &w, 4, 2000, 4), 0);
+	assert_int_equal(submit_raw(t, &w, 5, 2000, 4), 0);
+	assert_int_equal(fw.sends, 1);
+	hush(t->r.bell);
+	assert_int_equal(take(t, &ref, 0), 0);
+	consume_ref(t, &ref, &s);
+	assert_false(readable(t->r.bell));
+	assert_int_equal(take(t, &ref, 0), 0);
+	consume_ref(t, &ref, &s);
+	assert_ids(&s, (const uint32_t[]){ 0, 1, 2, 3, 4, 5 }, 6);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+	close(t->r.bell);
+	t->r.bell = -1;
 }
 
 /* A loan published while another client holds the locks: with
@@ -1970,6 +2049,7 @@ int main(void)
 		BACKLOG_TEST(test_full_window_is_not_tried_again_until_drained),
 		BACKLOG_TEST(test_submit_bypasses_only_an_empty_backlog),
 		BACKLOG_TEST(test_senders_leave_messages_in_the_backlog_while_no_receiver_sleeps),
+		BACKLOG_TEST(test_with_a_bell_senders_wake_one_receiver_through_the_window),
 		BACKLOG_TEST(test_submit_keeps_a_loan_when_the_lock_wait_times_out),
 		BACKLOG_TEST(test_take_returns_oldest_of_highest_level_then_eagain),
 		BACKLOG_TEST(test_more_priorities_than_levels_all_come_out),
