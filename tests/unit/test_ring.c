@@ -1824,11 +1824,35 @@ static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
-/* Chunks keep to the start of the area only while nothing is in use: a
- * pad laid behind a chunk still waiting would keep the rest of the lap
- * from senders until it was received, so a queue whose receivers stopped
- * just then would hold a fraction of its ring.  Here one waits just below
- * the extent of 64 KiB chunks, and the senders still fill the whole area. */
+/* A chunk a receiver holds does not keep the ring from wrapping early:
+ * the tail passes the pad as soon as it is released. */
+static void test_a_chunk_a_receiver_holds_does_not_stop_the_early_wrap(void **state)
+{
+	struct test_ring *t = *state = ring_new(4 * RING_HOT, 1024 * KIB, 0);
+	struct proto_ring_desc d, next;
+	struct ring_ref held;
+
+	/* the 16th chunk of 64 KiB ends at the extent */
+	for (unsigned i = 0; i < RING_HOT_CHUNKS - 1; i++) {
+		struct proto_ring_desc one = produce(&t->r, 64 * KIB, i);
+
+		consume(&t->r, &one, i);
+	}
+	d = produce(&t->r, 64 * KIB, 100);
+	assert_int_equal(ring_take(&t->r, &d, &held), 0);
+	next = produce(&t->r, 64 * KIB, 101);
+	assert_int_equal(next.offset, 0);
+	ring_release(&t->r, &held);
+	consume(&t->r, &next, 101);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
+/* Chunks wrap to the start of the area early only while none waits to be
+ * taken: a pad laid behind a chunk still waiting would keep the rest of
+ * the lap from senders until it was received, so a queue whose receivers
+ * stopped just then would hold a fraction of its ring.  Here one waits
+ * just below the extent of 64 KiB chunks, and the senders still fill the
+ * whole area. */
 static void test_a_chunk_waiting_leaves_senders_the_whole_ring(void **state)
 {
 	struct test_ring *t = *state = ring_new(4 * RING_HOT, 1024 * KIB, 0);
@@ -2935,6 +2959,7 @@ int main(void)
 		RING_TEST(test_a_chunk_held_long_moves_aside_and_the_space_behind_comes_back),
 		RING_TEST(test_light_use_keeps_to_the_start_of_a_large_ring),
 		RING_TEST(test_a_chunk_waiting_leaves_senders_the_whole_ring),
+		RING_TEST(test_a_chunk_a_receiver_holds_does_not_stop_the_early_wrap),
 		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
