@@ -152,6 +152,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -1791,6 +1792,187 @@ int ring_census(struct ring *r, struct ring_census *out)
 		pos += size;
 	}
 	return pos >= head ? 0 : -EAGAIN;
+}
+
+/* ---- peeking ---- */
+
+/* A chunk whose messages wait, as the walk found it. */
+struct peek_cand {
+	uint64_t pos;
+	uint64_t word;
+	uint64_t handed; /* records handed out when it was found (a batch a receiver holds) */
+	uint32_t prio;
+	uint8_t rank;    /* 0 given back or held, 1 in the window, 2 in the backlog */
+};
+
+/* Whether a comes before b in the order receivers take them. */
+static bool peek_before(const struct peek_cand *a, const struct peek_cand *b)
+{
+	if (a->rank != b->rank)
+		return a->rank < b->rank;
+	if (a->prio != b->prio)
+		return a->prio > b->prio;
+	return a->pos < b->pos;
+}
+
+/* Keep the first n candidates in order (cand holds *have of them). */
+static void peek_keep(struct peek_cand *cand, unsigned *have, unsigned n, const struct peek_cand *c)
+{
+	unsigned lo = 0, hi = *have;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (peek_before(&cand[mid], c))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= n)
+		return;
+	if (*have == n)
+		(*have)--;
+	memmove(&cand[lo + 1], &cand[lo], (*have - lo) * sizeof(*cand));
+	cand[lo] = *c;
+	(*have)++;
+}
+
+/* What of chunk c waits, as a candidate; false if nothing does. */
+static bool peek_candidate(struct ring *r, struct ring_chunk *c, uint64_t pos, uint64_t now, struct peek_cand *out)
+{
+	struct ring_cstate *cs = ring_cs(r, c);
+	uint64_t w = atomic_load_explicit(&cs->word, memory_order_acquire), handed = 0;
+	enum ring_state st = RING_WORD_STATE(w);
+	uint8_t rank;
+
+	if (c->kind != RING_KIND_RAW && c->kind != RING_KIND_BATCH)
+		return false;
+	if (st == RING_QUEUED)
+		rank = cs->level == RING_RETURNED ? 0 : 2;
+	else if (st == RING_PUBLISHING || st == RING_PUBLISHED)
+		rank = 1;
+	else if (st == RING_TAKEN && c->kind == RING_KIND_BATCH)
+		rank = 0;
+	else
+		return false;
+	if (ring_expired(c->expires, now))
+		return false;
+	if (c->kind == RING_KIND_BATCH) {
+		if (c->count == 0 || c->count > RING_BATCH_MAX)
+			return false;
+		handed = atomic_load_explicit(&cs->handed, memory_order_relaxed) |
+		         atomic_load_explicit(&cs->done, memory_order_relaxed);
+		/* held by a receiver: only what it has not handed out waits */
+		if (st == RING_TAKEN && (handed & ring_batch_mask(c->count)) == ring_batch_mask(c->count))
+			return false;
+		if (st != RING_TAKEN)
+			handed = atomic_load_explicit(&cs->done, memory_order_relaxed);
+	}
+	*out = (struct peek_cand){ .pos = pos, .word = w, .handed = handed, .prio = c->prio, .rank = rank };
+	return true;
+}
+
+/* Copy what of candidate k waits into buf at *at (cap bytes in all),
+ * recording each message in out (room for n): how many, 0 if it changed
+ * meanwhile, -EMSGSIZE if its bytes do not fit. */
+static int peek_copy(struct ring *r, const struct peek_cand *k, struct ring_peeked *out, unsigned n,
+                     unsigned char *buf, size_t cap, size_t *at)
+{
+	uint64_t ds = r->data_size, off = k->pos % ds, len;
+	struct ring_chunk *c = ring_chunk_at(r, k->pos);
+	struct ring_cstate *cs = ring_cs(r, c);
+	bool batch = c->kind == RING_KIND_BATCH, redelivered;
+	unsigned count = c->count, got = 0;
+	size_t start = *at, rec_at = *at;
+
+	len = c->len;
+	/* the sender wrote the header: its length must fit the chunk */
+	if (len > r->max_payload || len > ds - off - RING_CHUNK_HDR)
+		return 0;
+	if (len > cap - *at)
+		return -EMSGSIZE;
+	memcpy(buf + *at, (const unsigned char *)(c + 1), len);
+	atomic_thread_fence(memory_order_acquire);
+	/* still waiting, and its bytes still the sender's */
+	if (atomic_load_explicit(&cs->word, memory_order_relaxed) != k->word || (uint32_t)c->gen != RING_WORD_GEN32(k->word) ||
+	    !ring_unspoilt(r, off, c->gen))
+		return 0;
+	redelivered = atomic_load_explicit(&cs->handed, memory_order_relaxed) != 0;
+	if (!batch) {
+		out[0] = (struct ring_peeked){ .at = start, .len = (uint32_t)len, .prio = k->prio, .redelivered = redelivered };
+		*at += len;
+		return 1;
+	}
+	/* records, parsed from the copy: each one's bytes move down over the
+	 * headers, so they follow each other in buf */
+	if (count == 0 || count > RING_BATCH_MAX)
+		return 0;
+	for (unsigned i = 0, pos = 0; i < count && got < n; i++) {
+		struct ring_rec rec;
+
+		if (len - pos < sizeof(rec))
+			return 0;
+		memcpy(&rec, buf + start + pos, sizeof(rec));
+		if (rec.len > RING_REC_MAX || ring_rec_size(rec.len) > len - pos)
+			return 0;
+		if (!(k->handed & ((uint64_t)1 << i))) {
+			memmove(buf + rec_at, buf + start + pos + sizeof(rec), rec.len);
+			out[got++] = (struct ring_peeked){
+				.at = rec_at, .len = rec.len, .prio = k->prio,
+				.redelivered = (atomic_load_explicit(&cs->handed, memory_order_relaxed) >> i) & 1
+			};
+			rec_at += rec.len;
+		}
+		pos += (unsigned)ring_rec_size(rec.len);
+	}
+	*at = rec_at;
+	return (int)got;
+}
+
+int ring_peek(struct ring *r, struct ring_peeked *out, unsigned n, unsigned char *buf, size_t cap)
+{
+	uint64_t steps = r->data_size / RING_ALIGN + 1, head, pos, now = ring_now_ms();
+	unsigned have = 0, got = 0;
+	struct peek_cand *cand;
+	size_t at = 0;
+
+	if (n == 0)
+		return 0;
+	if (load_positions(r, &head, &pos) < 0)
+		return -EAGAIN;
+	/* a batch holds RING_BATCH_MAX messages at most, a chunk one at least:
+	 * the first n chunks in order hold the first n messages */
+	cand = calloc(n, sizeof(*cand));
+	if (!cand)
+		return -ENOMEM;
+	while (pos < head && steps--) {
+		struct peek_cand k;
+		struct ring_chunk *c;
+		uint64_t size;
+		int ok = walk_step(r, &pos, &head, &c, &size);
+
+		if (ok == WALK_TAIL)
+			continue;
+		if (ok != WALK_ON)
+			break; /* the rest moved under us: what was found stands */
+		if (peek_candidate(r, c, pos, now, &k))
+			peek_keep(cand, &have, n, &k);
+		pos += size;
+	}
+	for (unsigned i = 0; i < have && got < n; i++) {
+		int ret = peek_copy(r, &cand[i], out + got, n - got, buf, cap, &at);
+
+		if (ret == -EMSGSIZE) {
+			if (got == 0) {
+				free(cand);
+				return -EMSGSIZE;
+			}
+			break;
+		}
+		got += (unsigned)ret;
+	}
+	free(cand);
+	return (int)got;
 }
 
 uint64_t ring_depth(const struct ring *r)

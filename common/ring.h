@@ -460,6 +460,24 @@ int ring_take_for_purge(struct ring *r, const struct proto_ring_desc *d);
 uint64_t ring_purge_backlog(struct ring *r);
 /* Messages waiting (window and backlog), as clients count them. */
 uint64_t ring_depth(const struct ring *r);
+
+/* Consumer: copies of up to n messages that wait in the ring, without
+ * taking them, in about the order receivers would take them (batches
+ * given back and batches a receiver holds first, then what is in the
+ * window by priority, then the backlog by priority; oldest first within
+ * each).  Each message's bytes go into buf (cap bytes, one after the
+ * other); out[i] says where.  Returns how many (0: none waits in the
+ * ring), -EMSGSIZE when the first does not fit in cap, -EAGAIN when the
+ * ring moved too much under the walk, -ENOMEM.  A snapshot: a chunk
+ * taken while it is copied is left out.  Every byte read is checked
+ * against the geometry kept at attach. */
+struct ring_peeked {
+	size_t at; /* its bytes: buf + at */
+	uint32_t len;
+	uint32_t prio;
+	bool redelivered;
+};
+int ring_peek(struct ring *r, struct ring_peeked *out, unsigned n, unsigned char *buf, size_t cap);
 /* Daemon: a walk without the lock over the chunks between tail and head:
  * how many, and how many of them hold messages that wait (in the backlog,
  * with their descriptor on its way or in the window, or in a batch a

@@ -310,6 +310,20 @@ ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int time
 int ipcq_send_batch(ipcq_queue *q, const struct iovec *msgs, unsigned n, unsigned prio, int timeout_ms);
 int ipcq_recv_batch(ipcq_queue *q, struct ipcq_msg *msgs, unsigned n, int timeout_ms);
 
+/* Peeking: copies of up to n of the messages waiting in the queue,
+ * without receiving them, in about the order receivers would get them.
+ * Their bytes go into buf (cap bytes, one after the other); each msgs[i]
+ * gets data (in buf), len, prio and flags (IPCQ_MSG_REDELIVERED; its
+ * deliveries is 0: a peek delivers nothing), and is not to be released.  Returns how many (0 when none can be shown), or a
+ * negative errno: -EMSGSIZE if the first does not fit in cap, -EBADF for
+ * a handle opened without IPCQ_RECV.  What waits in the ring is shown
+ * (every message of an at-least-once queue, large ones, and small ones
+ * that piled up); a small message an at-most-once queue carries inline
+ * in its mq window (sent while a receiver slept beside an empty window)
+ * cannot be read without receiving it, and is not.  A snapshot: a message
+ * received while it is copied is left out. */
+int ipcq_peek(ipcq_queue *q, ipcq_msg *msgs, unsigned n, void *buf, size_t cap);
+
 /* File descriptor that polls readable when a message waits: in the
  * window, in the backlog, or in a batch the handle holds.  For a receiving
  * handle it is an epoll descriptor (made at the first call, closed by

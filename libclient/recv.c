@@ -1110,6 +1110,35 @@ EXPORT int ipcq_nack(ipcq_queue *q, ipcq_msg *m, unsigned flags)
 	return release_msg_as(q, m, (flags & IPCQ_NACK_REJECT) ? REJECT : NACK);
 }
 
+EXPORT int ipcq_peek(ipcq_queue *q, ipcq_msg *msgs, unsigned n, void *buf, size_t cap)
+{
+	_cleanup_free_ struct ring_peeked *seen = NULL;
+	int r = check_owner(q);
+
+	if (r < 0)
+		return r;
+	if (!(q->flags & IPCQ_RECV))
+		return -EBADF;
+	if (n == 0)
+		return 0;
+	if (!msgs || (!buf && cap))
+		return -EINVAL;
+	seen = calloc(n, sizeof(*seen));
+	if (!seen)
+		return -ENOMEM;
+	r = queue_state(q);
+	if (r < 0)
+		return r;
+	r = ring_peek(&q->ring, seen, n, buf, cap);
+	for (int i = 0; i < r; i++)
+		msgs[i] = (ipcq_msg){ .data = (unsigned char *)buf + seen[i].at,
+			              .len = seen[i].len,
+			              .prio = seen[i].prio,
+			              .flags = seen[i].redelivered ? IPCQ_MSG_REDELIVERED : 0,
+			              .deliveries = 0 };
+	return r;
+}
+
 EXPORT int ipcq_ack(ipcq_queue *q)
 {
 	int r = check_owner(q);

@@ -70,10 +70,11 @@ struct cli {
 	char repeated[48];                 /* the option given twice, as "-f/--file" */
 };
 
-/* The commands (cmd_send.c, cmd_recv.c, cmd_admin.c, cmd_bench.c,
+/* The commands (cmd_send.c, cmd_recv.c (recv, peek), cmd_admin.c, cmd_bench.c,
  * cmd_watch.c, cmd_top.c). */
 int cmd_send(struct cli *cli, int argc, char **argv);
 int cmd_recv(struct cli *cli, int argc, char **argv);
+int cmd_peek(struct cli *cli, int argc, char **argv);
 int cmd_create(struct cli *cli, int argc, char **argv);
 int cmd_delete(struct cli *cli, int argc, char **argv);
 int cmd_purge(struct cli *cli, int argc, char **argv);

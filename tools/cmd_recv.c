@@ -644,3 +644,120 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	}
 	return r;
 }
+
+/* ---- peek ---- */
+
+#define PEEK_MAX 65536u           /* the most messages one peek shows */
+#define PEEK_BUF_MAX (256u << 20) /* and the most bytes */
+
+/* Write peeked messages, RECV_BATCH_MAX at a time, as recv would. */
+static int write_peeked(struct receiver *rc, const ipcq_msg *msgs, unsigned n)
+{
+	struct iovec iov[2 * RECV_BATCH_MAX];
+
+	for (unsigned i = 0; i < n; i += RECV_BATCH_MAX) {
+		unsigned k = MIN(n - i, RECV_BATCH_MAX);
+		int per = 1, done, w, niov = build_iovecs(rc, msgs + i, k, iov, &per);
+
+		if (niov < 0)
+			return cli_error("%s", strerror(-niov));
+		w = write_all(rc->out_fd, iov, niov, &done);
+		if (w == -EPIPE)
+			return output_closed(rc);
+		if (w < 0)
+			return cli_error("%s: writing a message: %s", rc->out_name, strerror(-w));
+	}
+	return CLI_EXIT_OK;
+}
+
+int cmd_peek(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "count", required_argument, NULL, 'c' },
+		{ "null", no_argument, NULL, '0' },
+		{ "no-separator", no_argument, NULL, 'N' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		CLI_GLOBAL_OPTIONS,
+		{ 0 },
+	};
+	_cleanup_queue_ ipcq_queue *q = NULL;
+	__attribute__((cleanup(textbuf_deinit))) struct textbuf text = { 0 };
+	_cleanup_free_ ipcq_msg *msgs = NULL;
+	_cleanup_free_ void *buf = NULL;
+	struct receiver rc = { .out_fd = STDOUT_FILENO, .out_name = "standard output" };
+	ipcq_geometry geo;
+	ipcq_stats st;
+	const char *bad;
+	bool nul = false, no_sep = false, json = false;
+	unsigned long count = 10;
+	size_t cap;
+	int opt, r, n;
+
+	while ((opt = cli_getopt(cli, argc, argv, ":c:0NF:" CLI_GLOBAL_SHORT, longopts)) != -1) {
+		switch (opt) {
+		case 'c':
+			if (cli_parse_uint(optarg, PEEK_MAX, &count) < 0)
+				return cli_usage_error(cli, "bad count '%s' (0 to %u)", optarg, PEEK_MAX);
+			break;
+		case 'F':
+			bad = bad_conversion(optarg);
+			if (bad)
+				return cli_usage_error(cli, "bad conversion '%.2s' in format '%s' (%%m, %%x, %%l, %%p, "
+				                       "%%r, %%d, %%q, %%n, %%t, %%0 or %%%%)", bad, optarg);
+			rc.format = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case '0':
+			nul = true;
+			break;
+		case 'N':
+			no_sep = true;
+			break;
+		default:
+			r = cli_common_option(cli, opt, argv);
+			if (r >= 0)
+				return r;
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
+	if (nul + no_sep + !!rc.format + json > 1)
+		return cli_usage_error(cli, "-0, -N, -F and --json exclude each other");
+	rc.name = argv[optind];
+	rc.sep = nul ? '\0' : '\n';
+	rc.has_sep = !no_sep;
+	rc.output = json ? OUTPUT_JSON : rc.format ? OUTPUT_FORMAT : OUTPUT_RAW;
+	rc.text = &text;
+	if (count == 0)
+		count = PEEK_MAX;
+
+	r = cli_open_queue(cli, rc.name, IPCQ_RECV, &q);
+	if (r)
+		return r;
+	r = ipcq_geometry_of(q, &geo);
+	if (r < 0)
+		return cli_fail(r, "cannot read the geometry of '%s'", rc.name);
+	/* room for count of the largest; untouched pages cost nothing */
+	cap = (size_t)MIN((uint64_t)count * MAX(geo.max_payload, 1), (uint64_t)PEEK_BUF_MAX);
+	cap = MAX(cap, (size_t)MIN(geo.max_payload, (uint64_t)PEEK_BUF_MAX));
+	msgs = calloc(count, sizeof(*msgs));
+	buf = malloc(cap ? cap : 1);
+	if (!msgs || !buf)
+		return cli_error("%s", strerror(ENOMEM));
+	n = ipcq_peek(q, msgs, (unsigned)count, buf, cap);
+	if (n < 0)
+		return cli_fail(n, "cannot peek at '%s'", rc.name);
+	r = write_peeked(&rc, msgs, (unsigned)n);
+	if (r != CLI_EXIT_OK)
+		return r;
+	if ((unsigned long)n < count && ipcq_stat(cli->client, rc.name, &st) == 0 && st.depth > (uint64_t)n)
+		cli_info("%" PRIu64 " messages wait in '%s', %d shown: the others are in the kernel's window "
+		         "(sent inline while a receiver slept), which cannot be read without receiving them",
+		         st.depth, rc.name, n);
+	else
+		cli_info("%d messages of '%s' shown", n, rc.name);
+	return CLI_EXIT_OK;
+}

@@ -68,6 +68,24 @@ static const struct cli_command commands[] = {
 		.run = cmd_recv,
 	},
 	{
+		.name = "peek",
+		.synopsis = "[OPTIONS] QUEUE",
+		.summary = "print messages waiting in a queue without receiving them",
+		.help = "Print up to 10 of the messages waiting in a queue, in about the order\n"
+			"receivers would get them, without receiving them: they stay in the queue.\n"
+			"A small message of an at-most-once queue sent while a receiver slept\n"
+			"travels inline in the kernel's window, which cannot be read without\n"
+			"receiving it: such messages are not shown (-v says how many wait).\n"
+			"\n"
+			"Options:\n"
+			"  -c, --count N          print up to N messages; 0: all it can show\n"
+			"  -0, --null             end each message with NUL instead of newline\n"
+			"  -N, --no-separator     write the payloads only\n"
+			"  -F, --format FORMAT    as recv's (%d, deliveries, is 0: nothing is delivered)\n"
+			"      --json             as recv's\n",
+		.run = cmd_peek,
+	},
+	{
 		.name = "create",
 		.synopsis = "[OPTIONS] QUEUE",
 		.summary = "create a queue",

@@ -461,6 +461,42 @@ test_man_page_documents_every_option() {
 	pass "ipcq(1) has a section for every command and documents every option of each; groff has no warning"
 }
 
+# peek: what waits, in the order receivers get it, and still there after;
+# a batch a receiver gave back shows first, without what it received.
+test_peek_shows_without_receiving() {
+	"$IPCQ" create pk
+	"$IPCQ" send pk one two three
+	"$IPCQ" send -p 5 pk urgent
+	head -c 3000 /dev/zero | tr '\0' x >"$T/big"
+	"$IPCQ" send -f "$T/big" pk
+	"$IPCQ" peek -F '%p %l %r %d%n' pk >"$T/peek" || fail "peek failed"
+	assert_eq "5 6 0 0|0 3 0 0|0 3 0 0|0 5 0 0|0 3000 0 0" "$(tr '\n' '|' <"$T/peek" | sed 's/|$//')" \
+		"what peek shows (priority, length, redelivered, deliveries)"
+	assert_eq 5 "$(qstat pk depth)" "depth after peek"
+	assert_eq 0 "$(qstat pk received)" "received after peek"
+	assert_eq "urgent one" "$("$IPCQ" peek -c 2 pk | tr '\n' ' ' | sed 's/ $//')" "peek -c 2"
+	assert_eq '{"priority":5,"redelivered":false,"deliveries":0,"length":6,"encoding":"utf-8","data":"urgent"}' \
+		"$("$IPCQ" peek -c 1 --json pk)" "peek --json"
+	"$IPCQ" recv -c 5 pk >"$T/got"
+	printf 'urgent\none\ntwo\nthree\n%s\n' "$(cat "$T/big")" >"$T/want"
+	cmp -s "$T/want" "$T/got" || fail "recv after peek did not get the five messages in order"
+	assert_eq "" "$("$IPCQ" peek pk)" "peek of an empty queue"
+	# three lines sent with no receiver travel as one batch; a receiver
+	# takes it, receives one and closes: the rest goes back, first in line
+	printf 'a\nb\nc\n' | "$IPCQ" send pk
+	assert_eq a "$("$IPCQ" recv pk)" "the first of the batch"
+	assert_eq "b c" "$("$IPCQ" peek pk | tr '\n' ' ' | sed 's/ $//')" "peek after a batch was given back"
+	assert_eq "b c" "$("$IPCQ" recv -c 2 pk | tr '\n' ' ' | sed 's/ $//')" "recv after that peek"
+	# at-least-once: every message in the ring
+	"$IPCQ" send alo x1 x2
+	assert_eq "x1 x2" "$("$IPCQ" peek alo | tr '\n' ' ' | sed 's/ $//')" "peek of an at-least-once queue"
+	assert_eq "x1 x2" "$("$IPCQ" recv -c 2 alo | tr '\n' ' ' | sed 's/ $//')" "recv after peeking at-least-once"
+	expect_status 2 "a bad count" "$IPCQ" peek -c x pk
+	expect_status 4 "a queue that does not exist" "$IPCQ" peek nosuchqueue
+	"$IPCQ" delete pk
+	pass "peek: what waits, by priority then order, left in place (depth and received unchanged); a batch given back first; at-least-once; empty: nothing"
+}
+
 cat >"$T/ipcbrokerd.conf" <<CONF
 queue "alo" {
 	delivery = "at-least-once"
@@ -478,6 +514,7 @@ test_deadline_bounds_recv_and_send
 test_repeated_options_are_refused
 test_invalid_queue_name_says_what_is_valid
 test_help_command
+test_peek_shows_without_receiving
 test_quiet_and_verbose
 test_bash_completion
 test_man_page_documents_every_option

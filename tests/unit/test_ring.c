@@ -1824,6 +1824,48 @@ static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+/* Peeking copies what waits, by priority then age, taking nothing: a
+ * chunk a receiver took is left out, and so is one whose header a client
+ * spoilt; the first message that does not fit is -EMSGSIZE. */
+static void test_peek_copies_what_waits_in_order(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct proto_ring_desc d0 = produce(&t->r, 100, 0), d1 = produce(&t->r, 200, 5);
+	struct proto_ring_desc d2 = produce(&t->r, 300, 2), d3 = produce(&t->r, 400, 3);
+	static unsigned char buf[4096], want[400];
+	struct ring_peeked out[8];
+	struct ring_ref held;
+	struct ring_chunk *c;
+	uint32_t len;
+
+	assert_int_equal(ring_take(&t->r, &d3, &held), 0);
+	assert_int_equal(ring_peek(&t->r, out, 8, buf, sizeof(buf)), 3);
+	assert_int_equal(out[0].len, 200);
+	assert_int_equal(out[0].prio, 5);
+	assert_int_equal(out[1].len, 300);
+	assert_int_equal(out[1].prio, 2);
+	assert_int_equal(out[2].len, 100);
+	assert_int_equal(out[2].prio, 0);
+	fill_payload(want, 200, 5);
+	assert_memory_equal(buf + out[0].at, want, 200);
+	fill_payload(want, 100, 0);
+	assert_memory_equal(buf + out[2].at, want, 100);
+	assert_int_equal(ring_peek(&t->r, out, 1, buf, sizeof(buf)), 1);
+	assert_int_equal(ring_peek(&t->r, out, 8, buf, 150), -EMSGSIZE);
+	/* a header a sender spoilt: left out */
+	c = ring_chunk_at(&t->r, d2.offset);
+	len = c->len;
+	c->len = 60000;
+	assert_int_equal(ring_peek(&t->r, out, 8, buf, sizeof(buf)), 2);
+	c->len = len;
+	ring_release(&t->r, &held);
+	consume(&t->r, &d1, 5);
+	consume(&t->r, &d2, 2);
+	consume(&t->r, &d0, 0);
+	assert_int_equal(ring_peek(&t->r, out, 8, buf, sizeof(buf)), 0);
+	assert_int_equal(ring_bytes_used(&t->r), 0);
+}
+
 /* A chunk a receiver holds does not keep the ring from wrapping early:
  * the tail passes the pad as soon as it is released. */
 static void test_a_chunk_a_receiver_holds_does_not_stop_the_early_wrap(void **state)
@@ -2960,6 +3002,7 @@ int main(void)
 		RING_TEST(test_light_use_keeps_to_the_start_of_a_large_ring),
 		RING_TEST(test_a_chunk_waiting_leaves_senders_the_whole_ring),
 		RING_TEST(test_a_chunk_a_receiver_holds_does_not_stop_the_early_wrap),
+		RING_TEST(test_peek_copies_what_waits_in_order),
 		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
