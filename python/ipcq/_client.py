@@ -362,6 +362,23 @@ class Queue:
         if r < 0:
             raise make_error(r, f"nack on '{self.name}'")
 
+    def peek(self, n: int = 10) -> List[Tuple[bytes, int]]:
+        """Copies of up to n messages waiting in the queue, without
+        receiving them (ipcq_peek): (data, prio) pairs, in about the order
+        receivers would get them.  A small message of an at-most-once
+        queue carried inline in its mq window cannot be read without
+        receiving it, and is not among them."""
+        if n <= 0:
+            raise ValueError("n must be at least 1")
+        msgs = (_lib.Msg * n)()
+        cap = max(1, min(n * max(self.max_payload, 1), 256 << 20))
+        buf = ctypes.create_string_buffer(cap)
+        r = lib.ipcq_peek(self._handle(), msgs, n, buf, cap)
+        if r < 0:
+            raise make_error(r, f"peek at '{self.name}'")
+        return [(ctypes.string_at(msgs[i].data, msgs[i].len) if msgs[i].len else b"", msgs[i].prio)
+                for i in range(r)]
+
     def _msgs(self, n: int) -> ctypes.Array:
         local = self._local
         msgs = local.msgs

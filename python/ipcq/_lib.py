@@ -172,6 +172,7 @@ _PROTOTYPES = {
     "ipcq_recv": (c_ssize_t, [c_void_p, c_void_p, c_size_t, POINTER(c_uint), c_int]),
     "ipcq_send_batch": (c_int, [c_void_p, c_void_p, c_uint, c_uint, c_int]),
     "ipcq_recv_batch": (c_int, [c_void_p, POINTER(Msg), c_uint, c_int]),
+    "ipcq_peek": (c_int, [c_void_p, POINTER(Msg), c_uint, c_void_p, c_size_t]),
     "ipcq_fd": (c_int, [c_void_p]),
     "ipcq_notify": (c_int, [c_void_p, c_int]),
     "ipcq_recv_view": (c_int, [c_void_p, POINTER(Msg), c_int]),

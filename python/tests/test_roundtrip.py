@@ -112,3 +112,17 @@ def test_close_ends_views_not_released(make_queue):
         v.data[0]
     with pytest.raises(ValueError):
         q.recv(0)
+
+
+def test_peek_shows_what_waits_and_leaves_it(big):
+    big.send(b"low")
+    big.send(b"high", prio=7)
+    big.send(os.urandom(200 * 1000))
+    seen = big.peek(10)
+    assert [p for _, p in seen] == [7, 0, 0]
+    assert seen[0][0] == b"high" and seen[1][0] == b"low" and len(seen[2][0]) == 200 * 1000
+    assert big.peek(1) == [(b"high", 7)]
+    assert big.recv(timeout=5) == b"high"
+    assert big.recv(timeout=5) == b"low"
+    assert big.recv(timeout=5) == seen[2][0]
+    assert big.peek() == []
