@@ -347,6 +347,53 @@ static void render_json(struct textbuf *tb, const ipcq_msg *m)
 	textbuf_adds(tb, "}\n");
 }
 
+/* The options recv and peek share: how each message is written. */
+struct output_opts {
+	bool nul, no_sep, json;
+	const char *format;
+};
+
+/* Whether opt is one of them (-0, -N, -F, --json): taken into o, with
+ * *status set to a usage error's exit status when its value is bad. */
+static bool output_option(const struct cli *cli, struct output_opts *o, int opt, const char *arg, int *status)
+{
+	const char *bad;
+
+	switch (opt) {
+	case 'F':
+		bad = bad_conversion(arg);
+		if (bad)
+			*status = cli_usage_error(cli, "bad conversion '%.2s' in format '%s' (%%m, %%x, %%l, %%p, "
+			                          "%%r, %%d, %%q, %%n, %%t, %%0 or %%%%)", bad, arg);
+		o->format = arg;
+		return true;
+	case OPT_JSON:
+		o->json = true;
+		return true;
+	case '0':
+		o->nul = true;
+		return true;
+	case 'N':
+		o->no_sep = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Set rc's output from o (to a file: no newline unless asked); -1, or a
+ * usage error's exit status. */
+static int output_setup(const struct cli *cli, const struct output_opts *o, struct receiver *rc, bool to_file)
+{
+	if (o->nul + o->no_sep + !!o->format + o->json > 1)
+		return cli_usage_error(cli, "-0, -N, -F and --json exclude each other");
+	rc->format = o->format;
+	rc->sep = o->nul ? '\0' : '\n';
+	rc->has_sep = o->nul || (!o->no_sep && !to_file);
+	rc->output = o->json ? OUTPUT_JSON : o->format ? OUTPUT_FORMAT : OUTPUT_RAW;
+	return -1;
+}
+
 /* The iovecs that write msgs[0..n): payload and separator, or each
  * message rendered (-F, --json); how many, or -ENOMEM.  *per is the
  * number of iovecs per message. */
@@ -545,8 +592,9 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	__attribute__((cleanup(textbuf_deinit))) struct textbuf text = { 0 };
 	struct receiver rc = { .timeout_ms = -1, .out_fd = STDOUT_FILENO, .out_name = "standard output" };
 	ipcq_stats st;
-	const char *output = NULL, *bad;
-	bool nul = false, no_sep = false, json = false, count_given = false, timeout_given = false;
+	struct output_opts oo = { 0 };
+	const char *output = NULL;
+	bool count_given = false, timeout_given = false;
 	unsigned long count = 1;
 	int opt, r;
 
@@ -569,26 +617,16 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 		case 'e':
 			rc.drain = true;
 			break;
-		case 'F':
-			bad = bad_conversion(optarg);
-			if (bad)
-				return cli_usage_error(cli, "bad conversion '%.2s' in format '%s' (%%m, %%x, %%l, %%p, "
-				                       "%%r, %%d, %%q, %%n, %%t, %%0 or %%%%)", bad, optarg);
-			rc.format = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		case '0':
-			nul = true;
-			break;
-		case 'N':
-			no_sep = true;
-			break;
 		case 'o':
 			output = optarg;
 			break;
 		default:
+			r = -1;
+			if (output_option(cli, &oo, opt, optarg, &r)) {
+				if (r >= 0)
+					return r;
+				break;
+			}
 			r = cli_common_option(cli, opt, argv);
 			if (r >= 0)
 				return r;
@@ -596,13 +634,11 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
-	if (nul + no_sep + !!rc.format + json > 1)
-		return cli_usage_error(cli, "-0, -N, -F and --json exclude each other");
-	rc.name = argv[optind];
 	/* A file gets the payloads as they are (ipcq send -f round-trips). */
-	rc.sep = nul ? '\0' : '\n';
-	rc.has_sep = nul || (!no_sep && !output);
-	rc.output = json ? OUTPUT_JSON : rc.format ? OUTPUT_FORMAT : OUTPUT_RAW;
+	r = output_setup(cli, &oo, &rc, output);
+	if (r >= 0)
+		return r;
+	rc.name = argv[optind];
 	rc.text = &text;
 	if (rc.drain && !count_given)
 		count = 0;
@@ -686,10 +722,9 @@ int cmd_peek(struct cli *cli, int argc, char **argv)
 	_cleanup_free_ ipcq_msg *msgs = NULL;
 	_cleanup_free_ void *buf = NULL;
 	struct receiver rc = { .out_fd = STDOUT_FILENO, .out_name = "standard output" };
+	struct output_opts oo = { 0 };
 	ipcq_geometry geo;
 	ipcq_stats st;
-	const char *bad;
-	bool nul = false, no_sep = false, json = false;
 	unsigned long count = 10;
 	size_t cap;
 	int opt, r, n;
@@ -700,23 +735,13 @@ int cmd_peek(struct cli *cli, int argc, char **argv)
 			if (cli_parse_uint(optarg, PEEK_MAX, &count) < 0)
 				return cli_usage_error(cli, "bad count '%s' (0 to %u)", optarg, PEEK_MAX);
 			break;
-		case 'F':
-			bad = bad_conversion(optarg);
-			if (bad)
-				return cli_usage_error(cli, "bad conversion '%.2s' in format '%s' (%%m, %%x, %%l, %%p, "
-				                       "%%r, %%d, %%q, %%n, %%t, %%0 or %%%%)", bad, optarg);
-			rc.format = optarg;
-			break;
-		case OPT_JSON:
-			json = true;
-			break;
-		case '0':
-			nul = true;
-			break;
-		case 'N':
-			no_sep = true;
-			break;
 		default:
+			r = -1;
+			if (output_option(cli, &oo, opt, optarg, &r)) {
+				if (r >= 0)
+					return r;
+				break;
+			}
 			r = cli_common_option(cli, opt, argv);
 			if (r >= 0)
 				return r;
@@ -724,12 +749,10 @@ int cmd_peek(struct cli *cli, int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage_error(cli, optind >= argc ? "no queue given" : "too many arguments");
-	if (nul + no_sep + !!rc.format + json > 1)
-		return cli_usage_error(cli, "-0, -N, -F and --json exclude each other");
+	r = output_setup(cli, &oo, &rc, false);
+	if (r >= 0)
+		return r;
 	rc.name = argv[optind];
-	rc.sep = nul ? '\0' : '\n';
-	rc.has_sep = !no_sep;
-	rc.output = json ? OUTPUT_JSON : rc.format ? OUTPUT_FORMAT : OUTPUT_RAW;
 	rc.text = &text;
 	if (count == 0)
 		count = PEEK_MAX;
