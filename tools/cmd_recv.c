@@ -381,6 +381,17 @@ static bool output_option(const struct cli *cli, struct output_opts *o, int opt,
 	}
 }
 
+/* An output option, or one every command has: -1 to go on parsing, or
+ * the exit status to end the command with. */
+static int shared_option(struct cli *cli, struct output_opts *o, int opt, const char *arg, char **argv)
+{
+	int status = -1;
+
+	if (output_option(cli, o, opt, arg, &status))
+		return status;
+	return cli_common_option(cli, opt, argv);
+}
+
 /* Set rc's output from o (to a file: no newline unless asked); -1, or a
  * usage error's exit status. */
 static int output_setup(const struct cli *cli, const struct output_opts *o, struct receiver *rc, bool to_file)
@@ -621,13 +632,7 @@ int cmd_recv(struct cli *cli, int argc, char **argv)
 			output = optarg;
 			break;
 		default:
-			r = -1;
-			if (output_option(cli, &oo, opt, optarg, &r)) {
-				if (r >= 0)
-					return r;
-				break;
-			}
-			r = cli_common_option(cli, opt, argv);
+			r = shared_option(cli, &oo, opt, optarg, argv);
 			if (r >= 0)
 				return r;
 		}
@@ -736,13 +741,7 @@ int cmd_peek(struct cli *cli, int argc, char **argv)
 				return cli_usage_error(cli, "bad count '%s' (0 to %u)", optarg, PEEK_MAX);
 			break;
 		default:
-			r = -1;
-			if (output_option(cli, &oo, opt, optarg, &r)) {
-				if (r >= 0)
-					return r;
-				break;
-			}
-			r = cli_common_option(cli, opt, argv);
+			r = shared_option(cli, &oo, opt, optarg, argv);
 			if (r >= 0)
 				return r;
 		}
