@@ -62,7 +62,8 @@ static inline bool backlog_wakes_by_window(const struct ring *r, const struct ba
 
 /* Receiver: it is going to sleep (+1) or woke (-1).  Going to sleep, it
  * looks at the backlog once more after this (seq_cst): a sender either
- * sees it asleep and uses the window, or its message is seen. */
+ * sees it asleep (and uses the window, or the bell rings as the backlog
+ * fills), or its message is seen. */
 static inline void backlog_sleeping(struct ring *r, int n)
 {
 	atomic_fetch_add_explicit(&r->hdr->sleepers, (uint32_t)n, memory_order_seq_cst);

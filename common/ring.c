@@ -868,17 +868,18 @@ static int try_reserve(struct ring *r, void *arg)
  * chunk ahead of its receivers never finds the ring able to wrap early,
  * goes round the whole data area, and every chunk comes from memory (1
  * MiB messages went 3 times as slowly).  At most as long as a copy of
- * the chunk at 2 bytes a nanosecond (WRAP_WAIT_MIN_NS at least), once a
- * lap; not at all without receivers, or on one CPU. */
+ * the chunk at 2 bytes a nanosecond (WRAP_WAIT_MIN_NS at least), within
+ * the call's timeout, once a lap; not at all for a call that must not
+ * wait (timeout 0), without receivers, or on one CPU. */
 #define WRAP_WAIT_MIN_NS 20000u
-static void wait_to_wrap(struct ring *r, uint64_t size)
+static void wait_to_wrap(struct ring *r, uint64_t size, int timeout_ms)
 {
 	static int ncpu;
 	uint64_t ds = r->data_size, hot = hot_extent(size), start, budget, head, tail;
 
 	if (!ncpu)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2 || ds < 4 * RING_HOT)
+	if (ncpu < 2 || ds < 4 * RING_HOT || timeout_ms == 0)
 		return;
 	head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
@@ -886,6 +887,8 @@ static void wait_to_wrap(struct ring *r, uint64_t size)
 	    head % ds + size > ds || !ring_receivers(r))
 		return;
 	budget = MAX((uint64_t)WRAP_WAIT_MIN_NS, size / 2);
+	if (timeout_ms > 0)
+		budget = MIN(budget, (uint64_t)timeout_ms * 1000000u);
 	start = now_ns(CLOCK_MONOTONIC);
 	for (unsigned i = 1;; i++) {
 		cpu_relax();
@@ -908,7 +911,7 @@ int ring_reserve(struct ring *r, size_t len, int timeout_ms, struct ring_ref *ou
 
 	if (len > r->max_payload)
 		return -EMSGSIZE;
-	wait_to_wrap(r, a.size);
+	wait_to_wrap(r, a.size, timeout_ms);
 	ret = ring_with_room(r, timeout_ms, try_reserve, &a);
 	if (ret == 0)
 		ring_unlock(r);

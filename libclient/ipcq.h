@@ -283,8 +283,9 @@ ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int time
  * its timeout; -EAGAIN with 0) only when the ring is full or max_depth is
  * reached, never because receivers are slow to empty the window.  (A
  * message through the ring may pause its send once a lap of the ring, at
- * most about as long as copying it takes, while receivers take what
- * waits: the ring then goes round memory still in the caches.)
+ * most about as long as copying it takes and never with timeout 0, while
+ * receivers take what waits: the ring then goes round memory still in
+ * the caches.)
  *
  * One mq message may carry a batch of small messages (a ring chunk of up
  * to prefetch of them).  ipcq_send goes out at once when the window has

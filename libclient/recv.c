@@ -602,13 +602,13 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
  * messages come often (the last within SPIN_RECENT_NS; a message is timed
  * when the receiver next runs out of them, so that taking one reads no
  * clock), and never on one CPU: an idle receiver sleeps at once and costs
- * nothing.  Only while it pays: a
- * spin that found nothing (a peer that cannot run, on a machine with more
- * runnable processes than CPUs) shortens the next by a quarter, down to
- * SPIN_MIN_NS; one that found a message restores SPIN_MAX_NS; and every
- * SPIN_PROBE-th spin is a full one, so that a spin cut short does not
- * stay short once it would pay again (a short one cannot outwait a peer
- * that sleeps because its own spin was short). */
+ * nothing.  Only while it pays: a spin that found nothing (a peer that
+ * cannot run, on a machine with more runnable processes than CPUs)
+ * shortens the next by a quarter, down to SPIN_MIN_NS; one that found a
+ * message restores SPIN_MAX_NS; and every SPIN_PROBE-th spin is a full
+ * one, so that a spin cut short does not stay short once it would pay
+ * again (a short one cannot outwait a peer that sleeps because its own
+ * spin was short). */
 #define SPIN_RECENT_NS 200000u
 #define SPIN_MAX_NS 50000u
 #define SPIN_MIN_NS 1000u
