@@ -1886,6 +1886,7 @@ static int peek_copy(struct ring *r, const struct peek_cand *k, struct ring_peek
 	struct ring_cstate *cs = ring_cs(r, c);
 	bool batch = c->kind == RING_KIND_BATCH, redelivered;
 	unsigned count = c->count, got = 0;
+	uint64_t skip = k->handed;
 	size_t start = *at, rec_at = *at;
 
 	len = c->len;
@@ -1901,6 +1902,10 @@ static int peek_copy(struct ring *r, const struct peek_cand *k, struct ring_peek
 	    !ring_unspoilt(r, off, c->gen))
 		return 0;
 	redelivered = atomic_load_explicit(&cs->handed, memory_order_relaxed) != 0;
+	/* a batch a receiver holds may have handed out more meanwhile */
+	if (RING_WORD_STATE(k->word) == RING_TAKEN)
+		skip |= atomic_load_explicit(&cs->handed, memory_order_acquire) |
+		        atomic_load_explicit(&cs->done, memory_order_acquire);
 	if (!batch) {
 		out[0] = (struct ring_peeked){ .at = start, .len = (uint32_t)len, .prio = k->prio, .redelivered = redelivered };
 		*at += len;
@@ -1918,7 +1923,7 @@ static int peek_copy(struct ring *r, const struct peek_cand *k, struct ring_peek
 		memcpy(&rec, buf + start + pos, sizeof(rec));
 		if (rec.len > RING_REC_MAX || ring_rec_size(rec.len) > len - pos)
 			return 0;
-		if (!(k->handed & ((uint64_t)1 << i))) {
+		if (!(skip & ((uint64_t)1 << i))) {
 			memmove(buf + rec_at, buf + start + pos + sizeof(rec), rec.len);
 			out[got++] = (struct ring_peeked){
 				.at = rec_at, .len = rec.len, .prio = k->prio,
