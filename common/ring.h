@@ -21,7 +21,7 @@
 
 #define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
 #define RING_DATA_MAGIC 0x4154414451435049ull /* "IPCQDATA" */
-#define RING_VERSION 4u
+#define RING_VERSION 5u
 #define RING_ALIGN 128u                  /* chunk alignment, and smallest chunk: one state each */
 #define RING_CHUNK_HDR 64u               /* the chunk header, before the payload */
 #define RING_SPAGE_SIZE 4096u            /* the senders' page, at the start of the data object */
@@ -205,15 +205,16 @@ struct ring_hdr {
 	/* counters, updated with relaxed atomics; hot ones on their own lines */
 	_Atomic uint64_t sent __attribute__((aligned(64)));
 	_Atomic uint64_t received __attribute__((aligned(64)));
+	/* receivers' too: on received's line, not the senders' */
+	_Atomic uint64_t acked;
+	_Atomic uint64_t nacked;        /* messages receivers gave back or rejected (ipcq_nack) */
 	_Atomic uint64_t sent_ring __attribute__((aligned(64)));
 	_Atomic uint64_t redelivered;
 	_Atomic uint64_t dropped;
 	_Atomic uint64_t reclaimed;
 	_Atomic uint64_t rejected;
-	_Atomic uint64_t acked;
 	_Atomic uint64_t expired;       /* messages whose ttl ran out before a receiver had them */
 	_Atomic uint64_t dead_lettered; /* messages the daemon moved to the dead-letter queue */
-	_Atomic uint64_t nacked;        /* messages receivers gave back or rejected (ipcq_nack) */
 	_Atomic uint64_t moved;         /* chunks held long that the daemon copied aside */
 	/* receivers asleep in the kernel, or about to be (backlog.h,
 	 * backlog_sleepers): a hint senders choose their path by */
