@@ -164,7 +164,7 @@ test_batch_api() {
 	expect_drained small "after the full-ring checks"
 	"$IPCQ" delete bq
 	"$IPCQ" delete small
-	pass "send_batch: prefixes on a full ring and on an oversized message, -EAGAIN/-ETIMEDOUT, -EINVAL, -EMSGSIZE, -EBADF; recv_batch: 1..n, any release order, mixed sizes"
+	pass "send_batch: prefixes on a full ring and on an oversized message, -EAGAIN/-ETIMEDOUT, -EINVAL, -EMSGSIZE, -EBADF; recv_batch: 1..n, any release order, mixed sizes; peek: -EBADF, -EINVAL, 0 of 0"
 }
 
 # window: mq messages in the window; backlog: messages beyond it; depth:

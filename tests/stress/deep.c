@@ -1164,6 +1164,17 @@ static void test_batch_errors(const char *name, ipcq_queue *q, const ipcq_geomet
 	r = ipcq_recv_batch(sq, msgs, 4, 0);
 	CHECK(r == -EBADF, "ipcq_recv_batch on a send-only handle returned %d (%s), expected -EBADF", r,
 	      ipcq_strerror(r));
+	{
+		unsigned char pbuf[64];
+
+		r = ipcq_peek(sq, msgs, 4, pbuf, sizeof(pbuf));
+		CHECK(r == -EBADF, "ipcq_peek on a send-only handle returned %d (%s), expected -EBADF", r,
+		      ipcq_strerror(r));
+		r = ipcq_peek(q, NULL, 4, pbuf, sizeof(pbuf));
+		CHECK(r == -EINVAL, "ipcq_peek with msgs NULL returned %d (%s), expected -EINVAL", r, ipcq_strerror(r));
+		r = ipcq_peek(q, msgs, 0, pbuf, sizeof(pbuf));
+		CHECK(r == 0, "ipcq_peek of 0 messages returned %d (%s), expected 0", r, r < 0 ? ipcq_strerror(r) : "");
+	}
 	r = ipcq_recv_batch(q, msgs, 0, 0);
 	CHECK(r == -EINVAL, "ipcq_recv_batch of 0 messages returned %d (%s), expected -EINVAL", r, ipcq_strerror(r));
 	r = ipcq_recv_batch(q, NULL, 4, 0);
