@@ -36,9 +36,12 @@
  *  - exclusive wake-ups, as the kernel makes them: each mq send and each
  *    write to the bell goes down that file's waiters in order, marking
  *    each receiver's epoll set ready for it, until it finds one asleep in
- *    epoll_wait, which it wakes and stops at.  A set marked ready returns
- *    at once while the file is readable (level-triggered), and drops the
- *    mark when it finds the file not readable;
+ *    epoll_wait, which it wakes and stops at.  The order is fixed: a set
+ *    joins a file's wait queue once, when the file is added to it, and
+ *    stays (receivers being alike, one order stands for all).  A set
+ *    marked ready returns at once while the file is readable
+ *    (level-triggered), and drops the mark when it finds the file not
+ *    readable;
  *  - the window's count (backlog.h, window_counted): senders count an mq
  *    message before they send it and take the count back if the send
  *    failed, receivers take it off after they received one; a receiver
