@@ -696,6 +696,27 @@ static uint64_t hot_extent(uint64_t size)
 	return MIN(MAX(size * RING_HOT_CHUNKS, (uint64_t)RING_HOT_MIN), (uint64_t)RING_HOT);
 }
 
+/* Whether a chunk of size bytes reserved at head (tail <= head) would
+ * end past the hot extent of a large data area while little is in use:
+ * it wraps early then, if no chunk waits (ring_try_reserve_locked). */
+static bool wrap_early(const struct ring *r, uint64_t head, uint64_t tail, uint64_t size)
+{
+	uint64_t ds = r->data_size, hot = hot_extent(size);
+
+	return ds >= 4 * RING_HOT && head % ds + size > hot && head % ds + size <= ds && head - tail + size <= hot / 2;
+}
+
+/* Whether chunk c, which a receiver took, is a batch it has not handed
+ * all of out (a count out of range is none). */
+static bool held_batch_waits(const struct ring *r, const struct ring_chunk *c)
+{
+	unsigned count = c->count;
+
+	return c->kind == RING_KIND_BATCH && count && count <= RING_BATCH_MAX &&
+	       (atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) & ring_batch_mask(count)) !=
+	               ring_batch_mask(count);
+}
+
 /* Whether no chunk between tail and head waits to be taken (each is held
  * by a receiver, or done with), looking at 64 at most.  Exact under the
  * lock; a hint without it. */
@@ -718,11 +739,11 @@ static bool none_waiting(struct ring *r, uint64_t tail, uint64_t head)
 			return false;
 		w = atomic_load_explicit(&ring_cs(r, c)->word, memory_order_acquire);
 		st = RING_WORD_STATE(w);
+		/* a batch with messages its receiver has not handed out (or a
+		 * count that cannot say) */
 		if (st == RING_TAKEN && c->kind == RING_KIND_BATCH &&
-		    (c->count == 0 || c->count > RING_BATCH_MAX ||
-		     (atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
-		             ring_batch_mask(c->count)))
-			return false; /* a batch with messages its receiver has not handed out */
+		    (c->count == 0 || c->count > RING_BATCH_MAX || held_batch_waits(r, c)))
+			return false;
 		if (st != RING_TAKEN && st != RING_RELEASED && st != RING_PAD && st != RING_DOOMED)
 			return false;
 		pos += size;
@@ -733,7 +754,7 @@ static bool none_waiting(struct ring *r, uint64_t tail, uint64_t head)
 int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ring_ref *out)
 {
 	struct ring_hdr *h = r->hdr;
-	uint64_t ds = r->data_size, head, tail, gen, hot;
+	uint64_t ds = r->data_size, head, tail, gen;
 	struct ring_chunk *c;
 
 	ring_repair_newest(r);
@@ -753,9 +774,7 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	 * of the lap from senders until those were received, and a queue
 	 * whose receivers stopped then would hold a fraction of its ring (a
 	 * sender waits a moment for that, see wait_to_wrap). */
-	hot = hot_extent(size);
-	if (ds >= 4 * RING_HOT && head % ds + size > hot && head % ds + size <= ds && head - tail + size <= hot / 2 &&
-	    none_waiting(r, tail, head)) {
+	if (wrap_early(r, head, tail, size) && none_waiting(r, tail, head)) {
 		pad_to_end_locked(r, head);
 		head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
 		tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
@@ -875,16 +894,15 @@ static int try_reserve(struct ring *r, void *arg)
 static void wait_to_wrap(struct ring *r, uint64_t size, int timeout_ms)
 {
 	static int ncpu;
-	uint64_t ds = r->data_size, hot = hot_extent(size), start, budget, head, tail;
+	uint64_t start, budget, head, tail;
 
 	if (!ncpu)
 		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 2 || ds < 4 * RING_HOT || timeout_ms == 0)
+	if (ncpu < 2 || timeout_ms == 0)
 		return;
 	head = atomic_load_explicit(&r->sp->head, memory_order_relaxed);
 	tail = atomic_load_explicit(&r->sp->tail, memory_order_relaxed);
-	if (head == tail || head < tail || head - tail + size > hot / 2 || head % ds + size <= hot ||
-	    head % ds + size > ds || !ring_receivers(r))
+	if (head <= tail || !wrap_early(r, head, tail, size) || !ring_receivers(r))
 		return;
 	budget = MAX((uint64_t)WRAP_WAIT_MIN_NS, size / 2);
 	if (timeout_ms > 0)
@@ -1788,9 +1806,7 @@ int ring_census(struct ring *r, struct ring_census *out)
 		out->chunks++;
 		out->waiting += st == RING_QUEUED || st == RING_PUBLISHING || st == RING_PUBLISHED;
 		/* a batch a receiver holds, with messages it has not handed out yet */
-		if (st == RING_TAKEN && c->kind == RING_KIND_BATCH && c->count && c->count <= RING_BATCH_MAX &&
-		    (atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) & ring_batch_mask(c->count)) !=
-		            ring_batch_mask(c->count))
+		if (st == RING_TAKEN && held_batch_waits(r, c))
 			out->waiting++;
 		pos += size;
 	}
