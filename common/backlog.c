@@ -153,14 +153,26 @@ static void bell_silence(const struct ring *r)
 	eventfd_level(r->bell, false);
 }
 
+/* The bell follows the queue's backlog, every lane's with its own ring's
+ * (backlog_queue_busy).  A lane's lock guards its own count alone, so a
+ * silence is checked after it: a sender that counts its message after
+ * the check rings after it too. */
+static void bell_silence_checked(const struct ring *r)
+{
+	bell_silence(r);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (backlog_queue_busy(r))
+		bell_ring(r);
+}
+
 void backlog_silence_idle_bell(struct ring *r)
 {
 	struct timespec dl = deadline_after(CLOCK_MONOTONIC, RING_LOCK_GRACE_MS);
 
 	if (ring_lock_until(r, &dl) < 0)
 		return;
-	if (!atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed))
-		bell_silence(r);
+	if (!backlog_queue_busy(r))
+		bell_silence_checked(r);
 	ring_unlock(r);
 }
 
@@ -176,18 +188,38 @@ int window_put(const struct ring *r, mqd_t mq, const void *msg, size_t len, unsi
 	return errno == ETIMEDOUT || errno == EAGAIN ? -EAGAIN : -errno;
 }
 
-/* Under the lock: n messages joined the backlog / left it. */
+/* Under the lock: n messages joined the backlog / left it (a lane's
+ * count them in its queue's lanes_backlog too). */
 static void backlog_add_locked(struct ring *r, uint64_t n)
 {
-	if (atomic_fetch_add_explicit(&r->hdr->backlog, n, memory_order_relaxed) == 0)
+	bool was_empty = atomic_fetch_add_explicit(&r->hdr->backlog, n, memory_order_seq_cst) == 0;
+
+	if (r->q != r->hdr)
+		was_empty = atomic_fetch_add_explicit(&r->q->lanes_backlog, n, memory_order_seq_cst) == 0;
+	if (was_empty)
 		bell_ring(r);
 }
 
 static void backlog_sub_locked(struct ring *r, uint64_t n)
 {
 	sub_clamped(&r->hdr->backlog, n);
-	if (atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed) == 0)
-		bell_silence(r);
+	if (r->q != r->hdr)
+		sub_clamped(&r->q->lanes_backlog, n);
+	if (!backlog_queue_busy(r))
+		bell_silence_checked(r);
+}
+
+/* Under the lock: a batch given back joined the backlog (+1) or left it. */
+static void returned_add_locked(struct ring *r, int n)
+{
+	_Atomic uint32_t *ctr[2] = { &r->hdr->returned, r->q != r->hdr ? &r->q->lanes_returned : NULL };
+
+	for (unsigned i = 0; i < 2 && ctr[i]; i++) {
+		if (n > 0)
+			atomic_fetch_add_explicit(ctr[i], 1, memory_order_relaxed);
+		else if (atomic_load_explicit(ctr[i], memory_order_relaxed))
+			atomic_fetch_sub_explicit(ctr[i], 1, memory_order_relaxed);
+	}
 }
 
 /* The level of priority prio: its own, else a free one, else (all in use
@@ -308,7 +340,7 @@ static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, uns
 		l->cursor = pos;
 	l->chunks++;
 	if (lv == RING_RETURNED)
-		atomic_fetch_add_explicit(&h->returned, 1, memory_order_relaxed);
+		returned_add_locked(r, 1);
 	backlog_add_locked(r, n);
 	atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
 }
@@ -323,8 +355,8 @@ static void dequeued_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, 
 		l->cursor = pos + c->size;
 	if (l->chunks)
 		l->chunks--;
-	if (lv == RING_RETURNED && atomic_load_explicit(&r->hdr->returned, memory_order_relaxed))
-		atomic_fetch_sub_explicit(&r->hdr->returned, 1, memory_order_relaxed);
+	if (lv == RING_RETURNED)
+		returned_add_locked(r, -1);
 	backlog_sub_locked(r, n);
 }
 
@@ -348,7 +380,8 @@ static struct ring_chunk *claim_next_locked(struct ring *r, bool returned, uint6
 			 * says (unless batches given back wait for a receiver) */
 			if (!h->levels[RING_RETURNED].chunks) {
 				atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
-				bell_silence(r);
+				if (!backlog_queue_busy(r))
+					bell_silence_checked(r);
 			}
 			return NULL;
 		}
@@ -371,7 +404,7 @@ static struct ring_chunk *claim_next_locked(struct ring *r, bool returned, uint6
 
 static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uint64_t pos, struct proto_ring_desc *d)
 {
-	struct ring_ref ref = { .pos = pos, .offset = pos % r->data_size, .gen = c->gen, .len = c->len };
+	struct ring_ref ref = { .pos = pos, .offset = pos % r->data_size, .gen = c->gen, .len = c->len, .lane = r->lane };
 
 	ring_describe(&ref, atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed) ? PROTO_MSGF_REDELIVERED : 0, d);
 }
@@ -387,7 +420,7 @@ static void describe_chunk(const struct ring *r, const struct ring_chunk *c, uin
 static void move_locked(struct ring *r, const struct backlog_window *w)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!w || !w->send || atomic_load_explicit(&r->hdr->window_full, memory_order_seq_cst) ||
+	if (!w || !w->send || atomic_load_explicit(&r->q->window_full, memory_order_seq_cst) ||
 	    !backlog_wakes_by_window(r, w))
 		return;
 	/* (with a bell, the one that wakes a receiver asleep is enough) */
@@ -409,11 +442,11 @@ static void move_locked(struct ring *r, const struct backlog_window *w)
 		if (w->send(w->ctx, &d, sizeof(d), c->prio) < 0) {
 			/* the window is full: back to the backlog, as it was */
 			atomic_store_explicit(&ring_cs(r, c)->word, RING_WORD(RING_QUEUED, 0, c->gen), memory_order_release);
-			atomic_store_explicit(&r->hdr->window_full, 1, memory_order_relaxed);
+			atomic_store_explicit(&r->q->window_full, 1, memory_order_relaxed);
 			return;
 		}
 		dequeued_locked(r, c, pos, n);
-		atomic_fetch_add_explicit(&r->hdr->window_seq, 1, memory_order_release);
+		atomic_fetch_add_explicit(&r->q->window_seq, 1, memory_order_release);
 		ring_published(r, &(struct ring_ref){ .pos = pos, .offset = d.offset, .gen = d.gen });
 	}
 }
@@ -585,7 +618,7 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 		/* a sender moved messages into the window while we waited for
 		 * the lock: they are older than the backlog, take them first */
 		if (!(flags & BACKLOG_RETURNED) &&
-		    (atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire) != window_seq ||
+		    (atomic_load_explicit(&r->q->window_seq, memory_order_acquire) != window_seq ||
 		     (w && w->waiting && w->waiting(w->ctx) > 0))) {
 			ret = -EINPROGRESS;
 			break;
@@ -607,7 +640,7 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
 	/* The bell wakes one receiver asleep at a time (recv.c): one that
 	 * takes from a backlog that still holds more, while others sleep,
 	 * wakes the next, so that a burst is shared among them. */
-	if (ret == 0 && backlog_busy(r) && atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst))
+	if (ret == 0 && backlog_queue_busy(r) && atomic_load_explicit(&r->q->sleepers, memory_order_seq_cst))
 		bell_ring(r);
 	ring_unlock(r);
 	return ret;
@@ -649,7 +682,7 @@ int backlog_give_back(struct ring *r, const struct ring_ref *ref, uint64_t done)
 	if (!batch)
 		atomic_store_explicit(&cs->handed, 1, memory_order_relaxed); /* its next taker: redelivered */
 	/* what a receiver had and gives back unacknowledged goes again */
-	atomic_fetch_add_explicit(&r->hdr->redelivered, batch ? (uint64_t)__builtin_popcountll(again) : 1,
+	atomic_fetch_add_explicit(&r->q->redelivered, batch ? (uint64_t)__builtin_popcountll(again) : 1,
 	                          memory_order_relaxed);
 	ring_depth_add(r, batch ? __builtin_popcountll(again) : 1);
 	queue_locked(r, c, ref->pos, batch ? (unsigned)__builtin_popcountll(left) : 1, RING_RETURNED);

@@ -38,7 +38,7 @@ struct backlog_window {
  * through the window. */
 static inline bool backlog_sleepers(const struct ring *r, const struct backlog_window *w)
 {
-	return atomic_load_explicit(&r->hdr->sleepers, memory_order_seq_cst) != 0 ||
+	return atomic_load_explicit(&r->q->sleepers, memory_order_seq_cst) != 0 ||
 	       (w && w->listened && atomic_load_explicit(w->listened, memory_order_relaxed));
 }
 
@@ -57,7 +57,7 @@ static inline bool backlog_wakes_by_window(const struct ring *r, const struct ba
 		return true;
 	if (!backlog_sleepers(r, NULL))
 		return false;
-	return r->bell < 0 || atomic_load_explicit(&r->hdr->window_msgs, memory_order_seq_cst) <= 0;
+	return r->bell < 0 || atomic_load_explicit(&r->q->window_msgs, memory_order_seq_cst) <= 0;
 }
 
 /* Receiver: it is going to sleep (+1) or woke (-1).  Going to sleep, it
@@ -66,7 +66,7 @@ static inline bool backlog_wakes_by_window(const struct ring *r, const struct ba
  * fills), or its message is seen. */
 static inline void backlog_sleeping(struct ring *r, int n)
 {
-	atomic_fetch_add_explicit(&r->hdr->sleepers, (uint32_t)n, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&r->q->sleepers, (uint32_t)n, memory_order_seq_cst);
 }
 
 /* The window's count.  Whoever puts an mq message into the window counts
@@ -82,7 +82,7 @@ static inline void backlog_sleeping(struct ring *r, int n)
  * the count says. */
 static inline void window_counted(const struct ring *r, int64_t n)
 {
-	atomic_fetch_add_explicit(&r->hdr->window_msgs, n, memory_order_seq_cst);
+	atomic_fetch_add_explicit(&r->q->window_msgs, n, memory_order_seq_cst);
 }
 
 /* A receiver took n mq messages off the window (the daemon's purge, n at
@@ -91,10 +91,10 @@ static inline void window_counted(const struct ring *r, int64_t n)
  * counted one at 0). */
 static inline void window_taken(const struct ring *r, int64_t n)
 {
-	int64_t cur = atomic_load_explicit(&r->hdr->window_msgs, memory_order_relaxed);
+	int64_t cur = atomic_load_explicit(&r->q->window_msgs, memory_order_relaxed);
 
 	for (unsigned tries = 0; cur > 0 && tries < 64; tries++)
-		if (atomic_compare_exchange_weak_explicit(&r->hdr->window_msgs, &cur, cur > n ? cur - n : 0,
+		if (atomic_compare_exchange_weak_explicit(&r->q->window_msgs, &cur, cur > n ? cur - n : 0,
 		                                          memory_order_seq_cst, memory_order_relaxed))
 			return;
 }
@@ -106,13 +106,22 @@ int window_put(const struct ring *r, mqd_t mq, const void *msg, size_t len, unsi
 
 static inline bool window_maybe_busy(const struct ring *r)
 {
-	return atomic_load_explicit(&r->hdr->window_msgs, memory_order_seq_cst) > 0;
+	return atomic_load_explicit(&r->q->window_msgs, memory_order_seq_cst) > 0;
 }
 
-/* Whether senders must go through the backlog (it is not empty). */
+/* Whether senders must go through the backlog (it is not empty): this
+ * ring's, a lane's alone for a lane (ring.h). */
 static inline bool backlog_busy(const struct ring *r)
 {
 	return atomic_load_explicit(&r->hdr->backlog, memory_order_acquire) != 0;
+}
+
+/* Whether any backlog of the queue holds messages: its own ring's, or
+ * one of its lanes' (ring.h, "Lanes"), as receivers see it. */
+static inline bool backlog_queue_busy(const struct ring *r)
+{
+	return atomic_load_explicit(&r->q->backlog, memory_order_seq_cst) != 0 ||
+	       atomic_load_explicit(&r->q->lanes_backlog, memory_order_seq_cst) != 0;
 }
 
 /* Receiver, before it looks at the backlog and sleeps on the window:
@@ -120,8 +129,8 @@ static inline bool backlog_busy(const struct ring *r)
  * again (see backlog.c). */
 static inline void backlog_window_drained(struct ring *r)
 {
-	if (atomic_load_explicit(&r->hdr->window_full, memory_order_relaxed))
-		atomic_store_explicit(&r->hdr->window_full, 0, memory_order_seq_cst);
+	if (atomic_load_explicit(&r->q->window_full, memory_order_relaxed))
+		atomic_store_explicit(&r->q->window_full, 0, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
@@ -157,15 +166,22 @@ int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned 
  * lock (where it is rung), unless a message joined the backlog meanwhile. */
 void backlog_silence_idle_bell(struct ring *r);
 
-/* Whether batches given back wait (receivers take them before the window). */
+/* Whether batches given back wait (receivers take them before the
+ * window): in this ring / in any ring of the queue. */
 static inline bool backlog_returned(const struct ring *r)
 {
 	return atomic_load_explicit(&r->hdr->returned, memory_order_relaxed) != 0;
 }
 
+static inline bool backlog_queue_returned(const struct ring *r)
+{
+	return atomic_load_explicit(&r->q->returned, memory_order_relaxed) != 0 ||
+	       atomic_load_explicit(&r->q->lanes_returned, memory_order_relaxed) != 0;
+}
+
 static inline uint64_t backlog_window_seq(const struct ring *r)
 {
-	return atomic_load_explicit(&r->hdr->window_seq, memory_order_acquire);
+	return atomic_load_explicit(&r->q->window_seq, memory_order_acquire);
 }
 
 /* Receiver: give a taken chunk back to the backlog (a handle closed

@@ -16,7 +16,8 @@
 _Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
-_Static_assert(sizeof(struct proto_meta) == 80 && offsetof(struct proto_meta, listened) == 76, "meta page layout (fields added at the end: an older page reads 0 there)");
+_Static_assert(sizeof(struct proto_meta) == 352 && offsetof(struct proto_meta, listened) == 76 &&
+                       offsetof(struct proto_meta, lanes) == 88, "meta page layout (fields added at the end: an older page reads 0 there)");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
 /* the public structs keep their size from release to release (a new
  * field takes reserved room), so a program built against an older ipcq.h

@@ -40,7 +40,7 @@
 #include "ipcq.h"
 
 #define PROTO_MAGIC 0x31515049u /* "IPQ1" */
-#define PROTO_VERSION 6u
+#define PROTO_VERSION 7u
 /* Largest holder id (24 bits: it shares a chunk's state word). */
 #define PROTO_HOLDER_MAX 0xffffffu
 /* The daemon's own holder id, for what it writes into a dead-letter
@@ -54,6 +54,10 @@
 #define PROTO_ERRMSG_MAX 256
 #define PROTO_OPEN_FDS 5 /* mq, ring control, meta page, the backlog's bell (an eventfd), ring data */
 #define PROTO_LIST_MAX 32 /* queues per LIST reply; the client pages */
+#define PROTO_LANE_FDS 2  /* a lane's control object and data object */
+/* Lanes a queue may have (ring.h, "Lanes"): senders that send at once,
+ * each in a ring of its own; a bit each in proto_meta.lanes */
+#define PROTO_LANES_MAX 64u
 
 enum proto_op {
 	PROTO_OP_OPEN = 1,   /* name, flags (IPCQ_SEND|RECV|CREATE), geo */
@@ -65,7 +69,11 @@ enum proto_op {
 	PROTO_OP_NOTIFY = 7, /* name, arg = signal number (0: unregister) */
 	PROTO_OP_RECV_BUFS = 8, /* name, with a memfd: a receiving handle's buffers (daemon/rbuf.c) */
 	PROTO_OP_MOVED = 9,     /* name, arg64 = offset, generation of a chunk the caller held, which the
-	                         * daemon moved aside (ring.c): arg = 1 acknowledge, 2 give back, 3 reject */
+	                         * daemon moved aside (ring.c): arg = 1 acknowledge, 2 give back, 3 reject;
+	                         * flags = the lane it is in */
+	PROTO_OP_LANE = 10,     /* name, arg = a lane of the queue (ring.h, "Lanes"): its control object
+	                         * and its data object read-only, for a receiver; arg = 0: the caller's
+	                         * own lane, data read-write, for a sender (reply.lane says which) */
 	PROTO_OP_MAX_,
 };
 
@@ -94,6 +102,7 @@ struct proto_reply {
 	uint32_t count; /* LIST: entries in this reply; total in total */
 	uint32_t total;
 	uint32_t holder; /* the id the daemon knows the caller's process by (see ring.h) */
+	uint32_t lane;   /* LANE: the lane whose objects come with the reply */
 	char errmsg[PROTO_ERRMSG_MAX]; /* explanation of a failure, or "" */
 	ipcq_stats stats[];            /* OPEN/STAT: 1; LIST: count */
 };
@@ -117,7 +126,9 @@ enum proto_msg_flags {
 struct proto_msg_hdr {
 	uint8_t kind;
 	uint8_t flags;
-	uint16_t reserved;
+	/* RING: the lane of the ring the chunk is in (0: the queue's own
+	 * ring; ring.h, "Lanes"); 0 in other kinds */
+	uint16_t lane;
 	uint32_t len; /* payload bytes (inline) or descriptor payload length */
 };
 
@@ -183,7 +194,7 @@ int proto_socket_path(char *buf, size_t cap, const char *ns, enum proto_bus bus)
  * geometry.  Everything else a client shares with the queue's other
  * clients is in the ring, which they can all write (see ring.h). */
 #define PROTO_META_MAGIC 0x4154454d51435049ull /* "IPCQMETA" */
-#define PROTO_META_VERSION 2u
+#define PROTO_META_VERSION 3u
 #define PROTO_META_SIZE 4096u
 /* The geometry as the meta page holds it, in a layout of its own that
  * stays as it is when ipcq_geometry takes up its reserved room. */
@@ -223,6 +234,14 @@ struct proto_meta {
 	/* processes wait for the queue's signal (daemon/notify.c): senders
 	 * then use the window, where the daemon sees what arrives */
 	_Atomic uint32_t listened;
+	/* the queue gives each sending process a lane of its own (ring.h,
+	 * "Lanes"): 1; 0: its senders share its ring */
+	uint32_t isolated;
+	/* the lanes it has made: bit id - 1 for lane id (receivers map those
+	 * they do not have yet) */
+	_Atomic uint64_t lanes;
+	/* the holder id each lane is a sender's of (0: nobody's now) */
+	_Atomic uint32_t lane_owner[PROTO_LANES_MAX];
 };
 
 /* ---- geometry ---- */

@@ -221,6 +221,8 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len, void *data, siz
 	r->delivery = r->hdr->delivery;
 	r->bell = -1;
 	r->nowait = false;
+	r->q = r->hdr;
+	r->lane = 0;
 }
 
 int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
@@ -282,6 +284,15 @@ int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t da
 		return -EINVAL;
 	ring_bind(r, mem, map_len, data, data_len, writable);
 	return 0;
+}
+
+void ring_join(struct ring *lane, const struct ring *home, unsigned id)
+{
+	lane->q = home->hdr;
+	lane->lane = (uint16_t)id;
+	lane->bell = home->bell;
+	lane->self = home->self;
+	lane->nowait = home->nowait;
 }
 
 bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo)
@@ -814,7 +825,9 @@ int ring_try_reserve_locked(struct ring *r, uint64_t size, size_t len, struct ri
 	atomic_store_explicit(&r->sp->head, head + size, memory_order_release);
 	ring_bump_hwm(h, head + size - tail);
 
-	*out = (struct ring_ref){ .pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1 };
+	*out = (struct ring_ref){
+		.pos = head, .offset = head % ds, .gen = gen, .len = (uint32_t)len, .payload = c + 1, .lane = r->lane
+	};
 	return 0;
 }
 
@@ -975,6 +988,7 @@ void ring_describe(const struct ring_ref *ref, unsigned flags, struct proto_ring
 	d->hdr.len = ref->len;
 	d->offset = ref->offset;
 	d->gen = ref->gen;
+	d->hdr.lane = ref->lane;
 }
 
 /* ---- consumer ---- */
@@ -1032,6 +1046,7 @@ static int take_as(struct ring *r, const struct proto_ring_desc *d, uint32_t hol
 	/* pos was checked, but a sender may rewrite it since: whatever its
 	 * lap, it names this chunk (code addresses chunks by pos) */
 	*out = (struct ring_ref){ .pos = ring_pos_at(c->pos, d->offset, ds),
+		                  .lane = r->lane,
 		                  .deliveries = ring_cs(r, c)->deliveries,
 		                  .offset = d->offset,
 		                  .gen = d->gen,
@@ -1149,11 +1164,11 @@ uint64_t ring_now_ms(void)
 void ring_forget_sleepers(struct ring *r, struct ring_slot *s)
 {
 	uint32_t n = atomic_exchange_explicit(&s->sleeping, 0, memory_order_relaxed);
-	uint32_t cur = atomic_load_explicit(&r->hdr->sleepers, memory_order_relaxed);
+	uint32_t cur = atomic_load_explicit(&r->q->sleepers, memory_order_relaxed);
 
 	/* bounded: both are shared memory a client may have set to anything */
 	for (unsigned tries = 0; n && tries < RING_TAKE_TRIES; tries++)
-		if (atomic_compare_exchange_weak_explicit(&r->hdr->sleepers, &cur, cur - MIN(cur, n), memory_order_relaxed,
+		if (atomic_compare_exchange_weak_explicit(&r->q->sleepers, &cur, cur - MIN(cur, n), memory_order_relaxed,
 		                                          memory_order_relaxed))
 			break;
 }
@@ -1192,7 +1207,9 @@ static int redeliver_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, con
 {
 	uint64_t gen = c->gen;
 	uint64_t pending = RING_WORD(RING_PUBLISHING, 0, gen);
-	struct ring_ref ref = { .offset = (uint64_t)((unsigned char *)c - r->data), .gen = gen, .len = c->len };
+	struct ring_ref ref = {
+		.offset = (uint64_t)((unsigned char *)c - r->data), .gen = gen, .len = c->len, .lane = r->lane
+	};
 	unsigned prio = c->prio;
 	struct proto_ring_desc d;
 
@@ -1225,7 +1242,7 @@ static unsigned batch_leftover(struct ring *r, struct ring_chunk *c, unsigned *a
 
 	if (h->delivery == 0 && (handed & ~done)) {
 		atomic_fetch_or_explicit(&ring_cs(r, c)->done, handed, memory_order_relaxed);
-		atomic_fetch_add_explicit(&h->dropped, (uint64_t)__builtin_popcountll(handed & ~done),
+		atomic_fetch_add_explicit(&r->q->dropped, (uint64_t)__builtin_popcountll(handed & ~done),
 		                          memory_order_relaxed);
 		done |= handed;
 	}
@@ -1267,7 +1284,7 @@ static int orphan_check(struct ring *r, struct ring_chunk *c, uint64_t w, int wi
 	cs->orphan = 0;
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
-	atomic_fetch_add_explicit(&r->hdr->reclaimed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->q->reclaimed, 1, memory_order_relaxed);
 	return 1;
 }
 
@@ -1312,7 +1329,6 @@ static int messages_left(const struct ring *r, const struct ring_chunk *c, struc
 
 static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const struct ring_reclaim_ops *ops)
 {
-	struct ring_hdr *h = r->hdr;
 	struct ring_recview recs[RING_BATCH_MAX];
 	int n = chunk_intact(r, c, w) ? messages_left(r, c, recs) : -1;
 	bool intact = n >= 0;
@@ -1330,9 +1346,9 @@ static int doomed_chunk(struct ring *r, struct ring_chunk *c, uint64_t w, const 
 	                                             memory_order_acq_rel, memory_order_relaxed))
 		return 0;
 	if (!intact)
-		atomic_fetch_add_explicit(&h->rejected, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->q->rejected, 1, memory_order_relaxed);
 	/* expired ones were counted by the receiver that found them so */
-	atomic_fetch_add_explicit(ret > 0 ? &h->dead_lettered : &h->dropped, (uint64_t)n, memory_order_relaxed);
+	atomic_fetch_add_explicit(ret > 0 ? &r->q->dead_lettered : &r->q->dropped, (uint64_t)n, memory_order_relaxed);
 	return 1;
 }
 
@@ -1397,7 +1413,7 @@ static int move_aside(struct ring *r, struct ring_chunk *c, uint64_t w, const st
 	}
 	atomic_compare_exchange_strong_explicit(&cs->word, &w, RING_WORD(RING_RELEASED, 0, RING_WORD_GEN32(w)),
 	                                        memory_order_release, memory_order_relaxed);
-	atomic_fetch_add_explicit(&r->hdr->moved, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->q->moved, 1, memory_order_relaxed);
 	return 1;
 }
 
@@ -1490,9 +1506,9 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		/* redelivered: the messages a receiver had; reclaimed: a chunk
 		 * whose messages it never saw */
 		if (again)
-			atomic_fetch_add_explicit(&h->redelivered, again, memory_order_relaxed);
+			atomic_fetch_add_explicit(&r->q->redelivered, again, memory_order_relaxed);
 		else
-			atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&r->q->reclaimed, 1, memory_order_relaxed);
 		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
 		return 1;
 	}
@@ -1500,7 +1516,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		if (!atomic_compare_exchange_strong_explicit(&ring_cs(r, c)->word, &w, released, memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			return 0;
-		atomic_fetch_add_explicit(st == RING_RESERVED ? &h->reclaimed : &h->dropped, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(st == RING_RESERVED ? &r->q->reclaimed : &r->q->dropped, 1, memory_order_relaxed);
 		return 1;
 	}
 	if (st == RING_TAKEN) {
@@ -1516,7 +1532,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 		}
 		atomic_store_explicit(&ring_cs(r, c)->handed, 1, memory_order_relaxed);
 		ring_depth_add(r, 1);
-		atomic_fetch_add_explicit(&h->redelivered, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->q->redelivered, 1, memory_order_relaxed);
 		redeliver_chunk(r, c, pending, ops); /* if the window is full, the next sweep sends it */
 		return 1;
 	}
@@ -1527,7 +1543,7 @@ static int reclaim_chunk(struct ring *r, struct ring_chunk *c, int window_empty,
 	if (!redeliver_chunk(r, c, w, ops))
 		return 0;
 	if (holder != 0 || !atomic_load_explicit(&ring_cs(r, c)->handed, memory_order_relaxed))
-		atomic_fetch_add_explicit(&h->reclaimed, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->q->reclaimed, 1, memory_order_relaxed);
 	return 1;
 }
 
@@ -1593,7 +1609,7 @@ int ring_resend_desc(struct ring *r, const struct proto_ring_desc *desc, const s
 	if (!redeliver_chunk(r, c, w, ops))
 		return -EAGAIN;
 	/* its receiver never had it: sent again, not redelivered */
-	atomic_fetch_add_explicit(&r->hdr->reclaimed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->q->reclaimed, 1, memory_order_relaxed);
 	return 1;
 }
 
@@ -1661,23 +1677,32 @@ void ring_fill_stats(struct ring *r, ipcq_stats *st)
 	st->ring_used = ring_bytes_used(r);
 	st->ring_hwm = atomic_load_explicit(&h->hwm, memory_order_relaxed);
 	st->ring_chunks = atomic_load_explicit(&h->chunks, memory_order_relaxed);
-	st->sent = atomic_load_explicit(&h->sent, memory_order_relaxed);
-	st->received = atomic_load_explicit(&h->received, memory_order_relaxed);
-	st->sent_ring = atomic_load_explicit(&h->sent_ring, memory_order_relaxed);
-	st->redelivered = atomic_load_explicit(&h->redelivered, memory_order_relaxed);
-	st->dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
-	st->reclaimed = atomic_load_explicit(&h->reclaimed, memory_order_relaxed);
-	st->rejected = atomic_load_explicit(&h->rejected, memory_order_relaxed);
-	st->acked = atomic_load_explicit(&h->acked, memory_order_relaxed);
-	st->expired = atomic_load_explicit(&h->expired, memory_order_relaxed);
-	st->dead_lettered = atomic_load_explicit(&h->dead_lettered, memory_order_relaxed);
-	st->nacked = atomic_load_explicit(&h->nacked, memory_order_relaxed);
-	st->moved = atomic_load_explicit(&h->moved, memory_order_relaxed);
+	st->sent = atomic_load_explicit(&r->q->sent, memory_order_relaxed);
+	st->received = atomic_load_explicit(&r->q->received, memory_order_relaxed);
+	st->sent_ring = atomic_load_explicit(&r->q->sent_ring, memory_order_relaxed);
+	st->redelivered = atomic_load_explicit(&r->q->redelivered, memory_order_relaxed);
+	st->dropped = atomic_load_explicit(&r->q->dropped, memory_order_relaxed);
+	st->reclaimed = atomic_load_explicit(&r->q->reclaimed, memory_order_relaxed);
+	st->rejected = atomic_load_explicit(&r->q->rejected, memory_order_relaxed);
+	st->acked = atomic_load_explicit(&r->q->acked, memory_order_relaxed);
+	st->expired = atomic_load_explicit(&r->q->expired, memory_order_relaxed);
+	st->dead_lettered = atomic_load_explicit(&r->q->dead_lettered, memory_order_relaxed);
+	st->nacked = atomic_load_explicit(&r->q->nacked, memory_order_relaxed);
+	st->moved = atomic_load_explicit(&r->q->moved, memory_order_relaxed);
 	st->delivery = r->delivery;
 	st->receivers = ring_receivers(r);
 	st->depth = ring_depth(r);
 	st->backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
+	st->backlog += MIN(atomic_load_explicit(&h->lanes_backlog, memory_order_relaxed), UINT64_MAX - st->backlog);
 	st->backlog = MIN(st->backlog, st->depth);
+}
+
+void ring_add_usage(struct ring *r, ipcq_stats *st)
+{
+	ring_advance_tail(r);
+	st->ring_used += ring_bytes_used(r);
+	st->ring_hwm += MIN(atomic_load_explicit(&r->hdr->hwm, memory_order_relaxed), r->data_size);
+	st->ring_chunks += MIN(atomic_load_explicit(&r->hdr->chunks, memory_order_relaxed), r->data_size / RING_ALIGN);
 }
 
 unsigned ring_receivers(const struct ring *r)
@@ -2001,7 +2026,7 @@ int ring_peek(struct ring *r, struct ring_peeked *out, unsigned n, unsigned char
 
 uint64_t ring_depth(const struct ring *r)
 {
-	int64_t d = atomic_load_explicit(&r->hdr->depth, memory_order_relaxed);
+	int64_t d = atomic_load_explicit(&r->q->depth, memory_order_relaxed);
 
 	return d > 0 ? (uint64_t)d : 0;
 }
@@ -2029,7 +2054,8 @@ int ring_loan_ref(struct ring *r, void *payload, size_t len, struct ring_ref *ou
 		return -EMSGSIZE; /* beyond the reservation: bytes we never wrote */
 	c->len = (uint32_t)len;
 	*out = (struct ring_ref){
-		.pos = ring_pos_at(c->pos, off, r->data_size), .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p
+		.pos = ring_pos_at(c->pos, off, r->data_size), .offset = off, .gen = c->gen, .len = (uint32_t)len, .payload = p,
+		.lane = r->lane
 	};
 	return 0;
 }

@@ -21,7 +21,7 @@
 
 #define RING_MAGIC 0x474e495251435049ull /* "IPCQRING" */
 #define RING_DATA_MAGIC 0x4154414451435049ull /* "IPCQDATA" */
-#define RING_VERSION 5u
+#define RING_VERSION 6u
 #define RING_ALIGN 128u                  /* chunk alignment, and smallest chunk: one state each */
 #define RING_CHUNK_HDR 64u               /* the chunk header, before the payload */
 #define RING_SPAGE_SIZE 4096u            /* the senders' page, at the start of the data object */
@@ -197,6 +197,11 @@ struct ring_hdr {
 		uint64_t cursor; /* no QUEUED chunk of the level lies before it */
 	} levels[RING_LEVELS + 1];
 	_Atomic uint64_t backlog __attribute__((aligned(64))); /* messages QUEUED; 0: senders may go straight to the window */
+	/* the queue's own ring of a queue with lanes: messages QUEUED in its
+	 * lanes, and batches given back there, all lanes together (hints,
+	 * backlog.c); 0 in a lane's header */
+	_Atomic uint64_t lanes_backlog;
+	_Atomic uint32_t lanes_returned;
 	_Atomic uint32_t window_full;                          /* a move found the window full (a hint, backlog.c) */
 	_Atomic uint32_t returned;                             /* chunks in the returned level (a hint) */
 	_Atomic uint64_t window_seq;                           /* moves into the window (backlog.c) */
@@ -233,6 +238,11 @@ _Static_assert(sizeof(struct ring_spage) <= RING_SPAGE_SIZE, "the senders' page 
 /* Process-local view of a mapped ring. */
 struct ring {
 	struct ring_hdr *hdr;       /* the control object: read-write for every client */
+	/* the queue's header: where what belongs to the queue as a whole is
+	 * (the counters, depth, the window's count and sequence, receivers
+	 * asleep): hdr itself, or for a lane its queue's own ring's */
+	struct ring_hdr *q;
+	uint16_t lane;              /* 0: the queue's own ring; else the lane's id */
 	unsigned char *slots;
 	struct ring_cstate *states;
 	struct ring_spage *sp;      /* the data object: read-only for receive-only clients */
@@ -256,6 +266,7 @@ struct ring {
 /* A chunk held by this process (reserved or taken). */
 struct ring_ref {
 	uint64_t pos; /* monotonic position of the chunk */
+	uint16_t lane; /* of the ring it is in (ring.lane) */
 	uint64_t offset;
 	uint64_t gen;
 	uint32_t len;
@@ -299,6 +310,9 @@ int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t da
 /* Both: check magic, version and layout of a mapping, and attach to it.
  * -EPROTO for foreign or other-version rings, -EINVAL for a bad layout. */
 int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len, bool writable);
+/* A lane of a queue: what belongs to the queue as a whole is in home's
+ * header, its bell is home's, and its descriptors name it by id. */
+void ring_join(struct ring *lane, const struct ring *home, unsigned id);
 /* Whether an attached ring has exactly this geometry. */
 bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo);
 
@@ -451,6 +465,9 @@ unsigned ring_receivers(const struct ring *r);
 /* Usage figures for stat. */
 uint64_t ring_bytes_used(const struct ring *r);
 void ring_fill_stats(struct ring *r, ipcq_stats *st);
+/* A lane's usage figures added to its queue's (ring_used, ring_hwm,
+ * ring_chunks). */
+void ring_add_usage(struct ring *r, ipcq_stats *st);
 
 /* Daemon (purge): take and release the chunk of a descriptor drained
  * from the mq (no lock is taken); returns the messages it held, or a

@@ -95,7 +95,7 @@ static inline unsigned ring_chunk_msgs(const struct ring *r, const struct ring_c
 /* Depth bookkeeping: messages waiting, window and backlog. */
 static inline void ring_depth_add(struct ring *r, int64_t n)
 {
-	atomic_fetch_add_explicit(&r->hdr->depth, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&r->q->depth, n, memory_order_relaxed);
 }
 
 #endif

@@ -72,6 +72,13 @@ struct ipcq_queue {
 	int flags;
 	mqd_t mq;
 	struct ring ring;
+	/* The queue's lanes (ring.h, "Lanes"), by id: lane[0] is ring; a
+	 * receiver maps the others as it meets them (lane_ring), read-only;
+	 * a sender of a queue with lanes its own, read-write, at open */
+	struct ring *_Atomic lane[PROTO_LANES_MAX + 1];
+	pthread_mutex_t lane_lock;
+	struct ring *sring;     /* what the handle sends through: ring, or its own lane */
+	_Atomic unsigned lane_turn; /* where a receiver's look at the lanes' backlogs begins */
 	const struct proto_meta *meta; /* the daemon's page, mapped read-only */
 	ipcq_geometry geo;
 	uint32_t id;
@@ -147,9 +154,18 @@ struct reply_one {
 
 /* The message of a chunk the handle held, which the daemon keeps aside
  * (ring.c, "Moving aside"), acknowledged (how 1), given back (2) or
- * rejected (3): 0, or -ENOENT when the daemon keeps no such message. */
+ * rejected (3), in the ring of lane lane: 0, or -ENOENT when the daemon
+ * keeps no such message. */
 enum { MOVED_ACK = 1, MOVED_REQUEUE = 2, MOVED_REJECT = 3 };
-int client_moved(ipcq_queue *q, uint64_t offset, uint64_t gen, int how);
+int client_moved(ipcq_queue *q, unsigned lane, uint64_t offset, uint64_t gen, int how);
+/* open.c: the ring of lane id (0: q->ring), mapped at the first call;
+ * NULL when the daemon gives none (a forged id) */
+struct ring *lane_ring(ipcq_queue *q, unsigned id);
+/* The lanes the daemon has made (proto_meta.lanes) */
+static inline uint64_t lanes_made(const ipcq_queue *q)
+{
+	return atomic_load_explicit(&q->meta->lanes, memory_order_acquire);
+}
 /* recv.c: give back what a closing handle holds */
 void recv_close(ipcq_queue *q);
 /* recv.c, under recv_lock: the handle's bell follows what it holds */

@@ -292,13 +292,14 @@ static int ctl_call(ipcq_client *c, enum proto_op op, const char *name, const ip
 	return r;
 }
 
-int client_moved(ipcq_queue *q, uint64_t offset, uint64_t gen, int how)
+int client_moved(ipcq_queue *q, unsigned lane, uint64_t offset, uint64_t gen, int how)
 {
 	struct proto_req req;
 	struct reply_one ro;
 
 	proto_req_init(&req, PROTO_OP_MOVED, 0, q->name);
 	req.arg = how;
+	req.flags = lane;
 	req.arg64[0] = offset;
 	req.arg64[1] = gen;
 	return client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);

@@ -84,8 +84,20 @@ typedef struct ipcq_geometry {
 	uint64_t max_payload; /* largest message accepted */
 	uint64_t max_depth;   /* most messages waiting; 0: only the ring bounds it */
 	uint32_t prefetch;    /* most messages one receiver takes ahead (default 16) */
-	uint32_t reserved_[7]; /* room for fields to come, so the struct keeps its size: 0 */
+	/* IPCQ_SENDERS_ISOLATED: each sending process writes into a ring of
+	 * its own, which no other sender can read or write; or
+	 * IPCQ_SENDERS_SHARED: senders share the queue's ring (faster with
+	 * many senders, but a sender can read and spoil what others sent).
+	 * 0: the daemon's default */
+	uint32_t senders;
+	uint32_t reserved_[6]; /* room for fields to come, so the struct keeps its size: 0 */
 } ipcq_geometry;
+
+/* ipcq_geometry.senders */
+enum {
+	IPCQ_SENDERS_SHARED = 1,
+	IPCQ_SENDERS_ISOLATED = 2,
+};
 
 /* Counters and state of a queue (ipcq_stat). */
 typedef struct ipcq_stats {

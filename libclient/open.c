@@ -30,12 +30,14 @@
 #include "fdpass.h"
 
 
-static int map_ring(ipcq_queue *q, int fd, int data_fd, uint32_t delivery)
+/* Map a ring's two objects into r: the data object writable or not (its
+ * descriptor decides what the kernel allows), checked against the
+ * geometry the daemon gave. */
+static int map_ring_into(const ipcq_queue *q, struct ring *r, int fd, int data_fd, bool writable, uint32_t delivery)
 {
-	bool writable = (q->flags & IPCQ_SEND) != 0;
 	struct stat st, dst;
 	void *mem, *data;
-	int r;
+	int ret;
 
 	if (fstat(fd, &st) < 0 || fstat(data_fd, &dst) < 0)
 		return -errno;
@@ -46,22 +48,107 @@ static int map_ring(ipcq_queue *q, int fd, int data_fd, uint32_t delivery)
 		return -errno;
 	data = mmap(NULL, (size_t)dst.st_size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, data_fd, 0);
 	if (data == MAP_FAILED) {
-		r = -errno;
+		ret = -errno;
 		munmap(mem, (size_t)st.st_size);
-		return r;
+		return ret;
 	}
-	r = ring_attach(&q->ring, mem, (size_t)st.st_size, data, (size_t)dst.st_size, writable);
+	ret = ring_attach(r, mem, (size_t)st.st_size, data, (size_t)dst.st_size, writable);
 	/* what the daemon said, not what a client may have written over */
-	if (r == 0 && (q->ring.msg_size != q->geo.msg_size || q->ring.data_size != q->geo.ring_size ||
-	               q->ring.max_payload != q->geo.max_payload || q->ring.delivery != delivery))
-		r = -EPROTO;
-	if (r < 0) {
+	if (ret == 0 && (r->msg_size != q->geo.msg_size || r->data_size != q->geo.ring_size ||
+	                 r->max_payload != q->geo.max_payload || r->delivery != delivery))
+		ret = -EPROTO;
+	if (ret < 0) {
 		munmap(mem, (size_t)st.st_size);
 		munmap(data, (size_t)dst.st_size);
-		q->ring.hdr = NULL;
-		q->ring.sp = NULL;
+		r->hdr = NULL;
+		r->sp = NULL;
 	}
+	return ret;
+}
+
+static int map_ring(ipcq_queue *q, int fd, int data_fd, uint32_t delivery)
+{
+	/* with lanes, senders write their own lane, not the queue's ring */
+	bool writable = (q->flags & IPCQ_SEND) && !q->meta->isolated;
+
+	return map_ring_into(q, &q->ring, fd, data_fd, writable, delivery);
+}
+
+static void unmap_ring(struct ring *r)
+{
+	if (r->hdr)
+		munmap(r->hdr, r->map_len);
+	if (r->sp)
+		munmap(r->sp, r->data_map_len);
+	r->hdr = NULL;
+	r->sp = NULL;
+}
+
+/* A lane's objects from the daemon (id 0: this process's own, to send
+ * through), mapped and joined to the queue's ring: the lane, or NULL
+ * with *err set. */
+static struct ring *map_lane(ipcq_queue *q, unsigned id, int *err)
+{
+	int fds[PROTO_OPEN_FDS] = { -1, -1, -1, -1, -1 };
+	struct ring *r = calloc(1, sizeof(*r));
+	struct proto_req req;
+	struct proto_reply rep;
+
+	if (!r) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	proto_req_init(&req, PROTO_OP_LANE, 0, q->name);
+	req.arg = (int32_t)id;
+	*err = client_call(q->client, &req, &rep, sizeof(rep), fds);
+	if (*err == 0 && (rep.nfds != PROTO_LANE_FDS || fds[0] < 0 || fds[1] < 0 || rep.lane == 0 ||
+	                  rep.lane > PROTO_LANES_MAX || (id && rep.lane != id)))
+		*err = -EPROTO;
+	if (*err == 0)
+		*err = map_ring_into(q, r, fds[0], fds[1], id == 0, q->ring.delivery);
+	fdpass_close(fds, PROTO_OPEN_FDS);
+	if (*err < 0) {
+		free(r);
+		return NULL;
+	}
+	ring_join(r, &q->ring, rep.lane);
 	return r;
+}
+
+struct ring *lane_ring(ipcq_queue *q, unsigned id)
+{
+	struct ring *r;
+	int err;
+
+	if (id == 0)
+		return &q->ring;
+	if (id > PROTO_LANES_MAX || !(lanes_made(q) & (1ull << (id - 1))))
+		return NULL;
+	r = atomic_load_explicit(&q->lane[id], memory_order_acquire);
+	if (r)
+		return r;
+	pthread_mutex_lock(&q->lane_lock);
+	r = atomic_load_explicit(&q->lane[id], memory_order_relaxed);
+	if (!r) {
+		r = map_lane(q, id, &err);
+		if (r)
+			atomic_store_explicit(&q->lane[id], r, memory_order_release);
+	}
+	pthread_mutex_unlock(&q->lane_lock);
+	return r;
+}
+
+/* A sender of a queue with lanes: its own, to send through. */
+static int own_lane(ipcq_queue *q)
+{
+	int err;
+	struct ring *r = map_lane(q, 0, &err);
+
+	if (!r)
+		return err == -ENOMEM || err == -EUSERS ? err : -EIO;
+	atomic_store_explicit(&q->lane[r->lane], r, memory_order_release);
+	q->sring = r;
+	return 0;
 }
 
 /* The daemon's page, for reading only: its descriptor is read-only, so
@@ -93,10 +180,15 @@ static void queue_free(ipcq_queue *q)
 		recv_close(q);
 	if (home_slot_mine(q))
 		ring_slot_free(&q->ring, q->home_slot);
-	if (q->ring.hdr)
-		munmap(q->ring.hdr, q->ring.map_len);
-	if (q->ring.sp)
-		munmap(q->ring.sp, q->ring.data_map_len);
+	for (unsigned i = 1; i <= PROTO_LANES_MAX; i++) {
+		struct ring *l = atomic_load_explicit(&q->lane[i], memory_order_relaxed);
+
+		if (l) {
+			unmap_ring(l);
+			free(l);
+		}
+	}
+	unmap_ring(&q->ring);
 	if (q->meta)
 		munmap((void *)q->meta, PROTO_META_SIZE);
 	if (q->mq >= 0)
@@ -110,6 +202,7 @@ static void queue_free(ipcq_queue *q)
 	if (q->held_bell >= 0)
 		close(q->held_bell);
 	pthread_mutex_destroy(&q->recv_lock);
+	pthread_mutex_destroy(&q->lane_lock);
 	if (q->bufs)
 		munmap(q->bufs, q->bufs_len);
 	if (q->client)
@@ -181,6 +274,8 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	q->sleep_ep = -1;
 	q->home_slot = -1;
 	pthread_mutex_init(&q->recv_lock, NULL);
+	pthread_mutex_init(&q->lane_lock, NULL);
+	q->sring = &q->ring;
 	q->client = c;
 	client_ref(c);
 	q->flags = flags;
@@ -218,6 +313,11 @@ EXPORT int ipcq_open(ipcq_client *c, const char *name, int flags, ipcq_queue **o
 	if ((uint64_t)attr.mq_msgsize != q->geo.msg_size)
 		return -EPROTO;
 	q->inline_max = proto_inline_max(q->geo.msg_size);
+	if ((flags & IPCQ_SEND) && q->meta->isolated) {
+		r = own_lane(q);
+		if (r < 0)
+			return r;
+	}
 	if (flags & IPCQ_SEND)
 		q->window = (struct backlog_window){ .send = window_send, .ctx = q, .listened = &q->meta->listened };
 	if (flags & IPCQ_RECV) {

@@ -27,9 +27,17 @@
  *
  * A message's opaque_ words say what it is: opaque_[1] == 0, an inline
  * message in this handle's buffer opaque_[0] >> 32, received holding slot
- * (uint32_t)opaque_[0]; else a chunk at offset opaque_[0] (low 48 bits) of
- * generation opaque_[1], and in the high bits the record of a batch plus
- * one (0 for a chunk of one message).
+ * (uint32_t)opaque_[0]; else a chunk at offset opaque_[0] (low 40 bits) of
+ * generation opaque_[1] in the ring of lane (opaque_[0] >> 40) & 0xff, and
+ * in the high bits the record of a batch plus one (0 for a chunk of one
+ * message).
+ *
+ * Lanes (ring.h): in a queue whose senders each have a ring of their
+ * own, a descriptor names its lane, and a receiver maps a lane the first
+ * time it meets it (lane_ring, open.c); every chunk operation goes to the
+ * ring of the chunk's lane (ref_ring), and a receiver looking at the
+ * backlog looks at the queue's ring and then at the lanes', a different
+ * lane first each time.
  */
 #include "config.h"
 
@@ -43,7 +51,9 @@
 #include "client.h"
 #include "ring_impl.h"
 
-#define TOKEN_OFFSET_MASK ((1ull << 48) - 1)
+#define TOKEN_OFFSET_MASK ((1ull << 40) - 1)
+#define TOKEN_LANE_SHIFT 40
+#define TOKEN_LANE_MASK 0xffu
 #define TOKEN_RECORD_SHIFT 48
 #define TOKEN_BUF_SHIFT 32
 
@@ -121,6 +131,16 @@ void held_bell_update(ipcq_queue *q)
 	q->held_rung = want;
 }
 
+/* The ring a chunk this handle took is in (mapped when it took it). */
+static struct ring *ref_ring(ipcq_queue *q, const struct ring_ref *ref)
+{
+	struct ring *r = ref->lane && ref->lane <= PROTO_LANES_MAX
+	                         ? atomic_load_explicit(&q->lane[ref->lane], memory_order_acquire)
+	                         : NULL;
+
+	return r ? r : &q->ring;
+}
+
 /* One message leaves the queue for this receiver. */
 static void handed_out(ipcq_queue *q)
 {
@@ -129,9 +149,16 @@ static void handed_out(ipcq_queue *q)
 	atomic_fetch_add_explicit(&q->nviews, 1, memory_order_relaxed);
 	count_n(&r->hdr->received, 1);
 	ring_depth_add(r, -1);
-	/* senders may wait for depth to drop under max_depth */
-	if (q->geo.max_depth && atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
-		ring_wake_room(r);
+	/* senders may wait for depth to drop under max_depth, each in the
+	 * ring it sends through */
+	if (!q->geo.max_depth)
+		return;
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
+		struct ring *l = id ? atomic_load_explicit(&q->lane[id], memory_order_acquire) : r;
+
+		if (l && atomic_load_explicit(&l->hdr->waiters, memory_order_relaxed))
+			ring_wake_room(l);
+	}
 }
 
 /* Under recv_lock: the next record of a held batch, or false when it has
@@ -144,7 +171,7 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 
 		if (hb->skip & bit)
 			continue;
-		if (!ring_batch_handed(&q->ring, hb->ref.offset, hb->ref.gen, i)) {
+		if (!ring_batch_handed(ref_ring(q, &hb->ref), hb->ref.offset, hb->ref.gen, i)) {
 			hb->next = hb->ref.count; /* taken back: the rest is another's */
 			return false;
 		}
@@ -153,7 +180,8 @@ static bool hand_record(ipcq_queue *q, struct held_batch *hb, ipcq_msg *m)
 			         .prio = hb->ref.prio,
 			         .flags = (hb->ref.handed & bit) ? IPCQ_MSG_REDELIVERED : 0,
 			         .deliveries = (hb->ref.handed & bit) ? MAX(hb->ref.deliveries, 2u) : 1,
-			         .opaque_ = { hb->ref.offset | ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
+			         .opaque_ = { hb->ref.offset | (uint64_t)hb->ref.lane << TOKEN_LANE_SHIFT |
+			                              ((uint64_t)(i + 1) << TOKEN_RECORD_SHIFT),
 			                      hb->ref.gen } };
 		handed_out(q);
 		return true;
@@ -222,17 +250,18 @@ static void taken_add(ipcq_queue *q, const struct ring_ref *ref, uint64_t reject
 	}
 }
 
-static struct taken *taken_find(ipcq_queue *q, uint64_t offset, uint64_t gen)
+static struct taken *taken_find(ipcq_queue *q, const struct ring_ref *ref)
 {
 	for (unsigned i = q->ntaken; i-- > 0;)
-		if (q->taken[i].ref.offset == offset && q->taken[i].ref.gen == gen)
+		if (q->taken[i].ref.offset == ref->offset && q->taken[i].ref.gen == ref->gen &&
+		    q->taken[i].ref.lane == ref->lane)
 			return &q->taken[i];
 	return NULL;
 }
 
-static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
+static void taken_del(ipcq_queue *q, const struct ring_ref *ref)
 {
-	struct taken *t = taken_find(q, offset, gen);
+	struct taken *t = taken_find(q, ref);
 
 	if (!t)
 		return;
@@ -245,7 +274,7 @@ static void taken_del(ipcq_queue *q, uint64_t offset, uint64_t gen)
 static void forget_taken(ipcq_queue *q, const struct ring_ref *ref)
 {
 	pthread_mutex_lock(&q->recv_lock);
-	taken_del(q, ref->offset, ref->gen);
+	taken_del(q, ref);
 	pthread_mutex_unlock(&q->recv_lock);
 }
 
@@ -253,9 +282,9 @@ static void forget_taken(ipcq_queue *q, const struct ring_ref *ref)
 static void release_taken(ipcq_queue *q, const struct ring_ref *ref)
 {
 	pthread_mutex_lock(&q->recv_lock);
-	taken_del(q, ref->offset, ref->gen);
+	taken_del(q, ref);
 	pthread_mutex_unlock(&q->recv_lock);
-	ring_release(&q->ring, ref);
+	ring_release(ref_ring(q, ref), ref);
 }
 
 static bool chunk_expired(const struct ring_ref *ref)
@@ -295,7 +324,7 @@ static void undelivered(ipcq_queue *q, const struct ring_ref *ref, uint64_t msgs
 static void doom_taken(ipcq_queue *q, const struct ring_ref *ref, uint64_t msgs)
 {
 	undelivered(q, ref, msgs);
-	ring_doom(&q->ring, ref->offset, ref->gen);
+	ring_doom(ref_ring(q, ref), ref->offset, ref->gen);
 }
 
 /* A chunk this handle took (from the window or the backlog): its message,
@@ -320,17 +349,17 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 			         .prio = ref->prio,
 			         .flags = flags | (ref->deliveries > 1 ? IPCQ_MSG_REDELIVERED : 0),
 			         .deliveries = MAX(ref->deliveries, 1u),
-			         .opaque_ = { ref->offset, ref->gen } };
+			         .opaque_ = { ref->offset | (uint64_t)ref->lane << TOKEN_LANE_SHIFT, ref->gen } };
 		pthread_mutex_lock(&q->recv_lock);
 		taken_add(q, ref, 0);
 		pthread_mutex_unlock(&q->recv_lock);
 		handed_out(q);
 		return 0;
 	}
-	if (ring_batch_records(&q->ring, ref, hb.rec) < 0) {
+	if (ring_batch_records(ref_ring(q, ref), ref, hb.rec) < 0) {
 		/* records that do not fit their chunk: a sender's forgery */
 		count_n(&q->ring.hdr->rejected, 1);
-		ring_release(&q->ring, ref);
+		ring_release(ref_ring(q, ref), ref);
 		return -EBADMSG;
 	}
 	/* those it must not deliver wait, not done, for the rest: then the
@@ -412,7 +441,9 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	if (kind == PROTO_MSG_RING) {
 		/* the daemon finds the descriptor in the buffer if we die before
 		 * the take; once the chunk is ours, it must not */
-		r = ring_take(&q->ring, &msg.desc, &ref);
+		struct ring *lr = lane_ring(q, h.lane);
+
+		r = lr ? ring_take(lr, &msg.desc, &ref) : -EBADMSG;
 		buf[0] = 0;
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,
@@ -461,13 +492,32 @@ static int look_at_window(ipcq_queue *q, ipcq_msg *m, bool ask)
 }
 
 /* From the backlog: -EAGAIN if it is empty, -EINPROGRESS if the window
- * holds older messages (see backlog_take). */
+ * holds older messages (see backlog_take).  The queue's ring first, then
+ * its lanes, from a different one each time so that no sender's backlog
+ * waits behind another's for long.  A lane that fails its checks (its
+ * sender wrote garbage into it) is passed over: the daemon takes it out
+ * of the queue at its next sweep. */
 static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
 	const struct backlog_window w = { .waiting = window_waiting, .ctx = q };
+	uint64_t lanes = lanes_made(q);
+	unsigned start = lanes ? atomic_fetch_add_explicit(&q->lane_turn, 1, memory_order_relaxed) : 0;
 	struct ring_ref ref;
-	int r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq, &w);
+	int r = -EAGAIN;
 
+	for (unsigned i = 0; i <= PROTO_LANES_MAX && (r == -EAGAIN || (r == -EBADMSG && i > 1)); i++) {
+		unsigned id = i ? 1 + (start + i - 1) % PROTO_LANES_MAX : 0;
+		struct ring *ring;
+
+		if (i && !(lanes & (1ull << (id - 1))))
+			continue;
+		ring = lane_ring(q, id);
+		if (!ring || !((flags & BACKLOG_RETURNED) ? backlog_returned(ring) : backlog_busy(ring)))
+			continue;
+		r = backlog_take(ring, &ref, timeout_ms, flags, window_seq, &w);
+	}
+	if (r == -EBADMSG && lanes)
+		r = -EAGAIN;
 	if (r < 0)
 		return r;
 	r = deliver_chunk(q, &ref, 0, m);
@@ -589,7 +639,7 @@ static int wait_window_or_bell(ipcq_queue *q, int timeout_ms, bool bell, bool *w
 		*window = pfd[0].revents & POLLIN;
 		rang = pfd[1].revents & POLLIN;
 	}
-	if (rang && !*window && !backlog_busy(&q->ring))
+	if (rang && !*window && !backlog_queue_busy(&q->ring))
 		backlog_silence_idle_bell(&q->ring);
 	return 0;
 }
@@ -634,7 +684,7 @@ static bool spin_for_backlog(ipcq_queue *q)
 	if (atomic_fetch_add_explicit(&q->spins, 1, memory_order_relaxed) % SPIN_PROBE == 0)
 		budget = SPIN_MAX_NS;
 	for (unsigned i = 1;; i++) {
-		if (backlog_busy(&q->ring)) {
+		if (backlog_queue_busy(&q->ring)) {
 			atomic_store_explicit(&q->spin_ns, SPIN_MAX_NS, memory_order_relaxed);
 			return true;
 		}
@@ -660,7 +710,7 @@ static int sleep_on_window(ipcq_queue *q, ipcq_msg *m, int left, bool deaf, bool
 		atomic_fetch_add_explicit(&home->sleeping, 1, memory_order_relaxed);
 	backlog_sleeping(&q->ring, 1);
 	/* (a deaf sleep is beside a backlog that hands out nothing for now) */
-	if (!deaf && backlog_busy(&q->ring))
+	if (!deaf && backlog_queue_busy(&q->ring))
 		r = SKIPPED;
 	else if (q->ring.bell < 0)
 		r = recv_window(q, m, left);
@@ -697,9 +747,9 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		backlog_window_drained(&q->ring);
 		r = -EAGAIN;
 		/* batches given back were at the head of the line */
-		if (backlog_returned(&q->ring))
+		if (backlog_queue_returned(&q->ring))
 			r = recv_backlog(q, m, left, BACKLOG_RETURNED, 0);
-		if (r == -EAGAIN && backlog_busy(&q->ring)) {
+		if (r == -EAGAIN && backlog_queue_busy(&q->ring)) {
 			/* the window first (it is older), then the backlog */
 			uint64_t seq = backlog_window_seq(&q->ring);
 
@@ -707,7 +757,7 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 			looked = r == -EAGAIN;
 			if (r == -EAGAIN) {
 				r = recv_backlog(q, m, left, 0, seq);
-				deaf = r == -EAGAIN && backlog_busy(&q->ring);
+				deaf = r == -EAGAIN && backlog_queue_busy(&q->ring);
 			}
 			if (r == -EINPROGRESS)
 				r = SKIPPED; /* the window was refilled: look again */
@@ -830,13 +880,13 @@ EXPORT int ipcq_recv_batch(ipcq_queue *q, ipcq_msg *msgs, unsigned n, int timeou
  * daemon to dead-letter (all were rejected). */
 static void finish_batch(ipcq_queue *q, const struct taken *t)
 {
-	uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, ring_chunk_at(&q->ring, t->ref.pos))->done,
-	                                     memory_order_acquire);
+	struct ring *r = ref_ring(q, &t->ref);
+	uint64_t done = atomic_load_explicit(&ring_cs(r, ring_chunk_at(r, t->ref.pos))->done, memory_order_acquire);
 
 	if (t->requeue)
-		backlog_give_back(&q->ring, &t->ref, done);
+		backlog_give_back(r, &t->ref, done);
 	else
-		ring_doom(&q->ring, t->ref.offset, t->ref.gen);
+		ring_doom(r, t->ref.offset, t->ref.gen);
 	forget_taken(q, &t->ref);
 }
 
@@ -844,9 +894,9 @@ static void finish_batch(ipcq_queue *q, const struct taken *t)
  * finish_batch), the first time it is. */
 static bool batch_finished_locked(ipcq_queue *q, struct taken *t)
 {
+	struct ring *r = ref_ring(q, &t->ref);
 	uint64_t full = ring_batch_mask(t->ref.count);
-	uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, ring_chunk_at(&q->ring, t->ref.pos))->done,
-	                                     memory_order_seq_cst);
+	uint64_t done = atomic_load_explicit(&ring_cs(r, ring_chunk_at(r, t->ref.pos))->done, memory_order_seq_cst);
 
 	if (t->finished || !(t->requeue | t->reject) || ((done | t->requeue | t->reject) & full) != full)
 		return false;
@@ -866,8 +916,8 @@ static bool expire_held_locked(ipcq_queue *q, struct held_batch *hb, struct take
 		return false;
 	rest = ring_batch_mask(hb->ref.count) & ~ring_batch_mask(hb->next) & ~hb->skip;
 	hb->next = hb->ref.count;
-	t = taken_find(q, hb->ref.offset, hb->ref.gen);
-	if (!rest || !t || !ring_holds(&q->ring, hb->ref.offset, hb->ref.gen))
+	t = taken_find(q, &hb->ref);
+	if (!rest || !t || !ring_holds(ref_ring(q, &hb->ref), hb->ref.offset, hb->ref.gen))
 		return false;
 	undelivered(q, &hb->ref, rest);
 	if (!(t->requeue | t->reject))
@@ -888,7 +938,7 @@ static void batch_record_over(ipcq_queue *q, const struct ring_ref *ref, unsigne
 	bool finish = false;
 
 	if (!nacked) {
-		if (ring_batch_done(&q->ring, ref->offset, ref->gen, idx)) {
+		if (ring_batch_done(ref_ring(q, ref), ref->offset, ref->gen, idx)) {
 			release_taken(q, ref);
 			return;
 		}
@@ -897,7 +947,7 @@ static void batch_record_over(ipcq_queue *q, const struct ring_ref *ref, unsigne
 			return;
 	}
 	pthread_mutex_lock(&q->recv_lock);
-	t = taken_find(q, ref->offset, ref->gen);
+	t = taken_find(q, ref);
 	if (t && nacked) {
 		if (!(t->requeue | t->reject))
 			atomic_fetch_add_explicit(&q->nmasked, 1, memory_order_seq_cst);
@@ -913,11 +963,17 @@ static void batch_record_over(ipcq_queue *q, const struct ring_ref *ref, unsigne
 }
 
 /* The chunk or record of a ring message a view names (-EINVAL: none). */
-static int msg_ref(const ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref, unsigned *rec)
+static int msg_ref(ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref, unsigned *rec)
 {
-	*ref = (struct ring_ref){ .offset = m->opaque_[0] & TOKEN_OFFSET_MASK, .gen = m->opaque_[1], .len = (uint32_t)m->len };
+	unsigned lane = (unsigned)(m->opaque_[0] >> TOKEN_LANE_SHIFT) & TOKEN_LANE_MASK;
+
+	*ref = (struct ring_ref){
+		.offset = m->opaque_[0] & TOKEN_OFFSET_MASK, .gen = m->opaque_[1], .len = (uint32_t)m->len, .lane = (uint16_t)lane
+	};
 	*rec = (unsigned)(m->opaque_[0] >> TOKEN_RECORD_SHIFT);
-	if (ref->offset >= q->ring.data_size || ref->offset % RING_ALIGN || *rec > RING_BATCH_MAX)
+	if (lane > PROTO_LANES_MAX || (lane && !atomic_load_explicit(&q->lane[lane], memory_order_acquire)))
+		return -EINVAL;
+	if (ref->offset >= ref_ring(q, ref)->data_size || ref->offset % RING_ALIGN || *rec > RING_BATCH_MAX)
 		return -EINVAL;
 	return 0;
 }
@@ -931,11 +987,12 @@ static int msg_ref(const ipcq_queue *q, const ipcq_msg *m, struct ring_ref *ref,
  * taken back looks like: the daemon tells them apart. */
 static bool settled_aside(ipcq_queue *q, const struct ring_ref *ref, int how)
 {
-	bool moved = ring_stop_aside(&q->ring, ref->offset, ref->gen);
+	struct ring *r = ref_ring(q, ref);
+	bool moved = ring_stop_aside(r, ref->offset, ref->gen);
 
-	if (!moved && ring_holds(&q->ring, ref->offset, ref->gen))
+	if (!moved && ring_holds(r, ref->offset, ref->gen))
 		return false;
-	if (client_moved(q, ref->offset, ref->gen, how) < 0)
+	if (client_moved(q, ref->lane, ref->offset, ref->gen, how) < 0)
 		return false;
 	forget_taken(q, ref);
 	return true;
@@ -949,18 +1006,21 @@ static void lease_allow_aside(ipcq_queue *q, const ipcq_msg *m)
 	struct ring_ref ref;
 	unsigned rec;
 
+	struct ring *r;
+
 	if (msg_ref(q, m, &ref, &rec) < 0)
 		return;
+	r = ref_ring(q, &ref);
 	if (rec) {
-		const struct ring_chunk *c = (const struct ring_chunk *)(q->ring.data + ref.offset);
+		const struct ring_chunk *c = (const struct ring_chunk *)(r->data + ref.offset);
 		unsigned n = c->count;
-		uint64_t done = atomic_load_explicit(&ring_cs(&q->ring, c)->done, memory_order_acquire);
+		uint64_t done = atomic_load_explicit(&ring_cs(r, c)->done, memory_order_acquire);
 
 		if (c->gen != ref.gen || n == 0 || n > RING_BATCH_MAX || rec > n ||
 		    (done | (uint64_t)1 << (rec - 1)) != ring_batch_mask(n) || (done & (uint64_t)1 << (rec - 1)))
 			return;
 	}
-	ring_allow_aside(&q->ring, ref.offset, ref.gen);
+	ring_allow_aside(r, ref.offset, ref.gen);
 }
 
 /* The chunk of one message this handle took, nacked: back to the queue,
@@ -970,16 +1030,16 @@ static void nack_chunk(ipcq_queue *q, const struct ring_ref *ref, bool reject)
 	struct taken *t, copy;
 
 	pthread_mutex_lock(&q->recv_lock);
-	t = taken_find(q, ref->offset, ref->gen);
+	t = taken_find(q, ref);
 	if (t)
 		copy = *t;
 	pthread_mutex_unlock(&q->recv_lock);
 	if (!t)
 		return; /* not given back at close either: the daemon's, at exit */
 	if (reject)
-		ring_doom(&q->ring, ref->offset, ref->gen);
+		ring_doom(ref_ring(q, ref), ref->offset, ref->gen);
 	else
-		backlog_give_back(&q->ring, &copy.ref, 0);
+		backlog_give_back(ref_ring(q, ref), &copy.ref, 0);
 	forget_taken(q, ref);
 }
 
@@ -1011,7 +1071,7 @@ static int release_msg_as(ipcq_queue *q, ipcq_msg *m, int how)
 		/* a lease the daemon took back is acknowledged by nobody here */
 		if (settled_aside(q, &ref, how == ACK ? MOVED_ACK : how == NACK ? MOVED_REQUEUE : MOVED_REJECT))
 			mine = true;
-		else if (!(mine = ring_holds(&q->ring, ref.offset, ref.gen)))
+		else if (!(mine = ring_holds(ref_ring(q, &ref), ref.offset, ref.gen)))
 			forget_taken(q, &ref);
 		else if (rec)
 			batch_record_over(q, &ref, rec - 1, how != ACK, how == REJECT);
@@ -1110,6 +1170,40 @@ EXPORT int ipcq_nack(ipcq_queue *q, ipcq_msg *m, unsigned flags)
 	return release_msg_as(q, m, (flags & IPCQ_NACK_REJECT) ? REJECT : NACK);
 }
 
+/* ring_peek of the queue's ring, then of each lane's (ring.h, "Lanes"),
+ * one after the other in buf: each sender's messages in order, the
+ * lanes' after the queue's ring's. */
+static int peek_rings(ipcq_queue *q, struct ring_peeked *seen, unsigned n, unsigned char *buf, size_t cap)
+{
+	uint64_t lanes = lanes_made(q);
+	unsigned got = 0;
+	size_t used = 0;
+
+	for (unsigned id = 0; id <= PROTO_LANES_MAX && got < n; id++) {
+		struct ring *r;
+		int k;
+
+		if (id && !(lanes & (1ull << (id - 1))))
+			continue;
+		r = lane_ring(q, id);
+		if (!r)
+			continue;
+		k = ring_peek(r, seen + got, n - got, buf ? buf + used : NULL, cap - used);
+		if (k == -EMSGSIZE && got)
+			break; /* what fits is shown */
+		if (k < 0 && id == 0)
+			return k;
+		if (k < 0)
+			continue; /* a lane that fails its checks shows nothing */
+		for (int i = 0; i < k; i++) {
+			seen[got + (unsigned)i].at += used;
+			used = MAX(used, seen[got + (unsigned)i].at + seen[got + (unsigned)i].len);
+		}
+		got += (unsigned)k;
+	}
+	return (int)got;
+}
+
 EXPORT int ipcq_peek(ipcq_queue *q, ipcq_msg *msgs, unsigned n, void *buf, size_t cap)
 {
 	_cleanup_free_ struct ring_peeked *seen = NULL;
@@ -1129,7 +1223,7 @@ EXPORT int ipcq_peek(ipcq_queue *q, ipcq_msg *msgs, unsigned n, void *buf, size_
 	r = queue_state(q);
 	if (r < 0)
 		return r;
-	r = ring_peek(&q->ring, seen, n, buf, cap);
+	r = peek_rings(q, seen, n, buf, cap);
 	for (int i = 0; i < r; i++)
 		msgs[i] = (ipcq_msg){ .data = (unsigned char *)buf + seen[i].at,
 			              .len = seen[i].len,
@@ -1149,6 +1243,16 @@ EXPORT int ipcq_ack(ipcq_queue *q)
 		return -EBADF;
 	ack_mine(q);
 	return 0;
+}
+
+/* Whether the bytes of a ring message just copied are still its sender's
+ * (ring_unspoilt). */
+static bool copy_unspoilt(ipcq_queue *q, const ipcq_msg *m)
+{
+	struct ring_ref ref;
+	unsigned rec;
+
+	return msg_ref(q, m, &ref, &rec) == 0 && ring_unspoilt(ref_ring(q, &ref), ref.offset, ref.gen);
 }
 
 static ssize_t recv_copy(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int timeout_ms)
@@ -1171,7 +1275,7 @@ static ssize_t recv_copy(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, i
 	}
 	if (m.len)
 		memcpy(buf, m.data, m.len);
-	if (m.opaque_[1] && !ring_unspoilt(&q->ring, m.opaque_[0] & TOKEN_OFFSET_MASK, m.opaque_[1])) {
+	if (m.opaque_[1] && !copy_unspoilt(q, &m)) {
 		/* a client released it under us and a sender reused its space */
 		count_n(&q->ring.hdr->rejected, 1);
 		ipcq_release(q, &m);
@@ -1215,19 +1319,21 @@ void recv_close(ipcq_queue *q)
 	for (unsigned i = 0; i < q->ntaken; i++) {
 		struct ring_ref *ref = &q->taken[i].ref;
 		struct ring_cstate *cs;
+		struct ring *r;
 		uint64_t done;
 
 		if (settled_aside(q, ref, MOVED_REQUEUE)) {
 			i--; /* forget_taken moved the last one here */
 			continue;
 		}
-		cs = ring_cs(&q->ring, ring_chunk_at(&q->ring, ref->pos));
+		r = ref_ring(q, ref);
+		cs = ring_cs(r, ring_chunk_at(r, ref->pos));
 		done = atomic_load_explicit(&cs->done, memory_order_acquire);
 
 		if (q->ring.delivery == 0 && ref->kind != RING_KIND_BATCH)
-			ring_release(&q->ring, ref);
+			ring_release(r, ref);
 		else
-			backlog_give_back(&q->ring, ref,
+			backlog_give_back(r, ref,
 			                  q->ring.delivery ? done : done | atomic_load_explicit(&cs->handed, memory_order_relaxed));
 	}
 	q->ntaken = 0;

@@ -35,7 +35,7 @@ int window_send(void *ctx, const void *msg, size_t len, unsigned prio)
 {
 	ipcq_queue *q = ctx;
 
-	return window_put(&q->ring, q->mq, msg, len, prio);
+	return window_put(q->sring, q->mq, msg, len, prio);
 }
 
 static int check_send(ipcq_queue *q, unsigned prio)
@@ -83,13 +83,13 @@ static int depth_room(ipcq_queue *q, unsigned want, int timeout_ms)
 
 	if (!a.max)
 		return (int)MIN(want, (unsigned)INT32_MAX);
-	d = ring_depth(&q->ring);
+	d = ring_depth(q->sring);
 	if (d < a.max)
 		return (int)MIN((uint64_t)want, a.max - d);
-	r = ring_with_room(&q->ring, timeout_ms, try_depth, &a);
+	r = ring_with_room(q->sring, timeout_ms, try_depth, &a);
 	if (r < 0)
 		return r;
-	ring_unlock(&q->ring);
+	ring_unlock(q->sring);
 	return (int)a.room;
 }
 
@@ -133,11 +133,11 @@ static int send_inline_now(ipcq_queue *q, const void *buf, size_t len, unsigned 
 	if (len)
 		memcpy(msg + sizeof(h), buf, len);
 	/* counted before it can be taken, so depth never dips below 0 */
-	ring_depth_add(&q->ring, 1);
+	ring_depth_add(q->sring, 1);
 	count_sent(q, 1, false);
 	r = sent_or_not(q, window_send(q, msg, sizeof(h) + len, prio), 1, false);
 	if (r < 0)
-		ring_depth_add(&q->ring, -1);
+		ring_depth_add(q->sring, -1);
 	return r;
 }
 
@@ -160,7 +160,7 @@ static uint64_t send_expiry(const ipcq_queue *q)
 
 static void stamp(ipcq_queue *q, const struct ring_ref *ref, uint64_t expires)
 {
-	ring_chunk_at(&q->ring, ref->pos)->expires = expires;
+	ring_chunk_at(q->sring, ref->pos)->expires = expires;
 }
 
 static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, int timeout_ms)
@@ -171,8 +171,8 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 
 	/* at-least-once: every message in the ring, where the daemon can find
 	 * it again if its receiver dies (recv.c); so is one with a ttl */
-	if (len <= q->inline_max && !q->ring.delivery && !expires && !backlog_busy(&q->ring) &&
-	    backlog_wakes_by_window(&q->ring, &q->window)) {
+	if (len <= q->inline_max && !q->ring.delivery && !expires && !backlog_busy(q->sring) &&
+	    backlog_wakes_by_window(q->sring, &q->window)) {
 		r = send_inline_now(q, buf, len, prio);
 		if (r != -EAGAIN)
 			return r;
@@ -180,16 +180,16 @@ static int send_one(ipcq_queue *q, const void *buf, size_t len, unsigned prio, i
 	if (len <= q->inline_max && batchable(q, len)) {
 		/* backpressure: into the backlog, coalesced */
 		count_sent(q, 1, true);
-		r = backlog_append(&q->ring, buf, len, prio, expires, q->geo.prefetch, &q->window, timeout_ms);
+		r = backlog_append(q->sring, buf, len, prio, expires, q->geo.prefetch, &q->window, timeout_ms);
 		return sent_or_not(q, r, 1, true);
 	}
-	r = ring_reserve(&q->ring, len, timeout_ms, &ref);
+	r = ring_reserve(q->sring, len, timeout_ms, &ref);
 	if (r < 0)
 		return r;
 	memcpy(ref.payload, buf, len);
 	stamp(q, &ref, expires);
 	count_sent(q, 1, true);
-	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, time_left(timeout_ms, start), 0);
+	r = backlog_submit(q->sring, &ref, prio, 1, &q->window, time_left(timeout_ms, start), 0);
 	return sent_or_not(q, r, 1, true);
 }
 
@@ -240,7 +240,7 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 	unsigned char *p;
 	int r;
 
-	r = ring_reserve(&q->ring, bytes, timeout_ms, &ref);
+	r = ring_reserve(q->sring, bytes, timeout_ms, &ref);
 	if (r < 0)
 		return r;
 	p = ref.payload;
@@ -252,12 +252,12 @@ static int send_span(ipcq_queue *q, const struct iovec *msgs, unsigned k, uint64
 			memcpy(p + sizeof(rec), msgs[i].iov_base, rec.len);
 		p += ring_rec_size(rec.len);
 	}
-	c = (struct ring_chunk *)(q->ring.data + ref.offset);
+	c = (struct ring_chunk *)(q->sring->data + ref.offset);
 	c->kind = RING_KIND_BATCH;
 	c->count = (uint16_t)k;
 	c->expires = send_expiry(q);
 	count_sent(q, k, true);
-	r = backlog_submit(&q->ring, &ref, prio, k, &q->window, time_left(timeout_ms, start), 0);
+	r = backlog_submit(q->sring, &ref, prio, k, &q->window, time_left(timeout_ms, start), 0);
 	return sent_or_not(q, r, k, true);
 }
 
@@ -318,7 +318,7 @@ EXPORT int ipcq_loan(ipcq_queue *q, size_t len, void **buf, int timeout_ms)
 	r = depth_room(q, 1, timeout_ms);
 	if (r < 0)
 		return r;
-	r = ring_reserve(&q->ring, len, time_left(timeout_ms, start), &ref);
+	r = ring_reserve(q->sring, len, time_left(timeout_ms, start), &ref);
 	if (r < 0)
 		return r;
 	*buf = ref.payload;
@@ -333,13 +333,13 @@ EXPORT int ipcq_publish_timed(ipcq_queue *q, void *buf, size_t len, unsigned pri
 	r = check_send(q, prio);
 	if (r < 0)
 		return r;
-	r = ring_loan_ref(&q->ring, buf, len, &ref);
+	r = ring_loan_ref(q->sring, buf, len, &ref);
 	if (r < 0)
 		return r;
 	stamp(q, &ref, send_expiry(q));
 	/* never waits for the window: a full one sends it to the backlog */
 	count_sent(q, 1, true);
-	r = backlog_submit(&q->ring, &ref, prio, 1, &q->window, timeout_ms, BACKLOG_KEEP_ON_TIMEOUT);
+	r = backlog_submit(q->sring, &ref, prio, 1, &q->window, timeout_ms, BACKLOG_KEEP_ON_TIMEOUT);
 	return sent_or_not(q, r, 1, true);
 }
 
@@ -367,9 +367,9 @@ EXPORT int ipcq_unloan(ipcq_queue *q, void *buf)
 
 	if (r < 0)
 		return r;
-	r = ring_loan_ref(&q->ring, buf, 0, &ref);
+	r = ring_loan_ref(q->sring, buf, 0, &ref);
 	if (r < 0)
 		return r;
-	ring_cancel(&q->ring, &ref);
+	ring_cancel(q->sring, &ref);
 	return 0;
 }
