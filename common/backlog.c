@@ -269,6 +269,24 @@ static unsigned top_level(const struct ring_hdr *h, bool returned)
 	return top;
 }
 
+bool backlog_top(const struct ring *r, uint32_t *prio, uint64_t *ticket)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < RING_LEVELS; i++) {
+		const volatile struct ring_level *l = &r->hdr->levels[i];
+		uint32_t p = l->prio;
+		uint64_t t = l->head;
+
+		if (l->chunks && (!any || p > *prio || (p == *prio && t < *ticket))) {
+			*prio = p;
+			*ticket = t;
+			any = true;
+		}
+	}
+	return any;
+}
+
 /* Under the lock: the oldest QUEUED chunk of level lv, at *pos; NULL when
  * there is none (or -EBADMSG through *err for a header that fails its
  * checks).  Headers between tail and head do not change under the lock
@@ -338,6 +356,14 @@ static void queue_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, uns
 	ring_cs(r, c)->level = (uint8_t)lv;
 	if (l->cursor > pos)
 		l->cursor = pos;
+	/* a lane's chunk takes a ticket of the queue's: receivers take the
+	 * oldest of the lanes' first (batches given back are served first,
+	 * and a receiver cannot write the chunk's header) */
+	if (r->q != r->hdr && lv != RING_RETURNED) {
+		c->ticket = atomic_fetch_add_explicit(&r->q->tickets, 1, memory_order_relaxed);
+		if (!l->chunks || c->ticket < l->head)
+			l->head = c->ticket;
+	}
 	l->chunks++;
 	if (lv == RING_RETURNED)
 		returned_add_locked(r, 1);
@@ -355,6 +381,15 @@ static void dequeued_locked(struct ring *r, struct ring_chunk *c, uint64_t pos, 
 		l->cursor = pos + c->size;
 	if (l->chunks)
 		l->chunks--;
+	/* a lane's level whose oldest chunk left: the next one's ticket (the
+	 * walk starts at the cursor, just past it, and is bounded) */
+	if (r->q != r->hdr && lv != RING_RETURNED && l->chunks) {
+		uint64_t next;
+		int err;
+		const struct ring_chunk *nc = find_queued(r, lv, &next, &err);
+
+		l->head = nc ? nc->ticket : UINT64_MAX;
+	}
 	if (lv == RING_RETURNED)
 		returned_add_locked(r, -1);
 	backlog_sub_locked(r, n);

@@ -162,6 +162,12 @@ enum { BACKLOG_RETURNED = 1u << 0 };
 int backlog_take(struct ring *r, struct ring_ref *out, int timeout_ms, unsigned flags, uint64_t window_seq,
                  const struct backlog_window *w);
 
+/* Receiver, choosing among a queue's lanes: the priority of the highest
+ * level of r's backlog that holds chunks, and the ticket of its oldest
+ * (ring_chunk.ticket); false when none does.  Read without the lock: a
+ * hint (a sender can only reorder what waits). */
+bool backlog_top(const struct ring *r, uint32_t *prio, uint64_t *ticket);
+
 /* Receiver: the bell rang but the backlog is empty: silence it, under the
  * lock (where it is rung), unless a message joined the backlog meanwhile. */
 void backlog_silence_idle_bell(struct ring *r);

@@ -16,7 +16,7 @@
 _Static_assert(sizeof(struct proto_msg_hdr) == 8, "mq message header is 8 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) == 24, "ring descriptor is 24 bytes");
 _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor fits the smallest message");
-_Static_assert(sizeof(struct proto_meta) == 352 && offsetof(struct proto_meta, listened) == 76 &&
+_Static_assert(sizeof(struct proto_meta) == 360 && offsetof(struct proto_meta, listened) == 76 &&
                        offsetof(struct proto_meta, lanes) == 88, "meta page layout (fields added at the end: an older page reads 0 there)");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
 /* the public structs keep their size from release to release (a new
@@ -100,6 +100,8 @@ int proto_geometry_check(const ipcq_geometry *g, const char **why)
 		w = "max_payload must be between 1 and ring_size minus 64 bytes (and below 4G)";
 	else if (g->prefetch < 1 || g->prefetch > PROTO_PREFETCH_MAX)
 		w = "prefetch must be between 1 and 64";
+	else if (g->senders > IPCQ_SENDERS_ISOLATED)
+		w = "senders must be shared or isolated";
 	else if (g->max_depth > PROTO_MAX_DEPTH_MAX)
 		w = "max_depth must be at most 2^40 (0: only the ring bounds the queue)";
 	if (why)

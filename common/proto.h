@@ -58,6 +58,13 @@
 /* Lanes a queue may have (ring.h, "Lanes"): senders that send at once,
  * each in a ring of its own; a bit each in proto_meta.lanes */
 #define PROTO_LANES_MAX 64u
+/* A chunk's place in a queue, as MOVED names it: its offset in the ring
+ * of its lane (rings are at most 64 GiB: PROTO_RING_SIZE_MAX) */
+#define PROTO_LANE_SHIFT 40
+static inline uint64_t proto_lane_offset(unsigned lane, uint64_t offset)
+{
+	return offset | (uint64_t)lane << PROTO_LANE_SHIFT;
+}
 
 enum proto_op {
 	PROTO_OP_OPEN = 1,   /* name, flags (IPCQ_SEND|RECV|CREATE), geo */
@@ -69,8 +76,8 @@ enum proto_op {
 	PROTO_OP_NOTIFY = 7, /* name, arg = signal number (0: unregister) */
 	PROTO_OP_RECV_BUFS = 8, /* name, with a memfd: a receiving handle's buffers (daemon/rbuf.c) */
 	PROTO_OP_MOVED = 9,     /* name, arg64 = offset, generation of a chunk the caller held, which the
-	                         * daemon moved aside (ring.c): arg = 1 acknowledge, 2 give back, 3 reject;
-	                         * flags = the lane it is in */
+	                         * daemon moved aside (ring.c), in the ring of its lane (proto_lane_offset):
+	                         * arg = 1 acknowledge, 2 give back, 3 reject */
 	PROTO_OP_LANE = 10,     /* name, arg = a lane of the queue (ring.h, "Lanes"): its control object
 	                         * and its data object read-only, for a receiver; arg = 0: the caller's
 	                         * own lane, data read-write, for a sender (reply.lane says which) */
@@ -242,6 +249,10 @@ struct proto_meta {
 	_Atomic uint64_t lanes;
 	/* the holder id each lane is a sender's of (0: nobody's now) */
 	_Atomic uint32_t lane_owner[PROTO_LANES_MAX];
+	/* lanes taken out of the queue (their ring failed a check): their
+	 * ids are not given again, so no receiver takes a new lane for the
+	 * one it mapped */
+	_Atomic uint64_t lanes_retired;
 };
 
 /* ---- geometry ---- */
@@ -261,6 +272,22 @@ struct proto_meta {
 #define PROTO_MAX_DEPTH_MAX (1ull << 40)
 /* 0, or -EINVAL with *why saying which bound a geometry breaks. */
 int proto_geometry_check(const ipcq_geometry *g, const char **why);
+
+/* The queue's own ring of a queue whose senders are isolated carries no
+ * payload (its lanes do, ring.h): it is the smallest ring there is, for
+ * what every client shares (its header, the receive slots).  Its data
+ * size and largest message: */
+static inline uint64_t proto_home_ring_size(const ipcq_geometry *g)
+{
+	return g->senders == IPCQ_SENDERS_ISOLATED ? PROTO_RING_SIZE_MIN : g->ring_size;
+}
+
+static inline uint64_t proto_home_max_payload(const ipcq_geometry *g)
+{
+	uint64_t most = proto_home_ring_size(g) - PROTO_RING_RESERVE;
+
+	return g->max_payload < most ? g->max_payload : most;
+}
 
 /* ---- data message helpers ---- */
 

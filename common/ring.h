@@ -118,7 +118,10 @@ struct ring_chunk {
 	/* CLOCK_MONOTONIC milliseconds from which it is never delivered (its
 	 * ttl ran out); 0: never.  A batch's records share it. */
 	uint64_t expires;
-	uint64_t spare_;
+	/* in a lane (ring.h, "Lanes"): the queue's ticket when it joined the
+	 * backlog (backlog.c), by which receivers take the oldest first from
+	 * among the lanes; written by its sender, so a hint */
+	uint64_t ticket;
 };
 
 /* A chunk's state, in the control object's table (one per RING_ALIGN
@@ -195,6 +198,7 @@ struct ring_hdr {
 		uint32_t prio;
 		uint32_t chunks; /* QUEUED chunks of the level (a hint: the walk is the truth) */
 		uint64_t cursor; /* no QUEUED chunk of the level lies before it */
+		uint64_t head;   /* in a lane: the ticket of its oldest QUEUED chunk (a hint, backlog.c) */
 	} levels[RING_LEVELS + 1];
 	_Atomic uint64_t backlog __attribute__((aligned(64))); /* messages QUEUED; 0: senders may go straight to the window */
 	/* the queue's own ring of a queue with lanes: messages QUEUED in its
@@ -227,6 +231,9 @@ struct ring_hdr {
 	/* mq messages in the window, or on their way there (backlog.h,
 	 * window_counted): a hint receivers spare a system call by */
 	_Atomic int64_t window_msgs __attribute__((aligned(64)));
+	/* the queue's own ring of a queue with lanes: the next ticket of a
+	 * chunk joining a lane's backlog (ring_chunk.ticket) */
+	_Atomic uint64_t tickets __attribute__((aligned(64)));
 };
 
 _Static_assert(sizeof(struct ring_hdr) <= RING_HDR_SIZE, "ring header fits its page");

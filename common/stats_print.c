@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <string.h>
@@ -100,12 +101,29 @@ const char *stats_delivery_name(uint32_t delivery)
 	return delivery == 1 ? "at-least-once" : delivery == 0 ? "at-most-once" : "unknown";
 }
 
+const char *stats_senders_name(uint32_t senders)
+{
+	return senders == IPCQ_SENDERS_ISOLATED ? "isolated" : senders == IPCQ_SENDERS_SHARED ? "shared" : "unknown";
+}
+
+int stats_senders_value(const char *word, uint32_t *out)
+{
+	for (uint32_t v = IPCQ_SENDERS_SHARED; v <= IPCQ_SENDERS_ISOLATED; v++) {
+		if (strcmp(word, stats_senders_name(v)) == 0) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 void stats_add_text(struct textbuf *tb, const ipcq_stats *st)
 {
 	textbuf_addf(tb, "name: %s\n", st->name);
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		textbuf_addf(tb, "%s: %" PRIu64 "\n", fields[i].key, field_value(&fields[i], st));
 	textbuf_addf(tb, "delivery: %s\n", stats_delivery_name(st->delivery));
+	textbuf_addf(tb, "senders: %s\n", stats_senders_name(st->geo.senders));
 	textbuf_addf(tb, "dead_letter: %s\n", st->dead_letter);
 }
 
@@ -115,7 +133,8 @@ void stats_add_json(struct textbuf *tb, const ipcq_stats *st)
 	json_add_string(tb, st->name, strlen(st->name));
 	for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
 		textbuf_addf(tb, ", \"%s\": %" PRIu64, fields[i].key, field_value(&fields[i], st));
-	textbuf_addf(tb, ", \"delivery\": \"%s\", \"dead_letter\": ", stats_delivery_name(st->delivery));
+	textbuf_addf(tb, ", \"delivery\": \"%s\", \"senders\": \"%s\", \"dead_letter\": ",
+	             stats_delivery_name(st->delivery), stats_senders_name(st->geo.senders));
 	json_add_string(tb, st->dead_letter, strlen(st->dead_letter));
 	textbuf_addc(tb, '}');
 }
@@ -127,12 +146,15 @@ static void add_family(struct textbuf *tb, const char *name, const char *type, c
 
 void stats_add_prometheus(struct textbuf *tb, const ipcq_stats *all, size_t n)
 {
-	add_family(tb, "info", "gauge", "A queue's id, delivery mode and dead-letter queue, as labels (value 1).");
+	add_family(tb, "info", "gauge",
+	           "A queue's id, delivery mode, senders and dead-letter queue, as labels (value 1).");
 	for (size_t q = 0; q < n; q++) {
 		textbuf_adds(tb, PROM_PREFIX "info{queue=");
 		prom_add_label_value(tb, all[q].name);
 		textbuf_addf(tb, ",id=\"%" PRIu32 "\",delivery=", all[q].id);
 		prom_add_label_value(tb, stats_delivery_name(all[q].delivery));
+		textbuf_adds(tb, ",senders=");
+		prom_add_label_value(tb, stats_senders_name(all[q].geo.senders));
 		textbuf_adds(tb, ",dead_letter=");
 		prom_add_label_value(tb, all[q].dead_letter);
 		textbuf_adds(tb, "} 1\n");

@@ -21,5 +21,8 @@ void stats_add_json(struct textbuf *tb, const ipcq_stats *st);
 void stats_add_prometheus(struct textbuf *tb, const ipcq_stats *all, size_t n);
 
 const char *stats_delivery_name(uint32_t delivery);
+/* "isolated" or "shared" (ipcq_geometry.senders), and back: 0 or -EINVAL */
+const char *stats_senders_name(uint32_t senders);
+int stats_senders_value(const char *word, uint32_t *out);
 
 #endif

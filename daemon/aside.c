@@ -184,7 +184,7 @@ static bool send_on(struct daemon *d, struct queue *q, const struct aside_entry 
 	if (!bytes)
 		ret = 0; /* its object is gone: nothing to send */
 	else if (!dead)
-		ret = inject_write(q, &msg, 1, e->prio, e->deliveries, e->expires);
+		ret = inject_write(q, queue_daemon_ring(d, q), &msg, 1, e->prio, e->deliveries, e->expires);
 	else
 		ret = queue_dead_letter(d, q, &msg, 1, e->prio);
 	free(bytes);
@@ -256,6 +256,8 @@ static void adopt_one(struct daemon *d, struct queue *q, const char *name, uint3
 	struct aside_obj h;
 	struct stat st;
 	int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+	const struct ring *r = NULL;
+	uint64_t off = 0;
 	bool keep = false;
 
 	if (fd < 0)
@@ -266,9 +268,13 @@ static void adopt_one(struct daemon *d, struct queue *q, const char *name, uint3
 		return; /* not ours: left alone */
 	}
 	if (fstat(fd, &st) == 0 && pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) && h.magic == ASIDE_MAGIC &&
-	    (uint64_t)st.st_size == sizeof(h) + (uint64_t)h.len && h.from_offset % RING_ALIGN == 0 &&
-	    h.from_offset < q->ring.data_size && h.len <= q->rec.geo.max_payload) {
-		uint64_t w = atomic_load_explicit(&q->ring.states[h.from_offset / RING_ALIGN].word, memory_order_acquire);
+	    (uint64_t)st.st_size == sizeof(h) + (uint64_t)h.len && h.len <= q->rec.geo.max_payload) {
+		/* from_offset names the chunk's lane too (proto_lane_offset) */
+		r = queue_ring_of(q, (unsigned)(h.from_offset >> PROTO_LANE_SHIFT));
+		off = h.from_offset & ((1ull << PROTO_LANE_SHIFT) - 1);
+	}
+	if (r && off % RING_ALIGN == 0 && off < r->data_size) {
+		uint64_t w = atomic_load_explicit(&r->states[off / RING_ALIGN].word, memory_order_acquire);
 		struct aside_entry e = { .holder = h.holder, .seq = seq, .from_offset = h.from_offset,
 			                 .from_gen = h.from_gen, .since_ms = now_ns(CLOCK_MONOTONIC) / 1000000u,
 			                 .expires = h.expires, .prio = h.prio, .deliveries = h.deliveries, .len = h.len };

@@ -62,6 +62,7 @@ const char config_embedded[] =
 	"\tmax_payload = \"16M\"\n"
 	"\tmax_depth = 0\n"
 	"\tprefetch = 16\n"
+	"\tsenders = \"isolated\"\n"
 	"\tdelivery = \"at-most-once\"\n"
 	"\tack_timeout = \"5m\"\n"
 	"\tttl = 0\n"
@@ -84,6 +85,13 @@ const char config_embedded[] =
 static const char *const delivery_words[] = {
 	[DELIVERY_AT_MOST_ONCE] = "at-most-once",
 	[DELIVERY_AT_LEAST_ONCE] = "at-least-once",
+};
+
+/* ipcq_geometry.senders: IPCQ_SENDERS_* (0, "the default", is no word) */
+static const char *const senders_words[] = {
+	[0] = "",
+	[IPCQ_SENDERS_SHARED] = "shared",
+	[IPCQ_SENDERS_ISOLATED] = "isolated",
 };
 
 static const char *const log_level_words[] = {
@@ -350,6 +358,16 @@ static int validate_dead_letter(cfg_t *cfg, cfg_opt_t *opt)
 	if (s && proto_queue_name_valid(s))
 		return 0;
 	cfg_error(cfg, "dead_letter = \"%s\": not a valid queue name", s ? s : "");
+	return -1;
+}
+
+static int validate_senders(cfg_t *cfg, cfg_opt_t *opt)
+{
+	const char *s = cfg_opt_getnstr(opt, 0);
+
+	if (word_index(senders_words, ARRAY_SIZE(senders_words), s) > 0)
+		return 0;
+	cfg_error(cfg, "senders = \"%s\": not one of isolated, shared", s ? s : "");
 	return -1;
 }
 
@@ -647,6 +665,7 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_SIZE("max_payload", 16ull << 20, CFGF_NONE),
 		OPT_COUNT("max_depth", 0, CFGF_NONE),
 		OPT_COUNT("prefetch", PROTO_PREFETCH_DEFAULT, CFGF_NONE),
+		OPT_WORD("senders", "isolated", CFGF_NONE, validate_senders),
 		OPT_WORD("delivery", "at-most-once", CFGF_NONE, validate_delivery),
 		OPT_DURATION("ack_timeout", CONFIG_ACK_TIMEOUT_DEFAULT_MS, CFGF_NONE, parse_ack_timeout_cb),
 		OPT_DURATION("ttl", 0, CFGF_NONE, parse_ttl_cb),
@@ -662,6 +681,7 @@ static int config_parse(cfg_t **out, const char *text, const struct report *rep)
 		OPT_SIZE("max_payload", 0, CFGF_NODEFAULT),
 		OPT_COUNT("max_depth", 0, CFGF_NODEFAULT),
 		OPT_COUNT("prefetch", 0, CFGF_NODEFAULT),
+		OPT_WORD("senders", NULL, CFGF_NODEFAULT, validate_senders),
 		OPT_WORD("delivery", NULL, CFGF_NODEFAULT, validate_delivery),
 		OPT_DURATION("ack_timeout", 0, CFGF_NODEFAULT, parse_ack_timeout_cb),
 		OPT_DURATION("ttl", 0, CFGF_NODEFAULT, parse_ttl_cb),
@@ -749,6 +769,8 @@ static ipcq_geometry geometry_with_defaults(const struct queue_config *q, const 
 		geo.max_depth = def->max_depth;
 	if (!geo.prefetch)
 		geo.prefetch = def->prefetch;
+	if (!geo.senders)
+		geo.senders = def->senders;
 	return geo;
 }
 
@@ -788,6 +810,10 @@ static ipcq_geometry section_geometry(cfg_t *sec)
 		.max_payload = (uint64_t)section_int(sec, "max_payload"),
 		.max_depth = (uint64_t)section_int(sec, "max_depth"),
 		.prefetch = (uint32_t)section_int(sec, "prefetch"),
+		.senders = cfg_size(sec, "senders") ? (uint32_t)MAX(word_index(senders_words, ARRAY_SIZE(senders_words),
+		                                                               cfg_getstr(sec, "senders")),
+		                                                    0)
+		                                    : 0,
 	};
 }
 

@@ -131,6 +131,8 @@ static ipcq_geometry geometry_for(struct daemon *d, const char *name, const ipcq
 			g.max_depth = asked->max_depth;
 		if (asked->prefetch)
 			g.prefetch = asked->prefetch;
+		if (asked->senders)
+			g.senders = asked->senders;
 		/* a smaller ring than the default max_payload: shrink the latter */
 		if (!asked->max_payload && g.ring_size > RING_ALIGN && g.max_payload > g.ring_size - RING_ALIGN)
 			g.max_payload = g.ring_size / 2;
@@ -413,6 +415,48 @@ static int op_moved(struct conn *c, const struct proto_req *req, struct reply *r
 	return 0;
 }
 
+/* A lane of the queue (lane.c): arg 0, the caller's own to send through
+ * (its data object writable); else lane arg, to receive from (read-only). */
+static int op_lane(struct conn *c, const struct proto_req *req, struct reply *r)
+{
+	struct daemon *d = c->d;
+	struct queue *q = queue_find(d, req->name);
+	bool sender = req->arg == 0;
+	struct peer *p;
+	int id = req->arg, ret;
+
+	if (!q || !policy_may_see(d, &c->who, q))
+		return reply_error(r, -ENOENT, "no queue named '%s'", req->name);
+	if (!policy_may_use(d, &c->who, q, sender ? IPCQ_SEND : IPCQ_RECV))
+		return reply_error(r, -EACCES, "uid %u may not %s queue '%s'", (unsigned)c->cred.uid,
+		                   sender ? "send to" : "receive from", q->rec.name);
+	if (queue_quarantined(q) || !q->meta)
+		return reply_error(r, -EIO, "queue '%s' is quarantined: %s (purge or delete it)", q->rec.name,
+		                   q->quarantine);
+	if (!queue_isolated(q))
+		return reply_error(r, -ENOENT, "queue '%s' has no lanes: its senders share its ring", q->rec.name);
+	if (id < 0 || id > (int)PROTO_LANES_MAX)
+		return reply_error(r, -EINVAL, "no lane %d", id);
+	if (sender) {
+		if (peer_get(d, c->cred.pid, &p) < 0)
+			return reply_error(r, -ESRCH, "the process that connected (pid %d as the daemon sees it) cannot be "
+			                              "watched: it exited, or lives in a PID namespace the daemon cannot see",
+			                   (int)c->cred.pid);
+		c->holder = p->holder;
+		id = lane_assign(d, q, p->holder, r->rep.errmsg, sizeof(r->rep.errmsg));
+		if (id < 0) {
+			r->rep.status = id;
+			return id;
+		}
+	}
+	ret = lane_fds(d, q, (unsigned)id, sender, r->fds);
+	if (ret < 0)
+		return reply_error(r, ret, "queue '%s' has no lane %d", q->rec.name, id);
+	r->rep.lane = (uint32_t)id;
+	r->nfds = PROTO_LANE_FDS;
+	return 0;
+}
+
 static int dispatch(struct conn *c, const struct proto_req *req, int fd, struct reply *r)
 {
 	if (req->op == PROTO_OP_RECV_BUFS)
@@ -434,6 +478,8 @@ static int dispatch(struct conn *c, const struct proto_req *req, int fd, struct 
 		return op_notify(c, req, r);
 	case PROTO_OP_MOVED:
 		return op_moved(c, req, r);
+	case PROTO_OP_LANE:
+		return op_lane(c, req, r);
 	}
 	return reply_error(r, -EPROTO, "unknown operation %u", req->op);
 }

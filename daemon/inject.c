@@ -47,8 +47,8 @@ static long window_waiting(void *ctx)
 	return mq_getattr(q->mq, &attr) < 0 ? -errno : attr.mq_curmsgs;
 }
 
-int inject_write(struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio, unsigned deliveries,
-                 uint64_t expires)
+int inject_write(struct queue *q, const struct ring *into, const struct ring_recview *msgs, unsigned n, unsigned prio,
+                 unsigned deliveries, uint64_t expires)
 {
 	const struct backlog_window w = { .send = window_send, .waiting = window_waiting, .ctx = q };
 	struct ring r;
@@ -59,8 +59,10 @@ int inject_write(struct queue *q, const struct ring_recview *msgs, unsigned n, u
 
 	if (!q->ring.hdr || queue_quarantined(q) || n == 0 || n > RING_BATCH_MAX)
 		return 0;
+	if (!into)
+		return -EAGAIN; /* no lane for the daemon now (lane.c) */
 	/* a view of its own: the daemon's ring has no holder id */
-	r = q->ring;
+	r = *into;
 	r.self = PROTO_HOLDER_DAEMON;
 	r.nowait = true;
 	r.bell = q->bell;
@@ -100,10 +102,10 @@ int inject_write(struct queue *q, const struct ring_recview *msgs, unsigned n, u
 	if (backlog_submit(&r, &ref, prio, n, &w, 0, 0) < 0)
 		return -EAGAIN; /* the chunk was given back */
 	if (deliveries) {
-		atomic_fetch_add_explicit(&r.hdr->redelivered, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r.q->redelivered, n, memory_order_relaxed);
 	} else {
-		atomic_fetch_add_explicit(&r.hdr->sent, n, memory_order_relaxed);
-		atomic_fetch_add_explicit(&r.hdr->sent_ring, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r.q->sent, n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r.q->sent_ring, n, memory_order_relaxed);
 	}
 	return 1;
 }

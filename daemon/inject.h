@@ -14,8 +14,9 @@
  * take them: they are to be dropped), -EAGAIN not now (its locks are
  * busy, or its ring full).  deliveries > 0 writes one message delivered
  * that many times before (its next taker sees it redelivered); expires
- * is its expiry (ring_chunk.expires), 0 for none. */
-int inject_write(struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio, unsigned deliveries,
-                 uint64_t expires);
+ * is its expiry (ring_chunk.expires), 0 for none.  into: the ring of q
+ * the daemon writes (queue_daemon_ring). */
+int inject_write(struct queue *q, const struct ring *into, const struct ring_recview *msgs, unsigned n, unsigned prio,
+                 unsigned deliveries, uint64_t expires);
 
 #endif

@@ -70,12 +70,24 @@ struct queue *queue_find(struct daemon *d, const char *name)
 	return NULL;
 }
 
+/* A lane's geometry (lane.c), and the queue's own ring's when its
+ * senders share it. */
 static struct ring_geometry ring_geo_of(const struct queue_record *rec)
 {
 	return (struct ring_geometry){ .data_size = rec->geo.ring_size,
 		                       .max_payload = rec->geo.max_payload,
 		                       .msg_size = rec->geo.msg_size,
 		                       .delivery = (uint32_t)rec->delivery };
+}
+
+/* The queue's own ring's: with lanes, the smallest (proto_home_ring_size). */
+static struct ring_geometry home_geo_of(const struct queue_record *rec)
+{
+	struct ring_geometry g = ring_geo_of(rec);
+
+	g.data_size = proto_home_ring_size(&rec->geo);
+	g.max_payload = proto_home_max_payload(&rec->geo);
+	return g;
 }
 
 int queue_object_name(const struct daemon *d, const struct queue_record *rec, const char *suffix,
@@ -163,7 +175,7 @@ static void unmap_fd(void *mem, size_t len)
 	munmap(mem, len);
 }
 
-static void ring_unmap(struct ring *r)
+void queue_ring_unmap(struct ring *r)
 {
 	if (r->hdr)
 		unmap_fd(r->hdr, r->map_len);
@@ -228,6 +240,14 @@ static int ring_adopt(const struct daemon *d, const char *ctl_name, const char *
 		return -EBADMSG;
 	}
 	return 0;
+}
+
+int queue_ring_adopt(const struct daemon *d, const struct queue *q, const char *ctl_name, const char *data_name,
+                     struct ring *r, char *errbuf, size_t errcap)
+{
+	struct ring_geometry rg = ring_geo_of(&q->rec);
+
+	return ring_adopt(d, ctl_name, data_name, &rg, r, errbuf, errcap);
 }
 
 /* Make an object of len bytes, all of it reserved, and map it; -EEXIST
@@ -306,6 +326,26 @@ static int ring_make(const struct queue *q, const char *ctl_name, const char *da
 	return ret;
 }
 
+int queue_ring_make(const struct queue *q, const char *ctl_name, const char *data_name, struct ring *r,
+                    char *errbuf, size_t errcap)
+{
+	struct ring_geometry rg = ring_geo_of(&q->rec);
+
+	return ring_make(q, ctl_name, data_name, &rg, r, errbuf, errcap);
+}
+
+int queue_lane_names(const struct daemon *d, const struct queue_record *rec, unsigned id,
+                     char ctl[PROTO_OBJ_NAME_MAX], char data[PROTO_OBJ_NAME_MAX])
+{
+	char suffix[24];
+	int ret;
+
+	snprintf(suffix, sizeof(suffix), ".l%u", id);
+	ret = queue_object_name(d, rec, suffix, ctl);
+	snprintf(suffix, sizeof(suffix), ".l%u.data", id);
+	return ret < 0 ? ret : queue_object_name(d, rec, suffix, data);
+}
+
 static void meta_unmap(struct proto_meta **m)
 {
 	if (*m)
@@ -318,6 +358,7 @@ static void meta_fill(struct proto_meta *m, const struct queue_record *rec)
 	m->version = PROTO_META_VERSION;
 	m->delivery = (uint32_t)rec->delivery;
 	m->geo = proto_meta_geo(&rec->geo);
+	m->isolated = rec->geo.senders == IPCQ_SENDERS_ISOLATED;
 	atomic_store(&m->deleted, 0);
 	atomic_store(&m->quarantined, 0);
 	atomic_thread_fence(memory_order_release);
@@ -369,7 +410,8 @@ static int meta_adopt(const struct daemon *d, const char *name, const struct que
 		return ret;
 	m = mem;
 	if (m->magic != PROTO_META_MAGIC || m->version != PROTO_META_VERSION ||
-	    !proto_meta_geo_is(&m->geo, &rec->geo) || m->delivery != (uint32_t)rec->delivery) {
+	    !proto_meta_geo_is(&m->geo, &rec->geo) || m->delivery != (uint32_t)rec->delivery ||
+	    m->isolated != (rec->geo.senders == IPCQ_SENDERS_ISOLATED)) {
 		snprintf(errbuf, errcap, "its meta page %s does not say what this daemon wrote", name);
 		unmap_fd(mem, PROTO_META_SIZE);
 		return -EBADMSG;
@@ -413,8 +455,11 @@ static void bell_make(struct queue *q)
 	if (q->bell < 0)
 		log_warning("queue %s: no bell (eventfd: %s): it cannot be opened", q->rec.name, strerror(errno));
 	q->ring.bell = q->bell;
-	if (q->ring.hdr && atomic_load_explicit(&q->ring.hdr->backlog, memory_order_relaxed))
+	if (q->ring.hdr && backlog_queue_busy(&q->ring))
 		eventfd_level(q->bell, true);
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+		if (q->lanes[id])
+			q->lanes[id]->ring.bell = q->bell;
 }
 
 /* A duration for the log: "5m", "30s", "1500ms", "0 (none)". */
@@ -460,6 +505,9 @@ void queue_let_go(struct queue *q)
 		return;
 	if (q->ring.hdr)
 		ring_let_go(&q->ring);
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+		if (queue_ring_of(q, id))
+			ring_let_go(&q->lanes[id]->ring);
 	if (q->meta)
 		madvise(q->meta, PROTO_META_SIZE, MADV_DONTNEED);
 }
@@ -481,7 +529,7 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 {
 	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], data_name[PROTO_OBJ_NAME_MAX],
 	        meta_name[PROTO_OBJ_NAME_MAX];
-	struct ring_geometry rg = ring_geo_of(&q->rec);
+	struct ring_geometry rg = home_geo_of(&q->rec);
 	int ret;
 
 	if (queue_object_name(d, &q->rec, NULL, mq_name) < 0 || queue_object_name(d, &q->rec, ".ring", shm_name) < 0 ||
@@ -494,14 +542,14 @@ static int make_objects(struct daemon *d, struct queue *q, char *errbuf, size_t 
 		return ret;
 	ret = log_squatter(meta_make(meta_name, &q->rec, &q->meta, errbuf, errcap), q, "/dev/shm", meta_name);
 	if (ret < 0) {
-		ring_unmap(&q->ring);
+		queue_ring_unmap(&q->ring);
 		shm_unlink(shm_name);
 		shm_unlink(data_name);
 		return ret;
 	}
 	ret = log_squatter(mq_make(d, mq_name, &q->rec.geo, errbuf, errcap), q, "/dev/mqueue", mq_name);
 	if (ret < 0) {
-		ring_unmap(&q->ring);
+		queue_ring_unmap(&q->ring);
 		meta_unmap(&q->meta);
 		shm_unlink(shm_name);
 		shm_unlink(data_name);
@@ -552,7 +600,7 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 {
 	char mq_name[PROTO_OBJ_NAME_MAX], shm_name[PROTO_OBJ_NAME_MAX], data_name[PROTO_OBJ_NAME_MAX],
 	        meta_name[PROTO_OBJ_NAME_MAX];
-	struct ring_geometry rg = ring_geo_of(rec);
+	struct ring_geometry rg = home_geo_of(rec);
 	_cleanup_free_ struct queue *q = NULL;
 	struct mq_attr attr;
 	const char *why;
@@ -591,6 +639,8 @@ int queue_adopt(struct daemon *d, const struct queue_record *rec, char *errbuf, 
 		mq_close(q->mq);
 		return ret;
 	}
+	if (ret == 0)
+		lanes_adopt(d, q);
 	queue_link(d, q);
 	if (ret == -EBADMSG) {
 		queue_quarantine(d, q, errbuf);
@@ -624,8 +674,9 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
  * that are descriptors when ring is given; returns the messages taken.
  * Bounded: senders may go on sending while it runs, and the event loop
  * must not spin on them. */
-static int mq_drain(struct queue *q, struct ring *ring)
+static int mq_drain(struct queue *q, bool release)
 {
+	struct ring *home = q->ring.hdr ? &q->ring : NULL;
 	unsigned char *buf = malloc(q->rec.geo.msg_size);
 	unsigned max = 2 * q->rec.geo.max_msgs;
 	unsigned n = 0, msgs = 0;
@@ -639,19 +690,22 @@ static int mq_drain(struct queue *q, struct ring *ring)
 		n++;
 		if (kind == PROTO_MSG_INLINE)
 			msgs++;
-		if (ring && kind == PROTO_MSG_RING) {
+		if (release && kind == PROTO_MSG_RING) {
 			struct proto_ring_desc desc;
-			int got;
+			struct ring *ring;
+			int got = 0;
 
 			memcpy(&desc, buf, sizeof(desc));
-			got = ring_take_for_purge(ring, &desc);
+			ring = queue_ring_of(q, desc.hdr.lane);
+			if (ring)
+				got = ring_take_for_purge(ring, &desc);
 			if (got > 0)
 				msgs += (unsigned)got;
 		}
 	}
 	free(buf);
-	if (ring && ring->hdr)
-		window_taken(ring, n);
+	if (home)
+		window_taken(home, n);
 	return (int)msgs;
 }
 
@@ -670,7 +724,7 @@ static int wake_receivers(struct queue *q)
 	if (q->ring.hdr)
 		waiting = MIN(ring_receivers(&q->ring), waiting);
 	/* the ring's chunks go with the ring: only the mq is emptied */
-	n = mq_drain(q, NULL);
+	n = mq_drain(q, false);
 	for (unsigned i = 0; i < waiting; i++)
 		if (mq_send(q->mq, (const char *)&closed, sizeof(closed), 0) < 0)
 			break;
@@ -691,13 +745,14 @@ static void unlink_objects(struct daemon *d, const struct queue_record *rec)
 		shm_unlink(name);
 }
 
-static void queue_free(struct queue *q)
+static void queue_free(struct daemon *d, struct queue *q)
 {
+	lanes_free(d, q, false);
 	lease_table_clear(&q->leases);
 	free(q->aside.v);
 	if (q->bell >= 0)
 		close(q->bell);
-	ring_unmap(&q->ring);
+	queue_ring_unmap(&q->ring);
 	meta_unmap(&q->meta);
 	if (q->mq != (mqd_t)-1)
 		mq_close(q->mq);
@@ -716,10 +771,11 @@ void queue_destroy(struct daemon *d, struct queue *q, bool unlink)
 	}
 	if (unlink) {
 		wake_receivers(q);
+		lanes_free(d, q, true);
 		unlink_objects(d, &q->rec);
 	}
 	aside_clear(d, q, unlink);
-	queue_free(q);
+	queue_free(d, q);
 }
 
 /* A new descriptor of one of the queue's shm objects. */
@@ -763,7 +819,7 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 	if (fds[3] < 0 && q->bell >= 0)
 		fds[3] = -errno;
 	/* payloads and where they are: writable by senders alone */
-	fds[4] = open_shm(d, q, ".data", flags & IPCQ_SEND ? O_RDWR : O_RDONLY);
+	fds[4] = open_shm(d, q, ".data", (flags & IPCQ_SEND) && !queue_isolated(q) ? O_RDWR : O_RDONLY);
 	for (int i = 1; i < PROTO_OPEN_FDS; i++) {
 		if (fds[i] < 0) {
 			ret = fds[i];
@@ -795,8 +851,9 @@ static int queue_rebuild(struct daemon *d, struct queue *q)
 	d->queues = fresh->next;
 	d->n_queues--;
 	n = wake_receivers(q);
+	lanes_free(d, q, true);
 	unlink_objects(d, &old);
-	ring_unmap(&q->ring);
+	queue_ring_unmap(&q->ring);
 	meta_unmap(&q->meta);
 	mq_close(q->mq);
 	if (q->bell >= 0)
@@ -822,10 +879,15 @@ int queue_purge(struct daemon *d, struct queue *q)
 
 	if (queue_quarantined(q))
 		return queue_rebuild(d, q);
-	got = mq_drain(q, &q->ring);
+	got = mq_drain(q, true);
 	if (got < 0)
 		return got;
 	n = (uint64_t)got + ring_purge_backlog(&q->ring);
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+		if (queue_ring_of(q, id))
+			n += ring_purge_backlog(&q->lanes[id]->ring);
+	atomic_store_explicit(&q->ring.hdr->lanes_backlog, 0, memory_order_relaxed);
+	atomic_store_explicit(&q->ring.hdr->lanes_returned, 0, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&q->ring.hdr->depth, (int64_t)n, memory_order_relaxed);
 	if (atomic_load_explicit(&q->ring.hdr->depth, memory_order_relaxed) < 0)
 		atomic_store_explicit(&q->ring.hdr->depth, 0, memory_order_relaxed);
@@ -845,6 +907,14 @@ static void check_guards(struct daemon *d, struct queue *q)
 		queue_quarantine(d, q,
 		                 "its shared memory was cut short under the daemon (an object truncated, "
 		                 "or /dev/shm full)");
+	for (unsigned id = 1; id <= PROTO_LANES_MAX && !queue_quarantined(q); id++) {
+		struct ring *r = queue_ring_of(q, id);
+
+		if (r && (shmguard_faulted(r->hdr) || shmguard_faulted(r->sp)))
+			lane_retire(d, q, q->lanes[id],
+			            "its shared memory was cut short under the daemon (an object truncated, or "
+			            "/dev/shm full)");
+	}
 }
 
 /* Bytes of shared memory a queue's objects hold now (pages, not sizes). */
@@ -862,6 +932,23 @@ static uint64_t queue_memory(struct daemon *d, const struct queue *q)
 		if (fstat(fd, &st) == 0)
 			bytes += (uint64_t)st.st_blocks * 512u;
 		close(fd);
+	}
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++) {
+		char ctl[PROTO_OBJ_NAME_MAX], data[PROTO_OBJ_NAME_MAX];
+		const char *names[2] = { ctl, data };
+
+		if (!q->lanes[id] || q->lanes[id]->retired || queue_lane_names(d, &q->rec, id, ctl, data) < 0)
+			continue;
+		for (unsigned i = 0; i < 2; i++) {
+			int fd = shm_open(names[i], O_RDONLY | O_CLOEXEC, 0);
+			struct stat st;
+
+			if (fd < 0)
+				continue;
+			if (fstat(fd, &st) == 0)
+				bytes += (uint64_t)st.st_blocks * 512u;
+			close(fd);
+		}
 	}
 	return bytes;
 }
@@ -881,8 +968,12 @@ void queue_stats(struct daemon *d, struct queue *q, ipcq_stats *st)
 	st->max_deliveries = q->rec.delivery == DELIVERY_AT_LEAST_ONCE ? q->policy.max_deliveries : 0;
 	memcpy(st->dead_letter, q->policy.dead_letter, sizeof(st->dead_letter));
 	check_guards(d, q);
-	if (q->ring.hdr && !queue_quarantined(q))
+	if (q->ring.hdr && !queue_quarantined(q)) {
 		ring_fill_stats(&q->ring, st);
+		for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+			if (queue_ring_of(q, id))
+				ring_add_usage(&q->lanes[id]->ring, st);
+	}
 	st->memory = queue_memory(d, q);
 	if (mq_getattr(q->mq, &attr) == 0) {
 		st->window = (uint32_t)attr.mq_curmsgs;
@@ -895,6 +986,10 @@ void queue_stats(struct daemon *d, struct queue *q, ipcq_stats *st)
 struct reclaim_ctx {
 	struct daemon *d;
 	struct queue *q;
+	/* the ring walked: the queue's own (lane 0) or a lane's, and its leases */
+	struct ring *ring;
+	struct lease_table *leases;
+	unsigned lane;
 	uint32_t dead;
 	unsigned leases_taken_back;
 	bool pressed; /* the ring is half full, or senders wait for room */
@@ -934,9 +1029,9 @@ static void sweep_walk_begin(void *ctx)
 	struct reclaim_ctx *rc = ctx;
 	struct queue *q = rc->q;
 
-	rc->pressed = ring_bytes_used(&q->ring) >= q->ring.data_size / 2 ||
-	              atomic_load_explicit(&q->ring.hdr->waiters, memory_order_relaxed) != 0;
-	lease_walk_begin(&q->leases, q->rec.token, q->ring.data_size / RING_ALIGN, q->ack_timeout_ms,
+	rc->pressed = ring_bytes_used(rc->ring) >= rc->ring->data_size / 2 ||
+	              atomic_load_explicit(&rc->ring->hdr->waiters, memory_order_relaxed) != 0;
+	lease_walk_begin(rc->leases, q->rec.token, rc->ring->data_size / RING_ALIGN, q->ack_timeout_ms,
 	                 now_ns(CLOCK_MONOTONIC) / 1000000u);
 }
 
@@ -950,7 +1045,7 @@ static int sweep_lease_check(uint64_t offset, uint64_t word, unsigned deliveries
 	struct reclaim_ctx *rc = ctx;
 	uint64_t held;
 
-	if (lease_walk_met_held(&rc->q->leases, offset, word, deliveries, &held))
+	if (lease_walk_met_held(rc->leases, offset, word, deliveries, &held))
 		return RING_LEASE_EXPIRED;
 	if (aside && rc->pressed && held + LEASE_CLOCK_SLACK_MS >= ASIDE_AFTER_MS &&
 	    !aside_full(&rc->q->aside, rc->q->rec.geo.ring_size))
@@ -963,22 +1058,23 @@ static int sweep_move_aside(uint32_t holder, uint64_t offset, uint64_t gen, cons
 {
 	struct reclaim_ctx *rc = ctx;
 
-	return aside_keep(rc->d, rc->q, holder, offset, gen, msg, prio, deliveries, expires);
+	return aside_keep(rc->d, rc->q, holder, proto_lane_offset(rc->lane, offset), gen, msg, prio, deliveries,
+	                  expires);
 }
 
 static void sweep_unmove(uint32_t holder, uint64_t offset, uint64_t gen, void *ctx)
 {
 	struct reclaim_ctx *rc = ctx;
 
-	aside_forget(rc->d, rc->q, holder, offset, gen);
+	aside_forget(rc->d, rc->q, holder, proto_lane_offset(rc->lane, offset), gen);
 }
 
 static void sweep_walk_end(bool whole, unsigned taken_back, void *ctx)
 {
 	struct reclaim_ctx *rc = ctx;
 
-	lease_walk_end(&rc->q->leases, whole);
-	rc->leases_taken_back = taken_back;
+	lease_walk_end(rc->leases, whole);
+	rc->leases_taken_back += taken_back;
 }
 
 int queue_dead_letter(struct daemon *d, struct queue *q, const struct ring_recview *msgs, unsigned n, unsigned prio)
@@ -995,7 +1091,7 @@ int queue_dead_letter(struct daemon *d, struct queue *q, const struct ring_recvi
 		            q->rec.name, name, n);
 		return 0;
 	}
-	return inject_write(dlq, msgs, n, prio, 0, 0);
+	return inject_write(dlq, queue_daemon_ring(d, dlq), msgs, n, prio, 0, 0);
 }
 
 /* What receivers gave up for good, in the periodic sweep. */
@@ -1006,29 +1102,49 @@ static int sweep_dead_letter(const struct ring_recview *msgs, unsigned n, unsign
 	return queue_dead_letter(rc->d, rc->q, msgs, n, prio);
 }
 
+/* The rings of q to walk: its own, then its lanes' (NULL: none). */
+static struct ring *ring_at(struct queue *q, unsigned id)
+{
+	return id == 0 ? &q->ring : queue_ring_of(q, id);
+}
+
+/* The chunk counts a sweep at rest saw of ring id of q (made), and
+ * whether they are still the last sweep's. */
+static struct ring_rest *rest_of(struct queue *q, unsigned id, bool **valid)
+{
+	*valid = id ? &q->lanes[id]->rest_valid : &q->rest_valid;
+	return id ? &q->lanes[id]->rest : &q->rest;
+}
+
 /* The periodic sweep's look at the window beside the backlog.
  *  - An empty window beside a backlog two sweeps running means the sender
  *    that would have moved it died (backlog.c): a nudge wakes a receiver,
  *    which takes from the backlog.  The daemon never moves messages.
- *  - depth and the chunk count are bookkeeping clients keep; a client
- *    killed between a step and its count leaves them off.  When the queue
- *    is at rest (nothing in the window, the backlog or the ring's waiting
- *    chunks) and two sweeps running saw the same figures, depth is put to
- *    0 and the chunk count to what the walk counted, each by a
- *    compare-and-swap from the figure seen, so a client's move in between
- *    wins. */
+ *  - depth, the chunk counts and the lanes' backlog count are bookkeeping
+ *    clients keep; a client killed between a step and its count leaves
+ *    them off.  When the queue is at rest (nothing in the window, the
+ *    backlogs or the rings' waiting chunks) and two sweeps running saw
+ *    the same figures, depth is put to 0 and each chunk count to what the
+ *    walk counted, each by a compare-and-swap from the figure seen, so a
+ *    client's move in between wins. */
 static void sweep_window(struct queue *q)
 {
 	struct proto_msg_hdr nudge = { .kind = PROTO_MSG_NUDGE };
 	struct ring_hdr *h = q->ring.hdr;
-	struct ring_census census;
+	struct ring_census census[PROTO_LANES_MAX + 1];
+	uint64_t backlog = 0, lanes_backlog, chunks[PROTO_LANES_MAX + 1];
+	bool at_rest, same = true, fixed = true;
 	struct mq_attr attr;
-	uint64_t backlog, chunks;
 	int64_t depth, window;
 
 	if (mq_getattr(q->mq, &attr) < 0)
 		return;
-	backlog = atomic_load_explicit(&h->backlog, memory_order_relaxed);
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
+		struct ring *r = ring_at(q, id);
+
+		if (r)
+			backlog += MIN(atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed), UINT32_MAX);
+	}
 	/* (a receiver awake takes from the backlog itself: only one asleep
 	 * in the kernel needs the nudge) */
 	if (attr.mq_curmsgs == 0 && backlog > 0 && backlog_sleepers(&q->ring, NULL)) {
@@ -1040,32 +1156,65 @@ static void sweep_window(struct queue *q)
 		q->stuck_sweeps = 0;
 	}
 	depth = atomic_load_explicit(&h->depth, memory_order_relaxed);
-	chunks = atomic_load_explicit(&h->chunks, memory_order_relaxed);
+	lanes_backlog = atomic_load_explicit(&h->lanes_backlog, memory_order_relaxed);
 	/* the window's count, left high by a sender killed between its count
 	 * and its send (backlog.h, window_counted), is put right here too */
 	window = atomic_load_explicit(&h->window_msgs, memory_order_relaxed);
-	if (attr.mq_curmsgs != 0 || backlog != 0 || ring_census(&q->ring, &census) < 0 || census.waiting != 0 ||
-	    (depth == 0 && chunks == census.chunks && window == 0)) {
-		q->rest_valid = false;
-		return;
+	at_rest = attr.mq_curmsgs == 0 && backlog == 0;
+	for (unsigned id = 0; id <= PROTO_LANES_MAX && at_rest; id++) {
+		struct ring *r = ring_at(q, id);
+		struct ring_rest *rest;
+		bool *valid;
+
+		if (!r)
+			continue;
+		chunks[id] = atomic_load_explicit(&r->hdr->chunks, memory_order_relaxed);
+		at_rest = ring_census(r, &census[id]) == 0 && census[id].waiting == 0;
+		rest = rest_of(q, id, &valid);
+		fixed &= chunks[id] == census[id].chunks;
+		same &= *valid && rest->chunks == chunks[id] && rest->census == census[id].chunks;
 	}
-	if (q->rest_valid && q->rest_depth == depth && q->rest_chunks == chunks && q->rest_census == census.chunks &&
-	    q->rest_window == window) {
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
+		bool *valid;
+
+		if (ring_at(q, id) || (id && q->lanes[id])) {
+			rest_of(q, id, &valid);
+			*valid = false;
+		}
+	}
+	if (!at_rest || (depth == 0 && fixed && window == 0 && lanes_backlog == 0))
+		return;
+	if (same && q->rest_depth == depth && q->rest_window == window && q->rest_lanes_backlog == lanes_backlog) {
 		if (depth != 0)
 			atomic_compare_exchange_strong_explicit(&h->depth, &depth, 0, memory_order_relaxed,
 			                                        memory_order_relaxed);
-		if (chunks != census.chunks)
-			atomic_compare_exchange_strong_explicit(&h->chunks, &chunks, census.chunks,
-			                                        memory_order_relaxed, memory_order_relaxed);
 		if (window != 0)
 			atomic_compare_exchange_strong_explicit(&h->window_msgs, &window, 0, memory_order_relaxed,
 			                                        memory_order_relaxed);
+		if (lanes_backlog != 0)
+			atomic_compare_exchange_strong_explicit(&h->lanes_backlog, &lanes_backlog, 0,
+			                                        memory_order_seq_cst, memory_order_relaxed);
+		for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
+			struct ring *r = ring_at(q, id);
+
+			if (r && chunks[id] != census[id].chunks)
+				atomic_compare_exchange_strong_explicit(&r->hdr->chunks, &chunks[id], census[id].chunks,
+				                                        memory_order_relaxed, memory_order_relaxed);
+		}
 	}
-	q->rest_valid = true;
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
+		struct ring_rest *rest;
+		bool *valid;
+
+		if (!ring_at(q, id))
+			continue;
+		rest = rest_of(q, id, &valid);
+		*rest = (struct ring_rest){ .chunks = chunks[id], .census = census[id].chunks };
+		*valid = true;
+	}
 	q->rest_depth = depth;
-	q->rest_chunks = chunks;
-	q->rest_census = census.chunks;
 	q->rest_window = window;
+	q->rest_lanes_backlog = lanes_backlog;
 }
 
 /* A queue in use again after its pages were given back has its ring
@@ -1074,23 +1223,38 @@ static void sweep_window(struct queue *q)
  * shmguard.h, a client does not).  Until this sweep comes, within a
  * second of the first message, the pages its senders touch are taken as
  * they come. */
+static void reserve_fd(const struct queue *q, int fd)
+{
+	struct stat st;
+	int ret;
+
+	if (fd < 0)
+		return;
+	ret = fstat(fd, &st) < 0 ? -errno : -posix_fallocate(fd, 0, st.st_size);
+	close(fd);
+	if (ret < 0)
+		log_warning("queue %s: in use again, but its ring cannot be reserved again (%s): a sender "
+		            "that touches a page /dev/shm has no room for gets a SIGBUS",
+		            q->rec.name, strerror(-ret));
+}
+
+void queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id)
+{
+	char ctl[PROTO_OBJ_NAME_MAX], data[PROTO_OBJ_NAME_MAX];
+
+	if (queue_lane_names(d, &q->rec, id, ctl, data) < 0)
+		return;
+	reserve_fd(q, shm_open(ctl, O_RDWR | O_CLOEXEC, 0));
+	reserve_fd(q, shm_open(data, O_RDWR | O_CLOEXEC, 0));
+}
+
 static void reserve_again(struct daemon *d, struct queue *q)
 {
-	static const char *const suffixes[] = { ".ring", ".data" };
-
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		int fd = open_shm(d, q, suffixes[i], O_RDWR), ret;
-		struct stat st;
-
-		if (fd < 0)
-			continue;
-		ret = fstat(fd, &st) < 0 ? -errno : -posix_fallocate(fd, 0, st.st_size);
-		close(fd);
-		if (ret < 0)
-			log_warning("queue %s: in use again, but its ring cannot be reserved again (%s): a sender "
-			            "that touches a page /dev/shm has no room for gets a SIGBUS",
-			            q->rec.name, strerror(-ret));
-	}
+	reserve_fd(q, open_shm(d, q, ".ring", O_RDWR));
+	reserve_fd(q, open_shm(d, q, ".data", O_RDWR));
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+		if (queue_ring_of(q, id))
+			queue_reserve_lane(d, q, id);
 }
 
 /* A queue drained and idle for give_back_after (the config's, a minute
@@ -1124,6 +1288,9 @@ static void sweep_give_back(struct daemon *d, struct queue *q)
 		return;
 	if (ring_give_back(&q->ring) == 1) {
 		q->given_back = true;
+		for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+			if (queue_ring_of(q, id))
+				ring_give_back(&q->lanes[id]->ring);
 		log_debug("queue %s: drained and idle, its ring's pages given back", q->rec.name);
 	}
 }
@@ -1132,15 +1299,18 @@ int queue_resend_desc(struct daemon *d, struct queue *q, const struct proto_ring
 {
 	struct reclaim_ctx rc = { .d = d, .q = q };
 	struct ring_reclaim_ops ops = { .is_dead = holder_is_dead, .resend = resend, .ctx = &rc };
+	struct ring *r = queue_ring_of(q, desc->hdr.lane);
 
-	if (queue_quarantined(q) || !q->ring.hdr)
+	if (queue_quarantined(q) || !q->ring.hdr || !r)
 		return 0;
-	return ring_resend_desc(&q->ring, desc, &ops);
+	return ring_resend_desc(r, desc, &ops);
 }
 
-int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
+/* ring_reclaim of one ring of q: its own (lane 0), or a lane's. */
+static int reclaim_ring(struct daemon *d, struct queue *q, uint32_t dead, unsigned lane, struct ring *ring,
+                        struct lease_table *lease_tab, unsigned *leases_taken_back, const char **why)
 {
-	struct reclaim_ctx rc = { .d = d, .q = q, .dead = dead };
+	struct reclaim_ctx rc = { .d = d, .q = q, .ring = ring, .leases = lease_tab, .lane = lane, .dead = dead };
 	/* leases run out, or move aside, as the periodic sweep sees them
 	 * (meaningless in an at-most-once queue: what a receiver took is its) */
 	bool leases = dead == 0 && q->rec.delivery == DELIVERY_AT_LEAST_ONCE;
@@ -1156,26 +1326,51 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 		                        .dead_letter = dead == 0 ? sweep_dead_letter : NULL,
 		                        .max_deliveries = q->policy.max_deliveries,
 		                        .ctx = &rc };
+	int n;
+
+	if (dead == 0 && !leases)
+		lease_table_clear(lease_tab); /* ack_timeout gone with a reload */
+	n = ring_reclaim(ring, &ops, why);
+	*leases_taken_back += rc.leases_taken_back;
+	return n;
+}
+
+int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
+{
 	const char *why = NULL;
+	unsigned taken_back = 0;
 	int n;
 
 	check_guards(d, q);
 	if (queue_quarantined(q))
 		return 0;
-	if (dead == 0 && !leases)
-		lease_table_clear(&q->leases); /* ack_timeout gone with a reload */
-	n = ring_reclaim(&q->ring, &ops, &why);
+	n = reclaim_ring(d, q, dead, 0, &q->ring, &q->leases, &taken_back, &why);
+	/* a lane that fails its checks leaves the queue alone (lane.c) */
+	for (unsigned id = 1; id <= PROTO_LANES_MAX && n >= 0; id++) {
+		struct ring *r = queue_ring_of(q, id);
+		const char *lane_why = NULL;
+		int got;
+
+		if (!r)
+			continue;
+		got = reclaim_ring(d, q, dead, id, r, &q->lanes[id]->leases, &taken_back, &lane_why);
+		if (got == -EBADMSG) {
+			check_guards(d, q);
+			lane_retire(d, q, q->lanes[id], lane_why);
+		} else if (got > 0) {
+			n += got;
+		}
+	}
 	if (n >= 0 && dead == 0) {
 		sweep_window(q);
 		sweep_give_back(d, q);
 	}
 	if (n >= 0 && q->aside.n)
 		aside_sweep(d, q);
-	if (rc.leases_taken_back)
-		log_info("queue %s: %u leases older than ack_timeout taken back", q->rec.name, rc.leases_taken_back);
-	if (n > (int)rc.leases_taken_back)
-		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name,
-		         n - (int)rc.leases_taken_back);
+	if (taken_back)
+		log_info("queue %s: %u leases older than ack_timeout taken back", q->rec.name, taken_back);
+	if (n > (int)taken_back)
+		log_info("queue %s: reclaimed %d chunks and slots from dead clients", q->rec.name, n - (int)taken_back);
 	else if (n == -EBADMSG) {
 		check_guards(d, q); /* zeros from a SIGBUS in the walk: say so */
 		queue_quarantine(d, q, why);

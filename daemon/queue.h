@@ -16,6 +16,7 @@
 
 #include "aside.h"
 #include "daemon.h"
+#include "lane.h"
 #include "lease.h"
 #include "ring.h"
 
@@ -47,7 +48,8 @@ struct queue {
 	uint32_t stuck_sweeps;
 	bool rest_valid; /* the last sweep found the queue at rest, with: */
 	int64_t rest_depth, rest_window;
-	uint64_t rest_chunks, rest_census;
+	uint64_t rest_lanes_backlog;
+	struct ring_rest rest; /* its own ring's chunk counts (a lane's are its own) */
 	/* messages sent and received as the last sweep saw them, the sweeps
 	 * since they last moved, and whether its ring's pages were given back
 	 * since (queue_reclaim) */
@@ -64,6 +66,8 @@ struct queue {
 	 * creation (queue_apply_config) */
 	struct queue_policy policy;
 	struct notify_queue *notify; /* its listeners (notify.c), NULL when none */
+	/* its lanes (lane.c), by id; NULL while not made */
+	struct lane *lanes[PROTO_LANES_MAX + 1];
 };
 
 static inline bool queue_quarantined(const struct queue *q)
@@ -124,6 +128,20 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why);
  * (written to the meta page for its clients).  At creation, adoption and
  * every reload. */
 void queue_apply_config(struct daemon *d, struct queue *q);
+
+/* Rings of a queue's objects (queue.c), for its lanes (lane.c): made
+ * exclusively and reserved, or adopted when ours; the name of a lane's
+ * objects; unmapped. */
+int queue_ring_make(const struct queue *q, const char *ctl_name, const char *data_name, struct ring *r,
+                    char *errbuf, size_t errcap);
+int queue_ring_adopt(const struct daemon *d, const struct queue *q, const char *ctl_name, const char *data_name,
+                     struct ring *r, char *errbuf, size_t errcap);
+void queue_ring_unmap(struct ring *r);
+/* Reserve lane id's memory again (posix_fallocate) after its pages were
+ * given back. */
+void queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id);
+int queue_lane_names(const struct daemon *d, const struct queue_record *rec, unsigned id,
+                     char ctl[PROTO_OBJ_NAME_MAX], char data[PROTO_OBJ_NAME_MAX]);
 
 /* registry.c */
 int registry_save(struct daemon *d);

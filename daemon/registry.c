@@ -10,9 +10,11 @@
  *
  * One line per queue:
  *   NAME TOKEN MAX_MSGS MSG_SIZE RING_SIZE MAX_PAYLOAD DELIVERY CREATOR_UID
- *   MAX_DEPTH PREFETCH TTL_MS MAX_DELIVERIES DEAD_LETTER ("-": none)
- * Lines of six fields, without token and creator, come from a daemon
- * before tokens; their queues are adopted under the old names.
+ *   MAX_DEPTH PREFETCH TTL_MS MAX_DELIVERIES DEAD_LETTER ("-": none) SENDERS
+ * (SENDERS: IPCQ_SENDERS_*; lines without it are of queues made before
+ * lanes, whose senders share the ring.)  Lines of six fields, without
+ * token and creator, come from a daemon before tokens; their queues are
+ * adopted under the old names.
  */
 #include "config.h"
 
@@ -32,14 +34,15 @@ static int write_records(FILE *f, void *ctx)
 	const struct daemon *d = ctx;
 
 	fprintf(f, "# ipcbrokerd queue registry: name token max_msgs msg_size ring_size max_payload delivery "
-	           "creator_uid max_depth prefetch ttl_ms max_deliveries dead_letter\n");
+	           "creator_uid max_depth prefetch ttl_ms max_deliveries dead_letter senders\n");
 	for (const struct queue *q = d->queues; q; q = q->next) {
 		const struct queue_record *r = &q->rec;
 
-		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u %" PRIu64 " %u %" PRIu64 " %u %s\n", r->name,
+		fprintf(f, "%s %s %u %u %" PRIu64 " %" PRIu64 " %d %u %" PRIu64 " %u %" PRIu64 " %u %s %u\n", r->name,
 		        *r->token ? r->token : "-", r->geo.max_msgs, r->geo.msg_size, r->geo.ring_size,
 		        r->geo.max_payload, (int)r->delivery, (unsigned)r->creator, r->geo.max_depth, r->geo.prefetch,
-		        r->opts.ttl_ms, r->opts.max_deliveries, *r->opts.dead_letter ? r->opts.dead_letter : "-");
+		        r->opts.ttl_ms, r->opts.max_deliveries, *r->opts.dead_letter ? r->opts.dead_letter : "-",
+		        r->geo.senders);
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -59,13 +62,14 @@ static bool parse_record(struct daemon *d, const char *line, struct queue_record
 	memset(rec, 0, sizeof(*rec));
 	/* lines written before max_depth and prefetch have 8 fields */
 	rec->geo.prefetch = PROTO_PREFETCH_DEFAULT;
+	rec->geo.senders = IPCQ_SENDERS_SHARED;
 	n = sscanf(line,
 	           "%65s %17s %" SCNu32 " %" SCNu32 " %" SCNu64 " %" SCNu64 " %d %u %" SCNu64 " %" SCNu32 " %" SCNu64
-	           " %" SCNu32 " %65s",
+	           " %" SCNu32 " %65s %" SCNu32,
 	           name, token, &rec->geo.max_msgs, &rec->geo.msg_size, &rec->geo.ring_size, &rec->geo.max_payload,
 	           &delivery, &creator, &rec->geo.max_depth, &rec->geo.prefetch, &rec->opts.ttl_ms,
-	           &rec->opts.max_deliveries, dl);
-	if (n == 8 || n == 10 || n == 13) {
+	           &rec->opts.max_deliveries, dl, &rec->geo.senders);
+	if (n == 8 || n == 10 || n == 13 || n == 14) {
 		if (strcmp(token, "-") == 0)
 			token[0] = '\0';
 	} else {
@@ -78,7 +82,8 @@ static bool parse_record(struct daemon *d, const char *line, struct queue_record
 	}
 	if (!proto_queue_name_valid(name) || !proto_token_valid(token) || (delivery != 0 && delivery != 1) ||
 	    (strcmp(dl, "-") != 0 && !proto_queue_name_valid(dl)) || rec->opts.ttl_ms > CONFIG_TTL_MAX_MS ||
-	    rec->opts.max_deliveries > CONFIG_MAX_DELIVERIES_MAX)
+	    rec->opts.max_deliveries > CONFIG_MAX_DELIVERIES_MAX ||
+	    (rec->geo.senders != IPCQ_SENDERS_SHARED && rec->geo.senders != IPCQ_SENDERS_ISOLATED))
 		return false;
 	if (strcmp(dl, "-") != 0)
 		memcpy(rec->opts.dead_letter, dl, strlen(dl) + 1); /* valid: at most IPCQ_NAME_MAX */

@@ -24,5 +24,5 @@ int fq_inject(const struct ring *ring, mqd_t mq, int bell, const struct ring_rec
 	dlq.ring = *ring;
 	dlq.mq = mq;
 	dlq.bell = bell;
-	return inject_write(&dlq, msgs, n, prio, 0, 0);
+	return inject_write(&dlq, &dlq.ring, msgs, n, prio, 0, 0);
 }

@@ -299,8 +299,7 @@ int client_moved(ipcq_queue *q, unsigned lane, uint64_t offset, uint64_t gen, in
 
 	proto_req_init(&req, PROTO_OP_MOVED, 0, q->name);
 	req.arg = how;
-	req.flags = lane;
-	req.arg64[0] = offset;
+	req.arg64[0] = proto_lane_offset(lane, offset);
 	req.arg64[1] = gen;
 	return client_call(q->client, &req, &ro.rep, sizeof(ro), NULL);
 }

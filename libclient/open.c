@@ -33,7 +33,8 @@
 /* Map a ring's two objects into r: the data object writable or not (its
  * descriptor decides what the kernel allows), checked against the
  * geometry the daemon gave. */
-static int map_ring_into(const ipcq_queue *q, struct ring *r, int fd, int data_fd, bool writable, uint32_t delivery)
+static int map_ring_into(const ipcq_queue *q, struct ring *r, int fd, int data_fd, bool writable, uint32_t delivery,
+                         uint64_t data_size, uint64_t max_payload)
 {
 	struct stat st, dst;
 	void *mem, *data;
@@ -54,8 +55,8 @@ static int map_ring_into(const ipcq_queue *q, struct ring *r, int fd, int data_f
 	}
 	ret = ring_attach(r, mem, (size_t)st.st_size, data, (size_t)dst.st_size, writable);
 	/* what the daemon said, not what a client may have written over */
-	if (ret == 0 && (r->msg_size != q->geo.msg_size || r->data_size != q->geo.ring_size ||
-	                 r->max_payload != q->geo.max_payload || r->delivery != delivery))
+	if (ret == 0 && (r->msg_size != q->geo.msg_size || r->data_size != data_size || r->max_payload != max_payload ||
+	                 r->delivery != delivery))
 		ret = -EPROTO;
 	if (ret < 0) {
 		munmap(mem, (size_t)st.st_size);
@@ -71,7 +72,8 @@ static int map_ring(ipcq_queue *q, int fd, int data_fd, uint32_t delivery)
 	/* with lanes, senders write their own lane, not the queue's ring */
 	bool writable = (q->flags & IPCQ_SEND) && !q->meta->isolated;
 
-	return map_ring_into(q, &q->ring, fd, data_fd, writable, delivery);
+	return map_ring_into(q, &q->ring, fd, data_fd, writable, delivery, proto_home_ring_size(&q->geo),
+	                     proto_home_max_payload(&q->geo));
 }
 
 static void unmap_ring(struct ring *r)
@@ -105,7 +107,7 @@ static struct ring *map_lane(ipcq_queue *q, unsigned id, int *err)
 	                  rep.lane > PROTO_LANES_MAX || (id && rep.lane != id)))
 		*err = -EPROTO;
 	if (*err == 0)
-		*err = map_ring_into(q, r, fds[0], fds[1], id == 0, q->ring.delivery);
+		*err = map_ring_into(q, r, fds[0], fds[1], id == 0, q->ring.delivery, q->geo.ring_size, q->geo.max_payload);
 	fdpass_close(fds, PROTO_OPEN_FDS);
 	if (*err < 0) {
 		free(r);
@@ -144,8 +146,9 @@ static int own_lane(ipcq_queue *q)
 	int err;
 	struct ring *r = map_lane(q, 0, &err);
 
+	/* (a lane the daemon passed that does not map as it said: -EIO) */
 	if (!r)
-		return err == -ENOMEM || err == -EUSERS ? err : -EIO;
+		return err == -EPROTO || err == -EINVAL ? -EIO : err;
 	atomic_store_explicit(&q->lane[r->lane], r, memory_order_release);
 	q->sring = r;
 	return 0;

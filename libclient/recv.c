@@ -51,8 +51,8 @@
 #include "client.h"
 #include "ring_impl.h"
 
-#define TOKEN_OFFSET_MASK ((1ull << 40) - 1)
-#define TOKEN_LANE_SHIFT 40
+#define TOKEN_OFFSET_MASK ((1ull << PROTO_LANE_SHIFT) - 1)
+#define TOKEN_LANE_SHIFT PROTO_LANE_SHIFT
 #define TOKEN_LANE_MASK 0xffu
 #define TOKEN_RECORD_SHIFT 48
 #define TOKEN_BUF_SHIFT 32
@@ -491,33 +491,68 @@ static int look_at_window(ipcq_queue *q, ipcq_msg *m, bool ask)
 	return recv_window(q, m, 0);
 }
 
+/* The ring whose backlog a receiver takes from next: of those whose
+ * backlog holds messages (batches given back, with BACKLOG_RETURNED), the
+ * one whose waiting messages have the highest priority, and of those the
+ * oldest (backlog_top: hints read without a lock); NULL when none is left
+ * to try (tried: those already tried, by id). */
+static struct ring *next_backlog(ipcq_queue *q, uint64_t lanes, unsigned start, unsigned flags, uint64_t *tried)
+{
+	struct ring *best = NULL;
+	uint32_t best_prio = 0;
+	uint64_t best_ticket = UINT64_MAX;
+
+	for (unsigned i = 0; i <= PROTO_LANES_MAX; i++) {
+		unsigned id = i ? 1 + (start + i - 1) % PROTO_LANES_MAX : 0;
+		struct ring *ring;
+		uint32_t prio;
+		uint64_t ticket;
+
+		if ((i && !(lanes & (1ull << (id - 1)))) || (tried[id / 64] & (1ull << (id % 64))))
+			continue;
+		ring = lane_ring(q, id);
+		if (!ring || !((flags & BACKLOG_RETURNED) ? backlog_returned(ring) : backlog_busy(ring))) {
+			tried[id / 64] |= 1ull << (id % 64);
+			continue;
+		}
+		if ((flags & BACKLOG_RETURNED) || !backlog_top(ring, &prio, &ticket)) {
+			prio = 0;
+			ticket = UINT64_MAX;
+		}
+		if (!best || prio > best_prio || (prio == best_prio && ticket < best_ticket)) {
+			best = ring;
+			best_prio = prio;
+			best_ticket = ticket;
+		}
+	}
+	if (best)
+		tried[best->lane / 64] |= 1ull << (best->lane % 64);
+	return best;
+}
+
 /* From the backlog: -EAGAIN if it is empty, -EINPROGRESS if the window
- * holds older messages (see backlog_take).  The queue's ring first, then
- * its lanes, from a different one each time so that no sender's backlog
- * waits behind another's for long.  A lane that fails its checks (its
+ * holds older messages (see backlog_take).  In a queue with lanes, from
+ * the lane whose waiting messages have the highest priority, lanes of the
+ * same taking turns (next_backlog).  A lane that fails its checks (its
  * sender wrote garbage into it) is passed over: the daemon takes it out
  * of the queue at its next sweep. */
 static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
 	const struct backlog_window w = { .waiting = window_waiting, .ctx = q };
-	uint64_t lanes = lanes_made(q);
+	uint64_t lanes = lanes_made(q), tried[(PROTO_LANES_MAX + 64) / 64] = { 0 };
 	unsigned start = lanes ? atomic_fetch_add_explicit(&q->lane_turn, 1, memory_order_relaxed) : 0;
 	struct ring_ref ref;
+	struct ring *ring;
 	int r = -EAGAIN;
 
-	for (unsigned i = 0; i <= PROTO_LANES_MAX && (r == -EAGAIN || (r == -EBADMSG && i > 1)); i++) {
-		unsigned id = i ? 1 + (start + i - 1) % PROTO_LANES_MAX : 0;
-		struct ring *ring;
-
-		if (i && !(lanes & (1ull << (id - 1))))
-			continue;
-		ring = lane_ring(q, id);
-		if (!ring || !((flags & BACKLOG_RETURNED) ? backlog_returned(ring) : backlog_busy(ring)))
-			continue;
-		r = backlog_take(ring, &ref, timeout_ms, flags, window_seq, &w);
+	if (!lanes) {
+		r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq, &w);
+	} else {
+		while ((r == -EAGAIN || r == -EBADMSG) && (ring = next_backlog(q, lanes, start, flags, tried)))
+			r = backlog_take(ring, &ref, timeout_ms, flags, window_seq, &w);
+		if (r == -EBADMSG)
+			r = -EAGAIN;
 	}
-	if (r == -EBADMSG && lanes)
-		r = -EAGAIN;
 	if (r < 0)
 		return r;
 	r = deliver_chunk(q, &ref, 0, m);
@@ -1171,15 +1206,23 @@ EXPORT int ipcq_nack(ipcq_queue *q, ipcq_msg *m, unsigned flags)
 }
 
 /* ring_peek of the queue's ring, then of each lane's (ring.h, "Lanes"),
- * one after the other in buf: each sender's messages in order, the
- * lanes' after the queue's ring's. */
+ * one after the other in buf, up to n of each; then the n first of them
+ * all by priority (a stable sort: each lane's in its order, the lanes' in
+ * theirs).  What does not fit buf is left out. */
 static int peek_rings(ipcq_queue *q, struct ring_peeked *seen, unsigned n, unsigned char *buf, size_t cap)
 {
 	uint64_t lanes = lanes_made(q);
-	unsigned got = 0;
+	unsigned rings = 1 + (unsigned)__builtin_popcountll(lanes), got = 0;
+	_cleanup_free_ struct ring_peeked *all = NULL;
 	size_t used = 0;
 
-	for (unsigned id = 0; id <= PROTO_LANES_MAX && got < n; id++) {
+	if (!lanes)
+		return ring_peek(&q->ring, seen, n, buf, cap);
+	all = calloc((size_t)rings * n, sizeof(*all));
+	if (!all)
+		return -ENOMEM;
+	for (unsigned id = 0; id <= PROTO_LANES_MAX && got < (size_t)rings * n; id++) {
+		size_t base = used;
 		struct ring *r;
 		int k;
 
@@ -1188,7 +1231,7 @@ static int peek_rings(ipcq_queue *q, struct ring_peeked *seen, unsigned n, unsig
 		r = lane_ring(q, id);
 		if (!r)
 			continue;
-		k = ring_peek(r, seen + got, n - got, buf ? buf + used : NULL, cap - used);
+		k = ring_peek(r, all + got, n, buf ? buf + base : NULL, cap - base);
 		if (k == -EMSGSIZE && got)
 			break; /* what fits is shown */
 		if (k < 0 && id == 0)
@@ -1196,11 +1239,21 @@ static int peek_rings(ipcq_queue *q, struct ring_peeked *seen, unsigned n, unsig
 		if (k < 0)
 			continue; /* a lane that fails its checks shows nothing */
 		for (int i = 0; i < k; i++) {
-			seen[got + (unsigned)i].at += used;
-			used = MAX(used, seen[got + (unsigned)i].at + seen[got + (unsigned)i].len);
+			all[got + (unsigned)i].at += base;
+			used = MAX(used, all[got + (unsigned)i].at + all[got + (unsigned)i].len);
 		}
 		got += (unsigned)k;
 	}
+	for (unsigned i = 1; i < got; i++) {
+		struct ring_peeked p = all[i];
+		unsigned j = i;
+
+		for (; j > 0 && all[j - 1].prio < p.prio; j--)
+			all[j] = all[j - 1];
+		all[j] = p;
+	}
+	got = MIN(got, n);
+	memcpy(seen, all, got * sizeof(*seen));
 	return (int)got;
 }
 

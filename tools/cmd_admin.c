@@ -34,6 +34,7 @@ enum {
 	OPT_MAX_DELIVERIES,
 	OPT_DEAD_LETTER,
 	OPT_PROMETHEUS,
+	OPT_SENDERS,
 };
 
 /* Parse the arguments of a command without options of its own: the
@@ -120,6 +121,7 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 		{ "ttl", required_argument, NULL, OPT_TTL },
 		{ "max-deliveries", required_argument, NULL, OPT_MAX_DELIVERIES },
 		{ "dead-letter", required_argument, NULL, OPT_DEAD_LETTER },
+		{ "senders", required_argument, NULL, OPT_SENDERS },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
@@ -143,7 +145,9 @@ int cmd_create(struct cli *cli, int argc, char **argv)
 			r = CLI_EXIT_USAGE;
 		else if (opt == OPT_DEAD_LETTER)
 			snprintf(opts.dead_letter, sizeof(opts.dead_letter), "%s", optarg);
-		else if (opt != OPT_TTL)
+		else if (opt == OPT_SENDERS && stats_senders_value(optarg, &geo.senders) < 0)
+			r = cli_usage_error(cli, "--senders '%s': not one of isolated, shared", optarg);
+		else if (opt != OPT_TTL && opt != OPT_SENDERS)
 			r = cli_common_option(cli, opt, argv);
 		if (r >= 0)
 			return r;

@@ -162,7 +162,7 @@ test_stat_prometheus_is_valid_exposition() {
 	assert_eq "ipcq_queue_sent_total{queue=\"prom1\"} $(qstat prom1 sent)" \
 		"$(grep '^ipcq_queue_sent_total{queue="prom1"}' "$T/prom1")" "sent of prom1 as a Prometheus counter"
 	assert_eq "ipcq_queue_depth{queue=\"prom1\"} 2" "$(grep '^ipcq_queue_depth{' "$T/prom1")" "depth as a gauge"
-	grep -q '^ipcq_queue_info{queue="prom1",id="[0-9]*",delivery="at-most-once",dead_letter=""} 1$' "$T/prom1" ||
+	grep -q '^ipcq_queue_info{queue="prom1",id="[0-9]*",delivery="at-most-once",senders="isolated",dead_letter=""} 1$' "$T/prom1" ||
 		fail "no ipcq_queue_info sample with the delivery mode: $(grep info "$T/prom1")"
 	# one table: a family per numeric key of the text form (id is a label)
 	numeric=$("$IPCQ" stat prom1 | grep -c '^[a-z_]*: [0-9][0-9]*$')

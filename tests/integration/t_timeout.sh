@@ -53,7 +53,8 @@ test_send_to_full_queue_times_out_with_exit_3() {
 }
 
 test_send_to_full_ring_times_out_with_exit_3() {
-	"$IPCQ" create ring --ring-size 64K --max-payload 40000
+	# senders share the ring: one fills it for all
+	"$IPCQ" create ring --ring-size 64K --max-payload 40000 --senders shared
 	head -c 40000 /dev/urandom >"$T/one"
 	head -c 40000 /dev/urandom >"$T/two"
 	"$IPCQ" send -f "$T/one" ring
@@ -61,6 +62,18 @@ test_send_to_full_ring_times_out_with_exit_3() {
 	timed 3 290 2000 "send -s -t 0.3 when the ring is full" "$IPCQ" send -t 0.3 -s ring <"$T/two"
 	assert_eq 1 "$(qstat ring depth)" "depth after the timed-out sends"
 	pass "a bulk send (-f and -s) with -t 0.3 exits 3 while the ring is full"
+}
+
+test_isolated_sender_fills_its_own_ring() {
+	# each sending process has a ring of its own (senders = isolated)
+	"$IPCQ" create iso --ring-size 64K --max-payload 40000 --senders isolated
+	big=$(head -c 40000 /dev/zero | tr '\0' a)
+	timed 3 290 2000 "the second of two 40000-byte sends -t 0.3 by one process" "$IPCQ" send -t 0.3 iso "$big" "$big"
+	assert_eq 1 "$(qstat iso depth)" "depth after the one that fitted"
+	"$IPCQ" send -t 0.3 -f "$T/one" iso || fail "another process's send, into a ring of its own"
+	assert_eq 2 "$(qstat iso depth)" "depth after the other process's send"
+	"$IPCQ" delete iso
+	pass "senders isolated: one that fills its ring times out (exit 3), another sends into its own"
 }
 
 # What was sent before the timeouts is all there, and nothing else; the
@@ -85,5 +98,6 @@ test_recv_times_out_with_exit_3
 test_recv_count_prints_what_arrived_then_exits_3
 test_send_to_full_queue_times_out_with_exit_3
 test_send_to_full_ring_times_out_with_exit_3
+test_isolated_sender_fills_its_own_ring
 test_timeouts_lose_nothing
 stop_daemon

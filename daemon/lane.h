@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * lane.h - the lanes of a queue whose senders are isolated from each
+ * other: a ring per sending process (the design is lane.c's top comment).
+ */
+#ifndef IPCQ_LANE_H
+#define IPCQ_LANE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lease.h"
+#include "ring.h"
+
+struct daemon;
+struct queue;
+
+/* A ring's chunk count and the walk's, as a sweep at rest saw them. */
+struct ring_rest {
+	uint64_t chunks, census;
+};
+
+struct lane {
+	struct ring ring; /* joined to its queue's ring (ring_join) */
+	unsigned id;
+	/* it failed a check: its objects are gone, its id is never given
+	 * again in this queue (proto_meta.lanes_retired) */
+	bool retired;
+	struct lease_table leases; /* of its chunks (lease.c) */
+	/* the chunk count as the last sweeps saw it at rest (queue.c) */
+	bool rest_valid;
+	struct ring_rest rest;
+};
+
+/* Whether the queue gives each sending process a lane of its own. */
+bool queue_isolated(const struct queue *q);
+/* The ring of lane id of q (0: q's own), or NULL when it has none. */
+struct ring *queue_ring_of(struct queue *q, unsigned id);
+/* The ring the daemon writes into q through (dead letters, messages
+ * kept aside going back): q's own, or with lanes one of the daemon's
+ * own (lane_assign); NULL when it has none now. */
+struct ring *queue_daemon_ring(struct daemon *d, struct queue *q);
+
+/* The lane of sending process holder: the one it has, else one whose
+ * sender is gone and that holds nothing (its pages given back, so that
+ * nothing of the last sender's is left to read), else a new one.  Its
+ * id, or a negative errno with errbuf saying why (-EUSERS: every lane
+ * in use). */
+int lane_assign(struct daemon *d, struct queue *q, uint32_t holder, char *errbuf, size_t errcap);
+/* New descriptors of lane id's objects: control read-write, data
+ * read-write for its sender or read-only. */
+int lane_fds(struct daemon *d, struct queue *q, unsigned id, bool writable, int fds[2]);
+/* After a restart: map the lanes the queue's meta page says it has. */
+void lanes_adopt(struct daemon *d, struct queue *q);
+/* A lane failed a check: it leaves the queue (its messages with it: only
+ * its own sender could spoil it), logged once. */
+void lane_retire(struct daemon *d, struct queue *q, struct lane *l, const char *why);
+/* Unmap every lane (and with unlink_objects, remove their objects). */
+void lanes_free(struct daemon *d, struct queue *q, bool unlink_objects);
+
+#endif
