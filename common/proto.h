@@ -241,13 +241,14 @@ struct proto_meta {
 	/* processes wait for the queue's signal (daemon/notify.c): senders
 	 * then use the window, where the daemon sees what arrives */
 	_Atomic uint32_t listened;
-	/* the queue gives each sending process a lane of its own (ring.h,
+	/* the queue gives each sending user a lane of its own (ring.h,
 	 * "Lanes"): 1; 0: its senders share its ring */
 	uint32_t isolated;
 	/* the lanes it has made: bit id - 1 for lane id (receivers map those
 	 * they do not have yet) */
 	_Atomic uint64_t lanes;
-	/* the holder id each lane is a sender's of (0: nobody's now) */
+	/* whose each lane is: a sending user's uid + 1, or the daemon's
+	 * (daemon/lane.h); 0: nobody's now */
 	_Atomic uint32_t lane_owner[PROTO_LANES_MAX];
 	/* lanes taken out of the queue (their ring failed a check): their
 	 * ids are not given again, so no receiver takes a new lane for the

@@ -1626,6 +1626,28 @@ static bool header_intact(const struct ring *r)
 	       h->states_offset == (uint64_t)((unsigned char *)r->states - (unsigned char *)r->hdr);
 }
 
+bool ring_header_restore(struct ring *r)
+{
+	struct ring_hdr *h = r->hdr;
+
+	if (header_intact(r))
+		return false;
+	h->version = RING_VERSION;
+	h->hdr_size = RING_HDR_SIZE;
+	h->data_size = r->data_size;
+	h->max_payload = r->max_payload;
+	h->msg_size = r->msg_size;
+	h->delivery = r->delivery;
+	h->nslots = RING_SLOTS;
+	h->slot_size = r->slot_size;
+	h->slots_offset = RING_HDR_SIZE;
+	h->states_offset = (uint64_t)((unsigned char *)r->states - (unsigned char *)r->hdr);
+	h->total_size = r->map_len;
+	atomic_thread_fence(memory_order_release);
+	h->magic = RING_MAGIC;
+	return true;
+}
+
 int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char **why)
 {
 	int n = 0, ret;

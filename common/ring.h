@@ -467,6 +467,13 @@ int ring_reclaim(struct ring *r, const struct ring_reclaim_ops *ops, const char 
  * was full. */
 int ring_resend_desc(struct ring *r, const struct proto_ring_desc *d, const struct ring_reclaim_ops *ops);
 
+/* Daemon: write the header's fixed fields (magic, version, geometry,
+ * layout) again from what the daemon kept, if a client overwrote them;
+ * whether it had to.  For a ring that holds no chunk a client could have
+ * made (the queue's own ring of a queue with lanes, ring.h): there, the
+ * header is all a sender could spoil. */
+bool ring_header_restore(struct ring *r);
+
 /* Receive slots in use: receiving handles open, and calls under way. */
 unsigned ring_receivers(const struct ring *r);
 /* Usage figures for stat. */

@@ -389,6 +389,14 @@ static int op_recv_bufs(struct conn *c, const struct proto_req *req, int fd, str
 	return 0;
 }
 
+bool ctl_uid_connected(const struct daemon *d, uid_t uid)
+{
+	for (const struct conn *c = d->conns; c; c = c->next)
+		if (!c->refusal && c->cred.uid == uid)
+			return true;
+	return false;
+}
+
 void ctl_holder_died(struct daemon *d, uint32_t holder)
 {
 	for (struct conn *c = d->conns; c; c = c->next)
@@ -443,12 +451,13 @@ static int op_lane(struct conn *c, const struct proto_req *req, struct reply *r)
 			                              "watched: it exited, or lives in a PID namespace the daemon cannot see",
 			                   (int)c->cred.pid);
 		c->holder = p->holder;
-		id = lane_assign(d, q, p->holder, r->rep.errmsg, sizeof(r->rep.errmsg));
+		id = lane_assign(d, q, lane_owner_of_uid(c->cred.uid), r->rep.errmsg, sizeof(r->rep.errmsg));
 		if (id < 0) {
 			r->rep.status = id;
 			return id;
 		}
 	}
+	queue_guard_home(q);
 	ret = lane_fds(d, q, (unsigned)id, sender, r->fds);
 	if (ret < 0)
 		return reply_error(r, ret, "queue '%s' has no lane %d", q->rec.name, id);

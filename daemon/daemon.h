@@ -91,6 +91,9 @@ void ctl_sweep_refused(struct daemon *d);
 void daemon_sweep(struct daemon *d, uint32_t dead_holder);
 /* ctl.c: a client process died: resend what it took off the mqs (rbuf.c) */
 void ctl_holder_died(struct daemon *d, uint32_t holder);
+/* Whether a client of uid is connected (lane.c: a lane stays its user's
+ * while it is). */
+bool ctl_uid_connected(const struct daemon *d, uid_t uid);
 void daemon_status(struct daemon *d);
 
 #endif

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * lane.c - lanes: a ring per sending process, so that senders of a queue
+ * lane.c - lanes: a ring per sending user, so that senders of a queue
  * can neither read nor spoil each other's messages.
  *
  * In a queue made with senders = isolated, a sender does not map the
- * queue's ring writable: the daemon gives each sending process a lane of
+ * queue's ring writable: the daemon gives each sending user a lane of
  * its own, a ring (control and data objects, ".l<id>" and ".l<id>.data",
  * made like the queue's ring: exclusively, mode 0600, reserved), whose
- * data object that process alone maps writable.  Its receivers map it
+ * data object that user's processes alone map writable.  Its receivers map it
  * read-only as they meet it (PROTO_OP_LANE; the meta page lists the
  * lanes there are); they write its control object as they take and
  * release its chunks, as they do the queue's ring's.  A sender so holds
@@ -29,12 +29,18 @@
  * never given again in the queue) where the queue's own ring would be
  * quarantined.
  *
- * A lane belongs to a sending process (its holder id, in the meta page so
- * that it outlives a restart of the daemon) until that process is gone.
- * It is then given to another only once it holds nothing and its pages
- * were given back (ring_give_back, which zeroes them): nothing of the
- * last sender's bytes is left to read.  Lanes stay made until the queue
- * is deleted; an idle one holds no memory once given back.
+ * Senders are told apart by their user, as the queue's rights are (the
+ * config allows users and groups): the processes of one user share its
+ * lane, as they all share the queue's ring when senders = shared, so a
+ * shell loop of `ipcq send` takes one lane, not one a process.  A lane
+ * belongs to its user (in the meta page, so that it outlives a restart of
+ * the daemon) while a client of that user is connected; then it is given
+ * to another only once it holds nothing and its pages were given back
+ * (ring_give_back, which zeroes them): nothing of the last user's bytes
+ * is left to read.  The daemon's own writes (dead letters, messages kept
+ * aside going back) go through a lane of the daemon's.  Lanes stay made
+ * until the queue is deleted; an idle one holds no memory once given
+ * back.
  */
 #include "config.h"
 
@@ -71,7 +77,7 @@ struct ring *queue_daemon_ring(struct daemon *d, struct queue *q)
 
 	if (!queue_isolated(q) || !q->meta)
 		return q->ring.hdr ? &q->ring : NULL;
-	id = lane_assign(d, q, PROTO_HOLDER_DAEMON, err, sizeof(err));
+	id = lane_assign(d, q, LANE_OWNER_DAEMON, err, sizeof(err));
 	if (id < 0) {
 		log_debug("queue %s: no lane for the daemon's writes now: %s", q->rec.name, err);
 		return NULL;
@@ -123,27 +129,28 @@ static int lane_make(struct daemon *d, struct queue *q, unsigned id, char *errbu
 	return 0;
 }
 
-/* Whether lane l may go to a new sender: its last one gone, nothing in
+/* Whether lane l may go to a new owner: no client of its user connected
+ * (the daemon's writes are done within a turn of its loop), nothing in
  * it, and its pages given back (zeroed). */
 static bool lane_free(struct daemon *d, struct queue *q, struct lane *l)
 {
 	uint32_t owner = atomic_load_explicit(&q->meta->lane_owner[l->id - 1], memory_order_relaxed);
 
 	/* (what a dead sender left reserved, the sweep reclaims first) */
-	if (l->retired || (owner && peer_holder_alive(d, owner)))
+	if (l->retired || (owner && owner != LANE_OWNER_DAEMON && ctl_uid_connected(d, (uid_t)(owner - 1))))
 		return false;
 	return ring_give_back(&l->ring) == 1;
 }
 
-int lane_assign(struct daemon *d, struct queue *q, uint32_t holder, char *errbuf, size_t errcap)
+int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf, size_t errcap)
 {
 	uint64_t retired = atomic_load_explicit(&q->meta->lanes_retired, memory_order_relaxed);
 	unsigned fresh = 0;
-	int ret;
+	int ret, reserve = 0;
 
 	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
 		if (q->lanes[id] && !q->lanes[id]->retired &&
-		    atomic_load_explicit(&q->meta->lane_owner[id - 1], memory_order_relaxed) == holder)
+		    atomic_load_explicit(&q->meta->lane_owner[id - 1], memory_order_relaxed) == owner)
 			return (int)id;
 	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++) {
 		if (!q->lanes[id]) {
@@ -151,23 +158,31 @@ int lane_assign(struct daemon *d, struct queue *q, uint32_t holder, char *errbuf
 				fresh = id;
 			continue;
 		}
-		if (lane_free(d, q, q->lanes[id])) {
-			queue_reserve_lane(d, q, id);
-			atomic_store_explicit(&q->meta->lane_owner[id - 1], holder, memory_order_release);
+		/* its pages come back reserved, or it is not given: a sender
+		 * touching a page /dev/shm has no room for would get a SIGBUS */
+		if (lane_free(d, q, q->lanes[id]) && (reserve = queue_reserve_lane(d, q, id, false)) == 0) {
+			atomic_store_explicit(&q->meta->lane_owner[id - 1], owner, memory_order_release);
 			return (int)id;
 		}
 	}
+	if (!fresh && reserve < 0) {
+		snprintf(errbuf, errcap, "no room in /dev/shm for a lane of queue '%s' (%s)", q->rec.name,
+		         strerror(-reserve));
+		return -ENOSPC;
+	}
 	if (!fresh) {
 		snprintf(errbuf, errcap,
-		         "queue '%s' has %u lanes, each a sending process's or holding messages: no more senders "
-		         "at once (senders = \"shared\" has no such bound)",
+		         "queue '%s' has %u lanes, each a sending user's or holding messages: no more users send "
+		         "to it at once (senders = \"shared\" has no such bound)",
 		         q->rec.name, PROTO_LANES_MAX);
 		return -EUSERS;
 	}
 	ret = lane_make(d, q, fresh, errbuf, errcap);
-	if (ret < 0)
+	if (ret < 0) {
+		log_queue(LOG_LEVEL_WARNING, q->rec.name, "queue %s: no lane made: %s", q->rec.name, errbuf);
 		return ret;
-	atomic_store_explicit(&q->meta->lane_owner[fresh - 1], holder, memory_order_release);
+	}
+	atomic_store_explicit(&q->meta->lane_owner[fresh - 1], owner, memory_order_release);
 	return (int)fresh;
 }
 
@@ -247,9 +262,10 @@ void lane_retire(struct daemon *d, struct queue *q, struct lane *l, const char *
 	}
 	d->quarantined++;
 	log_queue(LOG_LEVEL_ERROR, q->rec.name,
-	          "queue %s: lane %u (holder %u's) taken out of the queue with what it held: %s; the queue's other "
+	          "queue %s: lane %u (%s %u's) taken out of the queue with what it held: %s; the queue's other "
 	          "senders go on",
-	          q->rec.name, l->id, (unsigned)owner, why && *why ? why : "a check failed");
+	          q->rec.name, l->id, owner == LANE_OWNER_DAEMON ? "the daemon" : "uid",
+	          owner && owner != LANE_OWNER_DAEMON ? (unsigned)(owner - 1) : 0u, why && *why ? why : "a check failed");
 	lease_table_clear(&l->leases);
 	/* (its mapping stays until the queue goes: a walk may still hold it) */
 }

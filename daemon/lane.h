@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * lane.h - the lanes of a queue whose senders are isolated from each
- * other: a ring per sending process (the design is lane.c's top comment).
+ * other: a ring per sending user (the design is lane.c's top comment).
  */
 #ifndef IPCQ_LANE_H
 #define IPCQ_LANE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lease.h"
 #include "ring.h"
@@ -32,7 +33,7 @@ struct lane {
 	struct ring_rest rest;
 };
 
-/* Whether the queue gives each sending process a lane of its own. */
+/* Whether the queue gives each sending user a lane of its own. */
 bool queue_isolated(const struct queue *q);
 /* The ring of lane id of q (0: q's own), or NULL when it has none. */
 struct ring *queue_ring_of(struct queue *q, unsigned id);
@@ -41,12 +42,20 @@ struct ring *queue_ring_of(struct queue *q, unsigned id);
  * own (lane_assign); NULL when it has none now. */
 struct ring *queue_daemon_ring(struct daemon *d, struct queue *q);
 
-/* The lane of sending process holder: the one it has, else one whose
- * sender is gone and that holds nothing (its pages given back, so that
- * nothing of the last sender's is left to read), else a new one.  Its
- * id, or a negative errno with errbuf saying why (-EUSERS: every lane
- * in use). */
-int lane_assign(struct daemon *d, struct queue *q, uint32_t holder, char *errbuf, size_t errcap);
+/* Who a lane is (proto_meta.lane_owner): a user (its uid + 1), or the
+ * daemon; 0 nobody. */
+#define LANE_OWNER_DAEMON UINT32_MAX
+static inline uint32_t lane_owner_of_uid(uid_t uid)
+{
+	return (uint32_t)uid + 1u < LANE_OWNER_DAEMON ? (uint32_t)uid + 1u : LANE_OWNER_DAEMON - 1u;
+}
+
+/* The lane of owner (lane_owner_of_uid, or LANE_OWNER_DAEMON): the one
+ * it has, else one whose owner is gone (no client of its user connected)
+ * and that holds nothing (its pages given back, so that nothing of the
+ * last owner's is left to read), else a new one.  Its id, or a negative
+ * errno with errbuf saying why (-EUSERS: every lane in use). */
+int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf, size_t errcap);
 /* New descriptors of lane id's objects: control read-write, data
  * read-write for its sender or read-only. */
 int lane_fds(struct daemon *d, struct queue *q, unsigned id, bool writable, int fds[2]);

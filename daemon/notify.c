@@ -281,8 +281,11 @@ static int read_level(const struct queue *q, struct level *out)
 	*out = (struct level){ .window = attr.mq_curmsgs > 0 ? (uint64_t)attr.mq_curmsgs : 0 };
 	if (q->ring.hdr && !queue_quarantined(q)) {
 		/* clamped: the sum with the window stays an int64_t */
+		/* (a queue with lanes counts theirs together: lanes_backlog) */
 		out->backlog = MIN(atomic_load_explicit(&q->ring.hdr->backlog, memory_order_relaxed),
 		                   (uint64_t)INT32_MAX);
+		out->backlog += MIN(atomic_load_explicit(&q->ring.hdr->lanes_backlog, memory_order_relaxed),
+		                    (uint64_t)INT32_MAX);
 		out->received = atomic_load_explicit(&q->ring.hdr->received, memory_order_relaxed);
 	}
 	return 0;

@@ -790,6 +790,32 @@ static int open_shm(struct daemon *d, const struct queue *q, const char *suffix,
 	return fd < 0 ? -errno : fd;
 }
 
+void queue_guard_home(struct queue *q)
+{
+	static struct log_ratelimit restored;
+	struct ring_hdr *h = q->ring.hdr;
+	bool spoilt;
+
+	if (!queue_isolated(q) || !h || queue_quarantined(q))
+		return;
+	spoilt = ring_header_restore(&q->ring);
+	/* it holds no chunk: no count of its own backlog is true but 0 */
+	if (atomic_load_explicit(&h->corrupt, memory_order_relaxed) ||
+	    atomic_load_explicit(&h->backlog, memory_order_relaxed) ||
+	    atomic_load_explicit(&h->returned, memory_order_relaxed)) {
+		atomic_store_explicit(&h->corrupt, 0, memory_order_relaxed);
+		atomic_store_explicit(&h->backlog, 0, memory_order_relaxed);
+		atomic_store_explicit(&h->returned, 0, memory_order_relaxed);
+		memset((void *)h->levels, 0, sizeof(h->levels));
+		spoilt = true;
+	}
+	if (spoilt)
+		log_limited(&restored, LOG_LEVEL_WARNING,
+		            "queue %s: a client wrote over the queue's shared header: put right (its senders are "
+		            "isolated: their messages are in their lanes)",
+		            q->rec.name);
+}
+
 int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_OPEN_FDS])
 {
 	char name[PROTO_OBJ_NAME_MAX];
@@ -799,6 +825,7 @@ int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_O
 
 	if (queue_quarantined(q) || !q->meta)
 		return -EIO;
+	queue_guard_home(q);
 	/* least privilege: a sender's descriptor cannot receive, and back */
 	if ((flags & (IPCQ_SEND | IPCQ_RECV)) == IPCQ_SEND)
 		mode = O_WRONLY;
@@ -1132,7 +1159,7 @@ static void sweep_window(struct queue *q)
 	struct proto_msg_hdr nudge = { .kind = PROTO_MSG_NUDGE };
 	struct ring_hdr *h = q->ring.hdr;
 	struct ring_census census[PROTO_LANES_MAX + 1];
-	uint64_t backlog = 0, lanes_backlog, chunks[PROTO_LANES_MAX + 1];
+	uint64_t backlog = 0, lanes_sum = 0, lanes_backlog, chunks[PROTO_LANES_MAX + 1];
 	bool at_rest, same = true, fixed = true;
 	struct mq_attr attr;
 	int64_t depth, window;
@@ -1142,8 +1169,10 @@ static void sweep_window(struct queue *q)
 	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
 		struct ring *r = ring_at(q, id);
 
-		if (r)
-			backlog += MIN(atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed), UINT32_MAX);
+		uint64_t n = r ? MIN(atomic_load_explicit(&r->hdr->backlog, memory_order_relaxed), UINT32_MAX) : 0;
+
+		backlog += n;
+		lanes_sum += id ? n : 0;
 	}
 	/* (a receiver awake takes from the backlog itself: only one asleep
 	 * in the kernel needs the nudge) */
@@ -1157,6 +1186,18 @@ static void sweep_window(struct queue *q)
 	}
 	depth = atomic_load_explicit(&h->depth, memory_order_relaxed);
 	lanes_backlog = atomic_load_explicit(&h->lanes_backlog, memory_order_relaxed);
+	/* the lanes' backlog count below what their own counts say, two
+	 * sweeps running (a client wrote over it, or died between the two
+	 * counts): receivers would not look there; put right, and the bell
+	 * rung for those asleep */
+	if (lanes_backlog < lanes_sum && q->low_lanes_backlog == lanes_backlog && q->low_lanes_sum == lanes_sum) {
+		if (atomic_compare_exchange_strong_explicit(&h->lanes_backlog, &lanes_backlog, lanes_sum,
+		                                            memory_order_seq_cst, memory_order_relaxed))
+			eventfd_level(q->bell, true);
+		lanes_backlog = atomic_load_explicit(&h->lanes_backlog, memory_order_relaxed);
+	}
+	q->low_lanes_backlog = lanes_backlog < lanes_sum ? lanes_backlog : UINT64_MAX;
+	q->low_lanes_sum = lanes_sum;
 	/* the window's count, left high by a sender killed between its count
 	 * and its send (backlog.h, window_counted), is put right here too */
 	window = atomic_load_explicit(&h->window_msgs, memory_order_relaxed);
@@ -1223,38 +1264,41 @@ static void sweep_window(struct queue *q)
  * shmguard.h, a client does not).  Until this sweep comes, within a
  * second of the first message, the pages its senders touch are taken as
  * they come. */
-static void reserve_fd(const struct queue *q, int fd)
+static int reserve_fd(const struct queue *q, int fd, bool warn)
 {
 	struct stat st;
 	int ret;
 
 	if (fd < 0)
-		return;
+		return -errno;
 	ret = fstat(fd, &st) < 0 ? -errno : -posix_fallocate(fd, 0, st.st_size);
 	close(fd);
-	if (ret < 0)
+	if (ret < 0 && warn)
 		log_warning("queue %s: in use again, but its ring cannot be reserved again (%s): a sender "
 		            "that touches a page /dev/shm has no room for gets a SIGBUS",
 		            q->rec.name, strerror(-ret));
+	return ret;
 }
 
-void queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id)
+int queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id, bool warn)
 {
 	char ctl[PROTO_OBJ_NAME_MAX], data[PROTO_OBJ_NAME_MAX];
+	int ret = queue_lane_names(d, &q->rec, id, ctl, data);
 
-	if (queue_lane_names(d, &q->rec, id, ctl, data) < 0)
-		return;
-	reserve_fd(q, shm_open(ctl, O_RDWR | O_CLOEXEC, 0));
-	reserve_fd(q, shm_open(data, O_RDWR | O_CLOEXEC, 0));
+	if (ret == 0)
+		ret = reserve_fd(q, shm_open(ctl, O_RDWR | O_CLOEXEC, 0), warn);
+	if (ret == 0)
+		ret = reserve_fd(q, shm_open(data, O_RDWR | O_CLOEXEC, 0), warn);
+	return ret;
 }
 
 static void reserve_again(struct daemon *d, struct queue *q)
 {
-	reserve_fd(q, open_shm(d, q, ".ring", O_RDWR));
-	reserve_fd(q, open_shm(d, q, ".data", O_RDWR));
+	reserve_fd(q, open_shm(d, q, ".ring", O_RDWR), true);
+	reserve_fd(q, open_shm(d, q, ".data", O_RDWR), true);
 	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
 		if (queue_ring_of(q, id))
-			queue_reserve_lane(d, q, id);
+			queue_reserve_lane(d, q, id, true);
 }
 
 /* A queue drained and idle for give_back_after (the config's, a minute
@@ -1344,6 +1388,7 @@ int queue_reclaim(struct daemon *d, struct queue *q, uint32_t dead)
 	check_guards(d, q);
 	if (queue_quarantined(q))
 		return 0;
+	queue_guard_home(q);
 	n = reclaim_ring(d, q, dead, 0, &q->ring, &q->leases, &taken_back, &why);
 	/* a lane that fails its checks leaves the queue alone (lane.c) */
 	for (unsigned id = 1; id <= PROTO_LANES_MAX && n >= 0; id++) {

@@ -49,6 +49,9 @@ struct queue {
 	bool rest_valid; /* the last sweep found the queue at rest, with: */
 	int64_t rest_depth, rest_window;
 	uint64_t rest_lanes_backlog;
+	/* the lanes' backlog count the last sweep saw below their own counts'
+	 * sum (UINT64_MAX: not below), and that sum */
+	uint64_t low_lanes_backlog, low_lanes_sum;
 	struct ring_rest rest; /* its own ring's chunk counts (a lane's are its own) */
 	/* messages sent and received as the last sweep saw them, the sweeps
 	 * since they last moved, and whether its ring's pages were given back
@@ -97,6 +100,10 @@ struct queue *queue_find(struct daemon *d, const char *name);
  * ask, the ring, and the meta page read-only.  -EIO for a quarantined
  * queue. */
 int queue_open_fds(struct daemon *d, struct queue *q, int flags, int fds[PROTO_OPEN_FDS]);
+/* A queue whose senders are isolated: its own ring holds no chunk, so
+ * what a client wrote over its header is put right (ring_header_restore,
+ * and the counts of a backlog it cannot have), not quarantined. */
+void queue_guard_home(struct queue *q);
 /* Drop every waiting message; returns how many.  A quarantined queue is
  * rebuilt with new objects instead (its clients get -EIDRM). */
 int queue_purge(struct daemon *d, struct queue *q);
@@ -138,8 +145,8 @@ int queue_ring_adopt(const struct daemon *d, const struct queue *q, const char *
                      struct ring *r, char *errbuf, size_t errcap);
 void queue_ring_unmap(struct ring *r);
 /* Reserve lane id's memory again (posix_fallocate) after its pages were
- * given back. */
-void queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id);
+ * given back: 0 or a negative errno (logged with warn). */
+int queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id, bool warn);
 int queue_lane_names(const struct daemon *d, const struct queue_record *rec, unsigned id,
                      char ctl[PROTO_OBJ_NAME_MAX], char data[PROTO_OBJ_NAME_MAX]);
 

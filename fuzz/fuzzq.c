@@ -421,7 +421,9 @@ void fq_reset(struct fq *f, unsigned image, int flags)
 	q->inline_max = proto_inline_max(FQ_MSG_SIZE);
 	q->pollfd = q->held_bell = -1;
 	q->home_slot = -1;
+	q->sring = &q->ring;
 	pthread_mutex_init(&q->recv_lock, NULL);
+	pthread_mutex_init(&q->lane_lock, NULL);
 	if (flags & IPCQ_SEND)
 		q->window = (struct backlog_window){ .send = window_send, .ctx = q, .listened = &f->meta->listened };
 	if (flags & IPCQ_RECV) {
@@ -442,6 +444,7 @@ void fq_finish(struct fq *f)
 	if (home_slot_mine(q))
 		ring_slot_free(&q->ring, q->home_slot);
 	pthread_mutex_destroy(&q->recv_lock);
+	pthread_mutex_destroy(&q->lane_lock);
 	fq_data_writable(f, true);
 	fq_drain(f);
 }

@@ -79,6 +79,16 @@ struct ipcq_queue {
 	pthread_mutex_t lane_lock;
 	struct ring *sring;     /* what the handle sends through: ring, or its own lane */
 	_Atomic unsigned lane_turn; /* where a receiver's look at the lanes' backlogs begins */
+	_Atomic uint64_t lanes_mapped; /* the lanes mapped (bit id - 1), a receiver's */
+	/* descriptors a receiver took off the window naming a lane it could
+	 * not map then (the daemon was away): left in their receive buffers
+	 * (where the daemon finds them if this process dies) until it can
+	 * (recv.c, under recv_lock) */
+	struct parked {
+		int buf;
+		unsigned prio;
+	} parked[RECV_BUFS];
+	_Atomic unsigned nparked;
 	const struct proto_meta *meta; /* the daemon's page, mapped read-only */
 	ipcq_geometry geo;
 	uint32_t id;

@@ -84,8 +84,8 @@ typedef struct ipcq_geometry {
 	uint64_t max_payload; /* largest message accepted */
 	uint64_t max_depth;   /* most messages waiting; 0: only the ring bounds it */
 	uint32_t prefetch;    /* most messages one receiver takes ahead (default 16) */
-	/* IPCQ_SENDERS_ISOLATED: each sending process writes into a ring of
-	 * its own, which no other sender can read or write; or
+	/* IPCQ_SENDERS_ISOLATED: each sending user writes into a ring of its
+	 * own (its processes share it), which no other can read or write; or
 	 * IPCQ_SENDERS_SHARED: senders share the queue's ring (faster with
 	 * many senders, but a sender can read and spoil what others sent).
 	 * 0: the daemon's default */

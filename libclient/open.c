@@ -133,8 +133,10 @@ struct ring *lane_ring(ipcq_queue *q, unsigned id)
 	r = atomic_load_explicit(&q->lane[id], memory_order_relaxed);
 	if (!r) {
 		r = map_lane(q, id, &err);
-		if (r)
+		if (r) {
 			atomic_store_explicit(&q->lane[id], r, memory_order_release);
+			atomic_fetch_or_explicit(&q->lanes_mapped, 1ull << (id - 1), memory_order_release);
+		}
 	}
 	pthread_mutex_unlock(&q->lane_lock);
 	return r;

@@ -392,9 +392,93 @@ static int deliver_chunk(ipcq_queue *q, const struct ring_ref *ref, unsigned fla
 
 #define SKIPPED 1
 
+/* A receiver maps the lanes the daemon made before it takes from the
+ * window, so that what it finds there names a lane it has: the daemon is
+ * needed to map one, and may be away (restarting) when a message of a
+ * lane made meanwhile comes (see park). */
+static void sync_lanes(ipcq_queue *q)
+{
+	uint64_t want = lanes_made(q) & ~atomic_load_explicit(&q->lanes_mapped, memory_order_acquire);
+
+	for (unsigned id = 1; want && id <= PROTO_LANES_MAX; id++)
+		if (want & (1ull << (id - 1)))
+			lane_ring(q, id);
+}
+
+/* The ring descriptor in receive buffer b names a lane this handle
+ * cannot map now (the daemon is away): it stays there, where the daemon
+ * finds it if this process dies, and is taken at a later call (take_parked). */
+static void park(ipcq_queue *q, int b, unsigned prio)
+{
+	pthread_mutex_lock(&q->recv_lock);
+	q->parked[q->nparked] = (struct parked){ .buf = b, .prio = prio };
+	atomic_store_explicit(&q->nparked, q->nparked + 1, memory_order_release);
+	pthread_mutex_unlock(&q->recv_lock);
+}
+
+static int take_desc(ipcq_queue *q, unsigned char *buf, unsigned prio, ipcq_msg *m);
+
+/* A parked descriptor whose lane maps now, taken (SKIPPED when it was a
+ * duplicate); -EAGAIN when none does. */
+static int take_parked(ipcq_queue *q, ipcq_msg *m)
+{
+	struct parked p = { .buf = -1 };
+	struct proto_msg_hdr h;
+	int r;
+
+	if (!atomic_load_explicit(&q->nparked, memory_order_acquire))
+		return -EAGAIN;
+	pthread_mutex_lock(&q->recv_lock);
+	for (unsigned i = 0; i < q->nparked; i++) {
+		memcpy(&h, q->buf[q->parked[i].buf], sizeof(h));
+		if (lane_ring(q, h.lane)) {
+			p = q->parked[i];
+			q->parked[i] = q->parked[q->nparked - 1];
+			atomic_store_explicit(&q->nparked, q->nparked - 1, memory_order_release);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&q->recv_lock);
+	if (p.buf < 0)
+		return -EAGAIN;
+	r = take_desc(q, q->buf[p.buf], p.prio, m);
+	buf_put(q, p.buf);
+	return r;
+}
+
+/* Take the chunk of the ring descriptor in buf (a receive buffer), and
+ * hand out its message (or the first of its batch). */
+static int take_desc(ipcq_queue *q, unsigned char *buf, unsigned prio, ipcq_msg *m)
+{
+	struct proto_ring_desc desc;
+	struct ring_ref ref;
+	struct ring *lr;
+	unsigned flags;
+	int r;
+
+	memcpy(&desc, buf, sizeof(desc));
+	flags = (desc.hdr.flags & PROTO_MSGF_REDELIVERED) ? IPCQ_MSG_REDELIVERED : 0;
+	lr = lane_ring(q, desc.hdr.lane);
+	/* the daemon finds the descriptor in the buffer if we die before
+	 * the take; once the chunk is ours, it must not */
+	r = lr ? ring_take(lr, &desc, &ref) : -EBADMSG;
+	buf[0] = 0;
+	if (r < 0) {
+		/* a duplicate left by a crash recovery is expected; anything
+		 * else is reported, and both are counted */
+		count_n(&q->ring.hdr->rejected, 1);
+		if (r == -ESTALE && (desc.hdr.flags & (PROTO_MSGF_RESENT | PROTO_MSGF_REDELIVERED)))
+			return SKIPPED;
+		return r;
+	}
+	ref.prio = prio;
+	r = deliver_chunk(q, &ref, flags, m);
+	return r == -ESTALE ? SKIPPED : r;
+}
+
 /* Take the next message off the mq into a slot and resolve it.  Returns
  * SKIPPED for a message that is not one (a duplicate descriptor left by a
- * crash recovery, a nudge). */
+ * crash recovery, a nudge, one parked). */
 static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 {
 	union {
@@ -403,11 +487,12 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	} msg;
 	unsigned char *buf;
 	struct proto_msg_hdr h;
-	struct ring_ref ref;
 	unsigned prio = 0, flags;
 	ssize_t n;
 	int idx, b, kind, r;
 
+	if (lanes_made(q))
+		sync_lanes(q);
 	idx = slot_acquire(q);
 	if (idx < 0)
 		return idx;
@@ -439,12 +524,16 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return 0;
 	}
 	if (kind == PROTO_MSG_RING) {
-		/* the daemon finds the descriptor in the buffer if we die before
-		 * the take; once the chunk is ours, it must not */
-		struct ring *lr = lane_ring(q, h.lane);
-
-		r = lr ? ring_take(lr, &msg.desc, &ref) : -EBADMSG;
-		buf[0] = 0;
+		slot_put(q, idx);
+		/* a lane the daemon made that this handle cannot map now */
+		if (h.lane && h.lane <= PROTO_LANES_MAX && (lanes_made(q) & (1ull << (h.lane - 1))) &&
+		    !lane_ring(q, h.lane)) {
+			park(q, b, prio);
+			return SKIPPED;
+		}
+		r = take_desc(q, buf, prio, m);
+		buf_put(q, b);
+		return r;
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,
 		 * the message is a sender's forgery, not a deletion */
@@ -456,19 +545,9 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 	}
 	buf_put(q, b);
 	slot_put(q, idx);
-	if (r == -EIDRM || r == SKIPPED)
-		return r;
-	if (r < 0) {
-		/* a duplicate left by a crash recovery is expected; anything
-		 * else is reported, and both are counted */
+	if (r < 0 && r != -EIDRM)
 		count_n(&q->ring.hdr->rejected, 1);
-		if (r == -ESTALE && (h.flags & (PROTO_MSGF_RESENT | PROTO_MSGF_REDELIVERED)))
-			return SKIPPED;
-		return r;
-	}
-	ref.prio = prio;
-	r = deliver_chunk(q, &ref, flags, m);
-	return r == -ESTALE ? SKIPPED : r;
+	return r;
 }
 
 /* How many messages the window holds (backlog_take asks, under the lock). */
@@ -508,7 +587,9 @@ static struct ring *next_backlog(ipcq_queue *q, uint64_t lanes, unsigned start, 
 		uint32_t prio;
 		uint64_t ticket;
 
-		if ((i && !(lanes & (1ull << (id - 1)))) || (tried[id / 64] & (1ull << (id % 64))))
+		/* (the queue's own ring holds no chunk when it has lanes) */
+		if ((i && !(lanes & (1ull << (id - 1)))) || (tried[id / 64] & (1ull << (id % 64))) ||
+		    (id == 0 && q->meta->isolated))
 			continue;
 		ring = lane_ring(q, id);
 		if (!ring || !((flags & BACKLOG_RETURNED) ? backlog_returned(ring) : backlog_busy(ring))) {
@@ -772,13 +853,18 @@ static int recv_next(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		/* (the first round starts with all of it: no second look) */
 		int left = rounds ? time_left(timeout_ms, start) : timeout_ms;
 		bool looked = false; /* the window was found empty this round */
-		bool deaf = false;   /* the backlog rang and handed out nothing */
+		/* the backlog rang and handed out nothing, or a message waits
+		 * for a lane to map: look again soon */
+		bool deaf = atomic_load_explicit(&q->nparked, memory_order_relaxed) != 0;
 
 		if (take_held(q, m))
 			return 0;
 		r = queue_state(q);
 		if (r < 0)
 			return r;
+		r = take_parked(q, m);
+		if (r == 0)
+			return 0;
 		backlog_window_drained(&q->ring);
 		r = -EAGAIN;
 		/* batches given back were at the head of the line */

@@ -53,43 +53,37 @@ test_send_to_full_queue_times_out_with_exit_3() {
 }
 
 test_send_to_full_ring_times_out_with_exit_3() {
-	# senders share the ring: one fills it for all
-	"$IPCQ" create ring --ring-size 64K --max-payload 40000 --senders shared
-	head -c 40000 /dev/urandom >"$T/one"
-	head -c 40000 /dev/urandom >"$T/two"
-	"$IPCQ" send -f "$T/one" ring
-	timed 3 290 2000 "send -f -t 0.3 when the ring is full" "$IPCQ" send -t 0.3 -f "$T/two" ring
-	timed 3 290 2000 "send -s -t 0.3 when the ring is full" "$IPCQ" send -t 0.3 -s ring <"$T/two"
-	assert_eq 1 "$(qstat ring depth)" "depth after the timed-out sends"
-	pass "a bulk send (-f and -s) with -t 0.3 exits 3 while the ring is full"
+	# senders shared: one ring for all; isolated: a ring per user, which
+	# its processes share
+	for senders in shared isolated; do
+		"$IPCQ" create ring-$senders --ring-size 64K --max-payload 40000 --senders $senders
+		head -c 40000 /dev/urandom >"$T/one-$senders"
+		head -c 40000 /dev/urandom >"$T/two-$senders"
+		"$IPCQ" send -f "$T/one-$senders" ring-$senders
+		timed 3 290 2000 "send -f -t 0.3 when the ring is full ($senders)" "$IPCQ" send -t 0.3 \
+			-f "$T/two-$senders" ring-$senders
+		timed 3 290 2000 "send -s -t 0.3 when the ring is full ($senders)" "$IPCQ" send -t 0.3 -s \
+			ring-$senders <"$T/two-$senders"
+		assert_eq 1 "$(qstat ring-$senders depth)" "depth after the timed-out sends ($senders)"
+	done
+	pass "a bulk send (-f and -s) with -t 0.3 exits 3 while the ring is full (senders shared, and isolated: the user's lane)"
 }
 
-test_isolated_sender_fills_its_own_ring() {
-	# each sending process has a ring of its own (senders = isolated)
-	"$IPCQ" create iso --ring-size 64K --max-payload 40000 --senders isolated
-	big=$(head -c 40000 /dev/zero | tr '\0' a)
-	timed 3 290 2000 "the second of two 40000-byte sends -t 0.3 by one process" "$IPCQ" send -t 0.3 iso "$big" "$big"
-	assert_eq 1 "$(qstat iso depth)" "depth after the one that fitted"
-	"$IPCQ" send -t 0.3 -f "$T/one" iso || fail "another process's send, into a ring of its own"
-	assert_eq 2 "$(qstat iso depth)" "depth after the other process's send"
-	"$IPCQ" delete iso
-	pass "senders isolated: one that fills its ring times out (exit 3), another sends into its own"
-}
-
-# What was sent before the timeouts is all there, and nothing else; the
-# timed-out sends held nothing back (the ring has room again).
 test_timeouts_lose_nothing() {
 	timed 3 190 2000 "recv -c 0 -t 0.2 of the full queue" "$IPCQ" recv -c 0 -t 0.2 full
 	printf 'a\nb\n' >"$T/exp"
 	cmp -s "$T/exp" "$T/out" || fail "the full queue gave '$(cat "$T/out")', not exactly a b"
 
-	"$IPCQ" recv -o "$T/one.out" ring
-	cmp -s "$T/one" "$T/one.out" || fail "the ring message sent before the timeouts changed"
-	timed 3 190 2000 "recv on the ring queue once it is empty" "$IPCQ" recv -t 0.2 ring
-	assert_eq 0 "$(qstat ring ring_used)" "ring bytes in use once everything was received"
-	timed 0 0 2000 "send -f -t 0.3 once the ring has room" "$IPCQ" send -t 0.3 -f "$T/two" ring
-	"$IPCQ" recv -o "$T/two.out" ring
-	cmp -s "$T/two" "$T/two.out" || fail "the ring message sent after the timeouts changed"
+	for senders in shared isolated; do
+		q=ring-$senders
+		"$IPCQ" recv -o "$T/one.out" $q
+		cmp -s "$T/one-$senders" "$T/one.out" || fail "the ring message sent before the timeouts changed ($senders)"
+		timed 3 190 2000 "recv on the ring queue once it is empty ($senders)" "$IPCQ" recv -t 0.2 $q
+		assert_eq 0 "$(qstat $q ring_used)" "ring bytes in use once everything was received ($senders)"
+		timed 0 0 2000 "send -f -t 0.3 once the ring has room ($senders)" "$IPCQ" send -t 0.3 -f "$T/two-$senders" $q
+		"$IPCQ" recv -o "$T/two.out" $q
+		cmp -s "$T/two-$senders" "$T/two.out" || fail "the ring message sent after the timeouts changed ($senders)"
+	done
 	pass "after the timeouts the queues hold exactly what was sent before, and take more"
 }
 
@@ -98,6 +92,5 @@ test_recv_times_out_with_exit_3
 test_recv_count_prints_what_arrived_then_exits_3
 test_send_to_full_queue_times_out_with_exit_3
 test_send_to_full_ring_times_out_with_exit_3
-test_isolated_sender_fills_its_own_ring
 test_timeouts_lose_nothing
 stop_daemon

@@ -229,19 +229,27 @@ static void check_read_only(const char *what, const void *addr)
 	}
 }
 
+/* The payload memory a handle writes, or reads: a sender's own (its
+ * lane, when the queue's senders are isolated), or the queue's ring's. */
 static void check_payload(const char *what, ipcq_queue *q, bool writable)
 {
+	unsigned char *data = writable ? q->sring->data : q->ring.data;
 	char label[128];
 	struct mapping m;
 	int status;
 
-	if (!mapping_of(q->ring.data, &m)) {
+	/* with lanes, a sender writes its own: the queue's ring it only reads */
+	if (writable && q->sring != &q->ring) {
+		snprintf(label, sizeof(label), "%s: the queue's ring beside its lane", what);
+		check_read_only(label, q->ring.data);
+	}
+	if (!mapping_of(data, &m)) {
 		violated("%s: no mapping holds the payload memory", what);
 		return;
 	}
 	if (writable && m.perms[1] != 'w')
 		violated("%s: payload memory is mapped %s (%s), not rw-s", what, m.perms, m.path);
-	status = store_in_child(q->ring.data);
+	status = store_in_child(data);
 	if (status < 0) {
 		violated("%s: cannot fork a child to store into payload memory: %s", what, strerror(errno));
 	} else if (writable) {
@@ -256,7 +264,7 @@ static void check_payload(const char *what, ipcq_queue *q, bool writable)
 	}
 	snprintf(label, sizeof(label), "%s: payload memory", what);
 	if (!writable)
-		check_read_only(label, q->ring.data);
+		check_read_only(label, data);
 	snprintf(label, sizeof(label), "%s: the meta page", what);
 	check_read_only(label, q->meta);
 	if (!mapping_of(q->ring.hdr, &m))

@@ -1,0 +1,98 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# t_isolation.sh - senders of one queue can neither read nor spoil each
+# other's messages (senders = isolated, the default): each sending process
+# writes a lane of its own (daemon/lane.c).
+#  - read: root sends messages marked with a random token and leaves them
+#    waiting; nobody, allowed to send but not to receive, opens the queue,
+#    sends, and looks for the token in every byte it can read (its shared
+#    mappings, and every object of the namespace it can open by name).
+#  - spoil: root sends messages again; nobody, a hostile sender, writes
+#    random bytes, 0xff and zeros over everything it can write (its lane,
+#    the queue's shared control memory) and floods the window with forged
+#    descriptors of every lane; root then receives every message of its
+#    own, each once and intact, and the queue is not quarantined.
+# Each is run on a queue whose senders share the ring too, where it must
+# find the token / the damage: the probes can fail.
+. "$(dirname "$0")/lib.sh"
+
+need_nobody
+ISO="$STRESS/isolation"
+ISO_NOBODY=$(nobody_prog "$ISO")
+N=40
+
+cat >"$T/iso.conf" <<CONF
+auto_create = false
+queue "iso" {
+	senders = "isolated"
+	allow_send = { "uid:0", "user:nobody" }
+	allow_recv = { "uid:0" }
+}
+queue "shared" {
+	senders = "shared"
+	allow_send = { "uid:0", "user:nobody" }
+	allow_recv = { "uid:0" }
+}
+CONF
+
+token() {
+	printf 'tok%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+}
+
+test_a_sender_cannot_read_another_senders_messages() {
+	tok=$(token)
+	"$ISO" secret "$SOCK" iso "$tok" $N >/dev/null || fail "root's messages into iso"
+	st=0
+	as_nobody $ISO_NOBODY spy "$SOCK" iso "$tok" "ipcq.$NS." >"$T/spy" 2>&1 || st=$?
+	sed 's/^/  /' "$T/spy"
+	assert_eq 0 "$st" "exit of nobody's look for root's token in iso (0: not found)"
+	assert_eq $((N + 1)) "$(qstat iso depth)" "depth of iso: root's messages and nobody's one"
+	pass "senders isolated: a send-only client of another uid finds none of a sender's waiting bytes"
+}
+
+test_shared_senders_can_read_each_other() {
+	tok=$(token)
+	"$ISO" secret "$SOCK" shared "$tok" $N >/dev/null || fail "root's messages into shared"
+	st=0
+	as_nobody $ISO_NOBODY spy "$SOCK" shared "$tok" "ipcq.$NS." >"$T/spy" 2>&1 || st=$?
+	sed 's/^/  /' "$T/spy"
+	assert_eq 1 "$st" "exit of nobody's look for root's token in shared (1: found)"
+	pass "senders shared: the same look finds another sender's bytes (the probe works)"
+}
+
+test_a_hostile_sender_cannot_spoil_another_senders_messages() {
+	"$IPCQ" purge iso >/dev/null
+	tok=$(token)
+	"$ISO" secret "$SOCK" iso "$tok" $N >/dev/null || fail "root's messages into iso"
+	as_nobody $ISO_NOBODY wreck "$SOCK" iso 6 >"$T/wreck" 2>&1 || fail "nobody's wreck: $(cat "$T/wreck")"
+	sed 's/^/  /' "$T/wreck"
+	st=0
+	"$ISO" check "$SOCK" iso "$tok" $N >"$T/check" 2>&1 || st=$?
+	sed 's/^/  /' "$T/check"
+	assert_eq 0 "$st" "root's messages after nobody wrecked what it could"
+	assert_eq 0 "$(qstat iso quarantined)" "iso quarantined"
+	daemon_alive || fail "the daemon died"
+	# the queue goes on: a message sent now arrives
+	"$IPCQ" send iso after || fail "a send after the wreck"
+	assert_eq after "$("$IPCQ" recv -c 0 -t 1 iso | grep -a '^after$')" "the message sent after the wreck"
+	pass "senders isolated: a sender that writes garbage over all it can and forges descriptors spoils none of another's $N messages"
+}
+
+test_shared_senders_can_spoil_each_other() {
+	"$IPCQ" purge shared >/dev/null
+	tok=$(token)
+	"$ISO" secret "$SOCK" shared "$tok" $N >/dev/null || fail "root's messages into shared"
+	as_nobody $ISO_NOBODY wreck "$SOCK" shared 6 >/dev/null 2>&1 || true
+	st=0
+	"$ISO" check "$SOCK" shared "$tok" $N >"$T/check" 2>&1 || st=$?
+	sed 's/^/  /' "$T/check"
+	[ "$st" -ne 0 ] || fail "root's messages in shared came through nobody's wreck intact: the probe cannot fail"
+	pass "senders shared: the same wreck spoils another sender's messages (the probe works)"
+}
+
+start_daemon -c "$T/iso.conf"
+test_a_sender_cannot_read_another_senders_messages
+test_shared_senders_can_read_each_other
+test_a_hostile_sender_cannot_spoil_another_senders_messages
+test_shared_senders_can_spoil_each_other
+stop_daemon
