@@ -242,6 +242,20 @@ _Static_assert(sizeof(struct ring_slot) == 64, "a receive slot is a cache line")
 _Static_assert(sizeof(struct ring_cstate) == 32, "a chunk state is a quarter of the smallest chunk");
 _Static_assert(sizeof(struct ring_spage) <= RING_SPAGE_SIZE, "the senders' page fits its page");
 
+/* Lanes.  A queue whose senders are isolated (ipcq_geometry.senders,
+ * daemon/lane.c) has a ring per sending user besides its own: a lane,
+ * laid out and operated as any ring (this file, backlog.c), its data
+ * object writable by that user's processes alone.  A lane's ring is
+ * joined to the queue's own (ring_join): what belongs to the queue as a
+ * whole (depth, the counters, the window's count and sequence, receivers
+ * asleep, the tickets that order the lanes' backlogs, the lanes' backlog
+ * count) is read and written in the queue's own header, ring.q; what
+ * belongs to the ring (its lock, space, backlog levels, chunk states) in
+ * its own.  A descriptor on the mq names the lane of its chunk
+ * (proto_msg_hdr.lane; 0: the queue's own ring).  The queue's own ring
+ * then carries no payload: the daemon makes it the smallest there is
+ * (proto_home_ring_size). */
+
 /* Process-local view of a mapped ring. */
 struct ring {
 	struct ring_hdr *hdr;       /* the control object: read-write for every client */

@@ -1285,8 +1285,9 @@ int queue_reserve_lane(struct daemon *d, struct queue *q, unsigned id, bool warn
 	char ctl[PROTO_OBJ_NAME_MAX], data[PROTO_OBJ_NAME_MAX];
 	int ret = queue_lane_names(d, &q->rec, id, ctl, data);
 
-	if (ret == 0)
-		ret = reserve_fd(q, shm_open(ctl, O_RDWR | O_CLOEXEC, 0), warn);
+	if (ret < 0)
+		return ret;
+	ret = reserve_fd(q, shm_open(ctl, O_RDWR | O_CLOEXEC, 0), warn);
 	if (ret == 0)
 		ret = reserve_fd(q, shm_open(data, O_RDWR | O_CLOEXEC, 0), warn);
 	return ret;

@@ -69,6 +69,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stats_print.h"
 #include "util.h"
 
 #define BENCH_COUNT_DEFAULT 100000
@@ -95,6 +96,7 @@ enum {
 	OPT_PREFETCH,
 	OPT_MAX_MSGS,
 	OPT_ROUND_TRIP,
+	OPT_SENDERS,
 };
 
 /* What one child reports.  Each on its own cache lines: the progress
@@ -1083,6 +1085,11 @@ static int parse_bench_option(struct cli *cli, struct bench *b, int opt)
 	case OPT_ROUND_TRIP:
 		b->round_trip = true;
 		break;
+	case OPT_SENDERS:
+		if (stats_senders_value(optarg, &b->geo.senders) < 0)
+			return cli_usage_error(cli, "--senders '%s': not one of isolated, shared", optarg);
+		b->geo_given = true;
+		break;
 	}
 	return r;
 }
@@ -1101,6 +1108,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		{ "prefetch", required_argument, NULL, OPT_PREFETCH },
 		{ "max-msgs", required_argument, NULL, OPT_MAX_MSGS },
 		{ "round-trip", no_argument, NULL, OPT_ROUND_TRIP },
+		{ "senders", required_argument, NULL, OPT_SENDERS },
 		CLI_GLOBAL_OPTIONS,
 		{ 0 },
 	};
@@ -1129,7 +1137,8 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(cli, "--round-trip takes two queues (there and back) or none");
 	b.temporary = optind == argc;
 	if (!b.temporary && b.geo_given)
-		return cli_usage_error(cli, "--ring-size, --prefetch and --max-msgs shape the temporary queue: not with QUEUE");
+		return cli_usage_error(cli, "--ring-size, --prefetch, --max-msgs and --senders shape the temporary queue: "
+		                            "not with QUEUE");
 	if (b.zero_copy && b.batch > 1)
 		return cli_usage_error(cli, "--zero-copy sends one loan at a time: not with --batch (batches are received in place anyway)");
 	if (b.round_trip && (b.producers != 1 || b.consumers != 1 || b.batch != 1))

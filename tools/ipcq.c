@@ -210,7 +210,8 @@ static const struct cli_command commands[] = {
 			"  The temporary queue's geometry (default: the daemon's):\n"
 			"      --ring-size B      bytes of its shared-memory ring\n"
 			"      --prefetch N       messages one receiver takes ahead\n"
-			"      --max-msgs N       its kernel message queue's window\n",
+			"      --max-msgs N       its kernel message queue's window\n"
+			"      --senders isolated|shared  a lane per sending user, or one ring\n",
 		.run = cmd_bench,
 	},
 };

@@ -16,7 +16,7 @@ Timeouts are in seconds: None waits forever, 0 does not wait.
 """
 from ._client import Connection, Queue, View, connect
 from ._errors import Error, MessageTooBig, PermissionDenied, QueueDeleted, QueueNotFound, Timeout, strerror
-from ._lib import MSG_REDELIVERED
+from ._lib import MSG_REDELIVERED, SENDERS_ISOLATED, SENDERS_SHARED
 
 __all__ = [
     "connect",
@@ -31,5 +31,7 @@ __all__ = [
     "QueueDeleted",
     "strerror",
     "MSG_REDELIVERED",
+    "SENDERS_ISOLATED",
+    "SENDERS_SHARED",
 ]
 __version__ = "0.1.0"

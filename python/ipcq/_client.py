@@ -37,7 +37,7 @@ _MSG_SIZE = ctypes.sizeof(_lib.Msg)
 _MSG_WORDS = _MSG_SIZE // 8  # struct ipcq_msg in 64-bit words: data, len first
 _RECV_BUF_START = 64 * 1024
 
-_GEOMETRY_FIELDS = ("max_msgs", "msg_size", "ring_size", "max_payload", "max_depth", "prefetch")
+_GEOMETRY_FIELDS = ("max_msgs", "msg_size", "ring_size", "max_payload", "max_depth", "prefetch", "senders")
 _STATS_FIELDS = tuple(
     f for f, _ in _lib.Stats._fields_ if not f.endswith("_") and f not in ("name", "geo", "dead_letter")
 )
@@ -255,7 +255,8 @@ class Queue:
 
     def geometry(self) -> Dict[str, int]:
         """The queue's geometry (ipcq_geometry_of): max_msgs, msg_size,
-        ring_size, max_payload, max_depth, prefetch."""
+        ring_size, max_payload, max_depth, prefetch, senders
+        (ipcq.SENDERS_SHARED or ipcq.SENDERS_ISOLATED)."""
         return dict(self._geometry)
 
     # ---- sending ----
@@ -603,11 +604,16 @@ class Connection:
     def create(self, name: str, *, max_msgs: int = 0, msg_size: int = 0, ring_size: int = 0,
                max_payload: int = 0, max_depth: int = 0, prefetch: int = 0,
                ttl: Optional[float] = None, max_deliveries: int = 0,
-               dead_letter: Optional[str] = None) -> None:
+               dead_letter: Optional[str] = None, senders: Optional[str] = None) -> None:
         """Create a queue (ipcq_create_ex); what is not given (0, None) is
-        the daemon's default.  ttl in seconds."""
+        the daemon's default.  ttl in seconds.  senders: "isolated" (each
+        sending user writes a ring of its own) or "shared"."""
+        modes = {None: 0, "shared": _lib.SENDERS_SHARED, "isolated": _lib.SENDERS_ISOLATED}
+        if senders not in modes:
+            raise ValueError(f"senders must be 'isolated' or 'shared', not {senders!r}")
         g = _lib.Geometry(max_msgs=max_msgs, msg_size=msg_size, ring_size=ring_size,
-                          max_payload=max_payload, max_depth=max_depth, prefetch=prefetch)
+                          max_payload=max_payload, max_depth=max_depth, prefetch=prefetch,
+                          senders=modes[senders])
         opts = _lib.QueueOpts(ttl_ms=0 if not ttl else max(1, math.ceil(ttl * 1000)),
                               max_deliveries=max_deliveries,
                               dead_letter=_name(dead_letter) if dead_letter else b"")

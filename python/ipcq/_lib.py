@@ -26,6 +26,8 @@ NAMESPACE_MAX = 32
 SEND = 1 << 0
 RECV = 1 << 1
 CREATE = 1 << 2
+SENDERS_SHARED = 1
+SENDERS_ISOLATED = 2
 CONNECT_USER = 1 << 0
 MSG_REDELIVERED = 1 << 0
 NACK_REJECT = 1 << 0
@@ -67,7 +69,8 @@ class Geometry(ctypes.Structure):
         ("max_payload", c_uint64),
         ("max_depth", c_uint64),
         ("prefetch", c_uint32),
-        ("reserved_", c_uint32 * 7),
+        ("senders", c_uint32),  # SENDERS_SHARED or SENDERS_ISOLATED; 0: the daemon's default
+        ("reserved_", c_uint32 * 6),
     ]
 
 

@@ -42,6 +42,19 @@ def test_stat_has_every_field_and_counts(conn, make_queue):
     assert conn.stat("py_alo")["delivery"] == "at-least-once"
 
 
+def test_senders_isolated_by_default_or_shared_when_asked(conn, make_queue):
+    iso, q = make_queue()
+    shared, s = make_queue(senders="shared")
+    assert conn.stat(iso)["geometry"]["senders"] == ipcq.SENDERS_ISOLATED
+    assert conn.stat(shared)["geometry"]["senders"] == ipcq.SENDERS_SHARED
+    assert s.geometry()["senders"] == ipcq.SENDERS_SHARED
+    for h in (q, s):
+        h.send(b"x" * 5000)
+        assert h.recv(timeout=1) == b"x" * 5000
+    with pytest.raises(ValueError):
+        conn.create("py_bad_senders", senders="private")
+
+
 def test_list_has_every_queue(conn, make_queue):
     names = {make_queue()[0] for _ in range(3)}
     listed = {d["name"]: d for d in conn.list()}

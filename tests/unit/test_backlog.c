@@ -703,6 +703,74 @@ static void test_with_a_bell_senders_wake_one_receiver_through_the_window(void *
 	t->r.bell = -1;
 }
 
+/* Lanes (ring.h): rings joined to a queue's own.  What joins a lane's
+ * backlog counts in the lane and in the queue's lanes_backlog, and the
+ * queue's bell rings until every lane's backlog is empty; the queue-wide
+ * figures (depth) are the queue's.  backlog_top tells a receiver which
+ * lane's waiting messages come first: the highest priority, then the
+ * oldest ticket, whatever lane they are in. */
+static void test_lanes_count_in_their_queue_and_order_by_priority_then_ticket(void **state)
+{
+	struct test_ring *home = *state = ring_new(64 * KIB, 8 * KIB, 0);
+	struct test_ring *a = ring_new(64 * KIB, 8 * KIB, 0), *b = ring_new(64 * KIB, 8 * KIB, 0);
+	struct fake_window fw = { .cap = 0, .all_awake = true };
+	struct backlog_window w = window_of(&fw);
+	struct seen s = { 0 };
+	struct ring_ref ref;
+	uint32_t prio;
+	uint64_t ta, tb;
+
+	home->r.bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	assert_true(home->r.bell >= 0);
+	ring_join(&a->r, &home->r, 1);
+	ring_join(&b->r, &home->r, 2);
+	assert_int_equal(a->r.lane, 1);
+	assert_ptr_equal(a->r.q, home->r.hdr);
+	/* lane 1 first at priority 2, then lane 2 at 2, then lane 2 at 7 */
+	assert_int_equal(submit_raw(a, &w, 1, 2000, 2), 0);
+	assert_int_equal(submit_raw(b, &w, 2, 2000, 2), 0);
+	assert_true(readable(home->r.bell));
+	assert_int_equal(backlog_of(&a->r), 1);
+	assert_int_equal(backlog_of(&b->r), 1);
+	assert_int_equal(backlog_of(&home->r), 0);
+	assert_int_equal(atomic_load(&home->r.hdr->lanes_backlog), 2);
+	assert_true(backlog_queue_busy(&home->r) && backlog_queue_busy(&a->r));
+	assert_int_equal(ring_depth(&home->r), 2);
+	assert_true(backlog_top(&a->r, &prio, &ta) && backlog_top(&b->r, &prio, &tb));
+	assert_int_equal(prio, 2);
+	assert_true(ta < tb); /* lane 1's joined first */
+	assert_int_equal(submit_raw(b, &w, 3, 2000, 7), 0);
+	assert_true(backlog_top(&b->r, &prio, &tb));
+	assert_int_equal(prio, 7);
+	/* a descriptor names its lane */
+	assert_int_equal(backlog_take(&b->r, &ref, 0, 0, backlog_window_seq(&b->r), NULL), 0);
+	assert_int_equal(ref.lane, 2);
+	consume_ref_in(&b->r, &ref, &s);
+	/* lane 2's next (priority 2) is younger than lane 1's */
+	assert_true(backlog_top(&b->r, &prio, &tb));
+	assert_int_equal(prio, 2);
+	assert_true(backlog_top(&a->r, &prio, &ta));
+	assert_true(ta < tb);
+	assert_int_equal(backlog_take(&a->r, &ref, 0, 0, backlog_window_seq(&a->r), NULL), 0);
+	assert_int_equal(ref.lane, 1);
+	consume_ref_in(&a->r, &ref, &s);
+	assert_false(backlog_top(&a->r, &prio, &ta));
+	/* lane 1 empty, lane 2 not: the bell still rings */
+	assert_true(readable(home->r.bell));
+	assert_int_equal(atomic_load(&home->r.hdr->lanes_backlog), 1);
+	assert_int_equal(backlog_take(&b->r, &ref, 0, 0, backlog_window_seq(&b->r), NULL), 0);
+	consume_ref_in(&b->r, &ref, &s);
+	assert_false(readable(home->r.bell));
+	assert_false(backlog_queue_busy(&home->r));
+	assert_int_equal(atomic_load(&home->r.hdr->lanes_backlog), 0);
+	assert_int_equal(ring_depth(&home->r), 3); /* (receivers count what they hand out) */
+	assert_ids(&s, (const uint32_t[]){ 3, 1, 2 }, 3);
+	close(home->r.bell);
+	home->r.bell = -1;
+	ring_free(a);
+	ring_free(b);
+}
+
 /* A loan published while another client holds the locks: with
  * BACKLOG_KEEP_ON_TIMEOUT the wait ends at the deadline and the loan is
  * still the caller's, reserved (and unsealed), to publish again once the
@@ -2050,6 +2118,7 @@ int main(void)
 		BACKLOG_TEST(test_submit_bypasses_only_an_empty_backlog),
 		BACKLOG_TEST(test_senders_leave_messages_in_the_backlog_while_no_receiver_sleeps),
 		BACKLOG_TEST(test_with_a_bell_senders_wake_one_receiver_through_the_window),
+		BACKLOG_TEST(test_lanes_count_in_their_queue_and_order_by_priority_then_ticket),
 		BACKLOG_TEST(test_submit_keeps_a_loan_when_the_lock_wait_times_out),
 		BACKLOG_TEST(test_take_returns_oldest_of_highest_level_then_eagain),
 		BACKLOG_TEST(test_more_priorities_than_levels_all_come_out),
