@@ -225,6 +225,23 @@ static void ring_bind(struct ring *r, void *mem, size_t map_len, void *data, siz
 	r->lane = 0;
 }
 
+/* The header's fixed fields (all but the magic, written last). */
+static void write_fixed(struct ring_hdr *h, const struct ring_geometry *geo, uint32_t slot_size, uint64_t states_offset,
+                        uint64_t total_size)
+{
+	h->version = RING_VERSION;
+	h->hdr_size = RING_HDR_SIZE;
+	h->data_size = geo->data_size;
+	h->max_payload = geo->max_payload;
+	h->msg_size = geo->msg_size;
+	h->delivery = geo->delivery;
+	h->nslots = RING_SLOTS;
+	h->slot_size = slot_size;
+	h->slots_offset = RING_HDR_SIZE;
+	h->states_offset = states_offset;
+	h->total_size = total_size;
+}
+
 int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len,
                 const struct ring_geometry *geo)
 {
@@ -234,17 +251,7 @@ int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t da
 	if (ring_geometry_check(geo, NULL) || map_len != ring_map_size(geo) || data_len != ring_data_map_size(geo))
 		return -EINVAL;
 	memset(h, 0, RING_HDR_SIZE);
-	h->version = RING_VERSION;
-	h->hdr_size = RING_HDR_SIZE;
-	h->data_size = geo->data_size;
-	h->max_payload = geo->max_payload;
-	h->msg_size = geo->msg_size;
-	h->delivery = geo->delivery;
-	h->nslots = RING_SLOTS;
-	h->slot_size = (uint32_t)slot_size_for(geo->msg_size);
-	h->slots_offset = RING_HDR_SIZE;
-	h->states_offset = RING_HDR_SIZE + slots_bytes(geo->msg_size);
-	h->total_size = map_len;
+	write_fixed(h, geo, (uint32_t)slot_size_for(geo->msg_size), RING_HDR_SIZE + slots_bytes(geo->msg_size), map_len);
 	atomic_store(&h->lock, 0);
 	atomic_store(&h->space_seq, 0);
 	/* the chunk states come zero with the fresh object (ring.h): written
@@ -1632,17 +1639,12 @@ bool ring_header_restore(struct ring *r)
 
 	if (header_intact(r))
 		return false;
-	h->version = RING_VERSION;
-	h->hdr_size = RING_HDR_SIZE;
-	h->data_size = r->data_size;
-	h->max_payload = r->max_payload;
-	h->msg_size = r->msg_size;
-	h->delivery = r->delivery;
-	h->nslots = RING_SLOTS;
-	h->slot_size = r->slot_size;
-	h->slots_offset = RING_HDR_SIZE;
-	h->states_offset = (uint64_t)((unsigned char *)r->states - (unsigned char *)r->hdr);
-	h->total_size = r->map_len;
+	write_fixed(h,
+	            &(struct ring_geometry){ .data_size = r->data_size,
+	                                     .max_payload = r->max_payload,
+	                                     .msg_size = r->msg_size,
+	                                     .delivery = r->delivery },
+	            r->slot_size, (uint64_t)((unsigned char *)r->states - (unsigned char *)r->hdr), r->map_len);
 	atomic_thread_fence(memory_order_release);
 	h->magic = RING_MAGIC;
 	return true;

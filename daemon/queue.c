@@ -944,38 +944,35 @@ static void check_guards(struct daemon *d, struct queue *q)
 	}
 }
 
-/* Bytes of shared memory a queue's objects hold now (pages, not sizes). */
+/* Bytes of memory an object holds now (pages, not its size), closing
+ * its descriptor fd; 0 for none. */
+static uint64_t held_bytes(int fd)
+{
+	struct stat st;
+	uint64_t bytes;
+
+	if (fd < 0)
+		return 0;
+	bytes = fstat(fd, &st) == 0 ? (uint64_t)st.st_blocks * 512u : 0;
+	close(fd);
+	return bytes;
+}
+
+/* Bytes of shared memory a queue's objects hold now, its lanes' too. */
 static uint64_t queue_memory(struct daemon *d, const struct queue *q)
 {
 	static const char *const suffixes[] = { ".ring", ".data", ".meta" };
 	uint64_t bytes = q->aside.bytes;
 
-	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		int fd = open_shm(d, q, suffixes[i], O_RDONLY);
-		struct stat st;
-
-		if (fd < 0)
-			continue;
-		if (fstat(fd, &st) == 0)
-			bytes += (uint64_t)st.st_blocks * 512u;
-		close(fd);
-	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		bytes += held_bytes(open_shm(d, q, suffixes[i], O_RDONLY));
 	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++) {
 		char ctl[PROTO_OBJ_NAME_MAX], data[PROTO_OBJ_NAME_MAX];
-		const char *names[2] = { ctl, data };
 
 		if (!q->lanes[id] || q->lanes[id]->retired || queue_lane_names(d, &q->rec, id, ctl, data) < 0)
 			continue;
-		for (unsigned i = 0; i < 2; i++) {
-			int fd = shm_open(names[i], O_RDONLY | O_CLOEXEC, 0);
-			struct stat st;
-
-			if (fd < 0)
-				continue;
-			if (fstat(fd, &st) == 0)
-				bytes += (uint64_t)st.st_blocks * 512u;
-			close(fd);
-		}
+		bytes += held_bytes(shm_open(ctl, O_RDONLY | O_CLOEXEC, 0));
+		bytes += held_bytes(shm_open(data, O_RDONLY | O_CLOEXEC, 0));
 	}
 	return bytes;
 }

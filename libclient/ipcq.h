@@ -313,6 +313,13 @@ ssize_t ipcq_recv(ipcq_queue *q, void *buf, size_t cap, unsigned *prio, int time
  * holding it, or gave it back with ipcq_nack) may keep its place at the
  * head of the line it was taken from (a batch given back does): then it
  * goes before messages of higher priority sent while it was held.
+ * In a queue whose senders are isolated (ipcq_geometry.senders), each
+ * sending user's messages wait in a lane of their own: FIFO within a
+ * priority holds for each user's; across users, receivers take the lane
+ * whose waiting messages have the highest priority, and among those the
+ * ones that joined the queue first (a batch at a time: a message appended
+ * to a batch waiting in one lane may go before one another user sent
+ * just before it).
  *
  * ipcq_send_batch sends n messages with one priority; returns how many
  * were sent (n, or a prefix when the timeout hit), or a negative errno

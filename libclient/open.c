@@ -152,6 +152,7 @@ static int own_lane(ipcq_queue *q)
 	if (!r)
 		return err == -EPROTO || err == -EINVAL ? -EIO : err;
 	atomic_store_explicit(&q->lane[r->lane], r, memory_order_release);
+	atomic_fetch_or_explicit(&q->lanes_mapped, 1ull << (r->lane - 1), memory_order_release);
 	q->sring = r;
 	return 0;
 }

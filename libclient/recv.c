@@ -18,9 +18,10 @@
  * handle's own that stays busy while an inline view points into it (which
  * buffers are busy the handle alone decides: a slot's owner word is
  * shared memory any receiver can rewrite): what the mq gave a receiver is
- * what it hands out, whatever other clients write into shared memory.  A ring descriptor is copied into
- * the slot until its chunk is taken: if this process dies in between, the
- * daemon sends it again (and if it dies before the copy, the daemon's
+ * what it hands out, whatever other clients write into shared memory.  A
+ * ring descriptor stays in that buffer, which the daemon reads too
+ * (daemon/rbuf.c), until its chunk is taken: if this process dies in
+ * between, the daemon sends it again (and if it dies before the copy, the daemon's
  * sweep finds the chunk orphaned, ring.c).  An inline message is lost
  * then, which is why at-least-once queues carry every message in the ring
  * (send.c).
@@ -524,15 +525,16 @@ static int recv_window(ipcq_queue *q, ipcq_msg *m, int timeout_ms)
 		return 0;
 	}
 	if (kind == PROTO_MSG_RING) {
-		slot_put(q, idx);
 		/* a lane the daemon made that this handle cannot map now */
 		if (h.lane && h.lane <= PROTO_LANES_MAX && (lanes_made(q) & (1ull << (h.lane - 1))) &&
 		    !lane_ring(q, h.lane)) {
+			slot_put(q, idx);
 			park(q, b, prio);
 			return SKIPPED;
 		}
 		r = take_desc(q, buf, prio, m);
 		buf_put(q, b);
+		slot_put(q, idx);
 		return r;
 	} else if (kind == PROTO_MSG_CLOSED) {
 		/* the daemon sets the flag before it sends CLOSED: without it,

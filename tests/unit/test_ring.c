@@ -1824,6 +1824,25 @@ static void test_light_use_keeps_to_the_start_of_a_large_ring(void **state)
 	assert_int_equal(ring_bytes_used(&t->r), 0);
 }
 
+
+/* What a client wrote over a header's fixed fields the daemon writes
+ * again from its own copy (the queue's own ring of a queue with lanes):
+ * a view attaches to it afterwards, and the header says it is intact. */
+static void test_header_restore_writes_the_fixed_fields_again(void **state)
+{
+	struct test_ring *t = *state = ring_new(64 * KIB, 8 * KIB, 1);
+	struct ring view;
+
+	assert_false(ring_header_restore(&t->r)); /* nothing to do */
+	memset(t->r.hdr, 0xa5, offsetof(struct ring_hdr, lock));
+	assert_int_equal(ring_attach(&view, t->mem, t->len, t->data, t->data_len, false), -EPROTO);
+	assert_true(ring_header_restore(&t->r));
+	assert_false(ring_header_restore(&t->r));
+	assert_int_equal(ring_attach(&view, t->mem, t->len, t->data, t->data_len, false), 0);
+	assert_int_equal(view.data_size, 64 * KIB);
+	assert_int_equal(view.max_payload, 8 * KIB);
+	assert_int_equal(view.delivery, 1);
+}
 /* Peeking copies what waits, by priority then age, taking nothing: a
  * chunk a receiver took is left out, and so is one whose header a client
  * spoilt; the first message that does not fit is -EMSGSIZE. */
@@ -3003,6 +3022,7 @@ int main(void)
 		RING_TEST(test_a_chunk_waiting_leaves_senders_the_whole_ring),
 		RING_TEST(test_a_chunk_a_receiver_holds_does_not_stop_the_early_wrap),
 		RING_TEST(test_peek_copies_what_waits_in_order),
+		RING_TEST(test_header_restore_writes_the_fixed_fields_again),
 		RING_TEST(test_moving_aside_yields_to_its_holder_and_to_death),
 		RING_TEST(test_lease_run_out_beside_a_full_window_is_sent_by_the_next_sweep),
 		RING_TEST(test_leases_never_run_out_at_most_once),
