@@ -296,6 +296,10 @@ int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t da
 void ring_join(struct ring *lane, const struct ring *home, unsigned id)
 {
 	lane->q = home->hdr;
+	/* receivers are the queue's: its receive slots count them (a sender
+	 * at a lap's end waits for them, ring_reserve) */
+	lane->slots = home->slots;
+	lane->slot_size = home->slot_size;
 	lane->lane = (uint16_t)id;
 	lane->bell = home->bell;
 	lane->self = home->self;

@@ -332,7 +332,8 @@ int ring_format(struct ring *r, void *mem, size_t map_len, void *data, size_t da
  * -EPROTO for foreign or other-version rings, -EINVAL for a bad layout. */
 int ring_attach(struct ring *r, void *mem, size_t map_len, void *data, size_t data_len, bool writable);
 /* A lane of a queue: what belongs to the queue as a whole is in home's
- * header, its bell is home's, and its descriptors name it by id. */
+ * header, its receive slots and bell are home's, and its descriptors name
+ * it by id. */
 void ring_join(struct ring *lane, const struct ring *home, unsigned id);
 /* Whether an attached ring has exactly this geometry. */
 bool ring_geometry_equal(const struct ring *r, const struct ring_geometry *geo);
