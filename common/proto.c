@@ -19,6 +19,7 @@ _Static_assert(sizeof(struct proto_ring_desc) <= PROTO_MSG_SIZE_MIN, "descriptor
 _Static_assert(sizeof(struct proto_meta) == 360 && offsetof(struct proto_meta, listened) == 76 &&
                        offsetof(struct proto_meta, lanes) == 88, "meta page layout (fields added at the end: an older page reads 0 there)");
 _Static_assert(sizeof(struct proto_meta) <= PROTO_META_SIZE, "meta fits its page");
+_Static_assert(PROTO_LANES_MAX <= 64, "a lane is a bit of proto_meta.lanes");
 /* the public structs keep their size from release to release (a new
  * field takes reserved room), so a program built against an older ipcq.h
  * works with a newer libipcq */

@@ -572,33 +572,35 @@ static int look_at_window(ipcq_queue *q, ipcq_msg *m, bool ask)
 	return recv_window(q, m, 0);
 }
 
-/* The ring whose backlog a receiver takes from next: of those whose
+/* The lane whose backlog a receiver takes from next: of those whose
  * backlog holds messages (batches given back, with BACKLOG_RETURNED), the
  * one whose waiting messages have the highest priority, and of those the
- * oldest (backlog_top: hints read without a lock); NULL when none is left
- * to try (tried: those already tried, by id). */
+ * oldest (backlog_top: hints read without a lock), the first from start
+ * on a tie; NULL when none is left to try (tried: the lanes already
+ * tried, a bit each).  The queue's own ring holds no chunk when it has
+ * lanes. */
 static struct ring *next_backlog(ipcq_queue *q, uint64_t lanes, unsigned start, unsigned flags, uint64_t *tried)
 {
+	unsigned rot = start % 64;
+	uint64_t left = lanes & ~*tried;
+	/* the lanes left, from lane start + 1 round */
+	uint64_t order = rot ? (left >> rot) | (left << (64 - rot)) : left;
 	struct ring *best = NULL;
 	uint32_t best_prio = 0;
 	uint64_t best_ticket = UINT64_MAX;
 
-	for (unsigned i = 0; i <= PROTO_LANES_MAX; i++) {
-		unsigned id = i ? 1 + (start + i - 1) % PROTO_LANES_MAX : 0;
-		struct ring *ring;
-		uint32_t prio;
-		uint64_t ticket;
+	while (order) {
+		unsigned bit = (__builtin_ctzll(order) + rot) % 64;
+		struct ring *ring = lane_ring(q, bit + 1);
+		uint32_t prio = 0;
+		uint64_t ticket = UINT64_MAX;
 
-		/* (the queue's own ring holds no chunk when it has lanes) */
-		if ((i && !(lanes & (1ull << (id - 1)))) || (tried[id / 64] & (1ull << (id % 64))) ||
-		    (id == 0 && q->meta->isolated))
-			continue;
-		ring = lane_ring(q, id);
+		order &= order - 1;
 		if (!ring || !((flags & BACKLOG_RETURNED) ? backlog_returned(ring) : backlog_busy(ring))) {
-			tried[id / 64] |= 1ull << (id % 64);
+			*tried |= 1ull << bit;
 			continue;
 		}
-		if ((flags & BACKLOG_RETURNED) || !backlog_top(ring, &prio, &ticket)) {
+		if (!(flags & BACKLOG_RETURNED) && !backlog_top(ring, &prio, &ticket)) {
 			prio = 0;
 			ticket = UINT64_MAX;
 		}
@@ -609,7 +611,7 @@ static struct ring *next_backlog(ipcq_queue *q, uint64_t lanes, unsigned start, 
 		}
 	}
 	if (best)
-		tried[best->lane / 64] |= 1ull << (best->lane % 64);
+		*tried |= 1ull << (best->lane - 1);
 	return best;
 }
 
@@ -622,7 +624,7 @@ static struct ring *next_backlog(ipcq_queue *q, uint64_t lanes, unsigned start, 
 static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned flags, uint64_t window_seq)
 {
 	const struct backlog_window w = { .waiting = window_waiting, .ctx = q };
-	uint64_t lanes = lanes_made(q), tried[(PROTO_LANES_MAX + 64) / 64] = { 0 };
+	uint64_t lanes = lanes_made(q), tried = 0;
 	unsigned start = lanes ? atomic_fetch_add_explicit(&q->lane_turn, 1, memory_order_relaxed) : 0;
 	struct ring_ref ref;
 	struct ring *ring;
@@ -631,7 +633,7 @@ static int recv_backlog(ipcq_queue *q, ipcq_msg *m, int timeout_ms, unsigned fla
 	if (!lanes) {
 		r = backlog_take(&q->ring, &ref, timeout_ms, flags, window_seq, &w);
 	} else {
-		while ((r == -EAGAIN || r == -EBADMSG) && (ring = next_backlog(q, lanes, start, flags, tried)))
+		while ((r == -EAGAIN || r == -EBADMSG) && (ring = next_backlog(q, lanes, start, flags, &tried)))
 			r = backlog_take(ring, &ref, timeout_ms, flags, window_seq, &w);
 		if (r == -EBADMSG)
 			r = -EAGAIN;
