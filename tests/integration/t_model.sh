@@ -19,6 +19,7 @@
 
 MODEL="$S/tests/model/backlog.pml"
 SPACE="$S/tests/model/space.pml"
+LANES="$S/tests/model/lanes.pml"
 CC=${CC:-cc}
 command -v spin >/dev/null 2>&1 || {
 	echo "SKIP: spin is not installed (Debian package spin; scripts/deps.sh installs it)"
@@ -28,6 +29,7 @@ command -v "$CC" >/dev/null 2>&1 || CC=gcc
 command -v "$CC" >/dev/null 2>&1 || fail "no C compiler to build spin's verifier with (\$CC, cc, gcc)"
 [ -f "$MODEL" ] || fail "no model at $MODEL"
 [ -f "$SPACE" ] || fail "no model at $SPACE"
+[ -f "$LANES" ] || fail "no model at $LANES"
 
 # search NAME MODELFILE SPINFLAGS CCFLAGS PANFLAGS: generate, build and run
 # a verifier in $T/NAME; its report is $T/NAME/out.  Returns 1 when the
@@ -128,7 +130,27 @@ test_waiting_for_room_loses_no_wakeup() {
 	pass "no producer sleeps beside room a release made; waking only past tail is caught"
 }
 
+# The bell of a queue with lanes: no receiver sleeps on a silent bell
+# beside a lane's message, with each lane's lock guarding its own count
+# alone; a silence not checked after it is caught.
+test_lanes_ring_the_bell() {
+	if ! search lanes "$LANES" "" "-DSAFETY -DNOCLAIM" "-m100000"; then
+		grep -E '^pan:' "$T/lanes/out" >&2 || true
+		trail lanes "" >&2
+		fail "a receiver sleeps on a silent bell beside a lane's message (above)"
+	fi
+	stats lanes
+	search lanes_liveness "$LANES" "" "-DNFAIR=4" "-a -f -m100000" ||
+		fail "a run of the lanes' bell leaves a message behind: $(grep '^pan:' "$T/lanes_liveness/out")"
+	search lanes_broken "$LANES" "-DBROKEN_UNCHECKED" "-DSAFETY -DNOCLAIM" "-m100000" &&
+		fail "the search missed a silence that is not checked after it"
+	grep -q 'assertion violated' "$T/lanes_broken/out" ||
+		fail "the unchecked silence failed otherwise than on the watcher: $(grep '^pan:' "$T/lanes_broken/out")"
+	pass "lanes: the bell rings while any lane's backlog holds a message (every run, weak fairness); an unchecked silence is caught"
+}
+
 test_harness_catches_a_lost_wakeup
 test_protocol_is_safe
 test_every_message_leaves
 test_waiting_for_room_loses_no_wakeup
+test_lanes_ring_the_bell
