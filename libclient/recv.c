@@ -151,11 +151,14 @@ static void handed_out(ipcq_queue *q)
 	count_n(&r->hdr->received, 1);
 	ring_depth_add(r, -1);
 	/* senders may wait for depth to drop under max_depth, each in the
-	 * ring it sends through */
+	 * ring it sends through (the queue's, or the lanes this handle maps) */
 	if (!q->geo.max_depth)
 		return;
-	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
-		struct ring *l = id ? atomic_load_explicit(&q->lane[id], memory_order_acquire) : r;
+	if (atomic_load_explicit(&r->hdr->waiters, memory_order_relaxed))
+		ring_wake_room(r);
+	for (uint64_t mapped = atomic_load_explicit(&q->lanes_mapped, memory_order_acquire); mapped;
+	     mapped &= mapped - 1) {
+		struct ring *l = atomic_load_explicit(&q->lane[__builtin_ctzll(mapped) + 1], memory_order_acquire);
 
 		if (l && atomic_load_explicit(&l->hdr->waiters, memory_order_relaxed))
 			ring_wake_room(l);

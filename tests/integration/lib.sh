@@ -131,6 +131,22 @@ expect_status() {
 # as_nobody COMMAND... (nobody:$NOBODY_GROUP, no supplementary groups, the
 # environment kept) and $IPCQ_NOBODY and $IPCBROKERD_NOBODY, command lines
 # of ipcq and ipcbrokerd that nobody can run (see nobody_prog).
+# nobody_mq_budget shared|whole: the tests that make queues as nobody (a
+# daemon of nobody's) share nobody's POSIX mq budget (RLIMIT_MSGQUEUE,
+# counted per user across IPC namespaces), and t_budget.sh fills all of
+# it: a lock on a file beside the tests keeps it from the others while it
+# runs (taken shared, or whole; held until the test's shell and the
+# daemons it started exit).
+nobody_mq_budget() {
+	command -v flock >/dev/null 2>&1 || return 0
+	exec 8>>"${TMPDIR:-/tmp}/ipcq-test-nobody-mq.lock"
+	if [ "$1" = whole ]; then
+		flock -x 8
+	else
+		flock -s 8
+	fi
+}
+
 need_nobody() {
 	[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to run commands as nobody"; exit 77; }
 	getent passwd nobody >/dev/null || { echo "SKIP: no user nobody"; exit 77; }

@@ -12,6 +12,8 @@ PRIVNS_FLAGS="--mount --ipc" . "$(dirname "$0")/privns.sh"
 privns_mount_private /dev/shm
 . "$(dirname "$0")/lib.sh"
 need_nobody
+# it fills nobody's budget: no other test makes queues as nobody meanwhile
+nobody_mq_budget whole
 mount -t tmpfs -o mode=1777 ipcq-test-shm /dev/shm || fail "cannot mount a private /dev/shm"
 
 BUDGET=819200

@@ -15,6 +15,7 @@ PRIVNS_FLAGS="--mount --ipc"
 privns_mount_private /run /dev/shm
 . "$(dirname "$0")/lib.sh"
 need_nobody
+nobody_mq_budget shared
 mount -t tmpfs -o mode=755 ipcq-test-run /run || fail "cannot mount a private /run"
 mount -t tmpfs -o mode=1777 ipcq-test-shm /dev/shm || fail "cannot mount a private /dev/shm"
 unset IPCQ_SOCKET IPCQ_USER XDG_RUNTIME_DIR

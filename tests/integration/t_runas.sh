@@ -11,6 +11,7 @@ PRIVNS_FLAGS="--mount --ipc" . "$(dirname "$0")/privns.sh"
 privns_mount_private /dev/shm
 . "$(dirname "$0")/lib.sh"
 need_nobody
+nobody_mq_budget shared
 mount -t tmpfs -o mode=1777 ipcq-test-shm /dev/shm || fail "cannot mount a private /dev/shm"
 RC="$STRESS/ringcrash"
 NOBODY_UID=$(id -u nobody)

@@ -10,6 +10,7 @@
 # handle.
 . "$(dirname "$0")/lib.sh"
 need_nobody
+nobody_mq_budget shared
 TRUST="$STRESS/trust"
 TRUST_NOBODY=$(nobody_prog "$TRUST")
 REG="$T/$NS.queues"
