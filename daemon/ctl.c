@@ -451,7 +451,7 @@ static int op_lane(struct conn *c, const struct proto_req *req, struct reply *r)
 			                              "watched: it exited, or lives in a PID namespace the daemon cannot see",
 			                   (int)c->cred.pid);
 		c->holder = p->holder;
-		id = lane_assign(d, q, lane_owner_of_uid(c->cred.uid), r->rep.errmsg, sizeof(r->rep.errmsg));
+		id = lane_assign(d, q, lane_owner_of_uid(c->cred.uid), p->holder, r->rep.errmsg, sizeof(r->rep.errmsg));
 		if (id < 0) {
 			r->rep.status = id;
 			return id;

@@ -77,7 +77,7 @@ struct ring *queue_daemon_ring(struct daemon *d, struct queue *q)
 
 	if (!queue_isolated(q) || !q->meta)
 		return q->ring.hdr ? &q->ring : NULL;
-	id = lane_assign(d, q, LANE_OWNER_DAEMON, err, sizeof(err));
+	id = lane_assign(d, q, LANE_OWNER_DAEMON, 0, err, sizeof(err));
 	if (id < 0) {
 		log_debug("queue %s: no lane for the daemon's writes now: %s", q->rec.name, err);
 		return NULL;
@@ -129,29 +129,72 @@ static int lane_make(struct daemon *d, struct queue *q, unsigned id, char *errbu
 	return 0;
 }
 
-/* Whether lane l may go to a new owner: no client of its user connected
- * (the daemon's writes are done within a turn of its loop), nothing in
- * it, and its pages given back (zeroed). */
+/* Process holder maps lane l writable (0: the daemon, which always may). */
+static void writer_add(struct lane *l, uint32_t holder)
+{
+	uint32_t *v;
+
+	if (!holder || l->writers_all)
+		return;
+	for (unsigned i = 0; i < l->nwriters; i++)
+		if (l->writers[i] == holder)
+			return;
+	if (l->nwriters == l->writers_cap) {
+		unsigned cap = l->writers_cap ? 2 * l->writers_cap : 8;
+
+		v = cap <= LANE_WRITERS_MAX ? reallocarray(l->writers, cap, sizeof(*v)) : NULL;
+		if (!v) {
+			l->writers_all = true; /* never to another owner */
+			return;
+		}
+		l->writers = v;
+		l->writers_cap = cap;
+	}
+	l->writers[l->nwriters++] = holder;
+}
+
+/* Whether a process l was given writable may still map it. */
+static bool writers_live(struct daemon *d, struct lane *l)
+{
+	unsigned kept = 0;
+
+	if (l->writers_all)
+		return true;
+	for (unsigned i = 0; i < l->nwriters; i++)
+		if (peer_holder_alive(d, l->writers[i]))
+			l->writers[kept++] = l->writers[i];
+	l->nwriters = kept;
+	return kept != 0;
+}
+
+/* Whether lane l may go to a new owner: no process it was given to
+ * writable lives (the daemon's writes are done within a turn of its
+ * loop), no client of its user is connected, nothing in it, and its pages
+ * given back (zeroed). */
 static bool lane_free(struct daemon *d, struct queue *q, struct lane *l)
 {
 	uint32_t owner = atomic_load_explicit(&q->meta->lane_owner[l->id - 1], memory_order_relaxed);
 
 	/* (what a dead sender left reserved, the sweep reclaims first) */
-	if (l->retired || (owner && owner != LANE_OWNER_DAEMON && ctl_uid_connected(d, (uid_t)(owner - 1))))
+	if (l->retired || writers_live(d, l) ||
+	    (owner && owner != LANE_OWNER_DAEMON && ctl_uid_connected(d, (uid_t)(owner - 1))))
 		return false;
 	return ring_give_back(&l->ring) == 1;
 }
 
-int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf, size_t errcap)
+int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, uint32_t holder, char *errbuf, size_t errcap)
 {
 	uint64_t retired = atomic_load_explicit(&q->meta->lanes_retired, memory_order_relaxed);
 	unsigned fresh = 0;
 	int ret, reserve = 0;
 
-	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++)
+	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++) {
 		if (q->lanes[id] && !q->lanes[id]->retired &&
-		    atomic_load_explicit(&q->meta->lane_owner[id - 1], memory_order_relaxed) == owner)
+		    atomic_load_explicit(&q->meta->lane_owner[id - 1], memory_order_relaxed) == owner) {
+			writer_add(q->lanes[id], holder);
 			return (int)id;
+		}
+	}
 	for (unsigned id = 1; id <= PROTO_LANES_MAX; id++) {
 		if (!q->lanes[id]) {
 			if (!fresh && !(retired & bit(id)))
@@ -162,6 +205,7 @@ int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf,
 		 * touching a page /dev/shm has no room for would get a SIGBUS */
 		if (lane_free(d, q, q->lanes[id]) && (reserve = queue_reserve_lane(d, q, id, false)) == 0) {
 			atomic_store_explicit(&q->meta->lane_owner[id - 1], owner, memory_order_release);
+			writer_add(q->lanes[id], holder);
 			return (int)id;
 		}
 	}
@@ -183,6 +227,7 @@ int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf,
 		return ret;
 	}
 	atomic_store_explicit(&q->meta->lane_owner[fresh - 1], owner, memory_order_release);
+	writer_add(q->lanes[fresh], holder);
 	return (int)fresh;
 }
 
@@ -240,6 +285,10 @@ void lanes_adopt(struct daemon *d, struct queue *q)
 			continue;
 		}
 		lane_joined(q, l);
+		/* the processes of the last daemon's that live may map it:
+		 * it is no other owner's until they are gone */
+		for (const struct peer *p = d->peers; p; p = p->next)
+			writer_add(l, p->holder);
 		q->lanes[id] = l;
 	}
 }
@@ -285,6 +334,7 @@ void lanes_free(struct daemon *d, struct queue *q, bool unlink_objects)
 			continue;
 		lease_table_clear(&l->leases);
 		queue_ring_unmap(&l->ring);
+		free(l->writers);
 		free(l);
 		q->lanes[id] = NULL;
 	}

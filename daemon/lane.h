@@ -16,6 +16,9 @@
 struct daemon;
 struct queue;
 
+/* Most processes a lane's writers list keeps (struct lane.writers). */
+#define LANE_WRITERS_MAX 4096u
+
 /* A ring's chunk count and the walk's, as a sweep at rest saw them. */
 struct ring_rest {
 	uint64_t chunks, census;
@@ -28,6 +31,13 @@ struct lane {
 	 * again in this queue (proto_meta.lanes_retired) */
 	bool retired;
 	struct lease_table leases; /* of its chunks (lease.c) */
+	/* the processes (holder ids) given its data object writable: it goes
+	 * to another owner only once none of them lives (a process may keep
+	 * its mapping after it closed its connection); all: too many to
+	 * keep, never to another owner */
+	uint32_t *writers;
+	unsigned nwriters, writers_cap;
+	bool writers_all;
 	/* the chunk count as the last sweeps saw it at rest (queue.c) */
 	bool rest_valid;
 	struct ring_rest rest;
@@ -50,12 +60,14 @@ static inline uint32_t lane_owner_of_uid(uid_t uid)
 	return (uint32_t)uid + 1u < LANE_OWNER_DAEMON ? (uint32_t)uid + 1u : LANE_OWNER_DAEMON - 1u;
 }
 
-/* The lane of owner (lane_owner_of_uid, or LANE_OWNER_DAEMON): the one
- * it has, else one whose owner is gone (no client of its user connected)
- * and that holds nothing (its pages given back, so that nothing of the
- * last owner's is left to read), else a new one.  Its id, or a negative
- * errno with errbuf saying why (-EUSERS: every lane in use). */
-int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, char *errbuf, size_t errcap);
+/* The lane of owner (lane_owner_of_uid, or LANE_OWNER_DAEMON) for the
+ * process holder (0: the daemon), which will map it writable: the one
+ * the owner has, else one whose owner is gone (no process it was given to
+ * lives, no client of its user is connected) and that holds nothing (its
+ * pages given back, so that nothing of the last owner's is left to read),
+ * else a new one.  Its id, or a negative errno with errbuf saying why
+ * (-EUSERS: every lane in use). */
+int lane_assign(struct daemon *d, struct queue *q, uint32_t owner, uint32_t holder, char *errbuf, size_t errcap);
 /* New descriptors of lane id's objects: control read-write, data
  * read-write for its sender or read-only. */
 int lane_fds(struct daemon *d, struct queue *q, unsigned id, bool writable, int fds[2]);

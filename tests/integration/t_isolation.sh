@@ -20,12 +20,21 @@ need_nobody
 ISO="$STRESS/isolation"
 ISO_NOBODY=$(nobody_prog "$ISO")
 N=40
+# a third user, without a name: setpriv takes a bare uid
+OTHER_UID=4242
+command -v setpriv >/dev/null 2>&1 || { echo "SKIP: no setpriv to run a command as uid $OTHER_UID"; exit 77; }
+as_other() { setpriv --reuid=$OTHER_UID --regid=$OTHER_UID --clear-groups "$@"; }
 
 cat >"$T/iso.conf" <<CONF
 auto_create = false
 queue "iso" {
 	senders = "isolated"
 	allow_send = { "uid:0", "user:nobody" }
+	allow_recv = { "uid:0" }
+}
+queue "iso2" {
+	senders = "isolated"
+	allow_send = { "uid:0", "user:nobody", "uid:$OTHER_UID" }
 	allow_recv = { "uid:0" }
 }
 queue "shared" {
@@ -78,6 +87,30 @@ test_a_hostile_sender_cannot_spoil_another_senders_messages() {
 	pass "senders isolated: a sender that writes garbage over all it can and forges descriptors spoils none of another's $N messages"
 }
 
+# A lane goes to another user only once no process it was given to
+# lives: nobody's sender closes its connection (the daemon sees no client
+# of nobody's) and keeps its mapping while another user sends.
+test_a_lane_stays_its_senders_while_they_live() {
+	tok=$(token)
+	mkfifo "$T/go"
+	as_nobody $ISO_NOBODY hold "$SOCK" iso2 "$tok" <"$T/go" >"$T/hold" 2>&1 &
+	holder=$!
+	exec 5>"$T/go"
+	for i in $(seq 50); do grep -q ready "$T/hold" && break; sleep 0.1; done
+	grep -q ready "$T/hold" || fail "nobody's holding sender did not start: $(cat "$T/hold")"
+	assert_eq hold "$("$IPCQ" recv -t 2 iso2)" "nobody's message"
+	as_other $ISO_NOBODY secret "$SOCK" iso2 "$tok" 5 >/dev/null ||
+		fail "uid $OTHER_UID's messages into iso2"
+	echo go >&5
+	exec 5>&-
+	st=0
+	wait "$holder" || st=$?
+	sed 's/^/  /' "$T/hold"
+	assert_eq 0 "$st" "exit of nobody's look, after closing its connection, for uid $OTHER_UID's token (0: not found)"
+	assert_eq 5 "$("$IPCQ" recv -c 0 -t 1 iso2 | wc -l | tr -d ' ')" "uid $OTHER_UID's messages received"
+	pass "senders isolated: a lane is no other user's while a process it was given to lives, connected or not"
+}
+
 test_shared_senders_can_spoil_each_other() {
 	"$IPCQ" purge shared >/dev/null
 	tok=$(token)
@@ -94,5 +127,6 @@ start_daemon -c "$T/iso.conf"
 test_a_sender_cannot_read_another_senders_messages
 test_shared_senders_can_read_each_other
 test_a_hostile_sender_cannot_spoil_another_senders_messages
+test_a_lane_stays_its_senders_while_they_live
 test_shared_senders_can_spoil_each_other
 stop_daemon

@@ -19,6 +19,13 @@
  *       8, every offset a chunk can have in the first 64 KiB, generations
  *       1 to 4) and garbage into the window as far as it takes them.
  *       Exit 0 (it did what it could), 3 when it could not open the queue
+ *   isolation hold SOCKET QUEUE TOKEN
+ *       a send-only client that sends one message, then closes its
+ *       connection to the daemon but keeps its mappings, says "ready" on
+ *       stdout and waits for a line on stdin; then looks for TOKEN in its
+ *       shared mappings (as spy does): exit 0 when it finds nothing, 1
+ *       when it does.  A lane it had must not go to another user while it
+ *       lives
  *   isolation check SOCKET QUEUE TOKEN N
  *       receives until the queue is empty for 5 s (or 30 s pass) and
  *       checks that the N messages of secret arrived, each once, intact;
@@ -219,6 +226,31 @@ static int spy(const char *sock, const char *queue, const char *token, const cha
 	return l.found ? 1 : 0;
 }
 
+static int hold(const char *sock, const char *queue, const char *token)
+{
+	struct look l = { .token = token, .tlen = strlen(token) };
+	char line[16];
+	ipcq_client *c;
+	ipcq_queue *q;
+	int r = open_queue(sock, queue, IPCQ_SEND, &c, &q);
+
+	if (r < 0)
+		return cannot("open the queue for sending", r);
+	r = ipcq_send(q, "hold", 4, 0, 1000);
+	if (r < 0)
+		return cannot("send", r);
+	/* the daemon sees no connection of this user; the mappings stay */
+	close(c->fd);
+	printf("ready\n");
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		line[0] = '\0';
+	each_shared_mapping(look_in, &l);
+	printf("hold: the token found %u times\n", l.found);
+	fflush(stdout);
+	_exit(l.found ? 1 : 0);
+}
+
 struct wreck {
 	unsigned round;
 	uint64_t bytes;
@@ -352,6 +384,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 6 && strcmp(argv[1], "secret") == 0)
 		return secret(argv[2], argv[3], argv[4], (unsigned)strtoul(argv[5], NULL, 10));
+	if (argc == 5 && strcmp(argv[1], "hold") == 0)
+		return hold(argv[2], argv[3], argv[4]);
 	if (argc == 6 && strcmp(argv[1], "spy") == 0)
 		return spy(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 5 && strcmp(argv[1], "wreck") == 0)
@@ -359,6 +393,6 @@ int main(int argc, char **argv)
 	if (argc == 6 && strcmp(argv[1], "check") == 0)
 		return check(argv[2], argv[3], argv[4], (unsigned)strtoul(argv[5], NULL, 10));
 	fprintf(stderr, "usage: isolation secret|check SOCKET QUEUE TOKEN N | spy SOCKET QUEUE TOKEN PREFIX | "
-	                "wreck SOCKET QUEUE ROUNDS\n");
+	                "hold SOCKET QUEUE TOKEN | wreck SOCKET QUEUE ROUNDS\n");
 	return 2;
 }
