@@ -670,8 +670,9 @@ void queue_quarantine(struct daemon *d, struct queue *q, const char *why)
 	          q->rec.name, q->quarantine);
 }
 
-/* Take every message off the daemon's mq, releasing ring chunks of those
- * that are descriptors when ring is given; returns the messages taken.
+/* Take every message off the daemon's mq, releasing the ring chunks (in
+ * the rings of their lanes) of those that are descriptors with release;
+ * returns the messages taken.
  * Bounded: senders may go on sending while it runs, and the event loop
  * must not spin on them. */
 static int mq_drain(struct queue *q, bool release)
