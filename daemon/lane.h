@@ -19,8 +19,10 @@ struct queue;
 /* Most processes a lane's writers list keeps (struct lane.writers). */
 #define LANE_WRITERS_MAX 4096u
 
-/* A ring's chunk count and the walk's, as a sweep at rest saw them. */
+/* A ring's chunk count and the walk's, as a sweep at rest saw them;
+ * valid: the last sweep did. */
 struct ring_rest {
+	bool valid;
 	uint64_t chunks, census;
 };
 
@@ -39,7 +41,6 @@ struct lane {
 	unsigned nwriters, writers_cap;
 	bool writers_all;
 	/* the chunk count as the last sweeps saw it at rest (queue.c) */
-	bool rest_valid;
 	struct ring_rest rest;
 };
 

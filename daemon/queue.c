@@ -1133,11 +1133,9 @@ static struct ring *ring_at(struct queue *q, unsigned id)
 	return id == 0 ? &q->ring : queue_ring_of(q, id);
 }
 
-/* The chunk counts a sweep at rest saw of ring id of q (made), and
- * whether they are still the last sweep's. */
-static struct ring_rest *rest_of(struct queue *q, unsigned id, bool **valid)
+/* The chunk counts a sweep at rest saw of ring id of q (made). */
+static struct ring_rest *rest_of(struct queue *q, unsigned id)
 {
-	*valid = id ? &q->lanes[id]->rest_valid : &q->rest_valid;
 	return id ? &q->lanes[id]->rest : &q->rest;
 }
 
@@ -1203,24 +1201,18 @@ static void sweep_window(struct queue *q)
 	for (unsigned id = 0; id <= PROTO_LANES_MAX && at_rest; id++) {
 		struct ring *r = ring_at(q, id);
 		struct ring_rest *rest;
-		bool *valid;
 
 		if (!r)
 			continue;
 		chunks[id] = atomic_load_explicit(&r->hdr->chunks, memory_order_relaxed);
 		at_rest = ring_census(r, &census[id]) == 0 && census[id].waiting == 0;
-		rest = rest_of(q, id, &valid);
+		rest = rest_of(q, id);
 		fixed &= chunks[id] == census[id].chunks;
-		same &= *valid && rest->chunks == chunks[id] && rest->census == census[id].chunks;
+		same &= rest->valid && rest->chunks == chunks[id] && rest->census == census[id].chunks;
 	}
-	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
-		bool *valid;
-
-		if (ring_at(q, id) || (id && q->lanes[id])) {
-			rest_of(q, id, &valid);
-			*valid = false;
-		}
-	}
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++)
+		if (id == 0 || q->lanes[id])
+			rest_of(q, id)->valid = false;
 	if (!at_rest || (depth == 0 && fixed && window == 0 && lanes_backlog == 0))
 		return;
 	if (same && q->rest_depth == depth && q->rest_window == window && q->rest_lanes_backlog == lanes_backlog) {
@@ -1241,16 +1233,10 @@ static void sweep_window(struct queue *q)
 				                                        memory_order_relaxed, memory_order_relaxed);
 		}
 	}
-	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++) {
-		struct ring_rest *rest;
-		bool *valid;
-
-		if (!ring_at(q, id))
-			continue;
-		rest = rest_of(q, id, &valid);
-		*rest = (struct ring_rest){ .chunks = chunks[id], .census = census[id].chunks };
-		*valid = true;
-	}
+	for (unsigned id = 0; id <= PROTO_LANES_MAX; id++)
+		if (ring_at(q, id))
+			*rest_of(q, id) =
+			        (struct ring_rest){ .valid = true, .chunks = chunks[id], .census = census[id].chunks };
 	q->rest_depth = depth;
 	q->rest_window = window;
 	q->rest_lanes_backlog = lanes_backlog;

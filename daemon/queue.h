@@ -46,7 +46,7 @@ struct queue {
 	char quarantine[160];
 	/* the window as the last sweep saw it (queue_sweep_window) */
 	uint32_t stuck_sweeps;
-	bool rest_valid; /* the last sweep found the queue at rest, with: */
+	/* the last sweep found the queue at rest (rest.valid), with: */
 	int64_t rest_depth, rest_window;
 	uint64_t rest_lanes_backlog;
 	/* the lanes' backlog count the last sweep saw below their own counts'
