@@ -48,23 +48,26 @@ token() {
 	printf 'tok%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 }
 
-test_a_sender_cannot_read_another_senders_messages() {
+# spy_on QUEUE: root leaves $N messages marked with a fresh token in
+# QUEUE, and nobody, a sender of it, looks for the token in all it can
+# read; st is the look's exit status (0: not found, 1: found).
+spy_on() {
 	tok=$(token)
-	"$ISO" secret "$SOCK" iso "$tok" $N >/dev/null || fail "root's messages into iso"
+	"$ISO" secret "$SOCK" "$1" "$tok" $N >/dev/null || fail "root's messages into $1"
 	st=0
-	as_nobody $ISO_NOBODY spy "$SOCK" iso "$tok" "ipcq.$NS." >"$T/spy" 2>&1 || st=$?
+	as_nobody $ISO_NOBODY spy "$SOCK" "$1" "$tok" "ipcq.$NS." >"$T/spy" 2>&1 || st=$?
 	sed 's/^/  /' "$T/spy"
+}
+
+test_a_sender_cannot_read_another_senders_messages() {
+	spy_on iso
 	assert_eq 0 "$st" "exit of nobody's look for root's token in iso (0: not found)"
 	assert_eq $((N + 1)) "$(qstat iso depth)" "depth of iso: root's messages and nobody's one"
 	pass "senders isolated: a send-only client of another uid finds none of a sender's waiting bytes"
 }
 
 test_shared_senders_can_read_each_other() {
-	tok=$(token)
-	"$ISO" secret "$SOCK" shared "$tok" $N >/dev/null || fail "root's messages into shared"
-	st=0
-	as_nobody $ISO_NOBODY spy "$SOCK" shared "$tok" "ipcq.$NS." >"$T/spy" 2>&1 || st=$?
-	sed 's/^/  /' "$T/spy"
+	spy_on shared
 	assert_eq 1 "$st" "exit of nobody's look for root's token in shared (1: found)"
 	pass "senders shared: the same look finds another sender's bytes (the probe works)"
 }
